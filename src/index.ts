@@ -1,0 +1,36 @@
+/**
+ * webhook-outbox: send webhooks without ever losing one.
+ * Explicit named exports only.
+ */
+export {
+  WebhookOutboxError,
+  InvalidOptionError,
+  InvalidMessageError,
+  HttpStatusError,
+  NetworkError,
+  RetriesExhaustedError,
+  StoreIoError,
+  OutboxFullError,
+  OutboxClosedError,
+  OutboxLockedError,
+  DrainTimeoutError,
+} from './errors.js';
+export type { ErrorCode } from './errors.js';
+export { systemClock } from './clock.js';
+export type { Clock, CancelTimer } from './clock.js';
+export type { Transport, TransportRequest, TransportResponse } from './transport/transport.js';
+export { MAX_HISTORY } from './store/store.js';
+export type {
+  OutboxStore,
+  NewEvent,
+  StoredEvent,
+  AttemptRecord,
+  ClaimRequest,
+  ClaimResult,
+  Outcome,
+  DeadReason,
+  DeadLetter,
+  DeadLetterQuery,
+  StoreStats,
+  EndpointStoreStats,
+} from './store/store.js';

@@ -1,0 +1,153 @@
+/**
+ * The `OutboxStore` port: where accepted events live until they are delivered or given up on.
+ *
+ * Contract (every implementation passes `test/store/contract.ts`):
+ * - `append()` resolves only once every event of the batch is durable to the store's own promise
+ *   (fsync for `FileStore` by default). If it rejects, the caller treats the batch as not accepted; an
+ *   event of a rejected batch may still reappear after a crash mid-write (an accepted event never
+ *   disappears; a rejected one may come back). It rejects with `ERR_OUTBOX_FULL` when accepting the batch would
+ *   exceed the store's byte limit, and `ERR_STORE_IO` on an I/O failure. Ids are unique: appending an id
+ *   that is already pending or dead is a no-op for that event (the first copy wins).
+ * - `claim()` hands out due events (`nextAttemptAt <= now`) that are not already claimed, oldest due
+ *   first, at most `limit`, skipping `excludeEndpoints`. A claim is an in-memory lease of this process
+ *   (a shared store such as Postgres makes it a lease with an expiry); it is not persisted, so after a
+ *   crash every claimed event is pending again.
+ * - `settle()` records outcomes for claimed events and resolves once they are durable. `delivered`
+ *   removes the event; `retry` keeps it pending with a new attempt count and due time; `dead` moves it to
+ *   the dead letters; `release` returns it unchanged (nothing is written).
+ * - Dead letters are kept until `purge()`; `replay()` makes them pending again with attempts reset.
+ * - `stats()` is synchronous and cheap (counters kept in memory).
+ * - After `close()` every method rejects with `ERR_OUTBOX_CLOSED`; `close()` itself is idempotent.
+ */
+export interface OutboxStore {
+  /** Opens (or creates) the store: takes locks, recovers, builds indexes. Called once by `Outbox.open()`. */
+  open(): Promise<void>;
+  /** Durably accepts a batch of new events. See the contract above. */
+  append(events: readonly NewEvent[]): Promise<void>;
+  /** Leases up to `limit` due events. */
+  claim(request: ClaimRequest): Promise<ClaimResult>;
+  /** Durably records the outcome of claimed events. */
+  settle(outcomes: readonly Outcome[]): Promise<void>;
+  /** Lists dead letters, oldest first, with their payload and attempt history. */
+  deadLetters(query?: DeadLetterQuery): Promise<DeadLetter[]>;
+  /** Makes dead letters pending again (all of them when `ids` is omitted); resolves with how many. */
+  replay(ids?: readonly string[], now?: number): Promise<number>;
+  /** Deletes dead letters for good (all of them when `ids` is omitted); resolves with how many. */
+  purge(ids?: readonly string[]): Promise<number>;
+  /** Counters, kept in memory. */
+  stats(): StoreStats;
+  /** Makes everything written so far durable and releases locks and handles. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** One summarised delivery attempt, as kept in an event's history. Never contains secrets. */
+export interface AttemptRecord {
+  /** When the attempt started (ms since epoch). */
+  at: number;
+  /** How long it took (ms). */
+  durationMs: number;
+  /** The HTTP status, when the receiver answered. */
+  status?: number;
+  /** Error code or short description when there was no 2xx (e.g. `ECONNREFUSED`, `ERR_TIMEOUT`, `HTTP 503`). */
+  error?: string;
+}
+
+/** An event as accepted by `append()`: already validated, serialised and given an id. */
+export interface NewEvent {
+  /** The event id, sent as `webhook-id`. Unique within the store. */
+  id: string;
+  /** Absolute target URL. Events are grouped into endpoints by this exact string. */
+  url: string;
+  /** Request headers to send (lower-case names), not including the per-attempt signature headers. */
+  headers: Record<string, string>;
+  /** The exact body bytes. */
+  body: Uint8Array;
+  /** When it was accepted (ms since epoch); `maxAgeMs` counts from here. */
+  createdAt: number;
+  /** When it may first be attempted; usually `createdAt`. */
+  nextAttemptAt: number;
+}
+
+/** A pending event with its retry state. */
+export interface StoredEvent extends NewEvent {
+  /** Attempts made so far (0 for a fresh event). */
+  attempts: number;
+  /** The last attempts (at most {@link MAX_HISTORY}), oldest first. */
+  history: AttemptRecord[];
+}
+
+/** How many attempts an event's history keeps. */
+export const MAX_HISTORY = 10;
+
+/** Arguments of {@link OutboxStore.claim}. */
+export interface ClaimRequest {
+  /** Maximum number of events to return. */
+  limit: number;
+  /** Current time (ms since epoch); only events with `nextAttemptAt <= now` are due. */
+  now: number;
+  /** Endpoint URLs whose events must not be returned (for example, their circuit is open). */
+  excludeEndpoints?: ReadonlySet<string>;
+  /** Only return events of this endpoint URL. */
+  endpoint?: string;
+}
+
+/** What {@link OutboxStore.claim} returns. */
+export interface ClaimResult {
+  events: StoredEvent[];
+  /**
+   * The earliest `nextAttemptAt` among pending, unclaimed events that match the request's endpoint filters
+   * and were not returned; `undefined` when there are none. Lets the flusher sleep until then.
+   */
+  nextDueAt: number | undefined;
+}
+
+/** The outcome of one claimed event. */
+export type Outcome =
+  | { id: string; type: 'delivered'; attempt: AttemptRecord }
+  | { id: string; type: 'retry'; attempt: AttemptRecord; nextAttemptAt: number; countsAsAttempt: boolean }
+  | { id: string; type: 'dead'; attempt?: AttemptRecord; reason: DeadReason; at: number }
+  | { id: string; type: 'release' };
+
+/** Why an event was given up on. */
+export type DeadReason = 'http-status' | 'max-age' | 'max-attempts' | 'invalid';
+
+/** A dead letter: the full request and why it was given up on. */
+export interface DeadLetter extends StoredEvent {
+  reason: DeadReason;
+  /** When it was moved to the dead letters (ms since epoch). */
+  deadAt: number;
+}
+
+/** Arguments of {@link OutboxStore.deadLetters}. */
+export interface DeadLetterQuery {
+  /** Only these ids. */
+  ids?: readonly string[];
+  /** At most this many (default: all). */
+  limit?: number;
+}
+
+/** Per-endpoint counters. */
+export interface EndpointStoreStats {
+  pending: number;
+  dead: number;
+}
+
+/** Store counters, kept in memory and cheap to read. */
+export interface StoreStats {
+  /** Events waiting to be delivered, including claimed ones. */
+  pending: number;
+  /** Events currently claimed. */
+  claimed: number;
+  /** Events delivered since the store was opened. */
+  delivered: number;
+  /** Dead letters kept. */
+  dead: number;
+  /** Records skipped on recovery because their checksum or framing was bad. */
+  corrupt: number;
+  /** `createdAt` of the oldest pending event, or `undefined`. */
+  oldestPendingAt: number | undefined;
+  /** Bytes the store occupies on disk (0 for memory stores). */
+  bytesOnDisk: number;
+  /** Counters per endpoint URL. */
+  endpoints: Record<string, EndpointStoreStats>;
+}
