@@ -11,3 +11,11 @@ export type {
   ReplySpec,
   ReplyScript,
 } from './flaky-receiver.js';
+export { failThenSucceed, replySequence } from './nock-helpers.js';
+export type {
+  FailThenSucceedOptions,
+  NockInterceptorLike,
+  NockLike,
+  NockScopeLike,
+  NockStep,
+} from './nock-helpers.js';
