@@ -1,0 +1,221 @@
+/**
+ * Per-endpoint delivery state: a circuit breaker (closed -> open -> half-open) and an adaptive concurrency
+ * limit (AIMD). Pure: no I/O, time comes from the injected clock, transitions are reported to a callback.
+ */
+import type { Clock } from '../clock.js';
+
+/** Circuit state of an endpoint. `open`: nothing is sent; `half-open`: one probe at a time. */
+export type CircuitState = 'closed' | 'open' | 'half-open';
+
+/** How an endpoint reacts to outcomes. Built by the flusher from the outbox options. */
+export interface EndpointPolicy {
+  /** Upper bound of the concurrency limit (the `concurrency` option). */
+  maxConcurrency: number;
+  /** Consecutive endpoint failures (refused, reset, timeout, 5xx) that open the circuit. */
+  failureThreshold: number;
+  /** Concurrency limit right after the circuit closes: the start of the slow start. */
+  recoveryConcurrency: number;
+  /** Delay before the `n`-th probe of an open circuit (0-based), e.g. the retry backoff. */
+  probeDelayMs(n: number): number;
+  /** Upper bound of a Retry-After pause. */
+  maxRetryAfterMs: number;
+}
+
+/** What one attempt said about the endpoint (derived from the attempt result by the flusher). */
+export interface EndpointSignal {
+  /** The endpoint answered normally: 2xx, or a permanent status that shows it is up (400, 410, 422...). */
+  ok: boolean;
+  /** A failure of the endpoint rather than of the event: network error, timeout, 5xx. */
+  endpointFailure: boolean;
+  /** A sign of overload (429, 503, timeout): halves the concurrency limit. */
+  congestion: boolean;
+  /** The receiver asked to wait this long (Retry-After), before bounding. */
+  retryAfterMs?: number | undefined;
+}
+
+/** A slot taken by {@link EndpointState.acquire}; hand it back to `record()` or `release()`. */
+export interface EndpointTicket {
+  /** Decrease epoch when the request was sent: one burst of failures halves the limit only once. */
+  readonly epoch: number;
+  /** Window fills counted before this request: a success grows the limit only if the window filled since. */
+  readonly fills: number;
+  /** This request is the half-open probe. */
+  readonly probe: boolean;
+}
+
+/** A snapshot of an endpoint's state, for `stats()`. */
+export interface EndpointSnapshot {
+  circuit: CircuitState;
+  /** Current concurrency limit (whole requests). */
+  concurrency: number;
+  inFlight: number;
+  consecutiveFailures: number;
+  /** When an open circuit sends its next probe (ms since epoch). */
+  nextProbeAt: number | undefined;
+  /** Retry-After pause end (ms since epoch), while it lasts. */
+  pausedUntil: number | undefined;
+}
+
+/** Called on every circuit transition. */
+export type CircuitListener = (state: CircuitState, previous: CircuitState) => void;
+
+/** The delivery state of one endpoint URL. */
+export class EndpointState {
+  readonly #policy: EndpointPolicy;
+  readonly #clock: Clock;
+  readonly #onCircuit: CircuitListener;
+  #circuit: CircuitState = 'closed';
+  #limit: number;
+  #inFlight = 0;
+  #probeInFlight = false;
+  #consecutiveFailures = 0;
+  #probes = 0;
+  #nextProbeAt = 0;
+  #pausedUntil = 0;
+  #epoch = 0;
+  #fills = 0;
+  #credit = 0;
+
+  constructor(policy: EndpointPolicy, clock: Clock, onCircuit: CircuitListener = () => {}) {
+    this.#policy = policy;
+    this.#clock = clock;
+    this.#onCircuit = onCircuit;
+    // An endpoint nobody has seen fail yet gets the configured concurrency; slow start follows an outage.
+    this.#limit = policy.maxConcurrency;
+  }
+
+  /** The circuit state now (an open circuit whose probe time has come turns half-open). */
+  get circuit(): CircuitState {
+    this.#tick();
+    return this.#circuit;
+  }
+
+  /** Requests in flight. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** How many more requests may start now (0 while open, paused or full). */
+  room(): number {
+    this.#tick();
+    if (this.#circuit === 'open') return 0;
+    if (this.#circuit === 'half-open') return this.#probeInFlight ? 0 : 1;
+    if (this.#pausedUntil > this.#clock.now()) return 0;
+    return Math.max(0, this.#limit - this.#inFlight);
+  }
+
+  /**
+   * When the passage of time alone can give this endpoint room again (probe time, end of a pause), or
+   * `undefined` when only a finishing request can.
+   */
+  wakeAt(): number | undefined {
+    this.#tick();
+    if (this.#circuit === 'open') return this.#nextProbeAt;
+    if (this.#circuit === 'closed' && this.#pausedUntil > this.#clock.now()) return this.#pausedUntil;
+    return undefined;
+  }
+
+  /** Takes a slot. Call only when `room() > 0`. */
+  acquire(): EndpointTicket {
+    this.#tick();
+    const probe = this.#circuit === 'half-open';
+    if (probe) this.#probeInFlight = true;
+    const ticket = { epoch: this.#epoch, fills: this.#fills, probe };
+    this.#inFlight += 1;
+    if (this.#inFlight >= this.#limit) this.#fills += 1;
+    return ticket;
+  }
+
+  /** Gives a slot back without an outcome (the request was abandoned, e.g. on close). */
+  release(ticket: EndpointTicket): void {
+    this.#inFlight = Math.max(0, this.#inFlight - 1);
+    if (ticket.probe) this.#probeInFlight = false;
+  }
+
+  /**
+   * Records what an attempt said about the endpoint. Returns whether the endpoint is healthy enough
+   * (circuit closed) that a failure is the event's own and should count as one of its attempts.
+   */
+  record(ticket: EndpointTicket, signal: EndpointSignal): boolean {
+    this.release(ticket);
+    const now = this.#clock.now();
+    if (signal.retryAfterMs !== undefined && signal.retryAfterMs > 0) {
+      const until = now + Math.min(signal.retryAfterMs, this.#policy.maxRetryAfterMs);
+      this.#pausedUntil = Math.max(this.#pausedUntil, until);
+    }
+    if (ticket.probe && this.#circuit === 'half-open') {
+      if (signal.endpointFailure) this.#open(now, signal.retryAfterMs);
+      else this.#close();
+      return false;
+    }
+    if (this.#circuit !== 'closed') return false;
+
+    if (signal.endpointFailure) {
+      this.#consecutiveFailures += 1;
+    } else {
+      this.#consecutiveFailures = 0;
+    }
+    if (signal.congestion && ticket.epoch === this.#epoch) {
+      this.#limit = Math.max(1, Math.floor(this.#limit / 2));
+      this.#credit = 0;
+      this.#epoch += 1;
+    } else if (signal.ok && !signal.congestion && this.#fills > ticket.fills) {
+      // Additive increase: one more slot per window of healthy responses.
+      this.#credit += 1;
+      if (this.#credit >= this.#limit) {
+        this.#credit = 0;
+        this.#limit = Math.min(this.#policy.maxConcurrency, this.#limit + 1);
+      }
+    }
+    if (this.#consecutiveFailures >= this.#policy.failureThreshold) {
+      this.#probes = 0;
+      this.#open(now, signal.retryAfterMs);
+      return false;
+    }
+    return true;
+  }
+
+  /** A copy of the state, for stats. */
+  snapshot(): EndpointSnapshot {
+    const circuit = this.circuit;
+    const now = this.#clock.now();
+    return {
+      circuit,
+      concurrency: circuit === 'closed' ? this.#limit : circuit === 'half-open' ? 1 : 0,
+      inFlight: this.#inFlight,
+      consecutiveFailures: this.#consecutiveFailures,
+      nextProbeAt: circuit === 'open' ? this.#nextProbeAt : undefined,
+      pausedUntil: this.#pausedUntil > now ? this.#pausedUntil : undefined,
+    };
+  }
+
+  #tick(): void {
+    if (this.#circuit === 'open' && this.#clock.now() >= this.#nextProbeAt) {
+      this.#transition('half-open');
+    }
+  }
+
+  #open(now: number, retryAfterMs: number | undefined): void {
+    const delay = this.#policy.probeDelayMs(this.#probes);
+    const floor = retryAfterMs === undefined ? 0 : Math.min(retryAfterMs, this.#policy.maxRetryAfterMs);
+    this.#probes += 1;
+    this.#nextProbeAt = now + Math.max(delay, floor);
+    this.#transition('open');
+  }
+
+  #close(): void {
+    this.#consecutiveFailures = 0;
+    this.#probes = 0;
+    this.#limit = Math.min(this.#policy.maxConcurrency, this.#policy.recoveryConcurrency);
+    this.#credit = 0;
+    this.#epoch += 1;
+    this.#transition('closed');
+  }
+
+  #transition(next: CircuitState): void {
+    const previous = this.#circuit;
+    if (previous === next) return;
+    this.#circuit = next;
+    this.#onCircuit(next, previous);
+  }
+}

@@ -1,0 +1,211 @@
+import { describe, expect, it } from 'vitest';
+import { FakeClock } from '../../src/clock.js';
+import { EndpointState } from '../../src/delivery/endpoint.js';
+import type { CircuitState, EndpointPolicy, EndpointSignal } from '../../src/delivery/endpoint.js';
+
+const OK: EndpointSignal = { ok: true, endpointFailure: false, congestion: false };
+const REFUSED: EndpointSignal = { ok: false, endpointFailure: true, congestion: false };
+const UNAVAILABLE: EndpointSignal = { ok: false, endpointFailure: true, congestion: true };
+const THROTTLED: EndpointSignal = { ok: false, endpointFailure: false, congestion: true };
+const REJECTED: EndpointSignal = { ok: true, endpointFailure: false, congestion: false };
+
+function setup(overrides: Partial<EndpointPolicy> = {}) {
+  const clock = new FakeClock(0);
+  const transitions: string[] = [];
+  const policy: EndpointPolicy = {
+    maxConcurrency: 16,
+    failureThreshold: 3,
+    recoveryConcurrency: 1,
+    probeDelayMs: (n) => 100 * 2 ** n,
+    maxRetryAfterMs: 5_000,
+    ...overrides,
+  };
+  const endpoint = new EndpointState(policy, clock, (next: CircuitState, previous: CircuitState) =>
+    transitions.push(`${previous}->${next}`),
+  );
+  return { clock, endpoint, transitions };
+}
+
+/** One request, start to finish. */
+function roundTrip(endpoint: EndpointState, signal: EndpointSignal): boolean {
+  return endpoint.record(endpoint.acquire(), signal);
+}
+
+describe('EndpointState circuit', () => {
+  it('starts closed at full concurrency', () => {
+    const { endpoint } = setup();
+    expect(endpoint.circuit).toBe('closed');
+    expect(endpoint.room()).toBe(16);
+    expect(endpoint.wakeAt()).toBeUndefined();
+  });
+
+  it('opens after the threshold of consecutive failures and stops handing out slots', () => {
+    const { clock, endpoint, transitions } = setup();
+    expect(roundTrip(endpoint, REFUSED)).toBe(true);
+    expect(roundTrip(endpoint, REFUSED)).toBe(true);
+    expect(endpoint.circuit).toBe('closed');
+    expect(roundTrip(endpoint, REFUSED)).toBe(false);
+    expect(endpoint.circuit).toBe('open');
+    expect(transitions).toEqual(['closed->open']);
+    expect(endpoint.room()).toBe(0);
+    expect(endpoint.wakeAt()).toBe(clock.now() + 100);
+  });
+
+  it('a success in between resets the failure count', () => {
+    const { endpoint } = setup();
+    roundTrip(endpoint, REFUSED);
+    roundTrip(endpoint, REFUSED);
+    roundTrip(endpoint, OK);
+    roundTrip(endpoint, REFUSED);
+    roundTrip(endpoint, REFUSED);
+    expect(endpoint.circuit).toBe('closed');
+    roundTrip(endpoint, REFUSED);
+    expect(endpoint.circuit).toBe('open');
+  });
+
+  it('a permanent rejection (4xx) shows the endpoint is up', () => {
+    const { endpoint } = setup();
+    roundTrip(endpoint, REFUSED);
+    roundTrip(endpoint, REFUSED);
+    roundTrip(endpoint, REJECTED);
+    roundTrip(endpoint, REFUSED);
+    expect(endpoint.circuit).toBe('closed');
+  });
+
+  it('turns half-open at the probe time and allows exactly one probe', () => {
+    const { clock, endpoint, transitions } = setup();
+    for (let i = 0; i < 3; i++) roundTrip(endpoint, REFUSED);
+    clock.advance(99);
+    expect(endpoint.room()).toBe(0);
+    clock.advance(1);
+    expect(endpoint.circuit).toBe('half-open');
+    expect(endpoint.room()).toBe(1);
+    const probe = endpoint.acquire();
+    expect(probe.probe).toBe(true);
+    expect(endpoint.room()).toBe(0);
+    expect(transitions).toEqual(['closed->open', 'open->half-open']);
+    expect(endpoint.record(probe, OK)).toBe(false);
+    expect(endpoint.circuit).toBe('closed');
+    expect(transitions).toEqual(['closed->open', 'open->half-open', 'half-open->closed']);
+  });
+
+  it('a failed probe reopens with the next, longer probe delay', () => {
+    const { clock, endpoint, transitions } = setup();
+    for (let i = 0; i < 3; i++) roundTrip(endpoint, REFUSED);
+    clock.advance(100);
+    expect(roundTrip(endpoint, REFUSED)).toBe(false);
+    expect(endpoint.circuit).toBe('open');
+    expect(endpoint.wakeAt()).toBe(clock.now() + 200);
+    clock.advance(200);
+    roundTrip(endpoint, UNAVAILABLE);
+    expect(endpoint.wakeAt()).toBe(clock.now() + 400);
+    expect(transitions).toEqual([
+      'closed->open',
+      'open->half-open',
+      'half-open->open',
+      'open->half-open',
+      'half-open->open',
+    ]);
+  });
+
+  it('a probe abandoned without an outcome lets another probe go', () => {
+    const { clock, endpoint } = setup();
+    for (let i = 0; i < 3; i++) roundTrip(endpoint, REFUSED);
+    clock.advance(100);
+    const probe = endpoint.acquire();
+    expect(endpoint.room()).toBe(0);
+    endpoint.release(probe);
+    expect(endpoint.circuit).toBe('half-open');
+    expect(endpoint.room()).toBe(1);
+  });
+
+  it('failures of requests sent before the circuit opened do not count against their events', () => {
+    const { endpoint } = setup();
+    const inFlight = Array.from({ length: 5 }, () => endpoint.acquire());
+    const counted = inFlight.map((ticket) => endpoint.record(ticket, REFUSED));
+    expect(counted).toEqual([true, true, false, false, false]);
+    expect(endpoint.circuit).toBe('open');
+    expect(endpoint.inFlight).toBe(0);
+  });
+
+  it('Retry-After on the failure that opens the circuit delays the first probe (bounded)', () => {
+    const { clock, endpoint } = setup();
+    roundTrip(endpoint, REFUSED);
+    roundTrip(endpoint, REFUSED);
+    roundTrip(endpoint, { ...UNAVAILABLE, retryAfterMs: 60_000 });
+    expect(endpoint.wakeAt()).toBe(clock.now() + 5_000);
+  });
+});
+
+describe('EndpointState slow start (AIMD)', () => {
+  function recover(endpoint: EndpointState, clock: FakeClock): void {
+    for (let i = 0; i < 3; i++) roundTrip(endpoint, REFUSED);
+    clock.advance(100);
+    roundTrip(endpoint, OK);
+  }
+
+  /** Runs full windows of healthy requests; returns the limit seen at the start of each window. */
+  function healthyWindows(endpoint: EndpointState, windows: number): number[] {
+    const seen: number[] = [];
+    for (let w = 0; w < windows; w++) {
+      const room = endpoint.room();
+      seen.push(room);
+      const tickets = Array.from({ length: room }, () => endpoint.acquire());
+      for (const ticket of tickets) endpoint.record(ticket, OK);
+    }
+    return seen;
+  }
+
+  it('restarts at the recovery concurrency and grows by one per healthy window', () => {
+    const { clock, endpoint } = setup();
+    recover(endpoint, clock);
+    expect(endpoint.room()).toBe(1);
+    expect(healthyWindows(endpoint, 18)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 16, 16]);
+  });
+
+  it('does not grow while the window is not used', () => {
+    const { clock, endpoint } = setup();
+    recover(endpoint, clock);
+    roundTrip(endpoint, OK);
+    expect(endpoint.room()).toBe(2);
+    for (let i = 0; i < 20; i++) roundTrip(endpoint, OK);
+    expect(endpoint.room()).toBe(2);
+  });
+
+  it('halves once per burst of congestion signals', () => {
+    const { clock, endpoint } = setup();
+    recover(endpoint, clock);
+    healthyWindows(endpoint, 9);
+    expect(endpoint.room()).toBe(10);
+    const tickets = Array.from({ length: 10 }, () => endpoint.acquire());
+    for (const ticket of tickets) endpoint.record(ticket, THROTTLED);
+    expect(endpoint.room()).toBe(5);
+    expect(endpoint.circuit).toBe('closed');
+    roundTrip(endpoint, THROTTLED);
+    expect(endpoint.room()).toBe(2);
+    roundTrip(endpoint, THROTTLED);
+    roundTrip(endpoint, THROTTLED);
+    expect(endpoint.room()).toBe(1);
+  });
+
+  it('Retry-After pauses the endpoint until then, bounded by maxRetryAfterMs', () => {
+    const { clock, endpoint } = setup();
+    roundTrip(endpoint, { ...THROTTLED, retryAfterMs: 2_000 });
+    expect(endpoint.room()).toBe(0);
+    expect(endpoint.wakeAt()).toBe(2_000);
+    clock.advance(2_000);
+    expect(endpoint.room()).toBe(8);
+    roundTrip(endpoint, { ...THROTTLED, retryAfterMs: 3_600_000 });
+    expect(endpoint.wakeAt()).toBe(clock.now() + 5_000);
+    expect(endpoint.snapshot()).toMatchObject({ circuit: 'closed', concurrency: 4, pausedUntil: clock.now() + 5_000 });
+  });
+
+  it('never exceeds the configured concurrency, nor goes below one', () => {
+    const { clock, endpoint } = setup({ maxConcurrency: 3, recoveryConcurrency: 2 });
+    recover(endpoint, clock);
+    expect(endpoint.room()).toBe(2);
+    expect(healthyWindows(endpoint, 5)).toEqual([2, 3, 3, 3, 3]);
+    for (let i = 0; i < 5; i++) roundTrip(endpoint, THROTTLED);
+    expect(endpoint.room()).toBe(1);
+  });
+});
