@@ -20,6 +20,8 @@ export { systemClock } from './clock.js';
 export type { Clock, CancelTimer } from './clock.js';
 export type { Transport, TransportRequest, TransportResponse } from './transport/transport.js';
 export { MAX_HISTORY } from './store/store.js';
+export { MemoryStore } from './store/memory.js';
+export type { MemoryStoreOptions } from './store/memory.js';
 export type {
   OutboxStore,
   NewEvent,

@@ -1,0 +1,259 @@
+import { OutboxClosedError, OutboxFullError } from '../errors.js';
+import type {
+  ClaimRequest,
+  ClaimResult,
+  DeadLetter,
+  DeadLetterQuery,
+  EndpointStoreStats,
+  NewEvent,
+  Outcome,
+  OutboxStore,
+  StoreStats,
+  StoredEvent,
+} from './store.js';
+import { assertNewEvents, assertPositiveInteger, copyEvent, eventSize, withAttempt } from './validate.js';
+
+/** Options of {@link MemoryStore}. */
+export interface MemoryStoreOptions {
+  /**
+   * Reject appends (`ERR_OUTBOX_FULL`) once pending and dead events would exceed this many bytes
+   * (body, url, id and headers).
+   * @default undefined (no limit)
+   */
+  maxBytes?: number;
+}
+
+interface PendingEntry extends StoredEvent {
+  seq: number;
+  size: number;
+}
+
+interface DeadEntry extends DeadLetter {
+  seq: number;
+  size: number;
+}
+
+/**
+ * An `OutboxStore` that keeps everything in process memory: fast, and lost when the process exits.
+ * For tests and for callers that accept losing pending webhooks on a crash.
+ */
+export class MemoryStore implements OutboxStore {
+  #pending = new Map<string, PendingEntry>();
+  #claimed = new Set<string>();
+  #dead = new Map<string, DeadEntry>();
+  #endpoints = new Map<string, EndpointStoreStats>();
+  #delivered = 0;
+  #bytes = 0;
+  #seq = 0;
+  #closed = false;
+  readonly #maxBytes: number | undefined;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    assertPositiveInteger('maxBytes', options.maxBytes);
+    this.#maxBytes = options.maxBytes;
+  }
+
+  /** Nothing to open; kept for the port. */
+  async open(): Promise<void> {
+    this.#assertOpen();
+  }
+
+  /** Accepts a batch; ids already pending or dead are skipped. */
+  async append(events: readonly NewEvent[]): Promise<void> {
+    this.#assertOpen();
+    assertNewEvents(events);
+    const fresh: PendingEntry[] = [];
+    const seen = new Set<string>();
+    let bytes = 0;
+    for (const event of events) {
+      if (this.#pending.has(event.id) || this.#dead.has(event.id) || seen.has(event.id)) continue;
+      seen.add(event.id);
+      const size = eventSize(event);
+      bytes += size;
+      fresh.push({
+        id: event.id,
+        url: event.url,
+        headers: { ...event.headers },
+        body: new Uint8Array(event.body),
+        createdAt: event.createdAt,
+        nextAttemptAt: event.nextAttemptAt,
+        attempts: 0,
+        history: [],
+        seq: 0,
+        size,
+      });
+    }
+    if (this.#maxBytes !== undefined && this.#bytes + bytes > this.#maxBytes) {
+      throw new OutboxFullError(`The memory store is full (${this.#bytes} of ${this.#maxBytes} bytes used)`);
+    }
+    for (const entry of fresh) {
+      entry.seq = ++this.#seq;
+      this.#pending.set(entry.id, entry);
+      this.#endpoint(entry.url).pending++;
+    }
+    this.#bytes += bytes;
+  }
+
+  /** Leases due events, oldest due first. */
+  async claim(request: ClaimRequest): Promise<ClaimResult> {
+    this.#assertOpen();
+    const due: PendingEntry[] = [];
+    let nextDueAt: number | undefined;
+    for (const entry of this.#pending.values()) {
+      if (this.#claimed.has(entry.id)) continue;
+      if (request.endpoint !== undefined && entry.url !== request.endpoint) continue;
+      if (request.excludeEndpoints?.has(entry.url) === true) continue;
+      if (entry.nextAttemptAt <= request.now) due.push(entry);
+      else if (nextDueAt === undefined || entry.nextAttemptAt < nextDueAt) nextDueAt = entry.nextAttemptAt;
+    }
+    due.sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || a.seq - b.seq);
+    const taken = due.slice(0, Math.max(0, request.limit));
+    for (const entry of due.slice(taken.length)) {
+      if (nextDueAt === undefined || entry.nextAttemptAt < nextDueAt) nextDueAt = entry.nextAttemptAt;
+    }
+    for (const entry of taken) this.#claimed.add(entry.id);
+    return { events: taken.map((entry) => toStored(entry)), nextDueAt };
+  }
+
+  /** Applies outcomes of claimed events; outcomes for ids that are not claimed are ignored. */
+  async settle(outcomes: readonly Outcome[]): Promise<void> {
+    this.#assertOpen();
+    for (const outcome of outcomes) {
+      const entry = this.#pending.get(outcome.id);
+      if (entry === undefined || !this.#claimed.has(outcome.id)) continue;
+      this.#claimed.delete(outcome.id);
+      switch (outcome.type) {
+        case 'release':
+          break;
+        case 'retry':
+          entry.attempts += outcome.countsAsAttempt ? 1 : 0;
+          entry.history = withAttempt(entry.history, outcome.attempt);
+          entry.nextAttemptAt = outcome.nextAttemptAt;
+          break;
+        case 'delivered':
+          this.#remove(entry);
+          this.#delivered++;
+          break;
+        case 'dead': {
+          this.#remove(entry);
+          const dead: DeadEntry = {
+            ...entry,
+            attempts: entry.attempts + (outcome.attempt === undefined ? 0 : 1),
+            history: withAttempt(entry.history, outcome.attempt),
+            reason: outcome.reason,
+            deadAt: outcome.at,
+            seq: ++this.#seq,
+          };
+          this.#dead.set(dead.id, dead);
+          this.#bytes += dead.size;
+          this.#endpoint(dead.url).dead++;
+          break;
+        }
+      }
+    }
+  }
+
+  /** Dead letters, oldest first. */
+  async deadLetters(query: DeadLetterQuery = {}): Promise<DeadLetter[]> {
+    this.#assertOpen();
+    const wanted = query.ids === undefined ? undefined : new Set(query.ids);
+    const result: DeadLetter[] = [];
+    for (const entry of [...this.#dead.values()].sort((a, b) => a.deadAt - b.deadAt || a.seq - b.seq)) {
+      if (query.limit !== undefined && result.length >= query.limit) break;
+      if (wanted !== undefined && !wanted.has(entry.id)) continue;
+      const { seq: _seq, size: _size, ...letter } = entry;
+      result.push(copyEvent(letter));
+    }
+    return result;
+  }
+
+  /** Makes dead letters pending again, due at `now`, with attempts and the age basis reset. */
+  async replay(ids?: readonly string[], now: number = Date.now()): Promise<number> {
+    this.#assertOpen();
+    let count = 0;
+    for (const id of ids ?? [...this.#dead.keys()]) {
+      const entry = this.#dead.get(id);
+      if (entry === undefined) continue;
+      this.#dead.delete(id);
+      this.#endpoint(entry.url).dead--;
+      const { reason: _reason, deadAt: _deadAt, ...rest } = entry;
+      const pending: PendingEntry = { ...rest, attempts: 0, createdAt: now, nextAttemptAt: now, seq: ++this.#seq };
+      this.#pending.set(id, pending);
+      this.#endpoint(entry.url).pending++;
+      count++;
+    }
+    return count;
+  }
+
+  /** Deletes dead letters. */
+  async purge(ids?: readonly string[]): Promise<number> {
+    this.#assertOpen();
+    let count = 0;
+    for (const id of ids ?? [...this.#dead.keys()]) {
+      const entry = this.#dead.get(id);
+      if (entry === undefined) continue;
+      this.#dead.delete(id);
+      this.#bytes -= entry.size;
+      const endpoint = this.#endpoint(entry.url);
+      endpoint.dead--;
+      this.#dropEndpointIfEmpty(entry.url, endpoint);
+      count++;
+    }
+    return count;
+  }
+
+  /** Counters. */
+  stats(): StoreStats {
+    let oldestPendingAt: number | undefined;
+    for (const entry of this.#pending.values()) {
+      if (oldestPendingAt === undefined || entry.createdAt < oldestPendingAt) oldestPendingAt = entry.createdAt;
+    }
+    const endpoints: Record<string, EndpointStoreStats> = {};
+    for (const [url, counters] of this.#endpoints) endpoints[url] = { ...counters };
+    return {
+      pending: this.#pending.size,
+      claimed: this.#claimed.size,
+      delivered: this.#delivered,
+      dead: this.#dead.size,
+      corrupt: 0,
+      oldestPendingAt,
+      bytesOnDisk: 0,
+      endpoints,
+    };
+  }
+
+  /** Closes the store; later calls reject with `ERR_OUTBOX_CLOSED`. */
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+
+  #remove(entry: PendingEntry): void {
+    this.#pending.delete(entry.id);
+    this.#bytes -= entry.size;
+    const endpoint = this.#endpoint(entry.url);
+    endpoint.pending--;
+    this.#dropEndpointIfEmpty(entry.url, endpoint);
+  }
+
+  #endpoint(url: string): EndpointStoreStats {
+    let counters = this.#endpoints.get(url);
+    if (counters === undefined) {
+      counters = { pending: 0, dead: 0 };
+      this.#endpoints.set(url, counters);
+    }
+    return counters;
+  }
+
+  #dropEndpointIfEmpty(url: string, counters: EndpointStoreStats): void {
+    if (counters.pending === 0 && counters.dead === 0) this.#endpoints.delete(url);
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new OutboxClosedError('The store is closed');
+  }
+}
+
+function toStored(entry: PendingEntry): StoredEvent {
+  const { seq: _seq, size: _size, ...event } = entry;
+  return copyEvent(event);
+}

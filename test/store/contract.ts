@@ -1,0 +1,352 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { MAX_HISTORY } from '../../src/store/store.js';
+import type { AttemptRecord, NewEvent, OutboxStore } from '../../src/store/store.js';
+
+/** What a store test file hands to {@link describeStoreContract}. */
+export interface ContractTarget {
+  /** Creates a store in a fresh, empty location (not opened yet). */
+  fresh(options?: { maxBytes?: number }): Promise<StoreUnderTest>;
+  /** Durable stores also run the reopen tests; their `fresh()` must return `reopen`. */
+  durable: boolean;
+}
+
+/** A store plus, for durable stores, a way to open another instance on the same location. */
+export interface StoreUnderTest {
+  store: OutboxStore;
+  /** Present for durable stores: a new, unopened instance over the same files. */
+  reopen?: () => OutboxStore;
+}
+
+const T0 = 1_700_000_000_000;
+const A = 'http://127.0.0.1:1/a';
+const B = 'http://127.0.0.1:1/b';
+
+/** Builds a test event. */
+export function makeEvent(id: string, overrides: Partial<NewEvent> = {}): NewEvent {
+  return {
+    id,
+    url: A,
+    headers: { 'content-type': 'application/json', 'x-n': id },
+    body: new TextEncoder().encode(JSON.stringify({ id, pad: 'x'.repeat(20) })),
+    createdAt: T0,
+    nextAttemptAt: T0,
+    ...overrides,
+  };
+}
+
+function attempt(n: number, status = 503): AttemptRecord {
+  return { at: T0 + n, durationMs: 5, status, error: `HTTP ${status}` };
+}
+
+/**
+ * The `OutboxStore` contract: every store implementation runs this suite.
+ */
+export function describeStoreContract(name: string, target: ContractTarget): void {
+  describe(`${name}: OutboxStore contract`, () => {
+    const open: OutboxStore[] = [];
+
+    async function setup(options?: { maxBytes?: number }): Promise<StoreUnderTest> {
+      const sut = await target.fresh(options);
+      await sut.store.open();
+      open.push(sut.store);
+      return sut;
+    }
+
+    async function reopened(sut: StoreUnderTest): Promise<OutboxStore> {
+      if (sut.reopen === undefined) throw new Error('not a durable store');
+      await sut.store.close();
+      const store = sut.reopen();
+      await store.open();
+      open.push(store);
+      return store;
+    }
+
+    afterEach(async () => {
+      for (const store of open.splice(0)) await store.close();
+    });
+
+    it('returns appended events unchanged, with no attempts', async () => {
+      const { store } = await setup();
+      const event = makeEvent('e1', { headers: { 'content-type': 'text/plain', 'x-a': 'é' }, body: new Uint8Array([0, 255, 10]) });
+      await store.append([event]);
+      const { events } = await store.claim({ limit: 10, now: T0 });
+      expect(events).toEqual([{ ...event, attempts: 0, history: [] }]);
+      expect(events[0]?.body).toBeInstanceOf(Uint8Array);
+    });
+
+    it('skips ids that are already pending or dead, and duplicates within a batch', async () => {
+      const { store } = await setup();
+      await store.append([makeEvent('e1'), makeEvent('e1', { url: B })]);
+      await store.append([makeEvent('e1', { url: B }), makeEvent('e2')]);
+      const first = await store.claim({ limit: 10, now: T0 });
+      expect(first.events.map((e) => [e.id, e.url])).toEqual([['e1', A], ['e2', A]]);
+      await store.settle([{ id: 'e2', type: 'dead', reason: 'http-status', at: T0 }]);
+      await store.append([makeEvent('e2', { url: B })]);
+      expect(store.stats().pending).toBe(1);
+      expect(store.stats().dead).toBe(1);
+      expect((await store.deadLetters())[0]?.url).toBe(A);
+    });
+
+    it('accepts an id again once it was delivered', async () => {
+      const { store } = await setup();
+      await store.append([makeEvent('e1')]);
+      await store.claim({ limit: 1, now: T0 });
+      await store.settle([{ id: 'e1', type: 'delivered', attempt: attempt(0, 200) }]);
+      await store.append([makeEvent('e1', { url: B })]);
+      const { events } = await store.claim({ limit: 1, now: T0 });
+      expect(events.map((e) => e.url)).toEqual([B]);
+    });
+
+    it('claims only due events, oldest due first, at most limit, and reports the next due time', async () => {
+      const { store } = await setup();
+      await store.append([
+        makeEvent('late', { nextAttemptAt: T0 + 500 }),
+        makeEvent('b', { nextAttemptAt: T0 + 20 }),
+        makeEvent('a', { nextAttemptAt: T0 + 10 }),
+        makeEvent('c', { nextAttemptAt: T0 + 20 }),
+      ]);
+      const none = await store.claim({ limit: 10, now: T0 });
+      expect(none.events).toEqual([]);
+      expect(none.nextDueAt).toBe(T0 + 10);
+      const two = await store.claim({ limit: 2, now: T0 + 100 });
+      expect(two.events.map((e) => e.id)).toEqual(['a', 'b']);
+      expect(two.nextDueAt).toBe(T0 + 20);
+      const rest = await store.claim({ limit: 10, now: T0 + 100 });
+      expect(rest.events.map((e) => e.id)).toEqual(['c']);
+      expect(rest.nextDueAt).toBe(T0 + 500);
+      const empty = await store.claim({ limit: 10, now: T0 + 100 });
+      expect(empty.events).toEqual([]);
+      expect(empty.nextDueAt).toBe(T0 + 500);
+      expect(store.stats()).toMatchObject({ pending: 4, claimed: 3 });
+    });
+
+    it('never hands out a claimed event twice; release makes it claimable again', async () => {
+      const { store } = await setup();
+      await store.append([makeEvent('e1'), makeEvent('e2')]);
+      const first = await store.claim({ limit: 1, now: T0 });
+      const second = await store.claim({ limit: 5, now: T0 });
+      expect(first.events.map((e) => e.id)).toEqual(['e1']);
+      expect(second.events.map((e) => e.id)).toEqual(['e2']);
+      await store.settle([{ id: 'e1', type: 'release' }]);
+      const third = await store.claim({ limit: 5, now: T0 });
+      expect(third.events.map((e) => e.id)).toEqual(['e1']);
+      expect(third.events[0]?.attempts).toBe(0);
+    });
+
+    it('honours endpoint and excludeEndpoints, including for nextDueAt', async () => {
+      const { store } = await setup();
+      await store.append([
+        makeEvent('a1', { url: A }),
+        makeEvent('b1', { url: B }),
+        makeEvent('a2', { url: A, nextAttemptAt: T0 + 5 }),
+        makeEvent('b2', { url: B, nextAttemptAt: T0 + 9 }),
+      ]);
+      const onlyB = await store.claim({ limit: 10, now: T0, excludeEndpoints: new Set([A]) });
+      expect(onlyB.events.map((e) => e.id)).toEqual(['b1']);
+      expect(onlyB.nextDueAt).toBe(T0 + 9);
+      const forA = await store.claim({ limit: 10, now: T0, endpoint: A });
+      expect(forA.events.map((e) => e.id)).toEqual(['a1']);
+      expect(forA.nextDueAt).toBe(T0 + 5);
+      const excludedAll = await store.claim({ limit: 10, now: T0 + 10, excludeEndpoints: new Set([A, B]) });
+      expect(excludedAll).toEqual({ events: [], nextDueAt: undefined });
+    });
+
+    it('records retries: attempts, history (newest MAX_HISTORY) and the new due time', async () => {
+      const { store } = await setup();
+      await store.append([makeEvent('e1')]);
+      let now = T0;
+      for (let i = 0; i < MAX_HISTORY + 2; i++) {
+        const { events } = await store.claim({ limit: 1, now });
+        expect(events.map((e) => e.id)).toEqual(['e1']);
+        now += 100;
+        await store.settle([{ id: 'e1', type: 'retry', attempt: attempt(i), nextAttemptAt: now, countsAsAttempt: i !== 0 }]);
+      }
+      expect((await store.claim({ limit: 1, now: now - 1 })).nextDueAt).toBe(now);
+      const { events } = await store.claim({ limit: 1, now });
+      expect(events[0]?.attempts).toBe(MAX_HISTORY + 1);
+      expect(events[0]?.nextAttemptAt).toBe(now);
+      expect(events[0]?.history).toEqual(Array.from({ length: MAX_HISTORY }, (_, i) => attempt(i + 2)));
+    });
+
+    it('removes delivered events and counts them', async () => {
+      const { store } = await setup();
+      await store.append([makeEvent('e1'), makeEvent('e2', { url: B })]);
+      await store.claim({ limit: 10, now: T0 });
+      await store.settle([
+        { id: 'e1', type: 'delivered', attempt: attempt(0, 200) },
+        { id: 'e2', type: 'release' },
+      ]);
+      expect(store.stats()).toMatchObject({ pending: 1, claimed: 0, delivered: 1, dead: 0 });
+      expect(store.stats().endpoints).toEqual({ [B]: { pending: 1, dead: 0 } });
+      expect((await store.claim({ limit: 10, now: T0 })).events.map((e) => e.id)).toEqual(['e2']);
+    });
+
+    it('ignores outcomes for events that are not claimed', async () => {
+      const { store } = await setup();
+      await store.append([makeEvent('e1')]);
+      await store.settle([
+        { id: 'e1', type: 'delivered', attempt: attempt(0, 200) },
+        { id: 'nope', type: 'dead', reason: 'invalid', at: T0 },
+      ]);
+      expect(store.stats()).toMatchObject({ pending: 1, delivered: 0, dead: 0 });
+    });
+
+    it('keeps dead letters with reason, history and payload, oldest first, filtered by ids and limit', async () => {
+      const { store } = await setup();
+      await store.append([makeEvent('d1'), makeEvent('d2', { url: B }), makeEvent('d3')]);
+      await store.claim({ limit: 10, now: T0 });
+      await store.settle([{ id: 'd2', type: 'dead', reason: 'max-age', at: T0 + 1 }]);
+      await store.settle([
+        { id: 'd1', type: 'dead', reason: 'http-status', attempt: attempt(3, 410), at: T0 + 2 },
+        { id: 'd3', type: 'dead', reason: 'max-attempts', attempt: attempt(4), at: T0 + 3 },
+      ]);
+      const all = await store.deadLetters();
+      expect(all.map((d) => [d.id, d.reason, d.deadAt, d.attempts])).toEqual([
+        ['d2', 'max-age', T0 + 1, 0],
+        ['d1', 'http-status', T0 + 2, 1],
+        ['d3', 'max-attempts', T0 + 3, 1],
+      ]);
+      expect(all[1]).toMatchObject({ url: A, history: [attempt(3, 410)], body: makeEvent('d1').body });
+      expect((await store.deadLetters({ limit: 2 })).map((d) => d.id)).toEqual(['d2', 'd1']);
+      expect((await store.deadLetters({ ids: ['d3', 'zz'] })).map((d) => d.id)).toEqual(['d3']);
+      expect(store.stats()).toMatchObject({ pending: 0, dead: 3 });
+      expect(store.stats().endpoints).toEqual({ [A]: { pending: 0, dead: 2 }, [B]: { pending: 0, dead: 1 } });
+      expect((await store.claim({ limit: 10, now: T0 + 10 })).events).toEqual([]);
+    });
+
+    it('replays dead letters with attempts and age reset, due at once', async () => {
+      const { store } = await setup();
+      await store.append([makeEvent('d1'), makeEvent('d2')]);
+      await store.claim({ limit: 10, now: T0 });
+      await store.settle([
+        { id: 'd1', type: 'dead', reason: 'max-attempts', attempt: attempt(1), at: T0 + 1 },
+        { id: 'd2', type: 'dead', reason: 'max-attempts', attempt: attempt(1), at: T0 + 2 },
+      ]);
+      expect(await store.replay(['d2', 'missing'], T0 + 1000)).toBe(1);
+      expect(store.stats()).toMatchObject({ pending: 1, dead: 1, oldestPendingAt: T0 + 1000 });
+      const { events } = await store.claim({ limit: 10, now: T0 + 1000 });
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({ id: 'd2', attempts: 0, createdAt: T0 + 1000, nextAttemptAt: T0 + 1000 });
+      expect(events[0]?.history).toEqual([attempt(1)]);
+      expect(await store.replay(undefined, T0 + 2000)).toBe(1);
+      expect(store.stats()).toMatchObject({ pending: 2, dead: 0 });
+    });
+
+    it('purges dead letters by id or all of them', async () => {
+      const { store } = await setup();
+      await store.append([makeEvent('d1'), makeEvent('d2'), makeEvent('d3'), makeEvent('p')]);
+      await store.claim({ limit: 3, now: T0 });
+      await store.settle(['d1', 'd2', 'd3'].map((id) => ({ id, type: 'dead' as const, reason: 'invalid' as const, at: T0 })));
+      expect(await store.purge(['d2', 'p'])).toBe(1);
+      expect((await store.deadLetters()).map((d) => d.id)).toEqual(['d1', 'd3']);
+      expect(await store.purge()).toBe(2);
+      expect(await store.deadLetters()).toEqual([]);
+      expect(store.stats()).toMatchObject({ pending: 1, dead: 0 });
+      expect(store.stats().endpoints).toEqual({ [A]: { pending: 1, dead: 0 } });
+    });
+
+    it('reports the oldest pending creation time and per-endpoint counters', async () => {
+      const { store } = await setup();
+      expect(store.stats()).toMatchObject({ pending: 0, claimed: 0, delivered: 0, dead: 0, corrupt: 0, oldestPendingAt: undefined, endpoints: {} });
+      await store.append([makeEvent('a', { createdAt: T0 + 5 }), makeEvent('b', { url: B, createdAt: T0 + 3 }), makeEvent('c', { createdAt: T0 + 9 })]);
+      expect(store.stats()).toMatchObject({ pending: 3, oldestPendingAt: T0 + 3 });
+      expect(store.stats().endpoints).toEqual({ [A]: { pending: 2, dead: 0 }, [B]: { pending: 1, dead: 0 } });
+      await store.claim({ limit: 10, now: T0, endpoint: B });
+      await store.settle([{ id: 'b', type: 'delivered', attempt: attempt(0, 204) }]);
+      expect(store.stats().oldestPendingAt).toBe(T0 + 5);
+    });
+
+    it('hands out copies: mutating a returned event changes nothing in the store', async () => {
+      const { store } = await setup();
+      const event = makeEvent('e1');
+      await store.append([event]);
+      event.headers['x-n'] = 'changed';
+      event.body[0] = 0;
+      const { events } = await store.claim({ limit: 1, now: T0 });
+      const claimed = events[0];
+      if (claimed === undefined) throw new Error('nothing claimed');
+      claimed.headers['x-n'] = 'again';
+      claimed.history.push(attempt(1));
+      await store.settle([{ id: 'e1', type: 'release' }]);
+      const again = (await store.claim({ limit: 1, now: T0 })).events[0];
+      expect(again).toEqual({ ...makeEvent('e1'), attempts: 0, history: [] });
+    });
+
+    it('rejects bad input with a typed error and keeps nothing of the batch', async () => {
+      const { store } = await setup();
+      const bad = { ...makeEvent('bad'), body: 'not bytes' } as unknown as NewEvent;
+      await expect(store.append([makeEvent('good'), bad])).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE' });
+      await expect(store.append([makeEvent('x', { createdAt: Number.NaN })])).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE' });
+      await expect(store.append([makeEvent('')])).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE' });
+      expect(store.stats().pending).toBe(0);
+      if (store.stats().bytesOnDisk > 0) {
+        const before = store.stats().bytesOnDisk;
+        await expect(store.append([bad])).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE' });
+        expect(store.stats().bytesOnDisk).toBe(before);
+      }
+    });
+
+    it('rejects a batch that would exceed maxBytes, writing none of it', async () => {
+      const { store } = await setup({ maxBytes: 4096 });
+      await store.append([makeEvent('small')]);
+      const big = makeEvent('big', { body: new Uint8Array(5000) });
+      await expect(store.append([makeEvent('ok'), big])).rejects.toMatchObject({ code: 'ERR_OUTBOX_FULL' });
+      expect(store.stats().pending).toBe(1);
+      const { events } = await store.claim({ limit: 10, now: T0 });
+      expect(events.map((e) => e.id)).toEqual(['small']);
+      await store.settle([{ id: 'small', type: 'delivered', attempt: attempt(0, 200) }]);
+      await store.append([makeEvent('after')]);
+      expect(store.stats().pending).toBe(1);
+    });
+
+    it('rejects every call with ERR_OUTBOX_CLOSED after close; close is idempotent', async () => {
+      const { store } = await setup();
+      await store.append([makeEvent('e1')]);
+      await store.close();
+      await store.close();
+      const closed = { code: 'ERR_OUTBOX_CLOSED' };
+      await expect(store.append([makeEvent('e2')])).rejects.toMatchObject(closed);
+      await expect(store.claim({ limit: 1, now: T0 })).rejects.toMatchObject(closed);
+      await expect(store.settle([{ id: 'e1', type: 'release' }])).rejects.toMatchObject(closed);
+      await expect(store.deadLetters()).rejects.toMatchObject(closed);
+      await expect(store.replay()).rejects.toMatchObject(closed);
+      await expect(store.purge()).rejects.toMatchObject(closed);
+    });
+
+    if (!target.durable) return;
+
+    it('keeps pending state, dead letters and deliveries across a reopen; claims are not kept', async () => {
+      const sut = await setup();
+      const { store } = sut;
+      if (sut.reopen === undefined) throw new Error('a durable target must return reopen');
+      await store.append([makeEvent('p1'), makeEvent('p2', { url: B }), makeEvent('dv'), makeEvent('dd'), makeEvent('cl')]);
+      await store.claim({ limit: 10, now: T0 });
+      await store.settle([
+        { id: 'p1', type: 'retry', attempt: attempt(1), nextAttemptAt: T0 + 50, countsAsAttempt: true },
+        { id: 'dv', type: 'delivered', attempt: attempt(2, 200) },
+        { id: 'dd', type: 'dead', reason: 'http-status', attempt: attempt(3, 400), at: T0 + 7 },
+        { id: 'p2', type: 'release' },
+      ]);
+      const again = await reopened(sut);
+      expect(again.stats()).toMatchObject({ pending: 3, claimed: 0, dead: 1, oldestPendingAt: T0 });
+      expect(again.stats().endpoints).toEqual({ [A]: { pending: 2, dead: 1 }, [B]: { pending: 1, dead: 0 } });
+      const { events } = await again.claim({ limit: 10, now: T0 + 50 });
+      expect(events.map((e) => e.id).sort()).toEqual(['cl', 'p1', 'p2']);
+      expect(events.find((e) => e.id === 'p1')).toMatchObject({ attempts: 1, nextAttemptAt: T0 + 50, history: [attempt(1)] });
+      expect(events.find((e) => e.id === 'p2')).toEqual({ ...makeEvent('p2', { url: B }), attempts: 0, history: [] });
+      const dead = await again.deadLetters();
+      expect(dead).toEqual([{ ...makeEvent('dd'), attempts: 1, history: [attempt(3, 400)], reason: 'http-status', deadAt: T0 + 7 }]);
+      await again.settle([{ id: 'p1', type: 'delivered', attempt: attempt(4, 200) }]);
+      expect(await again.replay(['dd'], T0 + 99)).toBe(1);
+      const third = await reopened({ store: again, reopen: sut.reopen });
+      expect(third.stats()).toMatchObject({ pending: 3, dead: 0, oldestPendingAt: T0 });
+      const replayed = (await third.claim({ limit: 10, now: T0 + 99 })).events.find((e) => e.id === 'dd');
+      expect(replayed).toMatchObject({ attempts: 0, createdAt: T0 + 99, nextAttemptAt: T0 + 99 });
+      await third.settle([{ id: 'dd', type: 'dead', reason: 'invalid', at: T0 + 100 }]);
+      expect(await third.purge()).toBe(1);
+      const fourth = await reopened({ store: third, reopen: sut.reopen });
+      expect(fourth.stats()).toMatchObject({ pending: 2, dead: 0 });
+      expect(await fourth.deadLetters()).toEqual([]);
+    });
+  });
+}
