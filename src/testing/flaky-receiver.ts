@@ -114,6 +114,8 @@ export interface FlakyReceiver {
   countById(id: string): number;
   /** Replaces the script; a list starts again at its first entry. */
   setScript(script: ReplyScript): void;
+  /** Changes the capacity limit (`Infinity` for none) and the `Retry-After` of its 429s. */
+  setCapacity(capacity: number, retryAfter?: number): void;
   /** Stops listening and destroys open sockets: new connections get ECONNREFUSED on the same port. */
   refuseConnections(): Promise<void>;
   /** Listens again on the same port. */
@@ -235,6 +237,11 @@ class FlakyReceiverImpl implements FlakyReceiver {
   setScript(script: ReplyScript): void {
     this.#script = script;
     this.#scriptIndex = 0;
+  }
+
+  setCapacity(capacity: number, retryAfter?: number): void {
+    this.#capacity = capacity;
+    this.#capacityRetryAfter = retryAfter;
   }
 
   listen(port: number): Promise<void> {

@@ -173,6 +173,19 @@ describe('startFlakyReceiver', () => {
     expect((await post(receiver.url, 'e')).status).toBe(200);
   });
 
+  it('changes its capacity mid-test', async () => {
+    const receiver = await start({ script: [{ hang: true }] });
+    const held = post(receiver.url, 'a').catch((e: unknown) => e);
+    await until(() => receiver.inProgress === 1);
+    receiver.setCapacity(1, 9);
+    const over = await post(receiver.url, 'b');
+    expect([over.status, over.headers['retry-after']]).toEqual([429, '9']);
+    receiver.setCapacity(Infinity);
+    expect((await post(receiver.url, 'c')).status).toBe(200);
+    await receiver.close();
+    expect(await held).toBeInstanceOf(Error);
+  });
+
   describe('signatures', () => {
     // The Standard Webhooks specification's test vector.
     const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
