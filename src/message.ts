@@ -1,0 +1,245 @@
+/**
+ * A webhook message as the caller gives it, and its validation into the exact request we send: final URL,
+ * lower-case headers with a content type, and the body bytes that get signed. Everything is checked here,
+ * before any request or write, so bad input fails fast with an `InvalidMessageError`.
+ */
+import { randomBytes } from 'node:crypto';
+import { InvalidMessageError } from './errors.js';
+
+/** One event to deliver. */
+export interface WebhookMessage {
+  /** Where to POST it; else `options.url`. `http:` or `https:` only. */
+  url?: string;
+  /**
+   * The payload. A string or `Uint8Array` is sent as-is (`text/plain; charset=utf-8` or
+   * `application/octet-stream` unless you set `content-type`); any other JSON value is serialised and sent
+   * as `application/json`.
+   */
+  body: unknown;
+  /** Extra request headers. Values must be strings. `webhook-*`, `content-length`, `host` are reserved. */
+  headers?: Record<string, string>;
+  /** Idempotency key sent as `webhook-id`; generated (`msg_<ulid>`) if absent. Visible ASCII, 1-256 chars. */
+  id?: string;
+}
+
+/** A validated message, ready to hand to a transport. */
+export interface PreparedMessage {
+  id: string;
+  url: string;
+  /** Lower-case names; always includes `content-type`. */
+  headers: Record<string, string>;
+  body: Uint8Array;
+}
+
+/** What {@link prepareMessage} needs from the options. */
+export interface PrepareOptions {
+  /** Fallback URL when the message has none. */
+  url?: string | undefined;
+  /** Largest accepted body, in bytes. */
+  maxBodyBytes: number;
+  /** Default headers, already validated; the message's headers override them. */
+  headers?: Record<string, string> | undefined;
+}
+
+/** Headers the library sets itself; a caller may not set them. */
+export const RESERVED_HEADERS: ReadonlySet<string> = new Set([
+  'webhook-id',
+  'webhook-timestamp',
+  'webhook-signature',
+  'content-length',
+  'host',
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const CRLF = /[\r\n]/;
+const ID = /^[\x21-\x7e]{1,256}$/;
+const SENSITIVE = /auth|cookie|token|secret|signature|password|session|api-?key/i;
+
+/**
+ * Whether a header's value must never appear in errors, logs or dead-letter excerpts
+ * (`authorization`, `cookie`, `webhook-signature`, `x-api-key`, anything token- or secret-like).
+ */
+export function isSensitiveHeader(name: string): boolean {
+  return SENSITIVE.test(name);
+}
+
+function hasControlCharacter(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
+  }
+  return false;
+}
+
+/**
+ * Why a header cannot be sent, or `undefined` when it can. Never quotes the value (it may be a credential).
+ * Reserved names are checked by the caller: default headers and message headers share this check.
+ */
+export function headerProblem(name: string, value: unknown): string | undefined {
+  if (name.length === 0) return 'header name is empty';
+  if (CRLF.test(name)) return 'header name contains CR or LF';
+  if (!TOKEN.test(name)) return 'header name has characters not allowed in an HTTP token';
+  if (typeof value !== 'string') return `header value must be a string, got ${value === null ? 'null' : typeof value}`;
+  if (CRLF.test(value)) return 'header value contains CR or LF';
+  if (hasControlCharacter(value)) return 'header value contains a control character';
+  return undefined;
+}
+
+/** Why `value` is not an absolute http(s) URL, or `undefined` when it is. Never quotes the URL (it may hold credentials). */
+export function urlProblem(value: unknown): string | undefined {
+  if (typeof value !== 'string') return `expected a URL string, got ${value === null ? 'null' : typeof value}`;
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    return 'not a valid absolute URL';
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    return `protocol must be http: or https:, got ${JSON.stringify(parsed.protocol.slice(0, 20))}`;
+  }
+  return undefined;
+}
+
+/**
+ * Validates `headers` as a header record and returns it with lower-case names. `describe(field, problem)`
+ * builds the error, so options and messages report in their own terms.
+ */
+export function normalizeHeaders(
+  headers: unknown,
+  path: string,
+  fail: (field: string, problem: string) => Error,
+): Record<string, string> {
+  if (headers === null || typeof headers !== 'object' || Array.isArray(headers)) {
+    throw fail(path, 'expected an object of header names to string values');
+  }
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const field = `${path}.${name}`;
+    const problem = headerProblem(name, value);
+    if (problem !== undefined) throw fail(field, problem);
+    const lower = name.toLowerCase();
+    if (RESERVED_HEADERS.has(lower)) {
+      throw fail(field, lower === 'webhook-id' ? 'reserved: set message.id instead' : 'reserved: the library sets this header');
+    }
+    if (Object.hasOwn(out, lower)) throw fail(field, 'given twice with different letter case');
+    out[lower] = value as string;
+  }
+  return out;
+}
+
+function invalid(field: string, problem: string): InvalidMessageError {
+  return new InvalidMessageError(field, problem);
+}
+
+function jsonReplacer(this: unknown, key: string, value: unknown): unknown {
+  const where = key === '' ? 'body' : `body.${key}`;
+  switch (typeof value) {
+    case 'function':
+    case 'symbol':
+    case 'bigint':
+      throw invalid(where, `a ${typeof value} cannot be sent as JSON`);
+    case 'number':
+      if (!Number.isFinite(value)) throw invalid(where, `${value} cannot be sent as JSON`);
+      return value;
+    case 'object':
+      if (value instanceof Map || value instanceof Set || value instanceof ArrayBuffer || ArrayBuffer.isView(value)) {
+        throw invalid(where, `a ${value.constructor.name} has no JSON form; convert it first`);
+      }
+      return value;
+    default:
+      return value;
+  }
+}
+
+function encodeBody(body: unknown): { bytes: Uint8Array; contentType: string } {
+  if (body === undefined) throw invalid('body', 'is missing (undefined)');
+  if (typeof body === 'string') return { bytes: Buffer.from(body, 'utf8'), contentType: 'text/plain; charset=utf-8' };
+  if (body instanceof Uint8Array) return { bytes: Uint8Array.from(body), contentType: 'application/octet-stream' };
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(body, jsonReplacer);
+  } catch (error) {
+    if (error instanceof InvalidMessageError) throw error;
+    throw new InvalidMessageError('body', 'cannot be serialised as JSON (circular reference?)', 'ERR_INVALID_MESSAGE', { cause: error });
+  }
+  if (json === undefined) throw invalid('body', 'has no JSON form');
+  return { bytes: Buffer.from(json, 'utf8'), contentType: 'application/json' };
+}
+
+/**
+ * Validates `message` and builds the exact request: id, URL, headers (defaults, then the message's, then
+ * `content-type` unless given) and body bytes. Throws `InvalidMessageError` (`ERR_INVALID_MESSAGE`,
+ * `ERR_INVALID_URL` or `ERR_BODY_TOO_LARGE`) and never quotes header values or URLs.
+ */
+export function prepareMessage(message: unknown, options: PrepareOptions): PreparedMessage {
+  if (message === null || typeof message !== 'object' || Array.isArray(message)) {
+    throw invalid('message', 'expected an object with a `body`');
+  }
+  const m = message as Record<string, unknown>;
+  for (const key of Object.keys(m)) {
+    if (key !== 'url' && key !== 'body' && key !== 'headers' && key !== 'id') {
+      throw invalid(key, 'unknown field (expected url, body, headers, id)');
+    }
+  }
+
+  let id: string;
+  if (m.id === undefined) {
+    id = newEventId();
+  } else if (typeof m.id !== 'string' || m.id.length === 0) {
+    throw invalid('id', 'must be a non-empty string');
+  } else if (!ID.test(m.id)) {
+    throw invalid('id', 'must be 1-256 visible ASCII characters (no spaces or control characters)');
+  } else {
+    id = m.id;
+  }
+
+  const url = m.url ?? options.url;
+  if (url === undefined) throw new InvalidMessageError('url', 'no URL: set `url` on the message or in the options', 'ERR_INVALID_URL');
+  const problem = urlProblem(url);
+  if (problem !== undefined) throw new InvalidMessageError('url', problem, 'ERR_INVALID_URL');
+
+  const own = m.headers === undefined ? {} : normalizeHeaders(m.headers, 'headers', invalid);
+  const { bytes, contentType } = encodeBody(m.body);
+  if (bytes.byteLength > options.maxBodyBytes) {
+    throw new InvalidMessageError(
+      'body',
+      `is ${bytes.byteLength} bytes, over maxBodyBytes (${options.maxBodyBytes})`,
+      'ERR_BODY_TOO_LARGE',
+    );
+  }
+  const headers = { 'content-type': contentType, ...options.headers, ...own };
+  return { id, url: url as string, headers, body: bytes };
+}
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+let lastTime = -1;
+let lastRandom = 0n;
+
+function base32(value: bigint, length: number): string {
+  let out = '';
+  for (let i = 0; i < length; i++) {
+    out = CROCKFORD[Number(value & 31n)] + out;
+    value >>= 5n;
+  }
+  return out;
+}
+
+/**
+ * A new event id: `msg_` + a ULID (48-bit millisecond time + 80 random bits, Crockford base32). Ids made in
+ * this process sort by creation, also within one millisecond (the random part is incremented).
+ */
+export function newEventId(now: number = Date.now()): string {
+  let time = Math.max(0, Math.floor(now));
+  if (time <= lastTime) {
+    time = lastTime;
+    lastRandom = (lastRandom + 1n) & ((1n << 80n) - 1n);
+  } else {
+    lastRandom = BigInt(`0x${randomBytes(10).toString('hex')}`);
+  }
+  lastTime = time;
+  return `msg_${base32(BigInt(time), 10)}${base32(lastRandom, 16)}`;
+}

@@ -1,0 +1,403 @@
+/**
+ * Options of the sender (the outbox extends them): one type with a documented default per field, and one
+ * validator that names the option and the bad value and rejects unknown keys. The small `check*` helpers
+ * are exported so every options object of the package validates the same way.
+ */
+import type { Clock } from './clock.js';
+import { systemClock } from './clock.js';
+import { InvalidOptionError } from './errors.js';
+import { normalizeHeaders, urlProblem } from './message.js';
+import type { RandomSource } from './retry/backoff.js';
+import type { OutboxStore } from './store/store.js';
+import type { Transport } from './transport/transport.js';
+
+/** Retry schedule: exponential backoff with full jitter, bounded by attempts and elapsed time. */
+export interface RetryOptions {
+  /**
+   * Upper bound of the first jittered delay, in ms; the bound doubles after each failed attempt.
+   * @default 200 (sender), 1000 (outbox)
+   */
+  baseDelayMs?: number;
+  /**
+   * Cap on the jittered delay, in ms.
+   * @default 5000 (sender), 600000 = 10 min (outbox)
+   */
+  maxDelayMs?: number;
+  /**
+   * Most attempts in total, the first included. `Infinity` = no limit (then `maxAgeMs` decides).
+   * @default 3 (sender), Infinity (outbox)
+   */
+  maxAttempts?: number;
+  /**
+   * Elapsed-time budget in ms, from the first attempt (sender) or from enqueue (outbox); no attempt starts
+   * after it, and the sender never sleeps past it. The issue tracker calls this `maxElapsedMs`.
+   * @default 30000 (sender), 259200000 = 72 h (outbox)
+   */
+  maxAgeMs?: number;
+  /**
+   * Cap on a receiver's `Retry-After`, in ms: a longer request is shortened to this.
+   * @default 10000 (sender), 3600000 = 1 h (outbox)
+   */
+  maxRetryAfterMs?: number;
+}
+
+/** Options of `createSender()`. Every field is optional. */
+export interface SenderOptions {
+  /**
+   * Default endpoint for messages without their own `url`. `http:` or `https:`.
+   * @default undefined (each message must then carry a url)
+   */
+  url?: string;
+  /**
+   * Standard Webhooks secret (`whsec_` + base64 of 24 to 64 bytes). When set, every attempt carries
+   * `webhook-signature: v1,<base64 HMAC-SHA256>`.
+   * @default undefined (unsigned)
+   */
+  signingSecret?: string;
+  /**
+   * Overall deadline of one attempt (connect, send, response), in ms.
+   * @default 15000
+   */
+  timeoutMs?: number;
+  /**
+   * Largest accepted body after encoding, in bytes. Bigger messages are rejected with `ERR_BODY_TOO_LARGE`.
+   * @default 1048576 (1 MiB)
+   */
+  maxBodyBytes?: number;
+  /**
+   * Headers added to every message (a message's own headers override them).
+   * @default {}
+   */
+  headers?: Record<string, string>;
+  /** Retry schedule. See {@link RetryOptions}. */
+  retry?: RetryOptions;
+  /**
+   * Your own transport (fetch, undici, a got instance...). It is wrapped for signing and not retried by itself.
+   * @default a got 14 transport with a dedicated keep-alive agent
+   */
+  transport?: Transport;
+  /**
+   * Retry `ENOTFOUND` (host does not resolve). Off because it usually means a wrong URL, not an outage.
+   * @default false
+   */
+  retryOnDnsFailure?: boolean;
+  /**
+   * Random source in [0, 1) for the jitter (tests inject a fixed one).
+   * @default Math.random
+   */
+  random?: RandomSource;
+  /**
+   * Time source and timers (tests inject a `FakeClock`).
+   * @default systemClock
+   */
+  clock?: Clock;
+}
+
+/** Retry options with every default filled in. */
+export interface NormalizedRetryOptions {
+  baseDelayMs: number;
+  maxDelayMs: number;
+  maxAttempts: number;
+  maxAgeMs: number;
+  maxRetryAfterMs: number;
+}
+
+/** Sender options after validation, with every default filled in. */
+export interface NormalizedSenderOptions {
+  url: string | undefined;
+  signingSecret: string | undefined;
+  timeoutMs: number;
+  maxBodyBytes: number;
+  headers: Record<string, string>;
+  retry: NormalizedRetryOptions;
+  transport: Transport | undefined;
+  retryOnDnsFailure: boolean;
+  random: RandomSource;
+  clock: Clock;
+}
+
+/**
+ * In-process defaults: the caller is awaiting `send()`, so the whole schedule fits in ~30 s: 3 attempts
+ * (the per-request budget of AWS SDKs and Google SRE) spaced 0-200 then 0-400 ms, unless the receiver asks
+ * for more with Retry-After (honoured up to 10 s). Longer outages are the outbox's job.
+ */
+export const SENDER_RETRY_DEFAULTS: Readonly<NormalizedRetryOptions> = Object.freeze({
+  baseDelayMs: 200,
+  maxDelayMs: 5_000,
+  maxAttempts: 3,
+  maxAgeMs: 30_000,
+  maxRetryAfterMs: 10_000,
+});
+
+/** The keys `SenderOptions` accepts. */
+export const SENDER_OPTION_KEYS: readonly string[] = Object.freeze([
+  'url',
+  'signingSecret',
+  'timeoutMs',
+  'maxBodyBytes',
+  'headers',
+  'retry',
+  'transport',
+  'retryOnDnsFailure',
+  'random',
+  'clock',
+]);
+
+const RETRY_KEYS = ['baseDelayMs', 'maxDelayMs', 'maxAttempts', 'maxAgeMs', 'maxRetryAfterMs'];
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** A short, safe rendering of a bad value for an error message. */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+  if (typeof value === 'function') return 'a function';
+  if (Array.isArray(value)) return 'an array';
+  if (value === null || typeof value !== 'object') return String(value);
+  return 'an object';
+}
+
+/** Throws unless `value` is a plain object (or undefined, which gives `{}`). */
+export function checkObject(value: unknown, option: string): Record<string, unknown> {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidOptionError(option, `expected an object, got ${describeValue(value)}`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Throws on the first key of `value` that is not in `allowed`. `prefix` is prepended to the reported name. */
+export function checkKnownKeys(value: Record<string, unknown>, allowed: readonly string[], prefix = ''): void {
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) {
+      throw new InvalidOptionError(`${prefix}${key}`, `unknown option (expected one of: ${allowed.join(', ')})`);
+    }
+  }
+}
+
+/**
+ * An integer in [min, max] (`Infinity` allowed when `allowInfinity`), or `fallback` when undefined.
+ */
+export function checkInteger(
+  value: unknown,
+  option: string,
+  fallback: number,
+  range: { min: number; max?: number; allowInfinity?: boolean },
+): number {
+  if (value === undefined) return fallback;
+  if (range.allowInfinity === true && value === Infinity) return value;
+  const max = range.max ?? Number.MAX_SAFE_INTEGER;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < range.min || value > max) {
+    const bound = range.allowInfinity === true ? ' or Infinity' : '';
+    throw new InvalidOptionError(option, `expected an integer from ${range.min} to ${max}${bound}, got ${describeValue(value)}`);
+  }
+  return value;
+}
+
+/** A boolean, or `fallback` when undefined. */
+export function checkBoolean(value: unknown, option: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new InvalidOptionError(option, `expected true or false, got ${describeValue(value)}`);
+  return value;
+}
+
+/** One of `choices`, or `fallback` when undefined. */
+export function checkEnum<T extends string>(value: unknown, option: string, fallback: T, choices: readonly T[]): T {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string' || !(choices as readonly string[]).includes(value)) {
+    throw new InvalidOptionError(option, `expected one of ${choices.map((c) => `'${c}'`).join(', ')}, got ${describeValue(value)}`);
+  }
+  return value as T;
+}
+
+/** An object having every method in `methods`, or undefined. */
+export function checkPort<T>(value: unknown, option: string, methods: readonly string[]): T | undefined {
+  if (value === undefined) return undefined;
+  const ok =
+    value !== null &&
+    typeof value === 'object' &&
+    methods.every((m) => typeof (value as Record<string, unknown>)[m] === 'function');
+  if (!ok) throw new InvalidOptionError(option, `expected an object with method(s) ${methods.join(', ')}, got ${describeValue(value)}`);
+  return value as T;
+}
+
+/** An absolute http(s) URL, or undefined. The URL itself is never echoed (it may carry credentials). */
+export function checkUrl(value: unknown, option: string): string | undefined {
+  if (value === undefined) return undefined;
+  const problem = urlProblem(value);
+  if (problem !== undefined) throw new InvalidOptionError(option, problem);
+  return value as string;
+}
+
+const SECRET = /^whsec_([A-Za-z0-9+/]+={0,2})$/;
+
+/**
+ * Why `secret` is not a Standard Webhooks secret, or `undefined` when it is. Never quotes the secret.
+ */
+export function signingSecretProblem(secret: unknown): string | undefined {
+  const expected = "expected 'whsec_' followed by the base64 of 24 to 64 random bytes";
+  if (typeof secret !== 'string') return `${expected}, got ${secret === null ? 'null' : typeof secret}`;
+  const match = SECRET.exec(secret);
+  if (match?.[1] === undefined || match[1].length % 4 !== 0) return `${expected} (the value is not in that format)`;
+  const bytes = Buffer.from(match[1], 'base64').byteLength;
+  if (bytes < 24 || bytes > 64) return `${expected} (it decodes to ${bytes} bytes)`;
+  return undefined;
+}
+
+/** Validates the `retry` block against `defaults`. */
+export function normalizeRetryOptions(value: unknown, defaults: Readonly<NormalizedRetryOptions>, option = 'retry'): NormalizedRetryOptions {
+  const input = checkObject(value, option);
+  checkKnownKeys(input, RETRY_KEYS, `${option}.`);
+  const baseDelayMs = checkInteger(input.baseDelayMs, `${option}.baseDelayMs`, defaults.baseDelayMs, { min: 0, max: MAX_TIMER_MS });
+  const maxDelayMs = checkInteger(input.maxDelayMs, `${option}.maxDelayMs`, Math.max(defaults.maxDelayMs, baseDelayMs), {
+    min: 0,
+    max: MAX_TIMER_MS,
+  });
+  if (maxDelayMs < baseDelayMs) {
+    throw new InvalidOptionError(`${option}.maxDelayMs`, `must be at least retry.baseDelayMs (${baseDelayMs}), got ${maxDelayMs}`);
+  }
+  return {
+    baseDelayMs,
+    maxDelayMs,
+    maxAttempts: checkInteger(input.maxAttempts, `${option}.maxAttempts`, defaults.maxAttempts, { min: 1, allowInfinity: true }),
+    maxAgeMs: checkInteger(input.maxAgeMs, `${option}.maxAgeMs`, defaults.maxAgeMs, { min: 1, allowInfinity: true }),
+    maxRetryAfterMs: checkInteger(input.maxRetryAfterMs, `${option}.maxRetryAfterMs`, defaults.maxRetryAfterMs, {
+      min: 0,
+      max: MAX_TIMER_MS,
+    }),
+  };
+}
+
+/**
+ * Validates sender options and fills in defaults. `retryDefaults` lets the outbox reuse this with its own
+ * schedule; `extraKeys` are accepted (not validated) so an extended options type can check them itself.
+ * Throws `InvalidOptionError` naming the option and the bad value (never a secret or header value).
+ */
+export function normalizeSenderOptions(
+  input: unknown,
+  config: { retryDefaults?: Readonly<NormalizedRetryOptions>; extraKeys?: readonly string[] } = {},
+): NormalizedSenderOptions {
+  const o = checkObject(input, 'options');
+  checkKnownKeys(o, [...SENDER_OPTION_KEYS, ...(config.extraKeys ?? [])]);
+  if (o.signingSecret !== undefined) {
+    const problem = signingSecretProblem(o.signingSecret);
+    if (problem !== undefined) throw new InvalidOptionError('signingSecret', problem);
+  }
+  if (o.random !== undefined && typeof o.random !== 'function') {
+    throw new InvalidOptionError('random', `expected a function returning [0, 1), got ${describeValue(o.random)}`);
+  }
+  return {
+    url: checkUrl(o.url, 'url'),
+    signingSecret: o.signingSecret as string | undefined,
+    timeoutMs: checkInteger(o.timeoutMs, 'timeoutMs', 15_000, { min: 1, max: MAX_TIMER_MS }),
+    maxBodyBytes: checkInteger(o.maxBodyBytes, 'maxBodyBytes', 1_048_576, { min: 1 }),
+    headers:
+      o.headers === undefined
+        ? {}
+        : normalizeHeaders(o.headers, 'headers', (field, problem) => new InvalidOptionError(field, problem)),
+    retry: normalizeRetryOptions(o.retry, config.retryDefaults ?? SENDER_RETRY_DEFAULTS),
+    transport: checkPort<Transport>(o.transport, 'transport', ['send']),
+    retryOnDnsFailure: checkBoolean(o.retryOnDnsFailure, 'retryOnDnsFailure', false),
+    random: (o.random as RandomSource | undefined) ?? Math.random,
+    clock: checkPort<Clock>(o.clock, 'clock', ['now', 'setTimer']) ?? systemClock,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Outbox options: the sender's, plus where events are kept and how the background flusher runs.
+// ---------------------------------------------------------------------------------------------------------
+
+/** Options of `Outbox.open()`: the sender options plus storage and flusher settings. Give `dir` or `store`. */
+export interface OutboxOptions extends SenderOptions {
+  /**
+   * Directory of the default `FileStore` (created 0700 if missing). Shorthand for
+   * `store: new FileStore({ dir, durability, maxBytes })`.
+   * @default undefined (then `store` is required)
+   */
+  dir?: string;
+  /**
+   * Any `OutboxStore` (e.g. `MemoryStore` in tests, `LowdbStore`). Exclusive with `dir`, `durability`, `maxBytes`.
+   * @default undefined (then `dir` is required)
+   */
+  store?: OutboxStore;
+  /**
+   * With `dir`: `'fsync'` resolves `enqueue()` once the record is fsynced (survives power loss); `'write'`
+   * once it is written (survives a killed process, not a power loss).
+   * @default 'fsync'
+   */
+  durability?: 'fsync' | 'write';
+  /**
+   * With `dir`: bytes the outbox may occupy on disk; beyond it `enqueue()` rejects with `ERR_OUTBOX_FULL`.
+   * @default the FileStore's default
+   */
+  maxBytes?: number;
+  /**
+   * Run the flusher in this process. `false` opens a producer-only outbox (another process, e.g. the CLI's
+   * `flush`, delivers; `drain()` still delivers on demand).
+   * @default true
+   */
+  autoFlush?: boolean;
+  /**
+   * Most requests in flight per endpoint URL. The adaptive limit (slow start after an outage, halved on
+   * 429/503/timeouts) moves between 1 and this.
+   * @default 16
+   */
+  concurrency?: number;
+  /**
+   * Most requests in flight in total, all endpoints together.
+   * @default 64
+   */
+  globalConcurrency?: number;
+}
+
+/** Outbox options after validation, with every default filled in. */
+export interface NormalizedOutboxOptions extends NormalizedSenderOptions {
+  dir: string | undefined;
+  store: OutboxStore | undefined;
+  durability: 'fsync' | 'write';
+  maxBytes: number | undefined;
+  autoFlush: boolean;
+  concurrency: number;
+  globalConcurrency: number;
+}
+
+/**
+ * The outbox's schedule: it runs in the background, so it waits longer and gives up later than `send()`:
+ * 0-1 s after the first failure, doubling up to 10 min, for up to 72 h, with no attempt limit; a
+ * Retry-After is honoured up to 1 h.
+ */
+export const OUTBOX_RETRY_DEFAULTS: Readonly<NormalizedRetryOptions> = Object.freeze({
+  baseDelayMs: 1_000,
+  maxDelayMs: 600_000,
+  maxAttempts: Infinity,
+  maxAgeMs: 259_200_000,
+  maxRetryAfterMs: 3_600_000,
+});
+
+const OUTBOX_OPTION_KEYS = ['dir', 'store', 'durability', 'maxBytes', 'autoFlush', 'concurrency', 'globalConcurrency'];
+
+/** Validates `Outbox.open()` options and fills in defaults. Throws `InvalidOptionError` naming the option. */
+export function normalizeOutboxOptions(input: unknown): NormalizedOutboxOptions {
+  const sender = normalizeSenderOptions(input, { retryDefaults: OUTBOX_RETRY_DEFAULTS, extraKeys: OUTBOX_OPTION_KEYS });
+  const o = input as Record<string, unknown>;
+  const store = checkPort<OutboxStore>(o.store, 'store', ['open', 'append', 'claim', 'settle', 'stats', 'close']);
+  if (o.dir !== undefined && (typeof o.dir !== 'string' || o.dir.length === 0)) {
+    throw new InvalidOptionError('dir', `expected a non-empty directory path, got ${describeValue(o.dir)}`);
+  }
+  if (store === undefined && o.dir === undefined) {
+    throw new InvalidOptionError('dir', 'give `dir` (a directory for the default FileStore) or `store`');
+  }
+  if (store !== undefined) {
+    for (const key of ['dir', 'durability', 'maxBytes']) {
+      if (o[key] !== undefined) throw new InvalidOptionError(key, 'applies to the default FileStore only; configure your `store` instead');
+    }
+  }
+  return {
+    ...sender,
+    dir: o.dir as string | undefined,
+    store,
+    durability: checkEnum(o.durability, 'durability', 'fsync', ['fsync', 'write'] as const),
+    maxBytes: o.maxBytes === undefined ? undefined : checkInteger(o.maxBytes, 'maxBytes', 0, { min: 1 }),
+    autoFlush: checkBoolean(o.autoFlush, 'autoFlush', true),
+    concurrency: checkInteger(o.concurrency, 'concurrency', 16, { min: 1, max: 1024 }),
+    globalConcurrency: checkInteger(o.globalConcurrency, 'globalConcurrency', 64, { min: 1, max: 65_536 }),
+  };
+}

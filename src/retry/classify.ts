@@ -1,0 +1,92 @@
+/**
+ * What is worth retrying, in one place. A failed attempt is either retryable (the same request may succeed
+ * later) or permanent; retryable failures that signal overload ("throttled") also tell the flusher to slow
+ * down (AIMD) rather than only wait.
+ */
+import { NetworkError } from '../errors.js';
+
+/** Statuses retried by default: 408, 425, 429, 500, 502, 503, 504. Every other non-2xx is permanent. */
+export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 425, 429, 500, 502, 503, 504]);
+
+/** Statuses that mean "too much load, slow down": 429 and 503. */
+export const THROTTLE_STATUSES: ReadonlySet<number> = new Set([429, 503]);
+
+/** System error codes of a request that never got an answer and may succeed when tried again. */
+export const RETRYABLE_ERRNOS: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+
+/** How a failed attempt should be treated. */
+export interface FailureClass {
+  /** The same request may succeed later. */
+  retryable: boolean;
+  /** The receiver or the path to it is overloaded: back off harder (fewer concurrent requests). */
+  throttled: boolean;
+}
+
+/** Options of {@link classifyError}. */
+export interface ClassifyOptions {
+  /** Retry `ENOTFOUND` (the host name does not resolve). Off by default: usually a typo, not an outage. */
+  retryOnDnsFailure?: boolean;
+}
+
+/** True for 2xx. */
+export function isSuccessStatus(status: number): boolean {
+  return status >= 200 && status <= 299;
+}
+
+/** Classifies a non-2xx HTTP status. 3xx is a failure (redirects are not followed) and is not retried. */
+export function classifyStatus(status: number): FailureClass {
+  return { retryable: RETRYABLE_STATUSES.has(status), throttled: THROTTLE_STATUSES.has(status) };
+}
+
+/** Classifies a request that got no response. Timeouts count as throttling; an abort is never retried. */
+export function classifyError(error: NetworkError, options: ClassifyOptions = {}): FailureClass {
+  if (error.code === 'ERR_ABORTED') return { retryable: false, throttled: false };
+  if (error.code === 'ERR_TIMEOUT') return { retryable: true, throttled: true };
+  const errno = error.errno;
+  if (errno === 'ENOTFOUND') return { retryable: options.retryOnDnsFailure === true, throttled: false };
+  if (errno !== undefined && RETRYABLE_ERRNOS.has(errno)) return { retryable: true, throttled: false };
+  // Node reports a server that closed the socket without answering as "socket hang up" (ECONNRESET), but
+  // other clients (fetch, undici) may surface the bare message without a code.
+  if (/socket hang up/i.test(error.message)) return { retryable: true, throttled: false };
+  return { retryable: false, throttled: false };
+}
+
+function errnoOf(error: unknown): string | undefined {
+  for (let e: unknown = error, depth = 0; e !== null && typeof e === 'object' && depth < 4; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^E[A-Z_]+$/.test(code) && !code.startsWith('ERR_')) return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+function isTimeout(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e !== null && typeof e === 'object' && depth < 4; depth++) {
+    if ((e as { name?: unknown }).name === 'TimeoutError') return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/**
+ * Turns whatever a transport rejected with (a got `RequestError`, a fetch `TypeError` with a `cause`, an
+ * `AbortError`) into a {@link NetworkError}: `ERR_ABORTED` when `signal` aborted, `ERR_TIMEOUT` for timeouts,
+ * else `ERR_NETWORK` with the system error code. The original error is kept as `cause`.
+ */
+export function toNetworkError(error: unknown, signal?: AbortSignal): NetworkError {
+  if (error instanceof NetworkError) return error;
+  if (signal?.aborted === true) return new NetworkError('ERR_ABORTED', 'The request was aborted', undefined, { cause: error });
+  const errno = errnoOf(error);
+  if (isTimeout(error)) return new NetworkError('ERR_TIMEOUT', 'The request timed out', errno, { cause: error });
+  const detail = error instanceof Error ? error.message : String(error);
+  return new NetworkError('ERR_NETWORK', `The request failed: ${errno ?? detail}`, errno, { cause: error });
+}

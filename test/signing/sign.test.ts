@@ -1,0 +1,110 @@
+import { Webhook } from 'standardwebhooks';
+import { describe, expect, it } from 'vitest';
+import { FakeClock } from '../../src/clock.js';
+import { signPayload, verifyWebhook } from '../../src/signing/sign.js';
+import { withSigning } from '../../src/signing/signing-transport.js';
+import type { Transport, TransportRequest } from '../../src/transport/transport.js';
+
+// The Standard Webhooks specification's published test vector.
+const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+const ID = 'msg_p5jXN8AQM9LWM0D4loKWxJek';
+const TS = 1614265330;
+const BODY = '{"test": 2432232314}';
+const SIGNATURE = 'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=';
+
+describe('signPayload', () => {
+  it('reproduces the spec test vector, for strings and bytes alike', () => {
+    expect(signPayload(SECRET, ID, TS, BODY)).toBe(SIGNATURE);
+    expect(signPayload(SECRET, ID, TS, Buffer.from(BODY))).toBe(SIGNATURE);
+  });
+
+  it('agrees with the standardwebhooks package', () => {
+    const wh = new Webhook(SECRET);
+    expect(signPayload(SECRET, 'msg_1', 1_700_000_000, '{"a":1}')).toBe(wh.sign('msg_1', new Date(1_700_000_000_000), '{"a":1}'));
+  });
+
+  it('rejects a malformed secret without quoting it', () => {
+    expect(() => signPayload('whsec_short', ID, TS, BODY)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION' }));
+    expect(() => signPayload('whsec_short', ID, TS, BODY)).not.toThrow(/short/);
+  });
+});
+
+describe('verifyWebhook', () => {
+  const now = TS * 1000;
+  const headers = { 'webhook-id': ID, 'webhook-timestamp': String(TS), 'webhook-signature': SIGNATURE };
+
+  it('accepts the spec vector, with Node-style or fetch-style headers and several signatures', () => {
+    expect(verifyWebhook(SECRET, headers, BODY, { now })).toEqual({ ok: true, id: ID, timestamp: TS });
+    expect(verifyWebhook(SECRET, new Headers(headers), Buffer.from(BODY), { now }).ok).toBe(true);
+    const rotated = { ...headers, 'webhook-signature': `v1,AAAA v1a,xyz ${SIGNATURE}` };
+    expect(verifyWebhook(SECRET, rotated, BODY, { now }).ok).toBe(true);
+  });
+
+  it('rejects a changed body, a foreign signature, stale or future timestamps and missing headers', () => {
+    expect(verifyWebhook(SECRET, headers, `${BODY} `, { now })).toEqual({ ok: false, reason: 'signature-mismatch' });
+    expect(verifyWebhook(SECRET, { ...headers, 'webhook-signature': 'v1,AAAA' }, BODY, { now }).ok).toBe(false);
+    expect(verifyWebhook(SECRET, headers, BODY, { now: now + 301_000 })).toEqual({ ok: false, reason: 'timestamp-out-of-tolerance' });
+    expect(verifyWebhook(SECRET, headers, BODY, { now: now - 301_000 }).ok).toBe(false);
+    expect(verifyWebhook(SECRET, headers, BODY, { now: now + 3_600_000, toleranceSeconds: 7_200 }).ok).toBe(true);
+    expect(verifyWebhook(SECRET, { ...headers, 'webhook-timestamp': '12ab' }, BODY, { now })).toEqual({ ok: false, reason: 'bad-timestamp' });
+    expect(verifyWebhook(SECRET, { 'webhook-id': ID }, BODY, { now })).toEqual({ ok: false, reason: 'missing-headers' });
+  });
+});
+
+describe('withSigning', () => {
+  function recorder(): { transport: Transport; seen: TransportRequest[] } {
+    const seen: TransportRequest[] = [];
+    return {
+      seen,
+      transport: { send: (request) => (seen.push(request), Promise.resolve({ status: 200, headers: {}, bodyExcerpt: '' })) },
+    };
+  }
+  const request = (id?: string): TransportRequest => ({
+    url: 'http://x.test/hook',
+    headers: id === undefined ? { 'content-type': 'application/json' } : { 'content-type': 'application/json', 'webhook-id': id },
+    body: Buffer.from('{"a":1}'),
+    timeoutMs: 1_000,
+  });
+
+  it('stamps every attempt with its own timestamp and a signature standardwebhooks verifies', async () => {
+    const clock = new FakeClock(1_700_000_000_000);
+    const { transport, seen } = recorder();
+    const signed = withSigning(transport, { signingSecret: SECRET, clock });
+    await signed.send(request('msg_a'));
+    clock.advance(90_000);
+    await signed.send(request('msg_a'));
+    expect(seen.map((r) => r.headers['webhook-timestamp'])).toEqual(['1700000000', '1700000090']);
+    const wh = new Webhook(SECRET);
+    for (const r of seen) {
+      const at = Number(r.headers['webhook-timestamp']) * 1000;
+      expect(verifyWebhook(SECRET, r.headers, r.body, { now: at }).ok).toBe(true);
+      expect(() => {
+        const real = Date.now;
+        Date.now = () => at;
+        try {
+          wh.verify(Buffer.from(r.body), r.headers);
+        } finally {
+          Date.now = real;
+        }
+      }).not.toThrow();
+    }
+  });
+
+  it('sets only the timestamp without a secret, and refuses a request without webhook-id', async () => {
+    const { transport, seen } = recorder();
+    const signed = withSigning(transport, { clock: new FakeClock(5_000) });
+    await signed.send(request('msg_b'));
+    expect(seen[0]?.headers['webhook-timestamp']).toBe('5');
+    expect(seen[0]?.headers['webhook-signature']).toBeUndefined();
+    await expect(signed.send(request())).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE' });
+    expect(seen).toHaveLength(1);
+  });
+
+  it('passes close() through only when the inner transport has one', async () => {
+    let closed = 0;
+    const { transport } = recorder();
+    expect(withSigning(transport, { clock: new FakeClock() }).close).toBeUndefined();
+    await withSigning({ ...transport, close: () => (closed++, Promise.resolve()) }, { clock: new FakeClock() }).close?.();
+    expect(closed).toBe(1);
+  });
+});
