@@ -1,0 +1,50 @@
+/**
+ * A `Transport` (see src/transport/transport.ts) on undici 6, for the benchmark: one POST per call, no
+ * retries, resolves for every status, rejects with a `NetworkError` when no response arrived.
+ */
+import { Agent, request } from 'undici';
+import { NetworkError } from '../../dist/index.js';
+
+const EXCERPT_BYTES = 4096;
+
+/** Creates an undici transport with its own connection pool. */
+export function createUndiciTransport({ connections = 256 } = {}) {
+  const agent = new Agent({ connections, pipelining: 1, keepAliveTimeout: 10_000 });
+  return {
+    async send({ url, headers, body, timeoutMs, signal }) {
+      const deadline = AbortSignal.timeout(timeoutMs);
+      const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
+      try {
+        const response = await request(url, {
+          method: 'POST',
+          headers,
+          body,
+          dispatcher: agent,
+          signal: combined,
+          maxRedirections: 0,
+        });
+        const chunks = [];
+        let size = 0;
+        for await (const chunk of response.body) {
+          if (size < EXCERPT_BYTES) chunks.push(chunk);
+          size += chunk.length;
+        }
+        const flat = {};
+        for (const [name, value] of Object.entries(response.headers)) {
+          flat[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+        }
+        return {
+          status: response.statusCode,
+          headers: flat,
+          bodyExcerpt: Buffer.concat(chunks).subarray(0, EXCERPT_BYTES).toString('utf8'),
+        };
+      } catch (error) {
+        if (deadline.aborted) throw new NetworkError('ERR_TIMEOUT', `request timed out after ${timeoutMs} ms`, 'ETIMEDOUT', { cause: error });
+        if (signal?.aborted) throw new NetworkError('ERR_ABORTED', 'request aborted', undefined, { cause: error });
+        const errno = error?.cause?.code ?? error?.code;
+        throw new NetworkError('ERR_NETWORK', `request failed: ${errno ?? error?.message}`, errno, { cause: error });
+      }
+    },
+    close: () => agent.close(),
+  };
+}
