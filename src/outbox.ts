@@ -1,0 +1,335 @@
+/**
+ * The outbox: durable, fire-and-forget delivery. `enqueue()` writes the event to the store and resolves
+ * once it is durable; the flusher (in this process unless `autoFlush: false`) delivers it later.
+ */
+import { EventEmitter } from 'node:events';
+import { DrainTimeoutError, OutboxClosedError } from './errors.js';
+import { createTransportStack, runAttempt } from './delivery/attempt.js';
+import type { CircuitEvent, DeadEvent, DeliveredEvent, RetryEvent } from './delivery/flusher.js';
+import { Flusher } from './delivery/flusher.js';
+import type { EndpointSnapshot } from './delivery/endpoint.js';
+import { prepareMessage } from './message.js';
+import type { WebhookMessage } from './message.js';
+import { OutboxMetrics } from './metrics.js';
+import { normalizeOutboxOptions } from './options.js';
+import type { NormalizedOutboxOptions, OutboxOptions } from './options.js';
+import type { DeadLetter, DeadLetterQuery, NewEvent, OutboxStore } from './store/store.js';
+import type { Transport } from './transport/transport.js';
+
+/** The events an {@link Outbox} emits, with their listener arguments. */
+export type OutboxEventMap = {
+  /** An event was delivered (2xx) and removed from the store. */
+  delivered: [event: DeliveredEvent];
+  /** An attempt failed and the event will be tried again. */
+  retry: [event: RetryEvent];
+  /** An event was moved to the dead letters. */
+  dead: [event: DeadEvent];
+  /** An endpoint's circuit changed state. */
+  circuit: [event: CircuitEvent];
+  /**
+   * A fault of the outbox itself (store I/O), never a delivery failure. Without a listener it is reported
+   * with `process.emitWarning` instead of crashing the app.
+   */
+  error: [error: Error];
+};
+
+/** An endpoint as `stats()` reports it: store counters plus delivery state. */
+export interface EndpointStats {
+  pending: number;
+  dead: number;
+  circuit: EndpointSnapshot['circuit'];
+  /** Current adaptive concurrency limit. */
+  concurrency: number;
+  inFlight: number;
+  /** When an open circuit probes next (ms since epoch). */
+  nextProbeAt: number | undefined;
+  /** End of a Retry-After pause (ms since epoch). */
+  pausedUntil: number | undefined;
+}
+
+/** What {@link Outbox.stats} returns. */
+export interface OutboxStats {
+  /** Events waiting to be delivered, due or not, including those in flight. */
+  pending: number;
+  /** Requests being sent right now. */
+  inFlight: number;
+  /** Events delivered since the outbox was opened. */
+  delivered: number;
+  /** Dead letters kept. */
+  dead: number;
+  /** Records skipped on recovery because they were corrupt. */
+  corrupt: number;
+  /** Age of the oldest pending event (ms), or `undefined` when nothing is pending. */
+  oldestPendingAgeMs: number | undefined;
+  bytesOnDisk: number;
+  /** Per endpoint URL. */
+  endpoints: Record<string, EndpointStats>;
+}
+
+/** Options of {@link Outbox.drain}. */
+export interface DrainOptions {
+  /**
+   * Reject with `ERR_DRAIN_TIMEOUT` if not drained by then.
+   * @default 30000
+   */
+  timeoutMs?: number;
+}
+
+/** Options of {@link Outbox.close}. */
+export interface CloseOptions {
+  /**
+   * How long in-flight requests may finish; the rest are abandoned and stay pending on disk.
+   * @default 10000
+   */
+  timeoutMs?: number;
+}
+
+const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
+const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+
+interface Waiter {
+  check(): void;
+}
+
+/**
+ * A durable webhook outbox. Open it with {@link Outbox.open}; every method after `close()` rejects with
+ * `ERR_OUTBOX_CLOSED`.
+ */
+export class Outbox extends EventEmitter<OutboxEventMap> {
+  readonly #options: NormalizedOutboxOptions;
+  readonly #store: OutboxStore;
+  readonly #transport: Transport;
+  readonly #flusher: Flusher;
+  readonly #metrics: OutboxMetrics;
+  readonly #waiters = new Set<Waiter>();
+  #batch: { event: NewEvent; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  #appending: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+  #drains = 0;
+
+  private constructor(options: NormalizedOutboxOptions, store: OutboxStore, transport: Transport) {
+    super();
+    this.#options = options;
+    this.#store = store;
+    this.#transport = transport;
+    this.#metrics = new OutboxMetrics(() => this.stats());
+    const { clock, timeoutMs, retryOnDnsFailure } = options;
+    this.#flusher = new Flusher({
+      store,
+      clock,
+      random: options.random,
+      retry: options.retry,
+      concurrency: options.concurrency,
+      globalConcurrency: options.globalConcurrency,
+      deliver: async (event, signal) => {
+        const result = await runAttempt(transport, event, { timeoutMs, signal, clock, retryOnDnsFailure });
+        this.#metrics.attempt(result);
+        return result;
+      },
+      listener: {
+        delivered: (event) => this.#emitSafely('delivered', event),
+        retry: (event) => this.#emitSafely('retry', event),
+        dead: (event) => {
+          this.#metrics.dead(event.reason);
+          this.#emitSafely('dead', event);
+        },
+        circuit: (event) => this.#emitSafely('circuit', event),
+        error: (error) => this.#fault(error),
+        progress: () => this.#checkWaiters(),
+      },
+    });
+  }
+
+  /**
+   * Opens the store (taking its lock and recovering what a previous process left), and starts the
+   * flusher unless `autoFlush: false`. Rejects with `InvalidOptionError` for bad options and
+   * `ERR_OUTBOX_LOCKED` when another process owns the directory.
+   */
+  static async open(options: OutboxOptions): Promise<Outbox> {
+    const normalized = normalizeOutboxOptions(options);
+    const store = normalized.store;
+    if (store === undefined) throw new Error('FileStore pending');
+    await store.open();
+    const transport = createTransportStack(normalized);
+    const outbox = new Outbox(normalized, store, transport);
+    if (normalized.autoFlush) outbox.#flusher.start();
+    return outbox;
+  }
+
+  /**
+   * Validates the message (same rules and codes as `send()`), gives it an id, and resolves with that id
+   * once the event is durable. Never waits for delivery. Enqueues made while a write is in progress are
+   * written together in the next one.
+   */
+  async enqueue(message: WebhookMessage): Promise<{ id: string }> {
+    if (this.#closing !== undefined) throw new OutboxClosedError();
+    const prepared = prepareMessage(message, this.#options);
+    const now = this.#options.clock.now();
+    const event: NewEvent = { ...prepared, createdAt: now, nextAttemptAt: now };
+    await new Promise<void>((resolve, reject) => {
+      this.#batch.push({ event, resolve, reject });
+      if (this.#appending === undefined) this.#appending = this.#writeBatches();
+    });
+    this.#flusher.poke();
+    return { id: prepared.id };
+  }
+
+  /** Counters and per-endpoint state; synchronous and cheap. */
+  stats(): OutboxStats {
+    const store = this.#store.stats();
+    const live = this.#flusher.endpoints();
+    const endpoints: Record<string, EndpointStats> = {};
+    for (const url of new Set([...Object.keys(store.endpoints), ...Object.keys(live)])) {
+      const counters = store.endpoints[url];
+      const state = live[url];
+      endpoints[url] = {
+        pending: counters?.pending ?? 0,
+        dead: counters?.dead ?? 0,
+        circuit: state?.circuit ?? 'closed',
+        concurrency: state?.concurrency ?? this.#options.concurrency,
+        inFlight: state?.inFlight ?? 0,
+        nextProbeAt: state?.nextProbeAt,
+        pausedUntil: state?.pausedUntil,
+      };
+    }
+    return {
+      pending: store.pending,
+      inFlight: this.#flusher.inFlight,
+      delivered: store.delivered,
+      dead: store.dead,
+      corrupt: store.corrupt,
+      oldestPendingAgeMs:
+        store.oldestPendingAt === undefined ? undefined : Math.max(0, this.#options.clock.now() - store.oldestPendingAt),
+      bytesOnDisk: store.bytesOnDisk,
+      endpoints,
+    };
+  }
+
+  /**
+   * Resolves once nothing is pending (due or scheduled later) and nothing is in flight. Runs the flusher
+   * while it waits, also when `autoFlush` is false. Rejects with `DrainTimeoutError` (`remaining` = events
+   * still pending) after `timeoutMs`. Keeps the process alive while it waits.
+   */
+  async drain(options: DrainOptions = {}): Promise<void> {
+    if (this.#closing !== undefined) throw new OutboxClosedError();
+    const timeoutMs = options.timeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+    this.#drains += 1;
+    this.#flusher.start();
+    const keepAlive = setInterval(() => {}, 1 << 30);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const cancel = this.#options.clock.setTimer(() => {
+          this.#waiters.delete(waiter);
+          reject(new DrainTimeoutError(timeoutMs, this.#store.stats().pending + this.#batch.length));
+        }, timeoutMs);
+        const waiter: Waiter = {
+          check: () => {
+            if (this.#closing !== undefined) {
+              cancel();
+              this.#waiters.delete(waiter);
+              reject(new OutboxClosedError('The outbox was closed while draining'));
+            } else if (this.#idle()) {
+              cancel();
+              this.#waiters.delete(waiter);
+              resolve();
+            }
+          },
+        };
+        this.#waiters.add(waiter);
+        waiter.check();
+      });
+    } finally {
+      clearInterval(keepAlive);
+      this.#drains -= 1;
+      if (this.#drains === 0 && !this.#options.autoFlush) this.#flusher.pause();
+    }
+  }
+
+  /** Dead letters, oldest first, with their payload, reason and attempt history. */
+  async deadLetters(query?: DeadLetterQuery): Promise<DeadLetter[]> {
+    if (this.#closing !== undefined) throw new OutboxClosedError();
+    return this.#store.deadLetters(query);
+  }
+
+  /** Puts dead letters (all, or those `ids`) back in the queue with fresh attempts; resolves with how many. */
+  async replay(ids?: readonly string[]): Promise<number> {
+    if (this.#closing !== undefined) throw new OutboxClosedError();
+    const count = await this.#store.replay(ids, this.#options.clock.now());
+    this.#flusher.poke();
+    return count;
+  }
+
+  /** Deletes dead letters (all, or those `ids`) for good; resolves with how many. */
+  async purge(ids?: readonly string[]): Promise<number> {
+    if (this.#closing !== undefined) throw new OutboxClosedError();
+    return this.#store.purge(ids);
+  }
+
+  /**
+   * Stops intake (`enqueue()` rejects with `ERR_OUTBOX_CLOSED`), waits for enqueues being written, lets
+   * in-flight requests finish for up to `timeoutMs` (the rest are abandoned and stay pending on disk),
+   * then closes the store (fsync, lock released) and the transport. Idempotent: every call returns the
+   * same promise.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    this.#closing ??= this.#shutdown(options.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);
+    return this.#closing;
+  }
+
+  async #shutdown(timeoutMs: number): Promise<void> {
+    this.#checkWaiters();
+    while (this.#appending !== undefined) await this.#appending;
+    await this.#flusher.stop(timeoutMs);
+    this.#metrics.close();
+    try {
+      await this.#store.close();
+    } finally {
+      await this.#transport.close?.();
+    }
+  }
+
+  #idle(): boolean {
+    return (
+      this.#store.stats().pending === 0 &&
+      this.#flusher.inFlight === 0 &&
+      this.#flusher.settling === 0 &&
+      this.#appending === undefined
+    );
+  }
+
+  #checkWaiters(): void {
+    for (const waiter of [...this.#waiters]) waiter.check();
+  }
+
+  async #writeBatches(): Promise<void> {
+    while (this.#batch.length > 0) {
+      const batch = this.#batch;
+      this.#batch = [];
+      try {
+        await this.#store.append(batch.map((entry) => entry.event));
+        for (const entry of batch) entry.resolve();
+      } catch (error) {
+        for (const entry of batch) entry.reject(error);
+      }
+    }
+    this.#appending = undefined;
+    this.#checkWaiters();
+  }
+
+  #emitSafely<K extends 'delivered' | 'retry' | 'dead' | 'circuit'>(name: K, event: OutboxEventMap[K][0]): void {
+    try {
+      (this.emit as (name: K, event: OutboxEventMap[K][0]) => boolean)(name, event);
+    } catch (error) {
+      // A throwing listener is the app's bug: surface it like any listener error, outside our bookkeeping.
+      process.nextTick(() => {
+        throw error;
+      });
+    }
+  }
+
+  #fault(error: unknown): void {
+    const err = error instanceof Error ? error : new Error(String(error));
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else process.emitWarning(err);
+  }
+}

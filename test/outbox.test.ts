@@ -1,0 +1,247 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Outbox } from '../src/outbox.js';
+import type { OutboxOptions } from '../src/options.js';
+import { MemoryStore } from '../src/store/memory.js';
+import type { OutboxStore } from '../src/store/store.js';
+import { startFlakyReceiver } from '../src/testing/flaky-receiver.js';
+import type { FlakyReceiver, Reply } from '../src/testing/flaky-receiver.js';
+import { FAST_RETRY, bodyOf, enqueueMany, expectAllDelivered, newSecret, waitFor } from './outbox-helpers.js';
+
+let receiver: FlakyReceiver | undefined;
+let outbox: Outbox | undefined;
+
+afterEach(async () => {
+  await outbox?.close({ timeoutMs: 100 });
+  await receiver?.close();
+  outbox = undefined;
+  receiver = undefined;
+});
+
+interface StoreKind {
+  name: string;
+  create(): Promise<OutboxStore>;
+}
+
+const stores: StoreKind[] = [{ name: 'MemoryStore', create: async () => new MemoryStore() }];
+
+async function openOutbox(
+  rx: FlakyReceiver,
+  secret: string,
+  store: OutboxStore,
+  options: Partial<OutboxOptions> = {},
+): Promise<Outbox> {
+  outbox = await Outbox.open({ store, url: rx.url, signingSecret: secret, retry: FAST_RETRY, timeoutMs: 5_000, ...options });
+  return outbox;
+}
+
+describe.each(stores)('Outbox delivery ($name)', (kind) => {
+  it('delivers every enqueued event once, signed, with its body and a unique id', async () => {
+    const secret = newSecret();
+    const rx = (receiver = await startFlakyReceiver({ secret }));
+    const box = await openOutbox(rx, secret, await kind.create());
+    const delivered: string[] = [];
+    box.on('delivered', (event) => delivered.push(event.id));
+    const enqueued = await enqueueMany(box, 200);
+    await box.drain({ timeoutMs: 10_000 });
+    expectAllDelivered(rx, enqueued);
+    expect(rx.requests).toHaveLength(200);
+    expect(delivered.sort()).toEqual([...enqueued.keys()].sort());
+    expect(box.stats()).toMatchObject({ pending: 0, inFlight: 0, delivered: 200, dead: 0 });
+    expect(rx.peakConcurrency).toBeLessThanOrEqual(16);
+  });
+
+  it('replays an incident: 500s, then 503 + Retry-After, then 200 with random 500s and drops; nothing lost', async () => {
+    const secret = newSecret();
+    const rx = (receiver = await startFlakyReceiver({ secret }));
+    // Phases by time since the first request, so they last as long whatever the client does.
+    let start: number | undefined;
+    let seed = 42;
+    const random = (): number => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    rx.setScript((req): Reply => {
+      start ??= req.at;
+      const elapsed = req.at - start;
+      if (elapsed < 400) return 500;
+      if (elapsed < 700) return { status: 503, headers: { 'retry-after': '1' } };
+      const roll = random();
+      if (roll < 0.05) return 500;
+      if (roll < 0.08) return { drop: true };
+      return 200;
+    });
+    const box = await openOutbox(rx, secret, await kind.create(), { concurrency: 8 });
+    const errors: unknown[] = [];
+    box.on('error', (error) => errors.push(error));
+    const enqueued = await enqueueMany(box, 2_000);
+    await box.drain({ timeoutMs: 25_000 });
+
+    expectAllDelivered(rx, enqueued);
+    const duringOutage = rx.requests.filter((r) => start !== undefined && r.at - start < 700).length;
+    // The outage is probed, not hammered: a handful of requests per phase, not one per event.
+    expect(duringOutage).toBeLessThan(100);
+    expect(box.stats()).toMatchObject({ pending: 0, inFlight: 0, delivered: 2_000, dead: 0 });
+    expect(errors).toEqual([]);
+  });
+
+  it('dead-letters 400, 410 and 422 after one attempt, with status and excerpt; replay delivers them', async () => {
+    const secret = newSecret();
+    const rx = (receiver = await startFlakyReceiver({ secret }));
+    const statusFor = new Map<string, number>();
+    rx.setScript((req): Reply => {
+      const status = statusFor.get(req.id ?? '');
+      return status === undefined ? 200 : { status, body: `rejected ${status}` };
+    });
+    const box = await openOutbox(rx, secret, await kind.create(), { autoFlush: false });
+    const dead: string[] = [];
+    box.on('dead', (event) => dead.push(`${event.reason}:${event.status}`));
+    for (const status of [400, 410, 422]) {
+      const { id } = await box.enqueue({ body: bodyOf(status) });
+      statusFor.set(id, status);
+    }
+    const { id: fine } = await box.enqueue({ body: bodyOf(1) });
+    await box.drain({ timeoutMs: 5_000 });
+
+    expect(dead.sort()).toEqual(['http-status:400', 'http-status:410', 'http-status:422']);
+    for (const id of statusFor.keys()) expect(rx.countById(id)).toBe(1);
+    expect(rx.deliveredIds()).toEqual(new Set([fine]));
+    const letters = await box.deadLetters();
+    expect(letters.map((l) => l.id).sort()).toEqual([...statusFor.keys()].sort());
+    for (const letter of letters) {
+      const status = statusFor.get(letter.id) as number;
+      expect(letter).toMatchObject({ reason: 'http-status', attempts: 1 });
+      expect(letter.history).toHaveLength(1);
+      expect(letter.history[0]).toMatchObject({ status, error: `HTTP ${status}: rejected ${status}` });
+    }
+    expect(box.stats().dead).toBe(3);
+
+    statusFor.clear();
+    expect(await box.replay()).toBe(3);
+    await box.drain({ timeoutMs: 5_000 });
+    expect(rx.deliveredIds().size).toBe(4);
+    expect(await box.deadLetters()).toEqual([]);
+    expect(box.stats()).toMatchObject({ pending: 0, dead: 0, delivered: 4 });
+  });
+
+  it('moves events older than maxAge to the dead letters while the receiver keeps failing', async () => {
+    const secret = newSecret();
+    const rx = (receiver = await startFlakyReceiver({ secret, script: () => 500 }));
+    const box = await openOutbox(rx, secret, await kind.create(), {
+      retry: { ...FAST_RETRY, maxAgeMs: 300 },
+    });
+    const enqueued = await enqueueMany(box, 50);
+    await box.drain({ timeoutMs: 5_000 });
+    const letters = await box.deadLetters();
+    expect(letters.map((l) => l.id).sort()).toEqual([...enqueued.keys()].sort());
+    expect(letters.every((l) => l.reason === 'max-age')).toBe(true);
+    expect(rx.deliveredIds().size).toBe(0);
+    // The circuit opened: far fewer requests than events times attempts.
+    expect(rx.requests.length).toBeLessThan(60);
+  });
+
+  it('maxAttempts dead-letters an event that keeps failing on its own', async () => {
+    const secret = newSecret();
+    const rx = (receiver = await startFlakyReceiver({ secret }));
+    const { id: bad } = { id: 'evt_always_500' };
+    rx.setScript((req): Reply => (req.id === bad ? 500 : 200));
+    const box = await openOutbox(rx, secret, await kind.create(), { retry: { ...FAST_RETRY, maxAttempts: 3 } });
+    await box.enqueue({ id: bad, body: bodyOf(1) });
+    await box.drain({ timeoutMs: 5_000 });
+    expect(rx.countById(bad)).toBe(3);
+    const [letter] = await box.deadLetters();
+    expect(letter).toMatchObject({ id: bad, reason: 'max-attempts', attempts: 3 });
+    expect(letter?.history.map((h) => h.status)).toEqual([500, 500, 500]);
+  });
+});
+
+describe('Outbox lifecycle', () => {
+  it('rejects enqueue, drain and replay after close; close is idempotent', async () => {
+    const rx = (receiver = await startFlakyReceiver());
+    const box = (outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url }));
+    const first = box.close();
+    expect(box.close()).toBe(first);
+    await first;
+    await expect(box.enqueue({ body: 1 })).rejects.toMatchObject({ code: 'ERR_OUTBOX_CLOSED' });
+    await expect(box.drain()).rejects.toMatchObject({ code: 'ERR_OUTBOX_CLOSED' });
+    await expect(box.replay()).rejects.toMatchObject({ code: 'ERR_OUTBOX_CLOSED' });
+  });
+
+  it('drain rejects with ERR_DRAIN_TIMEOUT and the remaining count while the receiver hangs', async () => {
+    const rx = (receiver = await startFlakyReceiver({ script: () => ({ hang: true }) }));
+    const box = (outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url, retry: FAST_RETRY }));
+    await enqueueMany(box, 5);
+    await expect(box.drain({ timeoutMs: 100 })).rejects.toMatchObject({ code: 'ERR_DRAIN_TIMEOUT', remaining: 5 });
+    expect(box.stats()).toMatchObject({ pending: 5, inFlight: 5 });
+  });
+
+  it('close abandons hanging requests after its timeout and leaves them pending', async () => {
+    const rx = (receiver = await startFlakyReceiver({ script: () => ({ hang: true }) }));
+    const store = new MemoryStore();
+    const box = (outbox = await Outbox.open({ store, url: rx.url, retry: FAST_RETRY }));
+    await enqueueMany(box, 3);
+    await waitFor(() => rx.inProgress === 3, 5_000, 'three hanging requests');
+    const pendingBefore = store.stats().pending;
+    await box.close({ timeoutMs: 50 });
+    expect(pendingBefore).toBe(3);
+    expect(store.stats()).toMatchObject({ pending: 3, claimed: 0, delivered: 0 });
+  });
+
+  it('close waits for in-flight requests that finish within its timeout', async () => {
+    const rx = (receiver = await startFlakyReceiver({ script: () => ({ status: 200, delayMs: 100 }) }));
+    const store = new MemoryStore();
+    const box = (outbox = await Outbox.open({ store, url: rx.url }));
+    await enqueueMany(box, 3);
+    await waitFor(() => rx.inProgress === 3, 5_000, 'three slow requests');
+    await box.close({ timeoutMs: 5_000 });
+    expect(rx.deliveredIds().size).toBe(3);
+    expect(store.stats()).toMatchObject({ pending: 0, delivered: 3 });
+  });
+
+  it('autoFlush: false only produces; drain delivers on demand', async () => {
+    const rx = (receiver = await startFlakyReceiver());
+    const box = (outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url, autoFlush: false }));
+    await enqueueMany(box, 10);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(rx.requests).toHaveLength(0);
+    expect(box.stats().pending).toBe(10);
+    await box.drain({ timeoutMs: 5_000 });
+    expect(rx.deliveredIds().size).toBe(10);
+  });
+
+  it('rejects bad messages with the sender codes and stores nothing', async () => {
+    const box = (outbox = await Outbox.open({ store: new MemoryStore(), url: 'http://127.0.0.1:9/hook', autoFlush: false }));
+    await expect(box.enqueue({ body: undefined })).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE', field: 'body' });
+    await expect(box.enqueue({ body: 1, id: '' })).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE', field: 'id' });
+    await expect(box.enqueue({ body: 1, url: 'ftp://x' })).rejects.toMatchObject({ code: 'ERR_INVALID_URL' });
+    await expect(box.enqueue({ body: 'x'.repeat(2_000_000) })).rejects.toMatchObject({ code: 'ERR_BODY_TOO_LARGE' });
+    expect(box.stats().pending).toBe(0);
+  });
+
+  it('keeps the caller id as webhook-id and ignores a second enqueue of the same id', async () => {
+    const rx = (receiver = await startFlakyReceiver());
+    const box = (outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url, autoFlush: false }));
+    expect(await box.enqueue({ id: 'order-1', body: 1 })).toEqual({ id: 'order-1' });
+    expect(await box.enqueue({ id: 'order-1', body: 2 })).toEqual({ id: 'order-1' });
+    await box.drain({ timeoutMs: 5_000 });
+    expect(rx.requests.map((r) => [r.id, r.body])).toEqual([['order-1', '1']]);
+  });
+
+  it('rejects bad options with InvalidOptionError naming the option', async () => {
+    const store = new MemoryStore();
+    const cases: [Record<string, unknown>, string][] = [
+      [{}, 'dir'],
+      [{ store, dir: '/tmp/x' }, 'dir'],
+      [{ store, durability: 'write' }, 'durability'],
+      [{ dir: '/tmp/x', durability: 'sometimes' }, 'durability'],
+      [{ store, concurrency: 0 }, 'concurrency'],
+      [{ store, globalConcurrency: 1.5 }, 'globalConcurrency'],
+      [{ store, autoFlush: 'yes' }, 'autoFlush'],
+      [{ store, retry: { baseDelayMs: -1 } }, 'retry.baseDelayMs'],
+      [{ store, store2: 1 }, 'store2'],
+      [{ store: { open: 1 } }, 'store'],
+    ];
+    for (const [options, option] of cases) {
+      await expect(Outbox.open(options as OutboxOptions)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', option });
+    }
+  });
+});
