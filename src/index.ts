@@ -33,6 +33,9 @@ export { parseRetryAfter } from './retry/retry-after.js';
 export { MAX_HISTORY } from './store/store.js';
 export { MemoryStore } from './store/memory.js';
 export type { MemoryStoreOptions } from './store/memory.js';
+export { FileStore } from './store/file/file-store.js';
+export type { FileStoreOptions, FileStoreInspection } from './store/file/file-store.js';
+export type { FileSystem } from './store/file/file-system.js';
 export type {
   OutboxStore,
   NewEvent,

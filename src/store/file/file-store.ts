@@ -1,0 +1,809 @@
+import { join, resolve } from 'node:path';
+import { InvalidOptionError, OutboxClosedError, OutboxFullError, StoreIoError, WebhookOutboxError } from '../../errors.js';
+import type {
+  AttemptRecord,
+  ClaimRequest,
+  ClaimResult,
+  DeadLetter,
+  DeadLetterQuery,
+  EndpointStoreStats,
+  NewEvent,
+  Outcome,
+  OutboxStore,
+  StoreStats,
+  StoredEvent,
+} from '../store.js';
+import { assertNewEvents, assertPositiveInteger, withAttempt } from '../validate.js';
+import { CLAIMED, DEAD, EventIndex, PENDING } from './event-index.js';
+import type { Location } from './event-index.js';
+import type { FileSystem } from './file-system.js';
+import { isCode, nodeFileSystem, readFully, writeFully } from './file-system.js';
+import type { EventRecord, JournalRecord, StateRecord } from './format.js';
+import {
+  checkFrame,
+  decodeHeaders,
+  decodeHistory,
+  decodeRecord,
+  encodeEvent,
+  encodeHeader,
+  encodeState,
+  encodeTombstone,
+  HEADER_BYTES,
+  isValidHeader,
+  RECORD_EVENT,
+  RECORD_STATE,
+  RECORD_TOMBSTONE,
+  STATUS_DEAD,
+  TOMBSTONE_DELIVERED,
+  TOMBSTONE_PURGED,
+} from './format.js';
+import type { DirectoryLock } from './lock.js';
+import { acquireLock, lockOwner } from './lock.js';
+import { scanSegment } from './recovery.js';
+
+/** Options of {@link FileStore}. */
+export interface FileStoreOptions {
+  /** The outbox directory (created 0700 when missing). One process owns it at a time. */
+  dir: string;
+  /**
+   * `'fsync'`: `append()` and `settle()` resolve after an fsync that covers their records (survives a
+   * power loss); records arriving while an fsync runs share the next one. `'write'`: they resolve after
+   * `write()` (survives a killed process, not a power loss or kernel crash).
+   * @default 'fsync'
+   */
+  durability?: 'fsync' | 'write';
+  /**
+   * Bound on the journal's size on disk. An `append()` that would pass it is rejected with
+   * `ERR_OUTBOX_FULL` and writes nothing. Outcome records (delivered, retry, dead) are always written, so
+   * the outbox can drain when full; they may take the journal a little past the bound.
+   * @default undefined (no limit besides the disk)
+   */
+  maxBytes?: number;
+  /**
+   * What to do when `maxBytes` is reached. Only `'reject'` exists: never a silent drop.
+   * @default 'reject'
+   */
+  fullPolicy?: 'reject';
+  /**
+   * Target size of one segment file; a new one is started once the current one reaches it.
+   * @default 16777216 (16 MiB)
+   */
+  segmentBytes?: number;
+  /**
+   * The file system seam (tests inject faults through it).
+   * @default node:fs
+   */
+  fs?: FileSystem;
+}
+
+/** What {@link FileStore.inspect} reports about a directory, without taking its lock. */
+export interface FileStoreInspection {
+  /** Counters as `stats()` would report them (`delivered` counts nothing: it is per open). */
+  stats: StoreStats;
+  /** Dead letters, oldest first. */
+  deadLetters: DeadLetter[];
+  /** The pid of the live process that holds the directory's lock, if any. */
+  ownerPid: number | undefined;
+}
+
+const OPTION_KEYS = new Set(['dir', 'durability', 'maxBytes', 'fullPolicy', 'segmentBytes', 'fs']);
+const SEGMENT_NAME = /^segment-(\d{10})\.log$/;
+
+function segmentName(id: number): string {
+  return `segment-${String(id).padStart(10, '0')}.log`;
+}
+
+interface Segment {
+  id: number;
+  path: string;
+  fd: number;
+  size: number;
+  /** Pending or dead events whose event record is here. */
+  live: number;
+  /** Live events whose newest state record is here. */
+  stateRefs: number;
+  /** Tombstones here for events of other, still existing segments: segment id -> count. */
+  tombsFor: Map<number, number>;
+  /** Segments holding tombstones for events of this one. */
+  tombedBy: Set<number>;
+}
+
+interface WriteOp {
+  frames: Buffer[];
+  bytes: number;
+  apply(locations: Location[]): void;
+  fail?(): void;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+class CorruptRecordError extends Error {}
+
+function ioError(action: string, error: unknown): WebhookOutboxError {
+  if (error instanceof WebhookOutboxError) return error;
+  if (isCode(error, 'ENOSPC') || isCode(error, 'EDQUOT')) return new OutboxFullError(`No space left on the device while ${action}`, { cause: error });
+  const code = typeof error === 'object' && error !== null && 'code' in error ? ` (${String((error as { code: unknown }).code)})` : '';
+  return new StoreIoError(`File store I/O failed while ${action}${code}`, { cause: error });
+}
+
+/**
+ * The default `OutboxStore`: a segmented, append-only, checksummed journal in one directory.
+ * See docs/05-durability.md for the format, the guarantees and what is not guaranteed.
+ */
+export class FileStore implements OutboxStore {
+  readonly #dir: string;
+  readonly #fs: FileSystem;
+  readonly #fsync: boolean;
+  readonly #maxBytes: number | undefined;
+  readonly #segmentBytes: number;
+  #index = new EventIndex();
+  #segments = new Map<number, Segment>();
+  #active: Segment | undefined;
+  #lock: DirectoryLock | undefined;
+  #state: 'new' | 'opening' | 'open' | 'closed' = 'new';
+  #failed: WebhookOutboxError | undefined;
+  #queue: WriteOp[] = [];
+  #queuedBytes = 0;
+  #writer: Promise<void> | undefined;
+  #busy = new Set<number>();
+  #claimedHistory = new Map<number, AttemptRecord[]>();
+  #candidates = new Set<number>();
+  #delivered = 0;
+  #corrupt = 0;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: FileStoreOptions) {
+    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'must be an object');
+    for (const key of Object.keys(options)) if (!OPTION_KEYS.has(key)) throw new InvalidOptionError(key, 'is not a FileStore option');
+    if (typeof options.dir !== 'string' || options.dir.length === 0) throw new InvalidOptionError('dir', 'must be a non-empty path');
+    if (options.durability !== undefined && options.durability !== 'fsync' && options.durability !== 'write') {
+      throw new InvalidOptionError('durability', `must be 'fsync' or 'write', got ${String(options.durability)}`);
+    }
+    if (options.fullPolicy !== undefined && options.fullPolicy !== 'reject') {
+      throw new InvalidOptionError('fullPolicy', `must be 'reject', got ${String(options.fullPolicy)}`);
+    }
+    assertPositiveInteger('maxBytes', options.maxBytes);
+    assertPositiveInteger('segmentBytes', options.segmentBytes);
+    if (options.segmentBytes !== undefined && (options.segmentBytes < 4096 || options.segmentBytes > 2 ** 30)) {
+      throw new InvalidOptionError('segmentBytes', 'must be between 4096 and 1073741824');
+    }
+    this.#dir = resolve(options.dir);
+    this.#fs = options.fs ?? nodeFileSystem;
+    this.#fsync = (options.durability ?? 'fsync') === 'fsync';
+    this.#maxBytes = options.maxBytes;
+    this.#segmentBytes = options.segmentBytes ?? 16 * 1024 * 1024;
+  }
+
+  /**
+   * Reads a directory that another process may own, without taking its lock or changing anything:
+   * counters and dead letters as a recovery scan sees them right now (for `webhook-outbox status`).
+   */
+  static async inspect(dir: string, options: { fs?: FileSystem; deadLetterLimit?: number } = {}): Promise<FileStoreInspection> {
+    const store = new FileStore({ dir, ...(options.fs === undefined ? {} : { fs: options.fs }) });
+    store.#state = 'opening';
+    try {
+      await store.#recover(true);
+      store.#state = 'open';
+      const deadLetters = await store.deadLetters(options.deadLetterLimit === undefined ? {} : { limit: options.deadLetterLimit });
+      return { stats: store.stats(), deadLetters, ownerPid: await lockOwner(store.#fs, store.#dir) };
+    } catch (error) {
+      throw ioError(`inspecting ${store.#dir}`, error);
+    } finally {
+      store.#state = 'closed';
+      await store.#closeFiles();
+    }
+  }
+
+  /** Creates the directory, takes the lock, recovers the journal and builds the index. */
+  async open(): Promise<void> {
+    if (this.#state !== 'new') throw new OutboxClosedError(this.#state === 'closed' ? 'The store is closed' : 'The store is already open');
+    this.#state = 'opening';
+    try {
+      await this.#fs.mkdir(this.#dir, 0o700);
+      this.#lock = await acquireLock(this.#fs, this.#dir);
+      await this.#recover(false);
+      this.#state = 'open';
+    } catch (error) {
+      this.#state = 'closed';
+      await this.#closeFiles().catch(() => undefined);
+      await this.#lock?.release().catch(() => undefined);
+      throw ioError(`opening ${this.#dir}`, error);
+    }
+  }
+
+  /** Durably appends a batch (see the port's contract); ids already pending or dead are skipped. */
+  async append(events: readonly NewEvent[]): Promise<void> {
+    this.#assertUsable();
+    assertNewEvents(events);
+    const batch = new Map<string, NewEvent>();
+    for (const event of events) if (!this.#index.ids.has(event.id) && !batch.has(event.id)) batch.set(event.id, event);
+    if (batch.size === 0) return;
+    const accepted = [...batch.values()];
+    const frames = accepted.map((event) => encodeEvent(event));
+    const bytes = frames.reduce((sum, frame) => sum + frame.length, 0);
+    if (this.#maxBytes !== undefined && this.#diskBytes() + this.#queuedBytes + bytes > this.#maxBytes) {
+      throw new OutboxFullError(`The outbox is full (${this.#diskBytes() + this.#queuedBytes} of ${this.#maxBytes} bytes)`);
+    }
+    await this.#write(frames, (locations) => {
+      accepted.forEach((event, i) => {
+        if (this.#index.ids.has(event.id)) return;
+        const slot = this.#addEvent(event.id, event.url, event.createdAt, event.nextAttemptAt, locations[i] as Location);
+        this.#index.schedule(slot);
+      });
+    }, undefined, bytes);
+  }
+
+  /** Leases due events, oldest due first; reads their payloads from disk. */
+  async claim(request: ClaimRequest): Promise<ClaimResult> {
+    this.#assertUsable();
+    const exclude = request.excludeEndpoints;
+    const only = request.endpoint;
+    const { slots, nextDueAt } = this.#index.claim(Math.max(0, Math.floor(request.limit)), request.now, (url) =>
+      (only === undefined || url === only) && exclude?.has(url) !== true,
+    );
+    const read: (StoredEvent | undefined)[] = [];
+    const failures: unknown[] = [];
+    await Promise.all(
+      slots.map(async (slot, i) => {
+        try {
+          const { event } = await this.#read(slot);
+          this.#claimedHistory.set(slot, event.history);
+          read[i] = event;
+        } catch (error) {
+          if (error instanceof CorruptRecordError) this.#dropCorrupt(slot);
+          else {
+            this.#index.schedule(slot);
+            failures.push(error);
+          }
+        }
+      }),
+    );
+    const events = read.filter((event): event is StoredEvent => event !== undefined);
+    if (failures.length > 0) {
+      for (const event of events) this.#release(this.#index.ids.get(event.id) as number);
+      throw ioError('reading claimed events', failures[0]);
+    }
+    return { events, nextDueAt };
+  }
+
+  /** Durably records outcomes of claimed events; outcomes for ids that are not claimed are ignored. */
+  async settle(outcomes: readonly Outcome[]): Promise<void> {
+    this.#assertUsable();
+    const frames: Buffer[] = [];
+    const applies: ((location: Location) => void)[] = [];
+    const taken: number[] = [];
+    for (const outcome of outcomes) {
+      const slot = this.#index.ids.get(outcome.id);
+      if (slot === undefined || this.#index.status[slot] !== CLAIMED || this.#busy.has(slot)) continue;
+      if (outcome.type === 'release') {
+        this.#release(slot);
+        continue;
+      }
+      this.#busy.add(slot);
+      taken.push(slot);
+      const history = this.#claimedHistory.get(slot) ?? [];
+      const attempts = this.#index.attempts[slot] as number;
+      const createdAt = this.#index.created[slot] as number;
+      if (outcome.type === 'delivered') {
+        frames.push(encodeTombstone(outcome.id, TOMBSTONE_DELIVERED));
+        applies.push((location) => {
+          this.#removeEvent(outcome.id, slot, location.seg);
+          this.#delivered++;
+        });
+      } else if (outcome.type === 'retry') {
+        const state = {
+          attempts: attempts + (outcome.countsAsAttempt ? 1 : 0),
+          createdAt,
+          nextAttemptAt: outcome.nextAttemptAt,
+        };
+        frames.push(encodeState({ id: outcome.id, dead: undefined, deadAt: 0, history: withAttempt(history, outcome.attempt), ...state }));
+        applies.push((location) => {
+          this.#setState(slot, location, { status: PENDING, deadAt: 0, ...state });
+          this.#index.schedule(slot);
+        });
+      } else {
+        const state = {
+          attempts: attempts + (outcome.attempt === undefined ? 0 : 1),
+          createdAt,
+          nextAttemptAt: this.#index.next[slot] as number,
+          deadAt: outcome.at,
+        };
+        frames.push(encodeState({ id: outcome.id, dead: outcome.reason, history: withAttempt(history, outcome.attempt), ...state }));
+        applies.push((location) => this.#setState(slot, location, { status: DEAD, ...state }));
+      }
+    }
+    if (frames.length === 0) return;
+    await this.#write(
+      frames,
+      (locations) => {
+        applies.forEach((apply, i) => apply(locations[i] as Location));
+        for (const slot of taken) {
+          this.#busy.delete(slot);
+          this.#claimedHistory.delete(slot);
+        }
+      },
+      () => {
+        for (const slot of taken) {
+          this.#busy.delete(slot);
+          this.#release(slot);
+        }
+      },
+    );
+  }
+
+  /** Dead letters, oldest first, read from disk. */
+  async deadLetters(query: DeadLetterQuery = {}): Promise<DeadLetter[]> {
+    this.#assertUsable();
+    const wanted = query.ids === undefined ? undefined : new Set(query.ids);
+    const letters: DeadLetter[] = [];
+    for (const slot of this.#index.deadSlots()) {
+      if (query.limit !== undefined && letters.length >= query.limit) break;
+      if (wanted !== undefined && !wanted.has(this.#idOf(slot))) continue;
+      try {
+        const { event, state } = await this.#read(slot);
+        letters.push({ ...event, reason: state?.reason ?? 'invalid', deadAt: this.#index.next[slot] as number });
+      } catch (error) {
+        if (!(error instanceof CorruptRecordError)) throw ioError('reading dead letters', error);
+        this.#corrupt++;
+      }
+    }
+    return letters;
+  }
+
+  /** Makes dead letters pending again, due at `now`, with attempts and the age basis reset. */
+  async replay(ids?: readonly string[], now: number = Date.now()): Promise<number> {
+    this.#assertUsable();
+    const slots = this.#deadSlots(ids);
+    const frames: Buffer[] = [];
+    const chosen: { slot: number; id: string }[] = [];
+    for (const slot of slots) {
+      const id = this.#idOf(slot);
+      let history: AttemptRecord[];
+      try {
+        history = (await this.#read(slot)).event.history;
+      } catch (error) {
+        if (error instanceof CorruptRecordError) continue;
+        throw ioError('reading dead letters', error);
+      }
+      if (this.#index.status[slot] !== DEAD || this.#busy.has(slot) || this.#index.ids.get(id) !== slot) continue;
+      this.#busy.add(slot);
+      chosen.push({ slot, id });
+      frames.push(encodeState({ id, dead: undefined, attempts: 0, createdAt: now, nextAttemptAt: now, deadAt: 0, history }));
+    }
+    if (frames.length === 0) return 0;
+    await this.#write(
+      frames,
+      (locations) =>
+        chosen.forEach(({ slot }, i) => {
+          this.#busy.delete(slot);
+          this.#setState(slot, locations[i] as Location, { status: PENDING, attempts: 0, createdAt: now, nextAttemptAt: now, deadAt: 0 });
+          this.#index.schedule(slot);
+        }),
+      () => chosen.forEach(({ slot }) => this.#busy.delete(slot)),
+    );
+    return chosen.length;
+  }
+
+  /** Deletes dead letters for good. */
+  async purge(ids?: readonly string[]): Promise<number> {
+    this.#assertUsable();
+    const chosen = this.#deadSlots(ids)
+      .filter((slot) => !this.#busy.has(slot))
+      .map((slot) => ({ slot, id: this.#idOf(slot) }));
+    if (chosen.length === 0) return 0;
+    for (const { slot } of chosen) this.#busy.add(slot);
+    await this.#write(
+      chosen.map(({ id }) => encodeTombstone(id, TOMBSTONE_PURGED)),
+      (locations) =>
+        chosen.forEach(({ slot, id }, i) => {
+          this.#busy.delete(slot);
+          this.#removeEvent(id, slot, (locations[i] as Location).seg);
+        }),
+      () => chosen.forEach(({ slot }) => this.#busy.delete(slot)),
+    );
+    return chosen.length;
+  }
+
+  /** Counters, kept in memory. */
+  stats(): StoreStats {
+    const endpoints: Record<string, EndpointStoreStats> = {};
+    for (const entry of this.#index.endpoints) {
+      if (entry.pending > 0 || entry.dead > 0) endpoints[entry.url] = { pending: entry.pending, dead: entry.dead };
+    }
+    return {
+      pending: this.#index.pending,
+      claimed: this.#index.claimed,
+      delivered: this.#delivered,
+      dead: this.#index.dead,
+      corrupt: this.#corrupt,
+      oldestPendingAt: this.#index.oldestPendingAt(),
+      bytesOnDisk: this.#diskBytes(),
+      endpoints,
+    };
+  }
+
+  /** Waits for queued writes, makes them durable, closes files and releases the lock. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const wasOpen = this.#state === 'open';
+    this.#state = 'closed';
+    if (!wasOpen) return;
+    try {
+      await this.#writer;
+      if (!this.#fsync && this.#failed === undefined && this.#active !== undefined) await this.#fs.fsync(this.#active.fd);
+    } finally {
+      await this.#closeFiles();
+      await this.#lock?.release();
+    }
+  }
+
+  async #closeFiles(): Promise<void> {
+    const segments = [...this.#segments.values()];
+    this.#segments.clear();
+    for (const segment of segments) await this.#fs.close(segment.fd).catch(() => undefined);
+  }
+
+  #assertUsable(): void {
+    if (this.#state !== 'open') throw new OutboxClosedError(this.#state === 'closed' ? 'The store is closed' : 'The store is not open');
+    if (this.#failed !== undefined) throw this.#failed;
+  }
+
+  #diskBytes(): number {
+    let bytes = 0;
+    for (const segment of this.#segments.values()) bytes += segment.size;
+    return bytes;
+  }
+
+  #idOf(slot: number): string {
+    return this.#index.idOf[slot] as string;
+  }
+
+  #deadSlots(ids: readonly string[] | undefined): number[] {
+    if (ids === undefined) return this.#index.deadSlots();
+    const slots: number[] = [];
+    for (const id of new Set(ids)) {
+      const slot = this.#index.ids.get(id);
+      if (slot !== undefined && this.#index.status[slot] === DEAD) slots.push(slot);
+    }
+    return slots;
+  }
+
+  #release(slot: number): void {
+    this.#claimedHistory.delete(slot);
+    if (this.#index.status[slot] === CLAIMED) this.#index.schedule(slot);
+  }
+
+  #dropCorrupt(slot: number): void {
+    this.#corrupt++;
+    const id = this.#idOf(slot);
+    this.#busy.add(slot);
+    void this.#write(
+      [encodeTombstone(id, TOMBSTONE_PURGED)],
+      (locations) => {
+        this.#busy.delete(slot);
+        this.#removeEvent(id, slot, (locations[0] as Location).seg);
+      },
+      () => {
+        this.#busy.delete(slot);
+        this.#release(slot);
+      },
+    ).catch(() => undefined);
+  }
+
+  /** Reads an event's records and assembles it; `CorruptRecordError` when a checksum fails. */
+  async #read(slot: number): Promise<{ event: StoredEvent; state: StateRecord | undefined }> {
+    const index = this.#index;
+    const [eventBytes, eventRecord] = await this.#readRecord(index.evSeg[slot] as number, index.evOff[slot] as number, index.evLen[slot] as number);
+    if (eventRecord.type !== RECORD_EVENT) throw new CorruptRecordError('not an event record');
+    let state: StateRecord | undefined;
+    let history: AttemptRecord[] = [];
+    if (index.stSeg[slot] !== 0) {
+      const [stateBytes, stateRecord] = await this.#readRecord(index.stSeg[slot] as number, index.stOff[slot] as number, index.stLen[slot] as number);
+      if (stateRecord.type !== RECORD_STATE) throw new CorruptRecordError('not a state record');
+      state = stateRecord;
+      history = decodeHistory(stateBytes, stateRecord);
+    }
+    const record = eventRecord as EventRecord;
+    return {
+      state,
+      event: {
+        id: record.id,
+        url: record.url,
+        headers: decodeHeaders(eventBytes, record),
+        body: new Uint8Array(eventBytes.subarray(record.bodyStart, record.bodyEnd)),
+        createdAt: index.created[slot] as number,
+        nextAttemptAt: index.status[slot] === DEAD ? (state?.nextAttemptAt ?? record.nextAttemptAt) : (index.next[slot] as number),
+        attempts: index.attempts[slot] as number,
+        history,
+      },
+    };
+  }
+
+  async #readRecord(seg: number, off: number, len: number): Promise<[Buffer, JournalRecord]> {
+    const segment = this.#segments.get(seg);
+    if (segment === undefined) throw new CorruptRecordError(`segment ${seg} is gone`);
+    const bytes = Buffer.allocUnsafe(len);
+    const read = await readFully(this.#fs, segment.fd, bytes, len, off);
+    if (read !== len || checkFrame(bytes, 0, len) !== 'ok') throw new CorruptRecordError('bad checksum');
+    const record = decodeRecord(bytes, 0);
+    if (record === undefined) throw new CorruptRecordError('undecodable record');
+    return [bytes, record];
+  }
+
+  /** Index bookkeeping shared by recovery and live writes. */
+  #addEvent(id: string, url: string, createdAt: number, nextAttemptAt: number, location: Location): number {
+    const slot = this.#index.add(id, url, createdAt, nextAttemptAt);
+    this.#index.evSeg[slot] = location.seg;
+    this.#index.evOff[slot] = location.off;
+    this.#index.evLen[slot] = location.len;
+    (this.#segments.get(location.seg) as Segment).live++;
+    return slot;
+  }
+
+  #setState(
+    slot: number,
+    location: Location,
+    state: { status: typeof PENDING | typeof DEAD; attempts: number; createdAt: number; nextAttemptAt: number; deadAt: number },
+  ): void {
+    const index = this.#index;
+    this.#unrefState(slot);
+    index.stSeg[slot] = location.seg;
+    index.stOff[slot] = location.off;
+    index.stLen[slot] = location.len;
+    (this.#segments.get(location.seg) as Segment).stateRefs++;
+    if (state.status === DEAD) {
+      if (index.status[slot] !== DEAD) index.markDead(slot, state.deadAt);
+      index.next[slot] = state.deadAt;
+    } else if (index.status[slot] === DEAD) {
+      index.revive(slot, state.createdAt, state.nextAttemptAt);
+    } else {
+      index.next[slot] = state.nextAttemptAt;
+      index.created[slot] = state.createdAt;
+    }
+    index.attempts[slot] = state.attempts;
+  }
+
+  #unrefState(slot: number): void {
+    const seg = this.#index.stSeg[slot] as number;
+    if (seg === 0) return;
+    const segment = this.#segments.get(seg);
+    if (segment !== undefined && --segment.stateRefs === 0) this.#candidates.add(seg);
+  }
+
+  #removeEvent(id: string, slot: number, tombSeg: number): void {
+    const evSeg = this.#index.evSeg[slot] as number;
+    this.#unrefState(slot);
+    this.#index.remove(id, slot);
+    const eventSegment = this.#segments.get(evSeg);
+    if (eventSegment === undefined) return;
+    if (--eventSegment.live === 0) this.#candidates.add(evSeg);
+    if (evSeg !== tombSeg) {
+      const tombSegment = this.#segments.get(tombSeg) as Segment;
+      tombSegment.tombsFor.set(evSeg, (tombSegment.tombsFor.get(evSeg) ?? 0) + 1);
+      eventSegment.tombedBy.add(tombSeg);
+    }
+  }
+
+  #onRecovered(segment: Segment, record: JournalRecord, offset: number, length: number): void {
+    const location = { seg: segment.id, off: offset, len: length };
+    const slot = this.#index.ids.get(record.id);
+    if (record.type === RECORD_EVENT) {
+      if (slot === undefined) this.#addEvent(record.id, record.url, record.createdAt, record.nextAttemptAt, location);
+    } else if (record.type === RECORD_STATE) {
+      if (slot !== undefined) this.#setState(slot, location, { ...record, status: record.status === STATUS_DEAD ? DEAD : PENDING });
+    } else if (record.type === RECORD_TOMBSTONE) {
+      if (slot !== undefined) this.#removeEvent(record.id, slot, segment.id);
+    }
+  }
+
+  async #recover(readOnly: boolean): Promise<void> {
+    const names = (await this.#fs.readdir(this.#dir))
+      .map((name) => ({ name, match: SEGMENT_NAME.exec(name) }))
+      .filter((entry): entry is { name: string; match: RegExpExecArray } => entry.match !== null)
+      .map(({ name, match }) => ({ name, id: Number(match[1]) }))
+      .sort((a, b) => a.id - b.id);
+    for (const [i, { name, id }] of names.entries()) {
+      const path = join(this.#dir, name);
+      const last = i === names.length - 1;
+      const fd = await this.#fs.open(path, readOnly ? 'r' : 'r+');
+      let keep = false;
+      try {
+        const size = await this.#fs.size(fd);
+        const bytes = Buffer.allocUnsafe(size);
+        const read = await readFully(this.#fs, fd, bytes, size, 0);
+        if (!isValidHeader(bytes.subarray(0, read), id)) {
+          if (readOnly) {
+            if (read >= HEADER_BYTES) this.#corrupt++;
+            continue;
+          }
+          if (last && read < HEADER_BYTES) {
+            // A segment whose creation was cut short: it never held a record.
+            await this.#fs.unlink(path);
+          } else {
+            await this.#fs.rename(path, `${path}.corrupt`);
+            this.#corrupt++;
+          }
+          await this.#fs.fsyncDir(this.#dir);
+          continue;
+        }
+        const segment: Segment = { id, path, fd, size: read, live: 0, stateRefs: 0, tombsFor: new Map(), tombedBy: new Set() };
+        this.#segments.set(id, segment);
+        keep = true;
+        const result = scanSegment(bytes, read, (record, offset, length) => this.#onRecovered(segment, record, offset, length));
+        this.#corrupt += result.corrupt;
+        if (result.end < read && last && !readOnly) {
+          await this.#fs.truncate(fd, result.end);
+          await this.#fs.fsync(fd);
+          segment.size = result.end;
+        }
+      } finally {
+        if (!keep) await this.#fs.close(fd);
+      }
+    }
+    this.#index.resetOldest();
+    for (const [, slot] of this.#index.ids) if (this.#index.status[slot] === PENDING) this.#index.schedule(slot);
+    if (readOnly) return;
+    const newest = [...this.#segments.values()].at(-1);
+    if (newest !== undefined && newest.size < this.#segmentBytes) this.#active = newest;
+    else await this.#roll();
+    for (const id of this.#segments.keys()) this.#candidates.add(id);
+    await this.#collect();
+  }
+
+  async #roll(): Promise<void> {
+    const id = (this.#active?.id ?? [...this.#segments.keys()].at(-1) ?? 0) + 1;
+    const path = join(this.#dir, segmentName(id));
+    const fd = await this.#fs.open(path, 'wx+', 0o600);
+    const segment: Segment = { id, path, fd, size: 0, live: 0, stateRefs: 0, tombsFor: new Map(), tombedBy: new Set() };
+    try {
+      await writeFully(this.#fs, fd, encodeHeader(id), 0);
+      await this.#fs.fsync(fd);
+      await this.#fs.fsyncDir(this.#dir);
+    } catch (error) {
+      await this.#fs.close(fd).catch(() => undefined);
+      throw error;
+    }
+    segment.size = HEADER_BYTES;
+    const previous = this.#active;
+    this.#segments.set(id, segment);
+    this.#active = segment;
+    if (previous !== undefined) this.#candidates.add(previous.id);
+  }
+
+  /** Deletes segments nothing refers to any more; runs in the writer, after the records that freed them. */
+  async #collect(): Promise<void> {
+    const doomed: Segment[] = [];
+    const visit = (id: number): void => {
+      const segment = this.#segments.get(id);
+      if (segment === undefined || segment === this.#active || doomed.includes(segment)) return;
+      if (segment.live > 0 || segment.stateRefs > 0 || segment.tombsFor.size > 0) return;
+      doomed.push(segment);
+      for (const holder of segment.tombedBy) {
+        const other = this.#segments.get(holder);
+        if (other === undefined) continue;
+        other.tombsFor.delete(id);
+        visit(holder);
+      }
+    };
+    for (const id of this.#candidates) visit(id);
+    this.#candidates.clear();
+    if (doomed.length === 0) return;
+    // In 'write' mode the records that freed these segments may not be on disk yet: sync them first.
+    if (!this.#fsync && this.#active !== undefined) await this.#fs.fsync(this.#active.fd);
+    for (const segment of doomed) {
+      this.#segments.delete(segment.id);
+      await this.#fs.close(segment.fd).catch(() => undefined);
+      await this.#fs.unlink(segment.path);
+    }
+    await this.#fs.fsyncDir(this.#dir);
+  }
+
+  /** Queues frames for the next group commit; resolves once they are durable and applied. */
+  #write(frames: Buffer[], apply: (locations: Location[]) => void, fail?: () => void, appendBytes = 0): Promise<void> {
+    return new Promise<void>((resolvePromise, reject) => {
+      if (this.#failed !== undefined) {
+        fail?.();
+        reject(this.#failed);
+        return;
+      }
+      const bytes = frames.reduce((sum, frame) => sum + frame.length, 0);
+      this.#queuedBytes += appendBytes;
+      this.#queue.push({
+        frames,
+        bytes,
+        apply,
+        ...(fail === undefined ? {} : { fail }),
+        resolve: () => {
+          this.#queuedBytes -= appendBytes;
+          resolvePromise();
+        },
+        reject: (error) => {
+          this.#queuedBytes -= appendBytes;
+          reject(error);
+        },
+      });
+      this.#writer ??= this.#runWriter();
+    });
+  }
+
+  async #runWriter(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0);
+        if (this.#failed !== undefined) {
+          for (const op of batch) {
+            op.fail?.();
+            op.reject(this.#failed);
+          }
+          continue;
+        }
+        await this.#commit(batch);
+      }
+    } finally {
+      this.#writer = undefined;
+    }
+  }
+
+  async #commit(batch: WriteOp[]): Promise<void> {
+    let phase: 'roll' | 'write' | 'fsync' = 'roll';
+    let start = 0;
+    try {
+      if ((this.#active as Segment).size >= this.#segmentBytes) await this.#roll();
+      const active = this.#active as Segment;
+      start = active.size;
+      let at = start;
+      const locations = batch.map((op) =>
+        op.frames.map((frame) => {
+          const location = { seg: active.id, off: at, len: frame.length };
+          at += frame.length;
+          return location;
+        }),
+      );
+      phase = 'write';
+      await writeFully(this.#fs, active.fd, Buffer.concat(batch.flatMap((op) => op.frames)), start);
+      if (this.#fsync) {
+        phase = 'fsync';
+        await this.#fs.fsync(active.fd);
+      }
+      active.size = at;
+      batch.forEach((op, i) => op.apply(locations[i] as Location[]));
+    } catch (error) {
+      const failure = ioError(phase === 'fsync' ? 'syncing the journal' : 'writing the journal', error);
+      for (const op of batch) {
+        op.fail?.();
+        op.reject(failure);
+      }
+      if (phase !== 'roll') await this.#recoverFromFailure(start, phase === 'fsync');
+      else this.#failed = new StoreIoError('The file store failed: cannot start a new segment', { cause: error });
+      return;
+    }
+    try {
+      await this.#collect();
+    } catch {
+      // Deleting a fully settled segment can wait for the next commit or the next open.
+      for (const id of this.#segments.keys()) this.#candidates.add(id);
+    }
+    for (const op of batch) op.resolve();
+  }
+
+  /**
+   * After a failed write or fsync: cut the segment back to its last durable byte so the rejected
+   * records cannot come back, and after a failed fsync stop trusting that file's pages altogether by
+   * starting a new segment. If that fails too, the store goes into a failed state: every call rejects.
+   */
+  async #recoverFromFailure(durableSize: number, afterFsync: boolean): Promise<void> {
+    const active = this.#active as Segment;
+    try {
+      await this.#fs.truncate(active.fd, durableSize);
+      await this.#fs.fsync(active.fd);
+      active.size = durableSize;
+      if (afterFsync) await this.#roll();
+    } catch (error) {
+      this.#failed = new StoreIoError('The file store failed: the journal could not be restored after an I/O error; reopen it', { cause: error });
+    }
+  }
+}

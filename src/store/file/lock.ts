@@ -1,0 +1,126 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { OutboxLockedError } from '../../errors.js';
+import type { FileSystem } from './file-system.js';
+import { isCode, readFully, writeFully } from './file-system.js';
+
+/** Name of the lock file inside an outbox directory. */
+export const LOCK_FILE = 'LOCK';
+
+/** Directories locked by this process: a second `open()` in the same process is refused too. */
+const lockedHere = new Set<string>();
+
+interface LockContent {
+  pid: number;
+  /** Process start time in clock ticks since boot (Linux `/proc/<pid>/stat`), to detect a reused pid. */
+  start?: string;
+}
+
+/** A held lock on an outbox directory. */
+export interface DirectoryLock {
+  release(): Promise<void>;
+}
+
+function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // Field 22 (starttime); the command name (field 2) may contain spaces, so count from its closing paren.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the owner recorded in a lock file is still running. A pid that exists but started at a
+ * different time than recorded is a reused pid, so the lock is stale.
+ */
+function ownerAlive(content: LockContent, dir: string): boolean {
+  if (content.pid === process.pid) return lockedHere.has(dir);
+  try {
+    process.kill(content.pid, 0);
+  } catch (error) {
+    if (!isCode(error, 'EPERM')) return false;
+  }
+  if (content.start === undefined) return true;
+  const start = processStart(content.pid);
+  return start === undefined || start === content.start;
+}
+
+async function readOwner(fsys: FileSystem, path: string): Promise<LockContent | undefined> {
+  let fd: number;
+  try {
+    fd = await fsys.open(path, 'r');
+  } catch (error) {
+    if (isCode(error, 'ENOENT')) return undefined;
+    throw error;
+  }
+  try {
+    const buffer = Buffer.alloc(256);
+    const read = await readFully(fsys, fd, buffer, buffer.length, 0);
+    const parsed = JSON.parse(buffer.toString('utf8', 0, read)) as Partial<LockContent>;
+    return typeof parsed.pid === 'number' && Number.isSafeInteger(parsed.pid) && parsed.pid > 0
+      ? { pid: parsed.pid, ...(typeof parsed.start === 'string' ? { start: parsed.start } : {}) }
+      : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    await fsys.close(fd);
+  }
+}
+
+/** Reads the pid of a live owner of `dir`, or `undefined` when nobody holds the lock. */
+export async function lockOwner(fsys: FileSystem, dir: string): Promise<number | undefined> {
+  const owner = await readOwner(fsys, join(dir, LOCK_FILE));
+  return owner !== undefined && ownerAlive(owner, dir) ? owner.pid : undefined;
+}
+
+/**
+ * Takes the exclusive lock of `dir` (created with `O_EXCL`, holding this pid and its start time).
+ * A lock left by a dead process, or by an earlier process that had this same pid (a container that
+ * restarted as pid 1), is taken over at once.
+ */
+export async function acquireLock(fsys: FileSystem, dir: string): Promise<DirectoryLock> {
+  if (lockedHere.has(dir)) throw new OutboxLockedError(dir, process.pid);
+  const path = join(dir, LOCK_FILE);
+  const start = processStart(process.pid);
+  const content = Buffer.from(JSON.stringify({ pid: process.pid, ...(start === undefined ? {} : { start }) }));
+  for (let attempt = 0; ; attempt++) {
+    let fd: number;
+    try {
+      fd = await fsys.open(path, 'wx', 0o600);
+    } catch (error) {
+      if (!isCode(error, 'EEXIST')) throw error;
+      const owner = await readOwner(fsys, path);
+      if ((owner !== undefined && ownerAlive(owner, dir)) || attempt > 0) throw new OutboxLockedError(dir, owner?.pid);
+      // Stale: remove it and race for it once more with O_EXCL, so two takers cannot both win.
+      try {
+        await fsys.unlink(path);
+      } catch (unlinkError) {
+        if (!isCode(unlinkError, 'ENOENT')) throw unlinkError;
+      }
+      continue;
+    }
+    try {
+      await writeFully(fsys, fd, content, 0);
+      await fsys.fsync(fd);
+    } finally {
+      await fsys.close(fd);
+    }
+    await fsys.fsyncDir(dir);
+    lockedHere.add(dir);
+    let released = false;
+    return {
+      async release() {
+        if (released) return;
+        released = true;
+        lockedHere.delete(dir);
+        try {
+          await fsys.unlink(path);
+        } catch (error) {
+          if (!isCode(error, 'ENOENT')) throw error;
+        }
+      },
+    };
+  }
+}

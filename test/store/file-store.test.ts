@@ -1,0 +1,130 @@
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FileStore } from '../../src/store/file/file-store.js';
+import { describeStoreContract, makeEvent } from './contract.js';
+import { tempDirs } from './temp-dir.js';
+
+const newDir = tempDirs('file-store');
+const T0 = 1_700_000_000_000;
+
+describeStoreContract('FileStore', {
+  durable: true,
+  fresh: async (options) => {
+    const dir = join(await newDir(), 'outbox');
+    return { store: new FileStore({ dir, ...options }), reopen: () => new FileStore({ dir }) };
+  },
+});
+
+describeStoreContract('FileStore (durability: write, tiny segments)', {
+  durable: true,
+  fresh: async (options) => {
+    const dir = await newDir();
+    const make = (): FileStore => new FileStore({ dir, durability: 'write', segmentBytes: 4096, ...options });
+    return { store: make(), reopen: make };
+  },
+});
+
+describe('FileStore', () => {
+  it('creates the directory 0700 and its files 0600', async () => {
+    const dir = join(await newDir(), 'a', 'b');
+    const store = new FileStore({ dir });
+    await store.open();
+    await store.append([makeEvent('e1')]);
+    expect((await stat(dir)).mode & 0o777).toBe(0o700);
+    for (const name of await readdir(dir)) expect((await stat(join(dir, name))).mode & 0o777, name).toBe(0o600);
+    await store.close();
+  });
+
+  it('refuses a second open of the same directory in this process, and allows it after close', async () => {
+    const dir = await newDir();
+    const first = new FileStore({ dir });
+    await first.open();
+    const second = new FileStore({ dir });
+    await expect(second.open()).rejects.toMatchObject({ code: 'ERR_OUTBOX_LOCKED', pid: process.pid });
+    await first.close();
+    const third = new FileStore({ dir });
+    await third.open();
+    await third.close();
+  });
+
+  it('rejects unknown and out-of-range options', () => {
+    const bad = [
+      { dir: '' },
+      { dir: '/tmp/x', durability: 'sometimes' },
+      { dir: '/tmp/x', fullPolicy: 'drop-oldest' },
+      { dir: '/tmp/x', segmentBytes: 100 },
+      { dir: '/tmp/x', maxBytes: 0 },
+      { dir: '/tmp/x', colour: 'blue' },
+    ];
+    for (const options of bad) {
+      expect(() => new FileStore(options as never), JSON.stringify(options)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION' }));
+    }
+  });
+
+  it('deletes a segment once every event in it is settled, and keeps segments holding dead letters', async () => {
+    const dir = await newDir();
+    const store = new FileStore({ dir, segmentBytes: 4096 });
+    await store.open();
+    const body = new Uint8Array(900);
+    for (let i = 0; i < 12; i++) await store.append([makeEvent(`e${i}`, { body })]);
+    const segments = async (): Promise<string[]> => (await readdir(dir)).filter((name) => name.startsWith('segment-'));
+    const before = await segments();
+    expect(before.length).toBeGreaterThanOrEqual(3);
+    const { events } = await store.claim({ limit: 100, now: T0 });
+    await store.settle(events.map((e) => (e.id === 'e0' ? { id: e.id, type: 'dead' as const, reason: 'invalid' as const, at: T0 } : { id: e.id, type: 'delivered' as const, attempt: { at: T0, durationMs: 1, status: 200 } })));
+    const after = await segments();
+    expect(after).toContain(before[0]);
+    expect(after.length).toBeLessThan(before.length);
+    await store.purge();
+    await store.append([makeEvent('last', { body })]);
+    await store.claim({ limit: 1, now: T0 });
+    await store.settle([{ id: 'last', type: 'delivered', attempt: { at: T0, durationMs: 1, status: 200 } }]);
+    expect(await segments()).not.toContain(before[0]);
+    await store.close();
+    const reopened = new FileStore({ dir, segmentBytes: 4096 });
+    await reopened.open();
+    expect(reopened.stats()).toMatchObject({ pending: 0, dead: 0, corrupt: 0 });
+    await reopened.close();
+  });
+
+  it('moves retry state forward so old segments are freed while an event keeps retrying', async () => {
+    const dir = await newDir();
+    const store = new FileStore({ dir, segmentBytes: 4096 });
+    await store.open();
+    await store.append([makeEvent('stuck', { body: new Uint8Array(100) })]);
+    let now = T0;
+    for (let i = 0; i < 200; i++) {
+      await store.claim({ limit: 1, now });
+      now += 10;
+      await store.settle([{ id: 'stuck', type: 'retry', attempt: { at: now, durationMs: 1, error: 'ECONNREFUSED' }, nextAttemptAt: now, countsAsAttempt: true }]);
+    }
+    const files = (await readdir(dir)).filter((name) => name.startsWith('segment-'));
+    expect(files.length).toBeLessThanOrEqual(3);
+    await store.close();
+    const reopened = new FileStore({ dir, segmentBytes: 4096 });
+    await reopened.open();
+    const { events } = await reopened.claim({ limit: 1, now });
+    expect(events[0]).toMatchObject({ id: 'stuck', attempts: 200 });
+    expect(events[0]?.history).toHaveLength(10);
+    await reopened.close();
+  });
+
+  it('lets another reader inspect a directory it does not own, without changing it', async () => {
+    const dir = await newDir();
+    const store = new FileStore({ dir });
+    await store.open();
+    await store.append([makeEvent('p1'), makeEvent('d1')]);
+    await store.claim({ limit: 10, now: T0 });
+    await store.settle([{ id: 'd1', type: 'dead', reason: 'http-status', attempt: { at: T0, durationMs: 2, status: 410 }, at: T0 + 1 }]);
+    const seen = await FileStore.inspect(dir);
+    expect(seen.ownerPid).toBe(process.pid);
+    expect(seen.stats).toMatchObject({ pending: 1, dead: 1, corrupt: 0 });
+    expect(seen.deadLetters.map((d) => [d.id, d.reason])).toEqual([['d1', 'http-status']]);
+    await store.append([makeEvent('p2')]);
+    await store.close();
+    const after = await FileStore.inspect(dir);
+    expect(after.ownerPid).toBeUndefined();
+    expect(after.stats.pending).toBe(2);
+  });
+});
