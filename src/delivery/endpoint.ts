@@ -56,6 +56,12 @@ export interface EndpointSnapshot {
   pausedUntil: number | undefined;
 }
 
+/**
+ * Growth slows down by this factor when the limit is about to reach the level where it last met
+ * congestion: a receiver at its capacity sees an occasional probe above it, not one every few windows.
+ */
+export const PLATEAU_FACTOR = 8;
+
 /** Called on every circuit transition. */
 export type CircuitListener = (state: CircuitState, previous: CircuitState) => void;
 
@@ -75,6 +81,7 @@ export class EndpointState {
   #epoch = 0;
   #fills = 0;
   #credit = 0;
+  #ceiling = Infinity;
 
   constructor(policy: EndpointPolicy, clock: Clock, onCircuit: CircuitListener = () => {}) {
     this.#policy = policy;
@@ -156,15 +163,18 @@ export class EndpointState {
       this.#consecutiveFailures = 0;
     }
     if (signal.congestion && ticket.epoch === this.#epoch) {
+      this.#ceiling = this.#limit;
       this.#limit = Math.max(1, Math.floor(this.#limit / 2));
       this.#credit = 0;
       this.#epoch += 1;
     } else if (signal.ok && !signal.congestion && this.#fills > ticket.fills) {
-      // Additive increase: one more slot per window of healthy responses.
+      // Additive increase: one more slot per window of healthy responses, more slowly near the ceiling.
       this.#credit += 1;
-      if (this.#credit >= this.#limit) {
+      const window = this.#limit + 1 >= this.#ceiling ? this.#limit * PLATEAU_FACTOR : this.#limit;
+      if (this.#credit >= window) {
         this.#credit = 0;
         this.#limit = Math.min(this.#policy.maxConcurrency, this.#limit + 1);
+        if (this.#limit >= this.#ceiling) this.#ceiling = Infinity;
       }
     }
     if (this.#consecutiveFailures >= this.#policy.failureThreshold) {
@@ -208,6 +218,7 @@ export class EndpointState {
     this.#probes = 0;
     this.#limit = Math.min(this.#policy.maxConcurrency, this.#policy.recoveryConcurrency);
     this.#credit = 0;
+    this.#ceiling = Infinity;
     this.#epoch += 1;
     this.#transition('closed');
   }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/clock.js';
-import { EndpointState } from '../../src/delivery/endpoint.js';
+import { EndpointState, PLATEAU_FACTOR } from '../../src/delivery/endpoint.js';
 import type { CircuitState, EndpointPolicy, EndpointSignal } from '../../src/delivery/endpoint.js';
 
 const OK: EndpointSignal = { ok: true, endpointFailure: false, congestion: false };
@@ -186,6 +186,19 @@ describe('EndpointState slow start (AIMD)', () => {
     roundTrip(endpoint, THROTTLED);
     roundTrip(endpoint, THROTTLED);
     expect(endpoint.room()).toBe(1);
+  });
+
+  it('grows back to the level that met congestion more slowly, then normally past it', () => {
+    const { clock, endpoint } = setup();
+    recover(endpoint, clock);
+    healthyWindows(endpoint, 4);
+    expect(endpoint.room()).toBe(5);
+    const tickets = Array.from({ length: 5 }, () => endpoint.acquire());
+    for (const ticket of tickets) endpoint.record(ticket, THROTTLED);
+    expect(endpoint.room()).toBe(2);
+    // 2 -> 3 -> 4 at the normal pace; 4 -> 5 (the congested level) takes PLATEAU_FACTOR windows.
+    const seen = healthyWindows(endpoint, 2 + PLATEAU_FACTOR + 2);
+    expect(seen).toEqual([2, 3, ...Array<number>(PLATEAU_FACTOR).fill(4), 5, 6]);
   });
 
   it('Retry-After pauses the endpoint until then, bounded by maxRetryAfterMs', () => {
