@@ -21,6 +21,18 @@ export interface MemoryStoreOptions {
    * @default undefined (no limit)
    */
   maxBytes?: number;
+  /**
+   * Starts with these events (as returned by {@link MemoryStore.snapshot}); used by stores that persist
+   * the memory store's state elsewhere, such as `LowdbStore`.
+   * @default undefined (empty)
+   */
+  snapshot?: MemoryStoreSnapshot;
+}
+
+/** The pending events and dead letters of a {@link MemoryStore}, in order; claims are not part of it. */
+export interface MemoryStoreSnapshot {
+  pending: StoredEvent[];
+  dead: DeadLetter[];
 }
 
 interface PendingEntry extends StoredEvent {
@@ -51,6 +63,26 @@ export class MemoryStore implements OutboxStore {
   constructor(options: MemoryStoreOptions = {}) {
     assertPositiveInteger('maxBytes', options.maxBytes);
     this.#maxBytes = options.maxBytes;
+    for (const event of options.snapshot?.pending ?? []) {
+      const entry: PendingEntry = { ...copyEvent(event), seq: ++this.#seq, size: eventSize(event) };
+      this.#pending.set(entry.id, entry);
+      this.#bytes += entry.size;
+      this.#endpoint(entry.url).pending++;
+    }
+    for (const letter of options.snapshot?.dead ?? []) {
+      const entry: DeadEntry = { ...copyEvent(letter), seq: ++this.#seq, size: eventSize(letter) };
+      this.#dead.set(entry.id, entry);
+      this.#bytes += entry.size;
+      this.#endpoint(entry.url).dead++;
+    }
+  }
+
+  /** A copy of the pending events (claimed ones included, as pending) and dead letters. */
+  snapshot(): MemoryStoreSnapshot {
+    return {
+      pending: [...this.#pending.values()].map((entry) => toStored(entry)),
+      dead: [...this.#dead.values()].map(({ seq: _seq, size: _size, ...letter }) => copyEvent(letter)),
+    };
   }
 
   /** Nothing to open; kept for the port. */
