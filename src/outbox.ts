@@ -13,6 +13,7 @@ import type { WebhookMessage } from './message.js';
 import { OutboxMetrics } from './metrics.js';
 import { normalizeOutboxOptions } from './options.js';
 import type { NormalizedOutboxOptions, OutboxOptions } from './options.js';
+import { FileStore } from './store/file/file-store.js';
 import type { DeadLetter, DeadLetterQuery, NewEvent, OutboxStore } from './store/store.js';
 import type { Transport } from './transport/transport.js';
 
@@ -147,8 +148,13 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
    */
   static async open(options: OutboxOptions): Promise<Outbox> {
     const normalized = normalizeOutboxOptions(options);
-    const store = normalized.store;
-    if (store === undefined) throw new Error('FileStore pending');
+    const store =
+      normalized.store ??
+      new FileStore({
+        dir: normalized.dir as string,
+        durability: normalized.durability,
+        ...(normalized.maxBytes === undefined ? {} : { maxBytes: normalized.maxBytes }),
+      });
     await store.open();
     const transport = createTransportStack(normalized);
     const outbox = new Outbox(normalized, store, transport);

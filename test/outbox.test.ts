@@ -1,11 +1,15 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Outbox } from '../src/outbox.js';
 import type { OutboxOptions } from '../src/options.js';
+import { FileStore } from '../src/store/file/file-store.js';
 import { MemoryStore } from '../src/store/memory.js';
 import type { OutboxStore } from '../src/store/store.js';
 import { startFlakyReceiver } from '../src/testing/flaky-receiver.js';
 import type { FlakyReceiver, Reply } from '../src/testing/flaky-receiver.js';
 import { FAST_RETRY, bodyOf, enqueueMany, expectAllDelivered, newSecret, waitFor } from './outbox-helpers.js';
+import { tempDirs } from './store/temp-dir.js';
+
+const tempDir = tempDirs('outbox');
 
 let receiver: FlakyReceiver | undefined;
 let outbox: Outbox | undefined;
@@ -22,7 +26,10 @@ interface StoreKind {
   create(): Promise<OutboxStore>;
 }
 
-const stores: StoreKind[] = [{ name: 'MemoryStore', create: async () => new MemoryStore() }];
+const stores: StoreKind[] = [
+  { name: 'MemoryStore', create: async () => new MemoryStore() },
+  { name: 'FileStore', create: async () => new FileStore({ dir: await tempDir() }) },
+];
 
 async function openOutbox(
   rx: FlakyReceiver,
@@ -184,6 +191,33 @@ describe('Outbox lifecycle', () => {
     await box.close({ timeoutMs: 50 });
     expect(pendingBefore).toBe(3);
     expect(store.stats()).toMatchObject({ pending: 3, claimed: 0, delivered: 0 });
+  });
+
+  it('refuses a second Outbox on the same dir with ERR_OUTBOX_LOCKED until the first is closed', async () => {
+    const dir = await tempDir();
+    const box = (outbox = await Outbox.open({ dir, url: 'http://127.0.0.1:9/hook', autoFlush: false }));
+    await box.enqueue({ body: 1 });
+    await expect(Outbox.open({ dir, url: 'http://127.0.0.1:9/hook' })).rejects.toMatchObject({ code: 'ERR_OUTBOX_LOCKED' });
+    await box.close();
+    const again = (outbox = await Outbox.open({ dir, url: 'http://127.0.0.1:9/hook', autoFlush: false }));
+    expect(again.stats().pending).toBe(1);
+  });
+
+  it('requests abandoned by close stay on disk and go out after reopening, with the same webhook-id', async () => {
+    const secret = newSecret();
+    const rx = (receiver = await startFlakyReceiver({ secret, script: () => ({ hang: true }) }));
+    const dir = await tempDir();
+    const first = await Outbox.open({ dir, url: rx.url, signingSecret: secret, retry: FAST_RETRY });
+    const enqueued = await enqueueMany(first, 3);
+    await waitFor(() => rx.inProgress === 3, 5_000, 'three hanging requests');
+    await first.close({ timeoutMs: 50 });
+
+    rx.setScript(() => 200);
+    const second = (outbox = await Outbox.open({ dir, url: rx.url, signingSecret: secret, retry: FAST_RETRY }));
+    expect(second.stats().pending).toBe(3);
+    await second.drain({ timeoutMs: 5_000 });
+    expect(rx.deliveredIds()).toEqual(new Set(enqueued.keys()));
+    for (const id of enqueued.keys()) expect(rx.countById(id)).toBe(2);
   });
 
   it('close waits for in-flight requests that finish within its timeout', async () => {
