@@ -1,3 +1,10 @@
 #!/usr/bin/env node
 /** The `webhook-outbox` command line. */
-console.log('webhook-outbox: the CLI and demo are not built yet (see the open issue "CLI, the demo ...").');
+import { fileURLToPath } from 'node:url';
+import { runCli } from './program.js';
+
+process.exitCode = await runCli(process.argv.slice(2), {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  entry: fileURLToPath(import.meta.url),
+});

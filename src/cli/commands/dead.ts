@@ -1,0 +1,120 @@
+/**
+ * `webhook-outbox dead list|replay|purge`: what was given up on, putting it back in the queue, or deleting
+ * it for good. Written against the `OutboxStore` port.
+ */
+import type { Writable } from 'node:stream';
+import { isSensitiveHeader } from '../../message.js';
+import type { DeadLetter, OutboxStore } from '../../store/store.js';
+import { CliError, ExitCode } from '../exit-codes.js';
+import type { ExitCodeValue } from '../exit-codes.js';
+import { formatTable } from '../format.js';
+
+const PREVIEW_CHARS = 200;
+
+/** What `replay` and `purge` need: an `Outbox` or an `OutboxStore` provides it. */
+export type DeadLetterSource = Pick<OutboxStore, 'deadLetters' | 'purge'> & {
+  replay(ids?: readonly string[]): Promise<number>;
+};
+
+/** A dead letter as the CLI shows it: sensitive header values redacted, the body cut to a preview. */
+export interface DeadLetterView {
+  id: string;
+  url: string;
+  reason: string;
+  attempts: number;
+  createdAt: string;
+  deadAt: string;
+  lastStatus: number | undefined;
+  lastError: string | undefined;
+  headers: Record<string, string>;
+  bodyBytes: number;
+  bodyPreview: string;
+}
+
+/** Builds the view of one dead letter. */
+export function viewDeadLetter(letter: DeadLetter): DeadLetterView {
+  const last = letter.history.at(-1);
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(letter.headers)) {
+    headers[name] = isSensitiveHeader(name) ? '[redacted]' : value;
+  }
+  const text = Buffer.from(letter.body).toString('utf8');
+  return {
+    id: letter.id,
+    url: letter.url,
+    reason: letter.reason,
+    attempts: letter.attempts,
+    createdAt: new Date(letter.createdAt).toISOString(),
+    deadAt: new Date(letter.deadAt).toISOString(),
+    lastStatus: last?.status,
+    lastError: last?.error,
+    headers,
+    bodyBytes: letter.body.byteLength,
+    bodyPreview: text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS)}...` : text,
+  };
+}
+
+/** Prints dead letters (all of `letters`, or only `ids`), as a table or as JSON. Exit 1 when an id is not among them. */
+export function deadList(all: readonly DeadLetter[], ids: readonly string[], json: boolean, out: Writable): ExitCodeValue {
+  const wanted = new Set(ids);
+  const letters = ids.length === 0 ? all : all.filter((letter) => wanted.has(letter.id));
+  const views = letters.map(viewDeadLetter);
+  if (json) {
+    out.write(`${JSON.stringify(views, null, 2)}\n`);
+  } else if (views.length === 0) {
+    out.write('No dead letters.\n');
+  } else {
+    const rows = views.map((v) => [
+      v.id,
+      v.reason,
+      String(v.attempts),
+      v.deadAt,
+      v.lastStatus === undefined ? (v.lastError ?? '-') : `HTTP ${v.lastStatus}`,
+      v.url,
+    ]);
+    out.write(`${formatTable([['ID', 'REASON', 'ATTEMPTS', 'DEAD AT', 'LAST', 'URL'], ...rows])}\n`);
+    out.write(`${views.length} dead letter${views.length === 1 ? '' : 's'}.\n`);
+  }
+  const absent = missing(letters, ids);
+  if (absent.length > 0) throw new CliError(ExitCode.failure, `not a dead letter: ${absent.join(', ')}`);
+  return ExitCode.ok;
+}
+
+function missing(letters: readonly DeadLetter[], ids: readonly string[]): string[] {
+  const found = new Set(letters.map((letter) => letter.id));
+  return ids.filter((id) => !found.has(id));
+}
+
+/** Fails with nothing changed when an id is not a dead letter. */
+async function checkIds(store: DeadLetterSource, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  const absent = missing(await store.deadLetters({ ids }), ids);
+  if (absent.length > 0) {
+    throw new CliError(ExitCode.failure, `not a dead letter: ${absent.join(', ')} (nothing was changed)`);
+  }
+}
+
+/** Puts dead letters (all, or only `ids`) back in the queue with their attempts reset. */
+export async function deadReplay(store: DeadLetterSource, ids: readonly string[], out: Writable): Promise<ExitCodeValue> {
+  await checkIds(store, ids);
+  const count = await store.replay(ids.length === 0 ? undefined : ids);
+  out.write(`Replayed ${count} dead letter${count === 1 ? '' : 's'}: pending again.\n`);
+  return ExitCode.ok;
+}
+
+/** Checks `purge`'s arguments before anything is opened: ids, or `--all`, never neither nor both. */
+export function checkPurgeArgs(ids: readonly string[], all: boolean): void {
+  if (ids.length === 0 && !all) {
+    throw new CliError(ExitCode.usage, 'purge deletes for good: name the ids, or pass --all to purge every dead letter');
+  }
+  if (ids.length > 0 && all) throw new CliError(ExitCode.usage, 'give either ids or --all, not both');
+}
+
+/** Deletes dead letters for good: only `ids`, or all of them when `all` is set. */
+export async function deadPurge(store: DeadLetterSource, ids: readonly string[], all: boolean, out: Writable): Promise<ExitCodeValue> {
+  checkPurgeArgs(ids, all);
+  await checkIds(store, ids);
+  const count = await store.purge(ids.length === 0 ? undefined : ids);
+  out.write(`Purged ${count} dead letter${count === 1 ? '' : 's'}.\n`);
+  return ExitCode.ok;
+}

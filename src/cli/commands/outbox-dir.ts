@@ -1,0 +1,20 @@
+/**
+ * Opening the outbox directory named by `--dir`, shared by the commands.
+ */
+import { stat } from 'node:fs/promises';
+import { Outbox } from '../../outbox.js';
+import type { OutboxOptions } from '../../options.js';
+import { FileStore } from '../../store/file/file-store.js';
+import { CliError, ExitCode } from '../exit-codes.js';
+
+/** Fails with the usage code when `dir` is not an existing directory: commands never create one by mistake. */
+export async function assertOutboxDir(dir: string): Promise<void> {
+  const info = await stat(dir).catch(() => undefined);
+  if (info === undefined) throw new CliError(ExitCode.usage, `no outbox directory at ${dir} (use --dir)`);
+  if (!info.isDirectory()) throw new CliError(ExitCode.usage, `${dir} is not a directory`);
+}
+
+/** Opens an `Outbox` on a `FileStore` in `dir` (taking its lock: `ERR_OUTBOX_LOCKED`, exit 3, when an app owns it). */
+export function openOutbox(dir: string, options: Omit<OutboxOptions, 'dir' | 'store'>): Promise<Outbox> {
+  return Outbox.open({ ...options, store: new FileStore({ dir }) });
+}

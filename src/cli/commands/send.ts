@@ -1,0 +1,78 @@
+/**
+ * `webhook-outbox send <url> --data <json|@file>`: enqueue one event durably in an outbox directory and
+ * deliver it, with the exit code telling the outcome.
+ */
+import type { Writable } from 'node:stream';
+import { openOutbox } from './outbox-dir.js';
+import type { DeadEvent, DeliveredEvent, RetryEvent } from '../../delivery/flusher.js';
+import { ExitCode } from '../exit-codes.js';
+import type { ExitCodeValue } from '../exit-codes.js';
+import { formatDuration } from '../format.js';
+
+/** What `send` needs. */
+export interface SendArgs {
+  url: string;
+  body: unknown;
+  dir: string;
+  secret: string | undefined;
+  headers: Record<string, string>;
+  id: string | undefined;
+  timeoutMs: number;
+}
+
+/**
+ * Enqueues and waits for the outcome: 0 delivered, 1 dead-lettered (permanent failure), 4 still pending
+ * at `--timeout` (it stays on disk; `flush` keeps trying).
+ */
+export async function send(args: SendArgs, out: Writable, err: Writable): Promise<ExitCodeValue> {
+  const outbox = await openOutbox(args.dir, { url: args.url, signingSecret: args.secret });
+  try {
+    const { id } = await outbox.enqueue({
+      url: args.url,
+      body: args.body,
+      headers: args.headers,
+      ...(args.id === undefined ? {} : { id: args.id }),
+    });
+    err.write(`enqueued ${id} (durable in ${args.dir})\n`);
+    const outcome = await new Promise<DeliveredEvent | DeadEvent | undefined>((resolve) => {
+      const timer = setTimeout(() => finish(undefined), args.timeoutMs);
+      const onDelivered = (event: DeliveredEvent): void => {
+        if (event.id === id) finish(event);
+      };
+      const onDead = (event: DeadEvent): void => {
+        if (event.id === id) finish(event);
+      };
+      const onRetry = (event: RetryEvent): void => {
+        if (event.id !== id) return;
+        const why = event.status === undefined ? event.error : `HTTP ${event.status}`;
+        err.write(`attempt ${event.attempts} failed (${why}); next try in ${formatDuration(event.nextAttemptAt - Date.now())}\n`);
+      };
+      function finish(value: DeliveredEvent | DeadEvent | undefined): void {
+        clearTimeout(timer);
+        outbox.off('delivered', onDelivered);
+        outbox.off('dead', onDead);
+        outbox.off('retry', onRetry);
+        resolve(value);
+      }
+      outbox.on('delivered', onDelivered);
+      outbox.on('dead', onDead);
+      outbox.on('retry', onRetry);
+    });
+    if (outcome === undefined) {
+      err.write(
+        `still pending after ${formatDuration(args.timeoutMs)}: ${id} stays in ${args.dir}; ` +
+          `run \`webhook-outbox flush --dir ${args.dir}\` to keep trying\n`,
+      );
+      return ExitCode.timeout;
+    }
+    if ('reason' in outcome) {
+      const last = outcome.status === undefined ? '' : `, last answer HTTP ${outcome.status}`;
+      err.write(`dead letter ${id}: ${outcome.reason} after ${outcome.attempts} attempt(s)${last}; see \`webhook-outbox dead list\`\n`);
+      return ExitCode.failure;
+    }
+    out.write(`delivered ${id}: HTTP ${outcome.status} after ${outcome.attempts} attempt(s)\n`);
+    return ExitCode.ok;
+  } finally {
+    await outbox.close();
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * `webhook-outbox status`: what an outbox directory holds, read without taking its lock, so it works
+ * while the app that owns the directory is running.
+ */
+import type { Writable } from 'node:stream';
+import { FileStore } from '../../store/file/file-store.js';
+import { ExitCode } from '../exit-codes.js';
+import type { ExitCodeValue } from '../exit-codes.js';
+import { formatBytes, formatDuration, formatTable } from '../format.js';
+import { assertOutboxDir } from './outbox-dir.js';
+
+/** The `--json` shape of `status`. */
+export interface StatusReport {
+  dir: string;
+  /** The pid of the live process that owns the directory, or `null`. */
+  ownerPid: number | null;
+  pending: number;
+  /** Requests in flight: 0 when no process owns the directory; `null` when one does (only it knows). */
+  inFlight: number | null;
+  dead: number;
+  oldestPendingAgeMs: number | null;
+  bytesOnDisk: number;
+  corrupt: number;
+  endpoints: Record<string, { pending: number; dead: number }>;
+}
+
+/** Reads the directory and builds the report. */
+export async function readStatus(dir: string, now = Date.now()): Promise<StatusReport> {
+  await assertOutboxDir(dir);
+  const { stats, ownerPid } = await FileStore.inspect(dir, { deadLetterLimit: 0 });
+  return {
+    dir,
+    ownerPid: ownerPid ?? null,
+    pending: stats.pending,
+    inFlight: ownerPid === undefined ? 0 : null,
+    dead: stats.dead,
+    oldestPendingAgeMs: stats.oldestPendingAt === undefined ? null : Math.max(0, now - stats.oldestPendingAt),
+    bytesOnDisk: stats.bytesOnDisk,
+    corrupt: stats.corrupt,
+    endpoints: stats.endpoints,
+  };
+}
+
+/** Prints the report as text or JSON. */
+export function printStatus(report: StatusReport, json: boolean, out: Writable): ExitCodeValue {
+  if (json) {
+    out.write(`${JSON.stringify(report, null, 2)}\n`);
+    return ExitCode.ok;
+  }
+  const summary = formatTable([
+    ['outbox', report.dir],
+    ['owner', report.ownerPid === null ? 'none (no process has it open)' : `pid ${report.ownerPid}`],
+    ['pending', String(report.pending)],
+    ['in flight', report.inFlight === null ? 'known only to the owning process' : String(report.inFlight)],
+    ['dead', String(report.dead)],
+    ['oldest', report.oldestPendingAgeMs === null ? '-' : formatDuration(report.oldestPendingAgeMs)],
+    ['on disk', formatBytes(report.bytesOnDisk)],
+    ['corrupt', `${report.corrupt}${report.corrupt > 0 ? ' record(s) skipped on recovery' : ''}`],
+  ]);
+  out.write(`${summary}\n`);
+  const urls = Object.keys(report.endpoints).sort();
+  if (urls.length > 0) {
+    const rows = urls.map((url) => [url, String(report.endpoints[url]?.pending ?? 0), String(report.endpoints[url]?.dead ?? 0)]);
+    out.write(`\n${formatTable([['ENDPOINT', 'PENDING', 'DEAD'], ...rows])}\n`);
+  }
+  return ExitCode.ok;
+}

@@ -1,0 +1,84 @@
+/**
+ * Parsers for command-line values. Each throws commander's `InvalidArgumentError`, which the CLI reports
+ * with the option's name and exits with the usage code.
+ */
+import { readFile } from 'node:fs/promises';
+import { InvalidArgumentError } from 'commander';
+import { urlProblem } from '../message.js';
+import { signingSecretProblem } from '../options.js';
+import { CliError, ExitCode } from './exit-codes.js';
+
+/** Parses an integer >= `min`. */
+export function integerAtLeast(min: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isSafeInteger(n) || n < min) {
+      throw new InvalidArgumentError(`expected an integer >= ${min}, got "${value}".`);
+    }
+    return n;
+  };
+}
+
+const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+
+/** Parses a duration: a number of milliseconds, or a number with `ms`, `s`, `m` or `h`. */
+export function duration(value: string): number {
+  const match = DURATION.exec(value.trim());
+  if (match === null) {
+    throw new InvalidArgumentError(`expected a duration such as 500ms, 30s or 5m, got "${value}".`);
+  }
+  return Math.round(Number(match[1]) * (UNIT_MS[match[2] ?? 'ms'] ?? 1));
+}
+
+/** Checks an http: or https: URL. */
+export function httpUrl(value: string): string {
+  const problem = urlProblem(value);
+  if (problem !== undefined) throw new InvalidArgumentError(`${problem}.`);
+  return value;
+}
+
+/** Parses a repeatable `name:value` header into the accumulated record. */
+export function header(value: string, previous: Record<string, string> | undefined): Record<string, string> {
+  const colon = value.indexOf(':');
+  if (colon <= 0) throw new InvalidArgumentError('expected name:value (the value is not shown: it may be a credential).');
+  return { ...previous, [value.slice(0, colon).trim().toLowerCase()]: value.slice(colon + 1).trim() };
+}
+
+/** Checks a Standard Webhooks secret: `whsec_` followed by base64. */
+export function signingSecret(value: string): string {
+  const problem = signingSecretProblem(value);
+  if (problem !== undefined) throw new InvalidArgumentError(`${problem}.`);
+  return value;
+}
+
+/**
+ * Reads `--data`: inline JSON, `@path` for a JSON file, `@-` for standard input. Resolves with the parsed
+ * value.
+ */
+export async function readJsonData(value: string, stdin: NodeJS.ReadableStream = process.stdin): Promise<unknown> {
+  let text: string;
+  let source: string;
+  if (value.startsWith('@')) {
+    source = value === '@-' ? 'standard input' : value.slice(1);
+    try {
+      text = value === '@-' ? await readStream(stdin) : await readFile(value.slice(1), 'utf8');
+    } catch (error) {
+      throw new CliError(ExitCode.usage, `--data: cannot read ${source}: ${(error as Error).message}`, { cause: error });
+    }
+  } else {
+    source = 'the argument';
+    text = value;
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new CliError(ExitCode.usage, `--data: ${source} is not valid JSON (${(error as Error).message})`, { cause: error });
+  }
+}
+
+async function readStream(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,200 @@
+/**
+ * The `webhook-outbox` command line: commands, their options, and how errors become exit codes.
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import type { Writable } from 'node:stream';
+import type { Outbox } from '../outbox.js';
+import { checkPurgeArgs, deadList, deadPurge, deadReplay } from './commands/dead.js';
+import { flush } from './commands/flush.js';
+import { assertOutboxDir, openOutbox } from './commands/outbox-dir.js';
+import { send } from './commands/send.js';
+import { printStatus, readStatus } from './commands/status.js';
+import { FileStore } from '../store/file/file-store.js';
+import { runDemo } from './demo/run-demo.js';
+import { runDemoWorker } from './demo/worker.js';
+import { ExitCode, exitCodeOf } from './exit-codes.js';
+import type { ExitCodeValue } from './exit-codes.js';
+import { duration, header, httpUrl, integerAtLeast, readJsonData, signingSecret } from './parse.js';
+
+/** Where the CLI writes, and the script a child process runs to get this CLI. */
+export interface CliIo {
+  stdout: Writable & { isTTY?: boolean };
+  stderr: Writable & { isTTY?: boolean };
+  /** This CLI's entry file, for the demo's child processes. */
+  entry: string;
+}
+
+/** The default outbox directory. */
+export const DEFAULT_DIR = '.outbox';
+
+function fraction(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n >= 1) {
+    throw new InvalidArgumentError(`expected a number from 0 (never) to below 1, got "${value}".`);
+  }
+  return n;
+}
+
+/** Builds the program; `setCode` receives each command's exit code. */
+export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void): Command {
+  const program = new Command('webhook-outbox')
+    .description('Send webhooks without ever losing one: inspect, drain and replay an outbox directory, or run the demo.')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+    })
+    .showHelpAfterError('(run with --help for usage)')
+    .allowExcessArguments(false);
+
+  program
+    .command('demo')
+    .description(
+      'Replay the incident locally: a receiver answers 500s, then 503 + Retry-After, then refuses connections, ' +
+        'then recovers with limited capacity, while a child process pushes events through an outbox on disk and ' +
+        'is SIGKILLed once midway. Exits 0 only when nothing was lost.',
+    )
+    .addOption(new Option('--events <n>', 'events to send').argParser(integerAtLeast(1)).default(3000))
+    .addOption(new Option('--rate <n>', 'events enqueued per second').argParser(integerAtLeast(1)).default(600))
+    .addOption(new Option('--phase <duration>', 'length of the 500 and 503 phases (refusals last half)').argParser(duration).default(3000, '3s'))
+    .addOption(new Option('--capacity <n>', 'concurrent requests the recovered receiver takes before 429').argParser(integerAtLeast(1)).default(8))
+    .addOption(new Option('--concurrency <n>', 'outbox concurrency per endpoint').argParser(integerAtLeast(1)).default(16))
+    .addOption(new Option('--kill-at <fraction>', 'SIGKILL the producer after this fraction of the events (0: never)').argParser(fraction).default(0.5))
+    .addOption(new Option('--timeout <duration>', 'give up after this long; undelivered events count as lost').argParser(duration).default(90_000, '90s'))
+    .option('--dir <path>', 'outbox directory (default: a new temporary directory, removed at the end)')
+    .option('--keep', 'keep the outbox directory', false)
+    .option('--quiet', 'no live progress line', false)
+    .action(async (options: { events: number; rate: number; phase: number; capacity: number; concurrency: number; killAt: number; timeout: number; dir?: string; keep: boolean; quiet: boolean }) => {
+      setCode(
+        await runDemo(
+          {
+            events: options.events,
+            rate: options.rate,
+            phaseMs: options.phase,
+            capacity: options.capacity,
+            concurrency: options.concurrency,
+            killAt: options.killAt,
+            timeoutMs: options.timeout,
+            dir: options.dir,
+            keep: options.keep,
+            quiet: options.quiet,
+          },
+          { stdout: io.stdout, stderr: io.stderr, workerEntry: io.entry },
+        ),
+      );
+    });
+
+  program
+    .command('demo-worker', { hidden: true })
+    .argument('<args>', 'JSON arguments from the demo')
+    .action(async (args: string) => {
+      setCode(await runDemoWorker(args));
+    });
+
+  const dirOption = (): Option => new Option('--dir <path>', 'outbox directory').default(DEFAULT_DIR).env('WEBHOOK_OUTBOX_DIR');
+  const secretOption = (): Option =>
+    new Option('--secret <whsec>', 'Standard Webhooks signing secret (better: the environment variable)')
+      .argParser(signingSecret)
+      .env('WEBHOOK_OUTBOX_SECRET');
+
+  program
+    .command('send')
+    .description('Enqueue one event durably in the outbox directory and deliver it. Exit code: 0 delivered, 1 dead-lettered, 3 directory locked, 4 still pending at --timeout (it stays on disk).')
+    .argument('<url>', 'http: or https: URL to POST to', httpUrl)
+    .requiredOption('--data <json|@file>', 'the JSON body: inline, @path to a file, or @- for standard input')
+    .addOption(dirOption())
+    .addOption(secretOption())
+    .addOption(new Option('--header <name:value...>', 'extra request header (repeatable)').argParser(header))
+    .option('--id <id>', 'idempotency key sent as webhook-id (default: generated)')
+    .addOption(new Option('--timeout <duration>', 'how long to wait for the outcome').argParser(duration).default(30_000, '30s'))
+    .action(async (url: string, options: { data: string; dir: string; secret?: string; header?: Record<string, string>; id?: string; timeout: number }) => {
+      const body = await readJsonData(options.data);
+      setCode(
+        await send(
+          { url, body, dir: options.dir, secret: options.secret, headers: options.header ?? {}, id: options.id, timeoutMs: options.timeout },
+          io.stdout,
+          io.stderr,
+        ),
+      );
+    });
+
+  program
+    .command('flush')
+    .description('Deliver everything pending in an outbox directory a stopped app left behind. Exit code: 0 drained, 1 some events were dead-lettered, 3 directory locked, 4 --timeout ran out (the rest stays on disk).')
+    .addOption(dirOption())
+    .addOption(secretOption())
+    .addOption(new Option('--timeout <duration>', 'give up after this long').argParser(duration).default(600_000, '10m'))
+    .option('--quiet', 'no progress bar', false)
+    .action(async (options: { dir: string; secret?: string; timeout: number; quiet: boolean }) => {
+      setCode(await flush({ dir: options.dir, secret: options.secret, timeoutMs: options.timeout, quiet: options.quiet }, io.stdout, io.stderr));
+    });
+
+  program
+    .command('status')
+    .description('Pending, in flight, dead, oldest age, bytes on disk, corrupt records and per-endpoint counts of an outbox directory; reads without taking the lock, so it works while the app runs.')
+    .addOption(dirOption())
+    .option('--json', 'machine-readable output', false)
+    .action(async (options: { dir: string; json: boolean }) => {
+      setCode(printStatus(await readStatus(options.dir), options.json, io.stdout));
+    });
+
+  const dead = program.command('dead').description('List, replay or purge dead letters (events given up on).');
+  const withDeadLetters = async <T>(dir: string, use: (outbox: Outbox) => Promise<T>): Promise<T> => {
+    await assertOutboxDir(dir);
+    const outbox = await openOutbox(dir, { autoFlush: false });
+    try {
+      return await use(outbox);
+    } finally {
+      await outbox.close();
+    }
+  };
+  dead
+    .command('list')
+    .description('Show dead letters with their reason, attempts and last answer (sensitive header values redacted); reads without taking the lock. Exit 1 if a named id is not a dead letter.')
+    .argument('[ids...]', 'only these ids')
+    .addOption(dirOption())
+    .option('--json', 'machine-readable output', false)
+    .action(async (ids: string[], options: { dir: string; json: boolean }) => {
+      await assertOutboxDir(options.dir);
+      const { deadLetters } = await FileStore.inspect(options.dir);
+      setCode(deadList(deadLetters, ids, options.json, io.stdout));
+    });
+  dead
+    .command('replay')
+    .description('Put dead letters back in the queue with fresh attempts (all of them without ids); the app or `flush` delivers them.')
+    .argument('[ids...]', 'only these ids')
+    .addOption(dirOption())
+    .action(async (ids: string[], options: { dir: string }) => {
+      setCode(await withDeadLetters(options.dir, (outbox) => deadReplay(outbox, ids, io.stdout)));
+    });
+  dead
+    .command('purge')
+    .description('Delete dead letters for good: the named ids, or all of them with --all.')
+    .argument('[ids...]', 'the ids to delete')
+    .addOption(dirOption())
+    .option('--all', 'purge every dead letter', false)
+    .action(async (ids: string[], options: { dir: string; all: boolean }) => {
+      checkPurgeArgs(ids, options.all);
+      setCode(await withDeadLetters(options.dir, (outbox) => deadPurge(outbox, ids, options.all, io.stdout)));
+    });
+
+  return program;
+}
+
+/** Runs the CLI on `argv` (without the node and script paths); resolves with the exit code. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  let code: ExitCodeValue = ExitCode.ok;
+  const program = createProgram(io, (value) => {
+    code = value;
+  });
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return code;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+    }
+    io.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+    return exitCodeOf(error);
+  }
+}

@@ -1,0 +1,197 @@
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startFlakyReceiver } from '../../src/testing/flaky-receiver.js';
+import type { FlakyReceiver } from '../../src/testing/flaky-receiver.js';
+import { buildCli, runCli, startCli } from './run-cli.js';
+
+const secret = `whsec_${Buffer.from('a demo secret of thirty-two bytes').toString('base64')}`;
+
+let cli: { entry: string; cleanup(): Promise<void> };
+let dir: string;
+let receiver: FlakyReceiver;
+
+beforeAll(async () => {
+  cli = await buildCli();
+}, 60_000);
+afterAll(async () => {
+  await cli.cleanup();
+});
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'webhook-outbox-cli-'));
+  receiver = await startFlakyReceiver({ secret });
+});
+afterEach(async () => {
+  await receiver.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const run = (...args: string[]) => runCli(cli.entry, args);
+const outboxDir = (): string => join(dir, 'outbox');
+
+async function status(): Promise<{ pending: number; dead: number; ownerPid: number | null; inFlight: number | null; endpoints: Record<string, { pending: number; dead: number }> }> {
+  const result = await run('status', '--dir', outboxDir(), '--json');
+  expect(result.code).toBe(0);
+  return JSON.parse(result.stdout) as Awaited<ReturnType<typeof status>>;
+}
+
+describe('webhook-outbox send', () => {
+  it('delivers a signed event after a 503, with the same webhook-id on every attempt, and exits 0', async () => {
+    receiver.setScript([503]);
+    const result = await run('send', receiver.url, '--data', '{"order":42}', '--dir', outboxDir(), '--secret', secret, '--id', 'evt_cli_1', '--header', 'x-tenant: acme');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^delivered evt_cli_1: HTTP 200 after 2 attempt\(s\)/);
+    expect(result.stderr).toContain('attempt 1 failed (HTTP 503)');
+    expect(receiver.requests.map((r) => [r.id, r.status, r.signatureValid, r.body])).toEqual([
+      ['evt_cli_1', 503, true, '{"order":42}'],
+      ['evt_cli_1', 200, true, '{"order":42}'],
+    ]);
+    expect(receiver.requests[1]?.headers['x-tenant']).toBe('acme');
+    expect(receiver.requests[1]?.headers['content-type']).toBe('application/json');
+    expect((await status()).pending).toBe(0);
+  });
+
+  it('reads --data from a file and from standard input; the secret may come from the environment', async () => {
+    const file = join(dir, 'body.json');
+    await writeFile(file, '{"from":"file"}');
+    expect((await run('send', receiver.url, '--data', `@${file}`, '--dir', outboxDir())).code).toBe(0);
+    const piped = await runCli(cli.entry, ['send', receiver.url, '--data', '@-', '--dir', outboxDir()], {
+      input: '{"from":"stdin"}',
+      env: { WEBHOOK_OUTBOX_SECRET: secret },
+    });
+    expect(piped.code).toBe(0);
+    expect(receiver.requests.map((r) => [r.body, r.signatureValid])).toEqual([
+      ['{"from":"file"}', false],
+      ['{"from":"stdin"}', true],
+    ]);
+  });
+
+  it('exits 1 with a dead letter on a permanent failure, and 4 when still pending at --timeout (kept on disk)', async () => {
+    receiver.setScript([{ status: 400, body: 'bad payload' }]);
+    const dead = await run('send', receiver.url, '--data', '{}', '--dir', outboxDir(), '--id', 'evt_dead');
+    expect(dead.code).toBe(1);
+    expect(dead.stderr).toContain('dead letter evt_dead: http-status');
+
+    receiver.setScript(() => 500);
+    const pending = await run('send', receiver.url, '--data', '{}', '--dir', outboxDir(), '--id', 'evt_pending', '--timeout', '300ms');
+    expect(pending.code).toBe(4);
+    expect(pending.stderr).toContain('still pending');
+    expect(await status()).toMatchObject({ pending: 1, dead: 1, ownerPid: null, inFlight: 0 });
+  });
+});
+
+describe('webhook-outbox dead, status and flush', () => {
+  it('lists, replays, flushes and purges dead letters', async () => {
+    receiver.setScript([400, 422]);
+    for (const id of ['evt_a', 'evt_b']) {
+      expect((await run('send', receiver.url, '--data', `{"id":"${id}"}`, '--dir', outboxDir(), '--id', id, '--header', 'authorization: Bearer s3cret')).code).toBe(1);
+    }
+    const listed = await run('dead', 'list', '--dir', outboxDir(), '--json');
+    expect(listed.code).toBe(0);
+    const letters = JSON.parse(listed.stdout) as { id: string; reason: string; lastStatus: number; headers: Record<string, string>; bodyPreview: string }[];
+    expect(letters.map((l) => [l.id, l.reason, l.lastStatus])).toEqual([
+      ['evt_a', 'http-status', 400],
+      ['evt_b', 'http-status', 422],
+    ]);
+    expect(letters[0]?.headers.authorization).toBe('[redacted]');
+    expect(listed.stdout).not.toContain('s3cret');
+    const table = await run('dead', 'list', '--dir', outboxDir());
+    expect(table.stdout).toMatch(/evt_a\s+http-status\s+1\s+\S+\s+HTTP 400/);
+    expect(table.stdout).toContain('2 dead letters.');
+
+    expect((await run('dead', 'replay', 'evt_a', 'evt_nope', '--dir', outboxDir())).code).toBe(1);
+    expect((await status()).dead).toBe(2);
+    const replayed = await run('dead', 'replay', 'evt_a', '--dir', outboxDir());
+    expect([replayed.code, replayed.stdout]).toEqual([0, 'Replayed 1 dead letter: pending again.\n']);
+    expect(await status()).toMatchObject({ pending: 1, dead: 1 });
+
+    const flushed = await run('flush', '--dir', outboxDir(), '--secret', secret, '--quiet');
+    expect(flushed.code).toBe(0);
+    expect(flushed.stdout).toContain('1 pending at start: 1 delivered, 0 dead-lettered, 0 still pending');
+    expect(receiver.deliveredIds()).toEqual(new Set(['evt_a']));
+    expect(receiver.requests.at(-1)?.signatureValid).toBe(true);
+
+    const noIds = await run('dead', 'purge', '--dir', outboxDir());
+    expect(noIds.code).toBe(2);
+    expect(noIds.stderr).toContain('--all');
+    expect((await run('dead', 'purge', 'evt_nope', '--dir', outboxDir())).code).toBe(1);
+    expect((await run('dead', 'purge', '--all', '--dir', outboxDir())).code).toBe(0);
+    expect(await status()).toMatchObject({ pending: 0, dead: 0 });
+    expect((await run('dead', 'list', '--dir', outboxDir())).stdout).toBe('No dead letters.\n');
+  });
+
+  it('status reads a directory another process owns, which flush and replay cannot take', async () => {
+    receiver.setScript(() => ({ hang: true }));
+    const owner = startCli(cli.entry, ['send', receiver.url, '--data', '{}', '--dir', outboxDir(), '--id', 'evt_held', '--timeout', '20s']);
+    try {
+      await until(() => receiver.requests.length > 0);
+      const report = await status();
+      expect(report).toMatchObject({ ownerPid: owner.pid, pending: 1, inFlight: null, dead: 0 });
+      expect(report.endpoints[receiver.url]).toEqual({ pending: 1, dead: 0 });
+      const text = await run('status', '--dir', outboxDir());
+      expect(text.stdout).toContain(`pid ${owner.pid}`);
+      expect(text.stdout).toContain(receiver.url);
+
+      const flush = await run('flush', '--dir', outboxDir(), '--quiet');
+      expect(flush.code).toBe(3);
+      expect((await run('dead', 'replay', '--dir', outboxDir())).code).toBe(3);
+    } finally {
+      owner.kill('SIGKILL');
+    }
+  });
+
+  it('flush exits 4 when --timeout runs out, leaving the rest on disk', async () => {
+    receiver.setScript(() => 503);
+    expect((await run('send', receiver.url, '--data', '{}', '--dir', outboxDir(), '--timeout', '100ms')).code).toBe(4);
+    const result = await run('flush', '--dir', outboxDir(), '--timeout', '300ms', '--quiet');
+    expect(result.code).toBe(4);
+    expect(result.stdout).toContain('1 still pending');
+    expect((await status()).pending).toBe(1);
+  });
+});
+
+describe.concurrent('bad arguments and help', () => {
+  it.each([
+    [['send', 'ftp://example.test/x', '--data', '{}'], 'protocol must be http: or https:'],
+    [['send', 'http://example.test/x'], "required option '--data"],
+    [['send', 'http://example.test/x', '--data', '{oops'], 'not valid JSON'],
+    [['send', 'http://example.test/x', '--data', '@/nonexistent/body.json'], 'cannot read'],
+    [['send', 'http://example.test/x', '--data', '{}', '--secret', 'whsec_short'], "expected 'whsec_'"],
+    [['send', 'http://example.test/x', '--data', '{}', '--header', 'no-colon'], 'expected name:value'],
+    [['send', 'http://example.test/x', '--data', '{}', '--timeout', 'soon'], 'expected a duration'],
+    [['status', '--dir', '/nonexistent/outbox'], 'no outbox directory'],
+    [['flush', '--dir', '/nonexistent/outbox'], 'no outbox directory'],
+    [['dead', 'list', '--dir', '/nonexistent/outbox'], 'no outbox directory'],
+    [['dead', 'purge', 'a', '--all', '--dir', '.'], 'not both'],
+    [['dead', 'frobnicate'], "unknown command 'frobnicate'"],
+    [['demo', '--events', '0'], 'expected an integer >= 1'],
+    [['demo', '--kill-at', '1.5'], 'below 1'],
+    [['launch'], "unknown command 'launch'"],
+    [[], 'Usage: webhook-outbox'],
+  ])('%j exits 2 and says why', async (args, message) => {
+    const result = await run(...args);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(message);
+  });
+
+  it('bad arguments create nothing on disk', async () => {
+    await run('send', 'http://example.test/x', '--data', '{oops', '--dir', outboxDir());
+    await run('dead', 'purge', '--dir', dir);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it.each([[[]], [['demo']], [['send']], [['status']], [['flush']], [['dead']], [['dead', 'list']], [['dead', 'replay']], [['dead', 'purge']]])(
+    '%j --help exits 0',
+    async (args) => {
+      const result = await run(...args, '--help');
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain('Usage: webhook-outbox');
+    },
+  );
+});
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 1_000 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  expect(condition()).toBe(true);
+}
