@@ -1,0 +1,90 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Outbox } from '../src/outbox.js';
+import { startFlakyReceiver } from '../src/testing/flaky-receiver.js';
+import { buildCli } from './cli/run-cli.js';
+import { newSecret, waitFor } from './outbox-helpers.js';
+import { tempDirs } from './store/temp-dir.js';
+
+const tempDir = tempDirs('outbox-crash');
+const fixture = join(import.meta.dirname, 'fixtures', 'outbox-crash-app.mjs');
+let built: Awaited<ReturnType<typeof buildCli>>;
+
+beforeAll(async () => {
+  // The child needs runnable JS: the package built with its own tsup config into a private directory.
+  built = await buildCli();
+}, 60_000);
+
+afterAll(async () => {
+  await built?.cleanup();
+});
+
+const CONCURRENCY = 8;
+
+describe('Outbox after kill -9', () => {
+  it('delivers everything acknowledged after a restart; duplicates only for requests in flight, same webhook-id', async () => {
+    const secret = newSecret();
+    // Latency keeps requests in flight at the moment of the kill.
+    const receiver = await startFlakyReceiver({ secret, latencyMs: 20 });
+    const dir = await tempDir();
+    const entry = join(built.entry, '..', '..', 'index.js');
+    let child: ChildProcess | undefined;
+    try {
+      child = spawn(process.execPath, [fixture, entry, dir, receiver.url, secret], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const acked = new Set<string>();
+      let stdout = '';
+      let stderr = '';
+      child.stdout?.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+        const lines = stdout.split('\n');
+        stdout = lines.pop() ?? '';
+        for (const line of lines) if (line.startsWith('ack ')) acked.add(line.slice(4));
+      });
+      child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<NodeJS.Signals | null>((resolve) => child?.on('exit', (_code, signal) => resolve(signal)));
+
+      await waitFor(() => acked.size >= 500 && receiver.deliveredIds().size >= 100, 20_000, `acks (stderr: ${stderr})`);
+      // While the app lives, it owns the directory.
+      await expect(Outbox.open({ dir, url: receiver.url })).rejects.toMatchObject({ code: 'ERR_OUTBOX_LOCKED', pid: child.pid });
+      await waitFor(() => receiver.inProgress > 0, 5_000, 'a request in flight');
+      child.kill('SIGKILL');
+      expect(await exited).toBe('SIGKILL');
+      const requestsAtKill = receiver.requests.length;
+
+      const outbox = await Outbox.open({ dir, url: receiver.url, signingSecret: secret, retry: { baseDelayMs: 5, maxDelayMs: 100 } });
+      try {
+        await outbox.drain({ timeoutMs: 20_000 });
+        expect(outbox.stats()).toMatchObject({ pending: 0, dead: 0, corrupt: 0 });
+      } finally {
+        await outbox.close();
+      }
+
+      const delivered = receiver.deliveredIds();
+      const missing = [...acked].filter((id) => !delivered.has(id));
+      expect(missing).toEqual([]);
+      // Every request is an event the app made, with its own body and a valid signature.
+      for (const request of receiver.requests) {
+        expect(request.signatureValid).toBe(true);
+        expect(request.id).toMatch(/^evt-\d+$/);
+        expect(JSON.parse(request.body)).toEqual({ n: Number(request.id?.slice(4)) });
+      }
+      // Duplicates: only events whose request was in flight (sent, outcome not yet on disk) at the kill.
+      const counts = new Map<string, number>();
+      for (const request of receiver.requests) counts.set(request.id as string, (counts.get(request.id as string) ?? 0) + 1);
+      const duplicated = [...counts].filter(([, count]) => count > 1);
+      expect(duplicated.every(([, count]) => count === 2)).toBe(true);
+      expect(duplicated.length).toBeLessThanOrEqual(CONCURRENCY);
+      // The duplicates' first copies were all sent before the kill, the second after the restart.
+      for (const [id] of duplicated) {
+        const indexes = receiver.requests.flatMap((r, i) => (r.id === id ? [i] : []));
+        expect(indexes[0]).toBeLessThan(requestsAtKill);
+        expect(indexes[1]).toBeGreaterThanOrEqual(requestsAtKill);
+      }
+    } finally {
+      if (child?.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await receiver.close();
+    }
+  });
+});
