@@ -3,10 +3,10 @@
  * a capacity limit and connection refusals on the same port. It records every request with its
  * `webhook-id` and whether its Standard Webhooks signature verified.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { signingKey, verifyWebhook } from '../signing/sign.js';
 
 /** How the receiver answers one request. */
 export interface ReplySpec {
@@ -64,8 +64,9 @@ export interface ReceivedRequest {
 /** Options of {@link startFlakyReceiver}. */
 export interface FlakyReceiverOptions {
   /**
-   * A Standard Webhooks secret (`whsec_` + base64). When set, every request's signature is verified and
-   * the result recorded in `signatureValid`; a bad signature is recorded, not refused.
+   * A Standard Webhooks secret (`whsec_` + base64). When set, every request's signature is verified with
+   * `verifyWebhook` and the result recorded in `signatureValid`; a bad signature is recorded, not refused.
+   * The timestamp is not held to a tolerance: tests often drive the sender with a fake clock.
    * @default undefined
    */
   secret?: string;
@@ -131,36 +132,6 @@ export async function startFlakyReceiver(options: FlakyReceiverOptions = {}): Pr
   return receiver;
 }
 
-const SIGNATURE_PREFIX = 'v1,';
-
-/**
- * Verifies a Standard Webhooks HMAC-SHA256 signature header (space-separated `v1,<base64>` entries, any
- * one matching is enough). The timestamp is not checked against the clock: tests often drive the sender
- * with a fake clock.
- */
-function verifySignature(
-  secret: Buffer,
-  id: string | undefined,
-  timestamp: string | undefined,
-  body: Buffer,
-  header: string | undefined,
-): boolean {
-  if (id === undefined || timestamp === undefined || header === undefined) return false;
-  const expected = createHmac('sha256', secret).update(`${id}.${timestamp}.`).update(body).digest();
-  return header.split(' ').some((entry) => {
-    if (!entry.startsWith(SIGNATURE_PREFIX)) return false;
-    const given = Buffer.from(entry.slice(SIGNATURE_PREFIX.length), 'base64');
-    return given.length === expected.length && timingSafeEqual(given, expected);
-  });
-}
-
-function decodeSecret(secret: string): Buffer {
-  const raw = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret;
-  const bytes = Buffer.from(raw, 'base64');
-  if (bytes.length === 0) throw new TypeError('startFlakyReceiver: `secret` must be whsec_ followed by base64');
-  return bytes;
-}
-
 function firstHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
@@ -170,7 +141,7 @@ class FlakyReceiverImpl implements FlakyReceiver {
   #server: Server;
   #port = 0;
   #path: string;
-  #secret: Buffer | undefined;
+  #secret: string | undefined;
   #script: ReplyScript;
   #scriptIndex = 0;
   #capacity: number;
@@ -186,7 +157,8 @@ class FlakyReceiverImpl implements FlakyReceiver {
 
   constructor(options: FlakyReceiverOptions) {
     this.#path = options.path ?? '/hook';
-    this.#secret = options.secret === undefined ? undefined : decodeSecret(options.secret);
+    if (options.secret !== undefined) signingKey(options.secret);
+    this.#secret = options.secret;
     this.#script = options.script ?? [];
     this.#capacity = options.capacity ?? Infinity;
     this.#capacityRetryAfter = options.capacityRetryAfter;
@@ -321,7 +293,7 @@ class FlakyReceiverImpl implements FlakyReceiver {
       signatureValid:
         this.#secret === undefined
           ? undefined
-          : verifySignature(this.#secret, id, timestamp, raw, firstHeader(req.headers['webhook-signature'])),
+          : verifyWebhook(this.#secret, req.headers, raw, { toleranceSeconds: Number.POSITIVE_INFINITY }).ok,
       headers: { ...req.headers },
       body: raw.toString('utf8'),
       status: undefined,

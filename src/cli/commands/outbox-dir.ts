@@ -4,7 +4,6 @@
 import { stat } from 'node:fs/promises';
 import { Outbox } from '../../outbox.js';
 import type { OutboxOptions } from '../../options.js';
-import { FileStore } from '../../store/file/file-store.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 
 /** Fails with the usage code when `dir` is not an existing directory: commands never create one by mistake. */
@@ -14,7 +13,7 @@ export async function assertOutboxDir(dir: string): Promise<void> {
   if (!info.isDirectory()) throw new CliError(ExitCode.usage, `${dir} is not a directory`);
 }
 
-/** Opens an `Outbox` on a `FileStore` in `dir` (taking its lock: `ERR_OUTBOX_LOCKED`, exit 3, when an app owns it). */
+/** Opens an `Outbox` on the directory `dir` (taking its lock: `ERR_OUTBOX_LOCKED`, exit 3, when an app owns it). */
 export function openOutbox(dir: string, options: Omit<OutboxOptions, 'dir' | 'store'>): Promise<Outbox> {
-  return Outbox.open({ ...options, store: new FileStore({ dir }) });
+  return Outbox.open({ ...options, dir });
 }
