@@ -726,7 +726,8 @@ export class FileStore implements OutboxStore {
           reject(error);
         },
       });
-      this.#writer ??= this.#runWriter();
+      // Started on the next microtask, so that calls made in the same tick share the first commit too.
+      this.#writer ??= Promise.resolve().then(() => this.#runWriter());
     });
   }
 
