@@ -1,0 +1,21 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { main as undiciMain } from './custom-transport-undici.js';
+import { main as receiverMain } from './receiver-verifying-signatures.js';
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('examples run', () => {
+  it('custom-transport-undici delivers through undici after a 503', async () => {
+    const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    await undiciMain();
+    expect(log.mock.calls[0]?.[0]).toMatch(/^delivered msg_\w+ with undici: HTTP 200 after 2 attempts$/);
+  });
+
+  it('receiver-verifying-signatures processes a duplicate once and refuses a bad signature', async () => {
+    const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    await receiverMain();
+    expect(log.mock.calls[0]?.[0]).toMatch(/^processed once: evt_1; impostor: .*401/);
+  });
+});
