@@ -33,7 +33,7 @@ export interface EndpointSignal {
   retryAfterMs?: number | undefined;
 }
 
-/** A slot taken by {@link EndpointState.acquire}; hand it back to `record()` or `release()`. */
+/** A slot taken by {@link EndpointState.acquire}; `record()` its outcome, then `release()` it. */
 export interface EndpointTicket {
   /** Decrease epoch when the request was sent: one burst of failures halves the limit only once. */
   readonly epoch: number;
@@ -133,18 +133,20 @@ export class EndpointState {
     return ticket;
   }
 
-  /** Gives a slot back without an outcome (the request was abandoned, e.g. on close). */
+  /**
+   * Gives a slot back: once the attempt's outcome is durable (so the slot bounds the requests a crash
+   * could repeat), or without an outcome when the request was abandoned.
+   */
   release(ticket: EndpointTicket): void {
     this.#inFlight = Math.max(0, this.#inFlight - 1);
     if (ticket.probe) this.#probeInFlight = false;
   }
 
   /**
-   * Records what an attempt said about the endpoint. Returns whether the endpoint is healthy enough
+   * Records what an attempt said about the endpoint (the slot stays taken until `release()`). Returns whether the endpoint is healthy enough
    * (circuit closed) that a failure is the event's own and should count as one of its attempts.
    */
   record(ticket: EndpointTicket, signal: EndpointSignal): boolean {
-    this.release(ticket);
     const now = this.#clock.now();
     if (signal.retryAfterMs !== undefined && signal.retryAfterMs > 0) {
       const until = now + Math.min(signal.retryAfterMs, this.#policy.maxRetryAfterMs);

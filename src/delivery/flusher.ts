@@ -342,7 +342,12 @@ export class Flusher {
       .then((result) => this.#complete(active, result))
       .catch((error: unknown) => this.#config.listener.error(error))
       .finally(() => {
-        if (!active.abandoned) this.#active.delete(event.id);
+        // The slot is freed only now that the outcome is durable: the requests a crash could repeat are
+        // bounded by the concurrency limits.
+        if (!active.abandoned) {
+          endpoint.release(active.ticket);
+          this.#active.delete(event.id);
+        }
         for (const waiter of [...this.#idleWaiters]) waiter();
         this.#config.listener.progress();
         this.poke();

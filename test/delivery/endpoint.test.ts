@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/clock.js';
 import { EndpointState, PLATEAU_FACTOR } from '../../src/delivery/endpoint.js';
-import type { CircuitState, EndpointPolicy, EndpointSignal } from '../../src/delivery/endpoint.js';
+import type { CircuitState, EndpointPolicy, EndpointSignal, EndpointTicket } from '../../src/delivery/endpoint.js';
 
 const OK: EndpointSignal = { ok: true, endpointFailure: false, congestion: false };
 const REFUSED: EndpointSignal = { ok: false, endpointFailure: true, congestion: false };
@@ -26,9 +26,16 @@ function setup(overrides: Partial<EndpointPolicy> = {}) {
   return { clock, endpoint, transitions };
 }
 
+/** Records an outcome and frees the slot, as the flusher does once the outcome is durable. */
+function finish(endpoint: EndpointState, ticket: EndpointTicket, signal: EndpointSignal): boolean {
+  const counted = endpoint.record(ticket, signal);
+  endpoint.release(ticket);
+  return counted;
+}
+
 /** One request, start to finish. */
 function roundTrip(endpoint: EndpointState, signal: EndpointSignal): boolean {
-  return endpoint.record(endpoint.acquire(), signal);
+  return finish(endpoint, endpoint.acquire(), signal);
 }
 
 describe('EndpointState circuit', () => {
@@ -84,7 +91,7 @@ describe('EndpointState circuit', () => {
     expect(probe.probe).toBe(true);
     expect(endpoint.room()).toBe(0);
     expect(transitions).toEqual(['closed->open', 'open->half-open']);
-    expect(endpoint.record(probe, OK)).toBe(false);
+    expect(finish(endpoint, probe, OK)).toBe(false);
     expect(endpoint.circuit).toBe('closed');
     expect(transitions).toEqual(['closed->open', 'open->half-open', 'half-open->closed']);
   });
@@ -108,6 +115,16 @@ describe('EndpointState circuit', () => {
     ]);
   });
 
+  it('keeps the slot taken after record() until release()', () => {
+    const { endpoint } = setup({ maxConcurrency: 2 });
+    const ticket = endpoint.acquire();
+    endpoint.record(ticket, OK);
+    expect(endpoint.inFlight).toBe(1);
+    expect(endpoint.room()).toBe(1);
+    endpoint.release(ticket);
+    expect(endpoint.room()).toBe(2);
+  });
+
   it('a probe abandoned without an outcome lets another probe go', () => {
     const { clock, endpoint } = setup();
     for (let i = 0; i < 3; i++) roundTrip(endpoint, REFUSED);
@@ -122,7 +139,7 @@ describe('EndpointState circuit', () => {
   it('failures of requests sent before the circuit opened do not count against their events', () => {
     const { endpoint } = setup();
     const inFlight = Array.from({ length: 5 }, () => endpoint.acquire());
-    const counted = inFlight.map((ticket) => endpoint.record(ticket, REFUSED));
+    const counted = inFlight.map((ticket) => finish(endpoint, ticket, REFUSED));
     expect(counted).toEqual([true, true, false, false, false]);
     expect(endpoint.circuit).toBe('open');
     expect(endpoint.inFlight).toBe(0);
@@ -151,7 +168,7 @@ describe('EndpointState slow start (AIMD)', () => {
       const room = endpoint.room();
       seen.push(room);
       const tickets = Array.from({ length: room }, () => endpoint.acquire());
-      for (const ticket of tickets) endpoint.record(ticket, OK);
+      for (const ticket of tickets) finish(endpoint, ticket, OK);
     }
     return seen;
   }
@@ -178,7 +195,7 @@ describe('EndpointState slow start (AIMD)', () => {
     healthyWindows(endpoint, 9);
     expect(endpoint.room()).toBe(10);
     const tickets = Array.from({ length: 10 }, () => endpoint.acquire());
-    for (const ticket of tickets) endpoint.record(ticket, THROTTLED);
+    for (const ticket of tickets) finish(endpoint, ticket, THROTTLED);
     expect(endpoint.room()).toBe(5);
     expect(endpoint.circuit).toBe('closed');
     roundTrip(endpoint, THROTTLED);
@@ -194,7 +211,7 @@ describe('EndpointState slow start (AIMD)', () => {
     healthyWindows(endpoint, 4);
     expect(endpoint.room()).toBe(5);
     const tickets = Array.from({ length: 5 }, () => endpoint.acquire());
-    for (const ticket of tickets) endpoint.record(ticket, THROTTLED);
+    for (const ticket of tickets) finish(endpoint, ticket, THROTTLED);
     expect(endpoint.room()).toBe(2);
     // 2 -> 3 -> 4 at the normal pace; 4 -> 5 (the congested level) takes PLATEAU_FACTOR windows.
     const seen = healthyWindows(endpoint, 2 + PLATEAU_FACTOR + 2);
