@@ -108,4 +108,38 @@ describe('FileStore recovery', () => {
     expect((await reopened.claim({ limit: 100, now: T0 + 100 })).events).toEqual(beforePending);
     await reopened.close();
   });
+
+  for (const pin of ['tombstone', 'dead state'] as const) {
+    it(`keeps a settled segment while it holds the ${pin} of an event in an older, live segment`, async () => {
+      const dir = await newDir();
+      const open = async (): Promise<FileStore> => {
+        const store = new FileStore({ dir, segmentBytes: 4096 });
+        await store.open();
+        return store;
+      };
+      const body = new Uint8Array(2500);
+      const ok = { at: T0, durationMs: 1, status: 200 };
+      const store = await open();
+      // Segment 1: e0, d, e1 (then full). Segment 2: e2, the outcome of e0 or d, e2's tombstone, e3.
+      await store.append([makeEvent('e0', { body })]);
+      await store.append([makeEvent('d', { body: new Uint8Array(10) })]);
+      await store.append([makeEvent('e1', { body })]);
+      await store.append([makeEvent('e2', { body })]);
+      await store.claim({ limit: 10, now: T0 });
+      if (pin === 'tombstone') await store.settle([{ id: 'e0', type: 'delivered', attempt: ok }]);
+      else await store.settle([{ id: 'd', type: 'dead', reason: 'invalid', at: T0 }]);
+      await store.settle([{ id: 'e2', type: 'delivered', attempt: ok }]);
+      await store.append([makeEvent('e3', { body })]);
+      await store.claim({ limit: 10, now: T0 });
+      await store.settle([{ id: 'e3', type: 'delivered', attempt: ok }]);
+      await store.append([makeEvent('e4', { body })]);
+      expect((await readdir(dir)).filter((n) => n.startsWith('segment-'))).toHaveLength(3);
+      await store.close();
+      const reopened = await open();
+      const pending = (await reopened.claim({ limit: 10, now: T0 })).events.map((e) => e.id);
+      const dead = (await reopened.deadLetters()).map((d) => d.id);
+      expect({ pending, dead }).toEqual(pin === 'tombstone' ? { pending: ['d', 'e1', 'e4'], dead: [] } : { pending: ['e0', 'e1', 'e4'], dead: ['d'] });
+      await reopened.close();
+    });
+  }
 });

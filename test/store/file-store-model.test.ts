@@ -1,0 +1,127 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { FileStore } from '../../src/store/file/file-store.js';
+import type { OutboxStore } from '../../src/store/store.js';
+import { makeEvent } from './contract.js';
+import { tempDirs } from './temp-dir.js';
+
+const newDir = tempDirs('file-model');
+const T0 = 1_700_000_000_000;
+const NOW = T0 + 1_000_000;
+
+interface Model {
+  pending: Map<string, number>;
+  dead: Set<string>;
+  nextId: number;
+}
+
+interface Real {
+  dir: string;
+  store: OutboxStore;
+}
+
+type Kind = 'delivered' | 'retry' | 'dead' | 'release';
+
+function check(model: Model, real: Real): void {
+  expect(real.store.stats()).toMatchObject({ pending: model.pending.size, dead: model.dead.size, claimed: 0, corrupt: 0 });
+}
+
+class Append implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly count: number, readonly size: number) {}
+  check = (): boolean => true;
+  async run(model: Model, real: Real): Promise<void> {
+    const events = Array.from({ length: this.count }, () => makeEvent(`m${model.nextId++}`, { body: new Uint8Array(this.size) }));
+    await real.store.append(events);
+    for (const e of events) model.pending.set(e.id, 0);
+    check(model, real);
+  }
+  toString = (): string => `append(${this.count}x${this.size})`;
+}
+
+class Settle implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly limit: number, readonly kinds: Kind[]) {}
+  check = (): boolean => true;
+  async run(model: Model, real: Real): Promise<void> {
+    const { events } = await real.store.claim({ limit: this.limit, now: NOW });
+    expect(events.length).toBe(Math.min(this.limit, model.pending.size));
+    const outcomes = events.map((e, i) => {
+      expect(e.attempts).toBe(model.pending.get(e.id));
+      const kind = this.kinds[i % this.kinds.length] as Kind;
+      const attempt = { at: T0, durationMs: 1, status: kind === 'delivered' ? 200 : 503 };
+      if (kind === 'delivered') {
+        model.pending.delete(e.id);
+        return { id: e.id, type: kind, attempt };
+      }
+      if (kind === 'retry') {
+        model.pending.set(e.id, (model.pending.get(e.id) ?? 0) + 1);
+        return { id: e.id, type: kind, attempt, nextAttemptAt: T0 + 1, countsAsAttempt: true };
+      }
+      if (kind === 'dead') {
+        model.pending.delete(e.id);
+        model.dead.add(e.id);
+        return { id: e.id, type: kind, attempt, reason: 'max-attempts' as const, at: T0 };
+      }
+      return { id: e.id, type: kind };
+    });
+    await real.store.settle(outcomes);
+    check(model, real);
+  }
+  toString = (): string => `settle(${this.limit}, ${this.kinds.join('/')})`;
+}
+
+class ReplayOrPurge implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly replay: boolean, readonly take: number) {}
+  check = (model: Readonly<Model>): boolean => model.dead.size > 0;
+  async run(model: Model, real: Real): Promise<void> {
+    const ids = [...model.dead].slice(0, this.take);
+    const count = this.replay ? await real.store.replay(ids, T0) : await real.store.purge(ids);
+    expect(count).toBe(ids.length);
+    for (const id of ids) {
+      model.dead.delete(id);
+      if (this.replay) model.pending.set(id, 0);
+    }
+    check(model, real);
+  }
+  toString = (): string => `${this.replay ? 'replay' : 'purge'}(${this.take})`;
+}
+
+class Reopen implements fc.AsyncCommand<Model, Real> {
+  check = (): boolean => true;
+  async run(model: Model, real: Real): Promise<void> {
+    await real.store.close();
+    real.store = new FileStore({ dir: real.dir, segmentBytes: 4096 });
+    await real.store.open();
+    check(model, real);
+    const dead = await real.store.deadLetters();
+    expect(dead.map((d) => d.id).sort()).toEqual([...model.dead].sort());
+  }
+  toString = (): string => 'reopen';
+}
+
+describe('FileStore against a trivial model (fast-check commands)', () => {
+  it('agrees with the model through appends, outcomes, replays, purges and reopens', async () => {
+    const commands = [
+      fc.tuple(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 1500 })).map(([n, size]) => new Append(n, size)),
+      fc
+        .tuple(fc.integer({ min: 1, max: 8 }), fc.array(fc.constantFrom<Kind>('delivered', 'retry', 'dead', 'release'), { minLength: 1, maxLength: 4 }))
+        .map(([limit, kinds]) => new Settle(limit, kinds)),
+      fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 3 })).map(([replay, take]) => new ReplayOrPurge(replay, take)),
+      fc.constant(new Reopen()),
+    ];
+    await fc.assert(
+      fc.asyncProperty(fc.commands(commands, { maxCommands: 40 }), async (cmds) => {
+        const dir = await newDir();
+        const real: Real = { dir, store: new FileStore({ dir, segmentBytes: 4096 }) };
+        await real.store.open();
+        try {
+          const model: Model = { pending: new Map(), dead: new Set(), nextId: 0 };
+          await fc.asyncModelRun(() => ({ model, real }), cmds);
+          await new Reopen().run(model, real);
+        } finally {
+          await real.store.close();
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+});
