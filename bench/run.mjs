@@ -12,6 +12,7 @@ import { enqueueRows } from './rows/enqueue.mjs';
 import { bullmqRows } from './rows/bullmq.mjs';
 import { deliveryRows } from './rows/delivery.mjs';
 import { backlogScaleRows } from './rows/backlog-scale.mjs';
+import { storeFlatRows } from './rows/store-flat.mjs';
 import { drainRows } from './rows/drain.mjs';
 
 const quick = process.env.BENCH_QUICK === '1';
@@ -38,6 +39,7 @@ function machine() {
 
 const GROUPS = [
   { rows: ['1', '2'], run: enqueueRows },
+  { rows: ['3'], run: storeFlatRows },
   { rows: ['4'], run: backlogScaleRows },
   { rows: ['5'], run: deliveryRows },
   { rows: ['6'], run: bullmqRows },

@@ -39,3 +39,16 @@ export async function waitFor(predicate, { timeoutMs, everyMs = 20, what = 'cond
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
 }
+
+/**
+ * Runs `runConcurrent` `windows` times back to back and returns the window with the median rate, with
+ * every window's rate in `rates`: one slow or fast window (a GC, a page-cache flush) does not decide a row.
+ */
+export async function medianWindow({ windows = 3, ...options }) {
+  const results = [];
+  for (let i = 0; i < windows; i++) results.push(await runConcurrent(options));
+  const sorted = [...results].sort((a, b) => a.rate - b.rate);
+  const median = sorted[Math.floor(sorted.length / 2)];
+  const failed = results.reduce((sum, r) => sum + r.failed, 0);
+  return { ...median, failed, firstError: median.firstError ?? results.find((r) => r.firstError)?.firstError, rates: results.map((r) => Math.round(r.rate)) };
+}

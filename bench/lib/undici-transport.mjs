@@ -10,6 +10,7 @@ const EXCERPT_BYTES = 4096;
 /** Creates an undici transport with its own connection pool. */
 export function createUndiciTransport({ connections = 256 } = {}) {
   const agent = new Agent({ connections, pipelining: 1, keepAliveTimeout: 10_000 });
+  let closing;
   return {
     async send({ url, headers, body, timeoutMs, signal }) {
       const deadline = AbortSignal.timeout(timeoutMs);
@@ -45,6 +46,9 @@ export function createUndiciTransport({ connections = 256 } = {}) {
         throw new NetworkError('ERR_NETWORK', `request failed: ${errno ?? error?.message}`, errno, { cause: error });
       }
     },
-    close: () => agent.close(),
+    close() {
+      closing ??= agent.close();
+      return closing;
+    },
   };
 }

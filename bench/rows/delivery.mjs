@@ -84,12 +84,12 @@ export async function deliveryRows(ctx) {
         rows.push(missingRow({ id, what, against, target: '>= 0.80x', reason: 'not measured: Outbox missing' }));
         continue;
       }
+      await receiver.clear();
       const transport = make();
       const ours = await throughOutbox(ctx, transport, receiver.url, count);
       await transport.close?.();
       ctx.figures[`delivery_${name}`] = ours;
       const check = await receiver.summary();
-      await receiver.clear();
       rows.push(
         targetRow({
           id,
@@ -100,7 +100,7 @@ export async function deliveryRows(ctx) {
           direction: '>=',
           target: 0.8,
           targetText: '>= 0.80x',
-          note: `${fmt(ours.ops)} events via Outbox (all enqueued in ${fmt(ours.enqueueMs / 1000, 1)} s by ${PRODUCERS} producers, ${ours.failed} enqueue failures); receiver saw ${fmt(check.uniqueDelivered)} unique ids delivered; bare loop: ${fmt(bare.ops)} requests, ${bare.non2xx} non-2xx, ${bare.failed} failed.`,
+          note: `${fmt(ours.ops)} events via Outbox (all enqueued in ${fmt(ours.enqueueMs / 1000, 1)} s by ${PRODUCERS} producers, ${ours.failed} enqueue failures); receiver saw ${fmt(check.uniqueDelivered)} unique ids answered 2xx in ${fmt(check.requests)} requests; bare loop: ${fmt(bare.ops)} requests, ${bare.non2xx} non-2xx, ${bare.failed} failed.`,
         }),
       );
     }
