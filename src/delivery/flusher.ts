@@ -222,7 +222,7 @@ export class Flusher {
     this.pause();
     this.#stopped = true;
     if (this.#pumping !== undefined) await this.#pumping;
-    if (this.#active.size > 0) {
+    if (this.#active.size > 0 && timeoutMs > 0) {
       await new Promise<void>((resolve) => {
         const check = (): void => {
           if (this.#active.size === 0) finish();

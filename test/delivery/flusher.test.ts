@@ -1,0 +1,187 @@
+import { describe, expect, it } from 'vitest';
+import { FakeClock } from '../../src/clock.js';
+import type { AttemptResult } from '../../src/delivery/attempt.js';
+import { FAILURE_THRESHOLD, Flusher } from '../../src/delivery/flusher.js';
+import type { CircuitEvent, FlusherListener, RetryEvent } from '../../src/delivery/flusher.js';
+import { HttpStatusError } from '../../src/errors.js';
+import { OUTBOX_RETRY_DEFAULTS } from '../../src/options.js';
+import { MemoryStore } from '../../src/store/memory.js';
+import type { StoredEvent } from '../../src/store/store.js';
+
+const A = 'http://a.test/hook';
+const B = 'http://b.test/hook';
+
+interface Call {
+  event: StoredEvent;
+  answered: boolean;
+  answer(result: 'ok' | 500): void;
+}
+
+/** A flusher over a MemoryStore on a FakeClock, whose deliveries the test answers by hand. */
+async function setup(options: { concurrency?: number; globalConcurrency?: number; store?: MemoryStore; clock?: FakeClock } = {}) {
+  const clock = options.clock ?? new FakeClock(1_000_000);
+  const store = options.store ?? new MemoryStore();
+  await store.open();
+  const calls: Call[] = [];
+  const retries: RetryEvent[] = [];
+  const circuits: CircuitEvent[] = [];
+  const delivered: string[] = [];
+  const listener: FlusherListener = {
+    delivered: (event) => delivered.push(event.id),
+    retry: (event) => retries.push(event),
+    dead: () => {},
+    circuit: (event) => circuits.push(event),
+    error: (error) => {
+      throw error;
+    },
+    progress: () => {},
+  };
+  const flusher = new Flusher({
+    store,
+    clock,
+    random: () => 0.5,
+    retry: { ...OUTBOX_RETRY_DEFAULTS, baseDelayMs: 1_000, maxDelayMs: 60_000 },
+    concurrency: options.concurrency ?? 4,
+    globalConcurrency: options.globalConcurrency ?? 64,
+    listener,
+    deliver: (event) =>
+      new Promise<AttemptResult>((resolve) => {
+        const at = clock.now();
+        const call: Call = {
+          event,
+          answered: false,
+          answer: (result) => {
+            call.answered = true;
+            resolve(
+              result === 'ok'
+                ? { ok: true, status: 200, at, durationMs: 1 }
+                : { ok: false, retryable: true, throttled: false, status: 500, error: new HttpStatusError(500, '', true), at, durationMs: 1 },
+            );
+          },
+        };
+        calls.push(call);
+      }),
+  });
+  const enqueue = async (count: number, url = A, prefix = 'e'): Promise<void> => {
+    const now = clock.now();
+    await store.append(
+      Array.from({ length: count }, (_, i) => ({
+        id: `${prefix}${i}`,
+        url,
+        headers: {},
+        body: new Uint8Array([i]),
+        createdAt: now,
+        nextAttemptAt: now,
+      })),
+    );
+  };
+  return { clock, store, flusher, calls, retries, circuits, delivered, enqueue };
+}
+
+/** Lets promise chains (claims, settles) run. */
+async function flush(): Promise<void> {
+  for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+describe('Flusher', () => {
+  it('persists attempts and the next due time, so a restarted flusher neither forgets nor retries early', async () => {
+    const first = await setup();
+    await first.enqueue(1);
+    first.flusher.start();
+    await flush();
+    expect(first.calls).toHaveLength(1);
+    first.calls[0]?.answer(500);
+    await flush();
+    // Full jitter with random 0.5 after the first failure: 0.5 * 1000 ms.
+    expect(first.retries).toEqual([expect.objectContaining({ id: 'e0', attempts: 1, counted: true, nextAttemptAt: 1_000_500 })]);
+    await first.flusher.stop(0);
+
+    // A new flusher over the same store (a restart): the event waits for its due time, attempts kept.
+    const second = await setup({ store: first.store, clock: first.clock });
+    second.flusher.start();
+    await flush();
+    expect(second.calls).toHaveLength(0);
+    second.clock.advance(499);
+    await flush();
+    expect(second.calls).toHaveLength(0);
+    second.clock.advance(1);
+    await flush();
+    expect(second.calls.map((c) => [c.event.id, c.event.attempts])).toEqual([['e0', 1]]);
+    second.calls[0]?.answer(500);
+    await flush();
+    // The second failure doubles the ceiling: 0.5 * 2000 ms.
+    expect(second.retries[0]).toMatchObject({ attempts: 2, nextAttemptAt: 1_000_500 + 1_000 });
+    await second.flusher.stop(0);
+  });
+
+  it('keeps per-endpoint and global limits', async () => {
+    const t = await setup({ concurrency: 3, globalConcurrency: 5 });
+    await t.enqueue(10, A, 'a');
+    await t.enqueue(10, B, 'b');
+    t.flusher.start();
+    await flush();
+    const inFlight = (url: string): number => t.calls.filter((c) => c.event.url === url).length;
+    expect(t.calls).toHaveLength(5);
+    expect(inFlight(A)).toBeLessThanOrEqual(3);
+    expect(inFlight(B)).toBeLessThanOrEqual(3);
+    expect(t.flusher.inFlight).toBe(5);
+    let answered = 0;
+    while (answered < t.calls.length) {
+      t.calls[answered++]?.answer('ok');
+      await flush();
+      expect(t.flusher.inFlight).toBeLessThanOrEqual(5);
+    }
+    expect(t.delivered).toHaveLength(20);
+    expect(t.store.stats().pending).toBe(0);
+    await t.flusher.stop(0);
+  });
+
+  it('an open circuit stops claiming that endpoint only, and probes it once per probe time', async () => {
+    const t = await setup({ concurrency: 1 });
+    await t.enqueue(20, A, 'a');
+    await t.enqueue(3, B, 'b');
+    t.flusher.start();
+    for (let i = 0; i < FAILURE_THRESHOLD; i++) {
+      await flush();
+      t.calls.find((c) => c.event.url === A && !c.answered)?.answer(500);
+    }
+    await flush();
+    expect(t.circuits).toEqual([{ url: A, state: 'open', previous: 'closed' }]);
+    // B goes on while A is open.
+    for (let i = 0; i < 3; i++) {
+      t.calls.find((c) => c.event.url === B && !c.answered)?.answer('ok');
+      await flush();
+    }
+    expect(t.delivered.filter((id) => id.startsWith('b'))).toHaveLength(3);
+    const aCalls = t.calls.filter((c) => c.event.url === A).length;
+    expect(aCalls).toBe(FAILURE_THRESHOLD);
+    // At the probe time exactly one request goes to A; its success closes the circuit.
+    const probeAt = t.flusher.endpoints()[A]?.nextProbeAt as number;
+    t.clock.advance(probeAt - t.clock.now());
+    await flush();
+    expect(t.calls.filter((c) => c.event.url === A)).toHaveLength(aCalls + 1);
+    expect(t.flusher.endpoints()[A]?.circuit).toBe('half-open');
+    t.calls.at(-1)?.answer('ok');
+    await flush();
+    expect(t.flusher.endpoints()[A]).toMatchObject({ circuit: 'closed', concurrency: 1 });
+    // Failures while open did not count against the events.
+    expect(t.retries.filter((r) => !r.counted).length).toBeGreaterThanOrEqual(1);
+    await t.flusher.stop(0);
+  });
+
+  it('stop abandons in-flight requests after its timeout and leaves them pending', async () => {
+    const t = await setup();
+    await t.enqueue(2);
+    t.flusher.start();
+    await flush();
+    expect(t.calls).toHaveLength(2);
+    const stopped = t.flusher.stop(1_000);
+    t.clock.advance(1_000);
+    await stopped;
+    expect(t.store.stats()).toMatchObject({ pending: 2, claimed: 0 });
+    t.calls[0]?.answer('ok');
+    await flush();
+    expect(t.delivered).toEqual([]);
+    expect(t.store.stats().pending).toBe(2);
+  });
+});
