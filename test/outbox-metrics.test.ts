@@ -1,0 +1,85 @@
+import { metrics } from '@opentelemetry/api';
+import type { Attributes, BatchObservableCallback, Meter, Observable } from '@opentelemetry/api';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Outbox } from '../src/outbox.js';
+import { endpointAttribute } from '../src/metrics.js';
+import { MemoryStore } from '../src/store/memory.js';
+import { startFlakyReceiver } from '../src/testing/flaky-receiver.js';
+import type { FlakyReceiver, Reply } from '../src/testing/flaky-receiver.js';
+import { FAST_RETRY } from './outbox-helpers.js';
+
+/** A meter that records what an SDK would export: counter additions and one collection of the gauges. */
+function recordingMeter() {
+  const added: { name: string; value: number; attributes: Attributes | undefined }[] = [];
+  const callbacks = new Set<BatchObservableCallback>();
+  const names = new Map<Observable, string>();
+  const meter = {
+    createCounter: (name: string) => ({ add: (value: number, attributes?: Attributes) => added.push({ name, value, attributes }) }),
+    createObservableGauge: (name: string) => {
+      const gauge = { addCallback() {}, removeCallback() {} } as Observable;
+      names.set(gauge, name);
+      return gauge;
+    },
+    addBatchObservableCallback: (callback: BatchObservableCallback) => callbacks.add(callback),
+    removeBatchObservableCallback: (callback: BatchObservableCallback) => callbacks.delete(callback),
+  };
+  const collect = async (): Promise<{ name: string; value: number; attributes: Attributes | undefined }[]> => {
+    const observed: { name: string; value: number; attributes: Attributes | undefined }[] = [];
+    for (const callback of callbacks) {
+      await callback({
+        observe: (observable: Observable, value: number, attributes?: Attributes) =>
+          observed.push({ name: names.get(observable) ?? '?', value, attributes }),
+      });
+    }
+    return observed;
+  };
+  return { meter: meter as unknown as Meter, added, callbacks, collect };
+}
+
+let receiver: FlakyReceiver | undefined;
+
+afterEach(async () => {
+  metrics.disable();
+  await receiver?.close();
+  receiver = undefined;
+});
+
+describe('Outbox metrics', () => {
+  it('reports attempts by outcome, dead letters, queue depth, age and circuit state to the global meter provider', async () => {
+    const recorder = recordingMeter();
+    metrics.setGlobalMeterProvider({ getMeter: () => recorder.meter });
+    const rx = (receiver = await startFlakyReceiver({ script: [500, 422] as Reply[] }));
+    const outbox = await Outbox.open({ store: new MemoryStore(), url: `${rx.url}?token=secret`, retry: FAST_RETRY, autoFlush: false });
+    await outbox.enqueue({ id: 'a', body: 1 });
+    await outbox.enqueue({ id: 'b', body: 2 });
+    await outbox.enqueue({ id: 'c', body: 3 });
+
+    const before = await recorder.collect();
+    expect(before).toContainEqual({ name: 'webhook_outbox.queue.depth', value: 3, attributes: undefined });
+    await outbox.drain({ timeoutMs: 5_000 });
+    const after = await recorder.collect();
+    expect(after).toContainEqual({ name: 'webhook_outbox.queue.depth', value: 0, attributes: undefined });
+    expect(after).toContainEqual({ name: 'webhook_outbox.dead_letters', value: 1, attributes: undefined });
+    expect(after).toContainEqual({
+      name: 'webhook_outbox.circuit.state',
+      value: 0,
+      attributes: { 'webhook_outbox.endpoint': rx.url },
+    });
+
+    const attempts = recorder.added.filter((a) => a.name === 'webhook_outbox.attempts');
+    const byOutcome = (outcome: string): number => attempts.filter((a) => a.attributes?.outcome === outcome).length;
+    expect(byOutcome('retryable')).toBe(1);
+    expect(byOutcome('permanent')).toBe(1);
+    expect(byOutcome('delivered')).toBe(2);
+    expect(recorder.added.filter((a) => a.name === 'webhook_outbox.dead_lettered')).toEqual([
+      { name: 'webhook_outbox.dead_lettered', value: 1, attributes: { reason: 'http-status' } },
+    ]);
+
+    await outbox.close();
+    expect(recorder.callbacks.size).toBe(0);
+  });
+
+  it('labels endpoints by origin and path only (no query, no credentials)', () => {
+    expect(endpointAttribute('https://user:pw@example.com:8443/hooks/1?token=abc#x')).toBe('https://example.com:8443/hooks/1');
+  });
+});
