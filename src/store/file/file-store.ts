@@ -606,6 +606,7 @@ export class FileStore implements OutboxStore {
       .filter((entry): entry is { name: string; match: RegExpExecArray } => entry.match !== null)
       .map(({ name, match }) => ({ name, id: Number(match[1]) }))
       .sort((a, b) => a.id - b.id);
+    let scratch = Buffer.alloc(0);
     for (const [i, { name, id }] of names.entries()) {
       const path = join(this.#dir, name);
       const last = i === names.length - 1;
@@ -613,7 +614,9 @@ export class FileStore implements OutboxStore {
       let keep = false;
       try {
         const size = await this.#fs.size(fd);
-        const bytes = Buffer.allocUnsafe(size);
+        // One buffer reused across segments: recovery holds at most one segment image at a time.
+        if (scratch.length < size) scratch = Buffer.allocUnsafe(Math.max(size, this.#segmentBytes));
+        const bytes = scratch;
         const read = await readFully(this.#fs, fd, bytes, size, 0);
         if (!isValidHeader(bytes.subarray(0, read), id)) {
           if (readOnly) {
