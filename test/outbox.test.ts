@@ -81,7 +81,7 @@ describe.each(stores)('Outbox delivery ($name)', (kind) => {
     const errors: unknown[] = [];
     box.on('error', (error) => errors.push(error));
     const enqueued = await enqueueMany(box, 2_000);
-    await box.drain({ timeoutMs: 25_000 });
+    await box.drain({ timeoutMs: 50_000 });
 
     expectAllDelivered(rx, enqueued);
     const duringOutage = rx.requests.filter((r) => start !== undefined && r.at - start < 700).length;
@@ -89,7 +89,7 @@ describe.each(stores)('Outbox delivery ($name)', (kind) => {
     expect(duringOutage).toBeLessThan(100);
     expect(box.stats()).toMatchObject({ pending: 0, inFlight: 0, delivered: 2_000, dead: 0 });
     expect(errors).toEqual([]);
-  });
+  }, 60_000);
 
   it('dead-letters 400, 410 and 422 after one attempt, with status and excerpt; replay delivers them', async () => {
     const secret = newSecret();
