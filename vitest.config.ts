@@ -1,6 +1,16 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
+const src = (path: string): string => fileURLToPath(new URL(`./src/${path}`, import.meta.url));
+
 export default defineConfig({
+  // Examples and the README import the package by name, as users do; tests resolve it to the sources.
+  resolve: {
+    alias: [
+      { find: /^webhook-outbox\/testing$/, replacement: src('testing/index.ts') },
+      { find: /^webhook-outbox$/, replacement: src('index.ts') },
+    ],
+  },
   test: {
     include: ['test/**/*.test.ts', 'examples/**/*.test.ts'],
     testTimeout: 30_000,

@@ -2,11 +2,10 @@
  * Send one signed webhook with in-process retries. Runs on its own: it starts a local receiver that fails
  * twice (HTTP 500) before accepting, and prints what happened.
  *
- * `npm test` typechecks it and runs `main()` (examples/basic-sender.test.ts). In an app, import from
- * 'webhook-outbox' and 'webhook-outbox/testing' instead of '../src/...'.
+ * `npm test` typechecks it and runs `main()` (examples/basic-sender.test.ts).
  */
-import { createSender, WebhookOutboxError } from '../src/index.js';
-import { startFlakyReceiver } from '../src/testing/index.js';
+import { createSender, WebhookOutboxError } from 'webhook-outbox';
+import { startFlakyReceiver } from 'webhook-outbox/testing';
 
 const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 

@@ -2,13 +2,11 @@
  * A custom transport: the `Transport` port implemented with undici instead of the default got transport.
  * A transport makes exactly one attempt: it resolves for every HTTP status and rejects with a
  * `NetworkError` when no response came; the sender and the outbox do the retrying.
- *
- * In an app, import from 'webhook-outbox' instead of '../src/index.js'.
  */
 import { Agent, errors, request } from 'undici';
-import { createSender, NetworkError } from '../src/index.js';
-import type { Transport, TransportRequest, TransportResponse } from '../src/index.js';
-import { startFlakyReceiver } from '../src/testing/index.js';
+import { createSender, NetworkError } from 'webhook-outbox';
+import type { Transport, TransportRequest, TransportResponse } from 'webhook-outbox';
+import { startFlakyReceiver } from 'webhook-outbox/testing';
 
 const EXCERPT_CHARS = 2048;
 

@@ -2,13 +2,11 @@
  * The other side: a receiver (plain node:http) that verifies Standard Webhooks signatures on the raw body,
  * rejects bad ones with 401, and deduplicates retries by `webhook-id`, so an event that arrives twice
  * (a retry after a lost answer, a sender restarted after a crash) is processed once.
- *
- * In an app, import from 'webhook-outbox' instead of '../src/index.js'.
  */
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createSender, verifyWebhook } from '../src/index.js';
+import { createSender, verifyWebhook } from 'webhook-outbox';
 
 /** Starts the receiver; `onEvent` runs once per distinct webhook-id. */
 export async function startReceiver(secret: string, onEvent: (id: string, payload: unknown) => void): Promise<{ url: string; server: Server }> {
