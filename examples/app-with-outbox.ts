@@ -4,8 +4,8 @@
  * webhook requests finish (up to 10 s; the rest stay on disk for the next start) and releases the outbox.
  *
  * `main()` runs the whole story against a local receiver that is down at first (HTTP 503): the app keeps
- * answering 202, and the webhooks arrive once the receiver recovers. In an app, import from
- * 'webhook-outbox' instead of '../src/index.js'.
+ * answering 202, and the webhooks arrive once the receiver recovers. `npm test` typechecks it and runs
+ * `main()` (examples/app-with-outbox.test.ts).
  */
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -13,8 +13,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { Outbox, WebhookOutboxError } from '../src/index.js';
-import { startFlakyReceiver } from '../src/testing/index.js';
+import { Outbox, WebhookOutboxError } from 'webhook-outbox';
+import { startFlakyReceiver } from 'webhook-outbox/testing';
 
 const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 
