@@ -18,8 +18,7 @@ export type ErrorCode =
   | 'ERR_ABORTED'
   | 'ERR_RETRIES_EXHAUSTED'
   | 'ERR_DRAIN_TIMEOUT'
-  | 'ERR_STORE_IO'
-  | 'ERR_NOT_FOUND';
+  | 'ERR_STORE_IO';
 
 /** Base class of every error of this package. */
 export class WebhookOutboxError extends Error {
