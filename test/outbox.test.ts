@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { StoreIoError } from '../src/errors.js';
 import { Outbox } from '../src/outbox.js';
 import type { OutboxOptions } from '../src/options.js';
 import { FileStore } from '../src/store/file/file-store.js';
@@ -240,6 +241,34 @@ describe('Outbox lifecycle', () => {
     expect(box.stats().pending).toBe(10);
     await box.drain({ timeoutMs: 5_000 });
     expect(rx.deliveredIds().size).toBe(10);
+  });
+
+  it('rejects enqueue with ERR_OUTBOX_FULL when the store is full, and keeps what it accepted', async () => {
+    const box = (outbox = await Outbox.open({ store: new MemoryStore({ maxBytes: 2_000 }), url: 'http://127.0.0.1:9/hook', autoFlush: false }));
+    await box.enqueue({ body: 'x'.repeat(1_000) });
+    await expect(box.enqueue({ body: 'y'.repeat(1_500) })).rejects.toMatchObject({ code: 'ERR_OUTBOX_FULL' });
+    expect(box.stats().pending).toBe(1);
+  });
+
+  it('reports a store fault as an error event and keeps delivering afterwards', async () => {
+    const rx = (receiver = await startFlakyReceiver());
+    class FaultyOnce extends MemoryStore {
+      #failed = false;
+      override async claim(request: Parameters<MemoryStore['claim']>[0]): ReturnType<MemoryStore['claim']> {
+        if (!this.#failed) {
+          this.#failed = true;
+          throw new StoreIoError('disk went away');
+        }
+        return super.claim(request);
+      }
+    }
+    const box = (outbox = await Outbox.open({ store: new FaultyOnce(), url: rx.url, autoFlush: false }));
+    const errors: Error[] = [];
+    box.on('error', (error) => errors.push(error));
+    await enqueueMany(box, 3);
+    await box.drain({ timeoutMs: 5_000 });
+    expect(errors).toEqual([expect.objectContaining({ code: 'ERR_STORE_IO' })]);
+    expect(rx.deliveredIds().size).toBe(3);
   });
 
   it('rejects bad messages with the sender codes and stores nothing', async () => {

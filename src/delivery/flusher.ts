@@ -340,7 +340,11 @@ export class Flusher {
     void this.#config
       .deliver(event, active.abort.signal)
       .then((result) => this.#complete(active, result))
-      .catch((error: unknown) => this.#config.listener.error(error))
+      .catch(async (error: unknown) => {
+        this.#config.listener.error(error);
+        // The outcome could not be written: hand the event back so it is tried again (at least once).
+        if (!active.abandoned) await this.#config.store.settle([{ id: event.id, type: 'release' }]).catch(() => {});
+      })
       .finally(() => {
         // The slot is freed only now that the outcome is durable: the requests a crash could repeat are
         // bounded by the concurrency limits.
