@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Outbox } from '../src/outbox.js';
 import { startFlakyReceiver } from '../src/testing/flaky-receiver.js';
@@ -22,6 +23,35 @@ afterAll(async () => {
 });
 
 const CONCURRENCY = 8;
+
+describe('Outbox process lifetime', () => {
+  it('a running flusher with retries scheduled does not keep the process alive by itself', async () => {
+    const receiver = await startFlakyReceiver({ script: () => 503 });
+    const dir = await tempDir();
+    const entry = join(built.entry, '..', '..', 'index.js');
+    const script = [
+      `const { Outbox } = await import(${JSON.stringify(pathToFileURL(entry).href)});`,
+      `const outbox = await Outbox.open({ dir: ${JSON.stringify(dir)}, url: ${JSON.stringify(receiver.url)}, retry: { baseDelayMs: 60000 } });`,
+      `outbox.on('retry', (event) => console.log('retry ' + event.id));`,
+      `await outbox.enqueue({ id: 'evt-1', body: 1 });`,
+    ].join('\n');
+    try {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => child.on('exit', (exitCode) => resolve(exitCode)));
+      // It exited on its own with the event's retry scheduled a minute ahead, and the event stayed on disk.
+      expect(code).toBe(0);
+      expect(stdout).toContain('retry evt-1');
+      expect(receiver.countById('evt-1')).toBe(1);
+      const outbox = await Outbox.open({ dir, url: receiver.url, autoFlush: false });
+      expect(outbox.stats().pending).toBe(1);
+      await outbox.close();
+    } finally {
+      await receiver.close();
+    }
+  });
+});
 
 describe('Outbox after kill -9', () => {
   it('delivers everything acknowledged after a restart; duplicates only for requests in flight, same webhook-id', async () => {
