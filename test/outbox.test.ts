@@ -1,8 +1,10 @@
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StoreIoError } from '../src/errors.js';
 import { Outbox } from '../src/outbox.js';
 import type { OutboxOptions } from '../src/options.js';
 import { FileStore } from '../src/store/file/file-store.js';
+import { LowdbStore } from '../src/store/lowdb.js';
 import { MemoryStore } from '../src/store/memory.js';
 import type { OutboxStore } from '../src/store/store.js';
 import { startFlakyReceiver } from '../src/testing/flaky-receiver.js';
@@ -269,6 +271,21 @@ describe('Outbox lifecycle', () => {
     await box.drain({ timeoutMs: 5_000 });
     expect(errors).toEqual([expect.objectContaining({ code: 'ERR_STORE_IO' })]);
     expect(rx.deliveredIds().size).toBe(3);
+  });
+
+  it('runs over LowdbStore: delivers, dead-letters, and a reopened file keeps the dead letters', async () => {
+    const rx = (receiver = await startFlakyReceiver());
+    rx.setScript((req): Reply => (req.id === 'rejected' ? 422 : 200));
+    const file = join(await tempDir(), 'outbox.json');
+    const box = await Outbox.open({ store: new LowdbStore({ file }), url: rx.url, retry: FAST_RETRY });
+    const enqueued = await enqueueMany(box, 20);
+    await box.enqueue({ id: 'rejected', body: 0 });
+    await box.drain({ timeoutMs: 5_000 });
+    await box.close();
+    expect(rx.deliveredIds()).toEqual(new Set(enqueued.keys()));
+    const reopened = (outbox = await Outbox.open({ store: new LowdbStore({ file }), url: rx.url, autoFlush: false }));
+    expect((await reopened.deadLetters()).map((l) => [l.id, l.reason])).toEqual([['rejected', 'http-status']]);
+    expect(reopened.stats().pending).toBe(0);
   });
 
   it('rejects bad messages with the sender codes and stores nothing', async () => {
