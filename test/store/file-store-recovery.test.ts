@@ -2,7 +2,7 @@ import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FileStore } from '../../src/store/file/file-store.js';
-import { HEADER_BYTES } from '../../src/store/file/format.js';
+import { frameLength, HEADER_BYTES } from '../../src/store/file/format.js';
 import { makeEvent } from './contract.js';
 import { tempDirs } from './temp-dir.js';
 
@@ -20,7 +20,7 @@ async function journal(): Promise<{ bytes: Buffer; starts: number[]; name: strin
   const name = (await readdir(dir)).find((n) => n.startsWith('segment-')) as string;
   const bytes = await readFile(join(dir, name));
   const starts: number[] = [];
-  for (let at = HEADER_BYTES; at < bytes.length; at += 8 + bytes.readUInt32LE(at)) starts.push(at);
+  for (let at = HEADER_BYTES; at < bytes.length; at += frameLength(bytes, at)) starts.push(at);
   expect(starts).toHaveLength(3);
   return { bytes, starts, name };
 }

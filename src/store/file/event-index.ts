@@ -1,7 +1,11 @@
+import { hashBytes } from './format.js';
+
 /**
  * The in-memory index of a `FileStore`: one compact slot per pending or dead event in typed arrays
- * (where its records are on disk, its schedule and counters), the id -> slot map, and one due-time heap
- * per endpoint. Payloads and histories stay on disk.
+ * (where its records are on disk, its schedule and counters), a hash set of event ids (32-bit hashes of
+ * their bytes in an open-addressing table: no id strings kept for pending events), the ids of claimed
+ * and dead events (they are looked up by id), and one due-time heap per endpoint. Payloads and
+ * histories stay on disk.
  */
 
 export const FREE = 0;
@@ -24,6 +28,7 @@ class SlotHeap {
 /** One endpoint URL with its pending heap and counters. */
 export interface EndpointEntry {
   url: string;
+  urlBytes: Buffer;
   heap: SlotHeap;
   pending: number;
   dead: number;
@@ -31,7 +36,7 @@ export interface EndpointEntry {
 
 function grow<T extends Int32Array | Uint32Array | Float64Array | Uint8Array>(array: T, capacity: number): T {
   const next = new (array.constructor as new (n: number) => T)(capacity);
-  next.set(array);
+  next.set(array.subarray(0, Math.min(array.length, capacity)));
   return next;
 }
 
@@ -50,12 +55,22 @@ export class EventIndex {
   endpoint = new Uint32Array(1024);
   /** Order of arrival (append or replay), the tie-breaker between equal due times. */
   seq = new Float64Array(1024);
+  /** Hash of the event id's bytes. */
+  hash = new Uint32Array(1024);
 
-  readonly ids = new Map<string, number>();
-  /** Slot -> id (the same strings as the map's keys). */
-  readonly idOf: (string | undefined)[] = [];
+  /** Ids of claimed and dead slots (the only ones looked up by id), both ways. */
+  readonly names = new Map<string, number>();
+  readonly #nameOf = new Map<number, string>();
   readonly endpoints: EndpointEntry[] = [];
   readonly #endpointByUrl = new Map<string, number>();
+  readonly #endpointByHash = new Map<number, number[]>();
+  /** Open-addressing table (linear probing) of slot + 1 by id hash; 0 is empty. Built after recovery. */
+  #table = new Int32Array(0);
+  #tableCount = 0;
+  #hashed = false;
+  /** During recovery: the slots of each segment's events, in file order (slots are not reused then). */
+  #ranges: Map<number, { first: number; end: number }> | undefined = new Map();
+  #current: { first: number; end: number } | undefined;
   #free: number[] = [];
   #used = 0;
   #seq = 0;
@@ -65,27 +80,129 @@ export class EventIndex {
   #oldest: number | undefined;
   #oldestValid = true;
 
-  /** Allocates a slot for a new pending event; the caller fills its locations. Not yet in a heap. */
-  add(id: string, url: string, createdAt: number, nextAttemptAt: number): number {
-    const slot = this.#free.pop() ?? this.#allocate();
-    this.ids.set(id, slot);
-    this.idOf[slot] = id;
+  /**
+   * Allocates a slot for a new pending event whose id hashes to `hash`; the caller fills its locations.
+   * Not yet in a heap.
+   */
+  add(hash: number, endpoint: number, createdAt: number, nextAttemptAt: number): number {
+    const slot = (this.#ranges === undefined ? this.#free.pop() : undefined) ?? this.#allocate();
     this.status[slot] = PENDING;
+    this.hash[slot] = hash;
     this.stSeg[slot] = 0;
     this.next[slot] = nextAttemptAt;
     this.created[slot] = createdAt;
     this.attempts[slot] = 0;
     this.seq[slot] = ++this.#seq;
-    const endpoint = this.#endpointOf(url);
     this.endpoint[slot] = endpoint;
     (this.endpoints[endpoint] as EndpointEntry).pending++;
     this.pending++;
     this.#noteCreated(createdAt);
+    if (this.#hashed) this.#insertHash(slot);
     return slot;
   }
 
+  /** Recovery: the events of segment `seg` are about to be added, in file order. */
+  beginSegment(seg: number): void {
+    this.#ranges?.set(seg, { first: this.#used, end: Infinity });
+    if (this.#current !== undefined) this.#current.end = this.#used;
+    this.#current = this.#ranges?.get(seg);
+  }
+
+  /** Recovery: the slot of the live event whose record is at (`seg`, `off`), if any. */
+  recoveredSlot(seg: number, off: number): number | undefined {
+    const range = this.#ranges?.get(seg);
+    if (range === undefined) return undefined;
+    const end = Math.min(range.end, this.#used);
+    let lo = range.first;
+    let hi = end;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.evOff[mid] as number) < off) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < end && this.evOff[lo] === off && this.status[lo] !== FREE ? lo : undefined;
+  }
+
+  /** Ends recovery: builds the id hash set and the heaps; from now on freed slots are reused. */
+  finishRecovery(): void {
+    this.#ranges = undefined;
+    this.#current = undefined;
+    let size = 1024;
+    while (size < (this.pending + this.dead) * 2) size *= 2;
+    this.#table = new Int32Array(size);
+    this.#hashed = true;
+    const counts = this.endpoints.map(() => 0);
+    for (let slot = 0; slot < this.#used; slot++) {
+      const status = this.status[slot];
+      if (status === FREE) {
+        this.#free.push(slot);
+        continue;
+      }
+      this.#insertHash(slot);
+      if (status === PENDING) counts[this.endpoint[slot] as number] = (counts[this.endpoint[slot] as number] as number) + 1;
+    }
+    this.endpoints.forEach((entry, i) => {
+      entry.heap.items = new Int32Array(Math.max(16, counts[i] as number));
+      entry.heap.size = 0;
+    });
+    for (let slot = 0; slot < this.#used; slot++) {
+      if (this.status[slot] !== PENDING) continue;
+      const heap = (this.endpoints[this.endpoint[slot] as number] as EndpointEntry).heap;
+      heap.items[heap.size++] = slot;
+    }
+    for (const entry of this.endpoints) for (let i = (entry.heap.size >> 1) - 1; i >= 0; i--) this.#siftDown(entry.heap, i, entry.heap.items[i] as number);
+    this.resetOldest();
+  }
+
+  /** Live slots (pending, claimed or dead) whose id hashes to `hash`: the candidates for an id. */
+  slotsWithHash(hash: number): number[] {
+    const found: number[] = [];
+    const table = this.#table;
+    if (table.length === 0) return found;
+    const mask = table.length - 1;
+    for (let i = hash & mask; table[i] !== 0; i = (i + 1) & mask) {
+      const slot = (table[i] as number) - 1;
+      if (this.hash[slot] === hash) found.push(slot);
+    }
+    return found;
+  }
+
+  /** The id of a claimed or dead slot. */
+  nameOf(slot: number): string | undefined {
+    return this.#nameOf.get(slot);
+  }
+
+  /** Remembers the id of a slot that is being claimed or is dead. */
+  setName(slot: number, id: string): void {
+    this.names.set(id, slot);
+    this.#nameOf.set(slot, id);
+  }
+
+  /** Forgets the id of a slot that went back to pending. */
+  clearName(slot: number): void {
+    const id = this.#nameOf.get(slot);
+    if (id === undefined) return;
+    this.#nameOf.delete(slot);
+    if (this.names.get(id) === slot) this.names.delete(id);
+  }
+
+  /** The endpoint index for a URL, created when new. */
+  endpointOf(url: string): number {
+    return this.#endpointByUrl.get(url) ?? this.#newEndpoint(url, Buffer.from(url));
+  }
+
+  /** The endpoint index for the URL in `bytes[start, end)`, without making a string unless it is new. */
+  endpointOfBytes(bytes: Buffer, start: number, end: number): number {
+    const hash = hashBytes(bytes, start, end);
+    for (const index of this.#endpointByHash.get(hash) ?? []) {
+      const urlBytes = (this.endpoints[index] as EndpointEntry).urlBytes;
+      if (urlBytes.length === end - start && bytes.compare(urlBytes, 0, urlBytes.length, start, end) === 0) return index;
+    }
+    return this.endpointOf(bytes.toString('utf8', start, end));
+  }
+
   /** Frees a slot (delivered or purged). The slot must not be in a heap. */
-  remove(id: string, slot: number): void {
+  remove(slot: number): void {
     const entry = this.endpoints[this.endpoint[slot] as number] as EndpointEntry;
     const status = this.status[slot];
     if (status === DEAD) {
@@ -97,10 +214,10 @@ export class EventIndex {
       if (status === CLAIMED) this.claimed--;
       if (this.created[slot] === this.#oldest) this.#oldestValid = false;
     }
+    if (this.#hashed) this.#deleteHash(slot);
+    this.clearName(slot);
     this.status[slot] = FREE;
-    this.ids.delete(id);
-    this.idOf[slot] = undefined;
-    this.#free.push(slot);
+    if (this.#ranges === undefined) this.#free.push(slot);
   }
 
   /** Marks a claimed or pending (not in a heap) slot dead. */
@@ -205,13 +322,6 @@ export class EventIndex {
     return slots.sort((a, b) => (this.next[a] as number) - (this.next[b] as number) || (this.seq[a] as number) - (this.seq[b] as number));
   }
 
-  /** Bytes held by the typed arrays and heaps (the id map comes on top). */
-  arrayBytes(): number {
-    let bytes = this.status.length * (1 + 4 * 8 + 8 * 3);
-    for (const entry of this.endpoints) bytes += entry.heap.items.byteLength;
-    return bytes;
-  }
-
   #before(a: number, b: number): boolean {
     const na = this.next[a] as number;
     const nb = this.next[b] as number;
@@ -219,37 +329,75 @@ export class EventIndex {
   }
 
   #pop(heap: SlotHeap): number {
-    const items = heap.items;
-    const top = items[0] as number;
-    const last = items[--heap.size] as number;
-    if (heap.size > 0) {
-      let i = 0;
-      for (;;) {
-        const left = 2 * i + 1;
-        if (left >= heap.size) break;
-        const right = left + 1;
-        const child = right < heap.size && this.#before(items[right] as number, items[left] as number) ? right : left;
-        const c = items[child] as number;
-        if (!this.#before(c, last)) break;
-        items[i] = c;
-        i = child;
-      }
-      items[i] = last;
-    }
+    const top = heap.items[0] as number;
+    const last = heap.items[--heap.size] as number;
+    if (heap.size > 0) this.#siftDown(heap, 0, last);
     return top;
+  }
+
+  /** Moves `slot`, placed at `i`, down to where it belongs. */
+  #siftDown(heap: SlotHeap, start: number, slot: number): void {
+    const items = heap.items;
+    let i = start;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= heap.size) break;
+      const right = left + 1;
+      const child = right < heap.size && this.#before(items[right] as number, items[left] as number) ? right : left;
+      const c = items[child] as number;
+      if (!this.#before(c, slot)) break;
+      items[i] = c;
+      i = child;
+    }
+    items[i] = slot;
+  }
+
+  #insertHash(slot: number): void {
+    if ((this.#tableCount + 1) * 2 > this.#table.length) this.#rehash(Math.max(1024, this.#table.length * 2));
+    const table = this.#table;
+    const mask = table.length - 1;
+    let i = (this.hash[slot] as number) & mask;
+    while (table[i] !== 0) i = (i + 1) & mask;
+    table[i] = slot + 1;
+    this.#tableCount++;
+  }
+
+  /** Removes a slot from the table, shifting later entries of its probe run back (no deletion markers). */
+  #deleteHash(slot: number): void {
+    const table = this.#table;
+    const mask = table.length - 1;
+    let i = (this.hash[slot] as number) & mask;
+    while (table[i] !== 0 && table[i] !== slot + 1) i = (i + 1) & mask;
+    if (table[i] === 0) return;
+    for (let j = (i + 1) & mask; table[j] !== 0; j = (j + 1) & mask) {
+      const home = (this.hash[(table[j] as number) - 1] as number) & mask;
+      // Entry j may move to the hole at i when its home is not in the cyclic range (i, j].
+      if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+        table[i] = table[j] as number;
+        i = j;
+      }
+    }
+    table[i] = 0;
+    this.#tableCount--;
+  }
+
+  #rehash(size: number): void {
+    const old = this.#table;
+    this.#table = new Int32Array(size);
+    this.#tableCount = 0;
+    for (const entry of old) if (entry !== 0) this.#insertHash(entry - 1);
   }
 
   #noteCreated(createdAt: number): void {
     if (this.#oldestValid && (this.#oldest === undefined || this.pending === 1 || createdAt < this.#oldest)) this.#oldest = createdAt;
   }
 
-  #endpointOf(url: string): number {
-    let index = this.#endpointByUrl.get(url);
-    if (index === undefined) {
-      index = this.endpoints.length;
-      this.endpoints.push({ url, heap: new SlotHeap(), pending: 0, dead: 0 });
-      this.#endpointByUrl.set(url, index);
-    }
+  #newEndpoint(url: string, urlBytes: Buffer): number {
+    const index = this.endpoints.length;
+    this.endpoints.push({ url, urlBytes, heap: new SlotHeap(), pending: 0, dead: 0 });
+    this.#endpointByUrl.set(url, index);
+    const hash = hashBytes(urlBytes, 0, urlBytes.length);
+    this.#endpointByHash.set(hash, [...(this.#endpointByHash.get(hash) ?? []), index]);
     return index;
   }
 
@@ -268,6 +416,7 @@ export class EventIndex {
       this.attempts = grow(this.attempts, capacity);
       this.endpoint = grow(this.endpoint, capacity);
       this.seq = grow(this.seq, capacity);
+      this.hash = grow(this.hash, capacity);
     }
     return this.#used++;
   }

@@ -18,22 +18,21 @@ import { CLAIMED, DEAD, EventIndex, PENDING } from './event-index.js';
 import type { Location } from './event-index.js';
 import type { FileSystem } from './file-system.js';
 import { isCode, nodeFileSystem, readFully, writeFully } from './file-system.js';
-import type { EventRecord, JournalRecord, StateRecord } from './format.js';
+import type { EventRef } from './format.js';
 import {
   checkFrame,
   decodeHeaders,
   decodeHistory,
-  decodeRecord,
   encodeEvent,
   encodeHeader,
   encodeState,
   encodeTombstone,
+  hashBytes,
   HEADER_BYTES,
   isValidHeader,
   RECORD_EVENT,
   RECORD_STATE,
-  RECORD_TOMBSTONE,
-  STATUS_DEAD,
+  RecordView,
   TOMBSTONE_DELIVERED,
   TOMBSTONE_PURGED,
 } from './format.js';
@@ -88,6 +87,7 @@ export interface FileStoreInspection {
 
 const OPTION_KEYS = new Set(['dir', 'durability', 'maxBytes', 'fullPolicy', 'segmentBytes', 'fs']);
 const SEGMENT_NAME = /^segment-(\d{10})\.log$/;
+const SEGMENT_ASIDE = /^segment-(\d{10})\.log\.corrupt$/;
 
 function segmentName(id: number): string {
   return `segment-${String(id).padStart(10, '0')}.log`;
@@ -119,6 +119,15 @@ interface WriteOp {
 
 class CorruptRecordError extends Error {}
 
+/** One event of an `append()` batch on its way through the duplicate check. */
+interface Incoming {
+  event: NewEvent;
+  id: Buffer;
+  hash: number;
+  /** Live events with the same id hash, by record position: whether their id turned out to be this one. */
+  verdicts: Map<number, boolean>;
+}
+
 function ioError(action: string, error: unknown): WebhookOutboxError {
   if (error instanceof WebhookOutboxError) return error;
   if (isCode(error, 'ENOSPC') || isCode(error, 'EDQUOT')) return new OutboxFullError(`No space left on the device while ${action}`, { cause: error });
@@ -148,6 +157,10 @@ export class FileStore implements OutboxStore {
   #busy = new Set<number>();
   #claimedHistory = new Map<number, AttemptRecord[]>();
   #candidates = new Set<number>();
+  /** Ids whose append is being written: a second append of one waits for that write. */
+  #appending = new Map<string, Promise<void>>();
+  /** Highest segment id ever seen in the directory (including ones moved aside): ids are never reused. */
+  #maxSegmentId = 0;
   #delivered = 0;
   #corrupt = 0;
   #closing: Promise<void> | undefined;
@@ -211,26 +224,87 @@ export class FileStore implements OutboxStore {
     }
   }
 
-  /** Durably appends a batch (see the port's contract); ids already pending or dead are skipped. */
+  /**
+   * Durably appends a batch (see the port's contract); ids already pending or dead are skipped. Finding
+   * those costs O(1) per event: a lookup in the index's id hash set, confirmed by reading the other
+   * record's id from disk on the rare hash match. An id another `append()` is writing right now waits
+   * for that write (and fails with it).
+   */
   async append(events: readonly NewEvent[]): Promise<void> {
     this.#assertUsable();
     assertNewEvents(events);
-    const batch = new Map<string, NewEvent>();
-    for (const event of events) if (!this.#index.ids.has(event.id) && !batch.has(event.id)) batch.set(event.id, event);
-    if (batch.size === 0) return;
-    const accepted = [...batch.values()];
-    const frames = accepted.map((event) => encodeEvent(event));
+    const batch = new Map<string, Incoming>();
+    for (const event of events) {
+      if (batch.has(event.id)) continue;
+      const id = Buffer.from(event.id);
+      batch.set(event.id, { event, id, hash: hashBytes(id, 0, id.length), verdicts: new Map() });
+    }
+    for (;;) {
+      const waits: Promise<void>[] = [];
+      const accepted: Incoming[] = [];
+      const unknown: { incoming: Incoming; slot: number; key: number }[] = [];
+      for (const incoming of batch.values()) {
+        const writing = this.#appending.get(incoming.event.id);
+        if (writing !== undefined) {
+          waits.push(writing);
+          continue;
+        }
+        let live = false;
+        for (const slot of this.#index.slotsWithHash(incoming.hash)) {
+          const name = this.#index.nameOf(slot);
+          const key = (this.#index.evSeg[slot] as number) * 2 ** 32 + (this.#index.evOff[slot] as number);
+          const verdict = name === undefined ? incoming.verdicts.get(key) : name === incoming.event.id;
+          if (verdict === undefined) unknown.push({ incoming, slot, key });
+          else live ||= verdict;
+        }
+        if (!live) accepted.push(incoming);
+      }
+      if (unknown.length > 0) {
+        await Promise.all(unknown.map(async ({ incoming, slot, key }) => incoming.verdicts.set(key, await this.#hasId(slot, incoming.id))));
+        this.#assertUsable();
+        continue;
+      }
+      if (accepted.length > 0) waits.push(this.#appendNew(accepted));
+      await Promise.all(waits);
+      return;
+    }
+  }
+
+  /** Writes events known to be new; registers them as being written until the write settles. */
+  #appendNew(accepted: Incoming[]): Promise<void> {
+    const frames = accepted.map(({ event, id }) => encodeEvent(event, id));
     const bytes = frames.reduce((sum, frame) => sum + frame.length, 0);
     if (this.#maxBytes !== undefined && this.#diskBytes() + this.#queuedBytes + bytes > this.#maxBytes) {
       throw new OutboxFullError(`The outbox is full (${this.#diskBytes() + this.#queuedBytes} of ${this.#maxBytes} bytes)`);
     }
-    await this.#write(frames, (locations) => {
-      accepted.forEach((event, i) => {
-        if (this.#index.ids.has(event.id)) return;
-        const slot = this.#addEvent(event.id, event.url, event.createdAt, event.nextAttemptAt, locations[i] as Location);
-        this.#index.schedule(slot);
-      });
-    }, undefined, bytes);
+    const written = this.#write(
+      frames,
+      (locations) =>
+        accepted.forEach(({ event, hash }, i) => {
+          const slot = this.#addEvent(hash, this.#index.endpointOf(event.url), event.createdAt, event.nextAttemptAt, locations[i] as Location);
+          this.#index.schedule(slot);
+        }),
+      undefined,
+      bytes,
+    );
+    for (const { event } of accepted) this.#appending.set(event.id, written);
+    const forget = (): void => {
+      for (const { event } of accepted) if (this.#appending.get(event.id) === written) this.#appending.delete(event.id);
+    };
+    written.then(forget, forget);
+    return written;
+  }
+
+  /** Whether the live event in `slot` has this id (read from its record; a damaged record has none). */
+  async #hasId(slot: number, id: Buffer): Promise<boolean> {
+    const index = this.#index;
+    try {
+      const [bytes, view] = await this.#readRecord(index.evSeg[slot] as number, index.evOff[slot] as number, index.evLen[slot] as number, false);
+      return view.type === RECORD_EVENT && view.idEnd - view.idStart === id.length && bytes.compare(id, 0, id.length, view.idStart, view.idEnd) === 0;
+    } catch (error) {
+      if (error instanceof CorruptRecordError) return false;
+      throw ioError('checking for a duplicate id', error);
+    }
   }
 
   /** Leases due events, oldest due first; reads their payloads from disk. */
@@ -248,6 +322,7 @@ export class FileStore implements OutboxStore {
         try {
           const { event } = await this.#read(slot);
           this.#claimedHistory.set(slot, event.history);
+          this.#index.setName(slot, event.id);
           read[i] = event;
         } catch (error) {
           if (error instanceof CorruptRecordError) this.#dropCorrupt(slot);
@@ -260,7 +335,7 @@ export class FileStore implements OutboxStore {
     );
     const events = read.filter((event): event is StoredEvent => event !== undefined);
     if (failures.length > 0) {
-      for (const event of events) this.#release(this.#index.ids.get(event.id) as number);
+      for (const event of events) this.#release(this.#index.names.get(event.id) as number);
       throw ioError('reading claimed events', failures[0]);
     }
     return { events, nextDueAt };
@@ -273,7 +348,7 @@ export class FileStore implements OutboxStore {
     const applies: ((location: Location) => void)[] = [];
     const taken: number[] = [];
     for (const outcome of outcomes) {
-      const slot = this.#index.ids.get(outcome.id);
+      const slot = this.#index.names.get(outcome.id);
       if (slot === undefined || this.#index.status[slot] !== CLAIMED || this.#busy.has(slot)) continue;
       if (outcome.type === 'release') {
         this.#release(slot);
@@ -284,10 +359,11 @@ export class FileStore implements OutboxStore {
       const history = this.#claimedHistory.get(slot) ?? [];
       const attempts = this.#index.attempts[slot] as number;
       const createdAt = this.#index.created[slot] as number;
+      const event = this.#ref(slot);
       if (outcome.type === 'delivered') {
-        frames.push(encodeTombstone(outcome.id, TOMBSTONE_DELIVERED));
+        frames.push(encodeTombstone(event, TOMBSTONE_DELIVERED));
         applies.push((location) => {
-          this.#removeEvent(outcome.id, slot, location.seg);
+          this.#removeEvent(slot, location.seg);
           this.#delivered++;
         });
       } else if (outcome.type === 'retry') {
@@ -296,9 +372,10 @@ export class FileStore implements OutboxStore {
           createdAt,
           nextAttemptAt: outcome.nextAttemptAt,
         };
-        frames.push(encodeState({ id: outcome.id, dead: undefined, deadAt: 0, history: withAttempt(history, outcome.attempt), ...state }));
+        frames.push(encodeState({ id: outcome.id, event, dead: undefined, deadAt: 0, history: withAttempt(history, outcome.attempt), ...state }));
         applies.push((location) => {
           this.#setState(slot, location, { status: PENDING, deadAt: 0, ...state });
+          this.#index.clearName(slot);
           this.#index.schedule(slot);
         });
       } else {
@@ -308,7 +385,7 @@ export class FileStore implements OutboxStore {
           nextAttemptAt: this.#index.next[slot] as number,
           deadAt: outcome.at,
         };
-        frames.push(encodeState({ id: outcome.id, dead: outcome.reason, history: withAttempt(history, outcome.attempt), ...state }));
+        frames.push(encodeState({ id: outcome.id, event, dead: outcome.reason, history: withAttempt(history, outcome.attempt), ...state }));
         applies.push((location) => this.#setState(slot, location, { status: DEAD, ...state }));
       }
     }
@@ -365,10 +442,10 @@ export class FileStore implements OutboxStore {
         if (error instanceof CorruptRecordError) continue;
         throw ioError('reading dead letters', error);
       }
-      if (this.#index.status[slot] !== DEAD || this.#busy.has(slot) || this.#index.ids.get(id) !== slot) continue;
+      if (this.#index.status[slot] !== DEAD || this.#busy.has(slot) || this.#index.names.get(id) !== slot) continue;
       this.#busy.add(slot);
       chosen.push({ slot, id });
-      frames.push(encodeState({ id, dead: undefined, attempts: 0, createdAt: now, nextAttemptAt: now, deadAt: 0, history }));
+      frames.push(encodeState({ id, event: this.#ref(slot), dead: undefined, attempts: 0, createdAt: now, nextAttemptAt: now, deadAt: 0, history }));
     }
     if (frames.length === 0) return 0;
     await this.#write(
@@ -377,6 +454,7 @@ export class FileStore implements OutboxStore {
         chosen.forEach(({ slot }, i) => {
           this.#busy.delete(slot);
           this.#setState(slot, locations[i] as Location, { status: PENDING, attempts: 0, createdAt: now, nextAttemptAt: now, deadAt: 0 });
+          this.#index.clearName(slot);
           this.#index.schedule(slot);
         }),
       () => chosen.forEach(({ slot }) => this.#busy.delete(slot)),
@@ -389,15 +467,15 @@ export class FileStore implements OutboxStore {
     this.#assertUsable();
     const chosen = this.#deadSlots(ids)
       .filter((slot) => !this.#busy.has(slot))
-      .map((slot) => ({ slot, id: this.#idOf(slot) }));
+      .map((slot) => ({ slot, event: this.#ref(slot) }));
     if (chosen.length === 0) return 0;
     for (const { slot } of chosen) this.#busy.add(slot);
     await this.#write(
-      chosen.map(({ id }) => encodeTombstone(id, TOMBSTONE_PURGED)),
+      chosen.map(({ event }) => encodeTombstone(event, TOMBSTONE_PURGED)),
       (locations) =>
-        chosen.forEach(({ slot, id }, i) => {
+        chosen.forEach(({ slot }, i) => {
           this.#busy.delete(slot);
-          this.#removeEvent(id, slot, (locations[i] as Location).seg);
+          this.#removeEvent(slot, (locations[i] as Location).seg);
         }),
       () => chosen.forEach(({ slot }) => this.#busy.delete(slot)),
     );
@@ -458,15 +536,21 @@ export class FileStore implements OutboxStore {
     return bytes;
   }
 
+  /** The id of a claimed or dead slot. */
   #idOf(slot: number): string {
-    return this.#index.idOf[slot] as string;
+    return this.#index.nameOf(slot) as string;
+  }
+
+  /** Where a slot's event record is: how its state records and tombstone refer to it. */
+  #ref(slot: number): EventRef {
+    return { seg: this.#index.evSeg[slot] as number, off: this.#index.evOff[slot] as number };
   }
 
   #deadSlots(ids: readonly string[] | undefined): number[] {
     if (ids === undefined) return this.#index.deadSlots();
     const slots: number[] = [];
     for (const id of new Set(ids)) {
-      const slot = this.#index.ids.get(id);
+      const slot = this.#index.names.get(id);
       if (slot !== undefined && this.#index.status[slot] === DEAD) slots.push(slot);
     }
     return slots;
@@ -474,18 +558,19 @@ export class FileStore implements OutboxStore {
 
   #release(slot: number): void {
     this.#claimedHistory.delete(slot);
-    if (this.#index.status[slot] === CLAIMED) this.#index.schedule(slot);
+    if (this.#index.status[slot] !== CLAIMED) return;
+    this.#index.clearName(slot);
+    this.#index.schedule(slot);
   }
 
   #dropCorrupt(slot: number): void {
     this.#corrupt++;
-    const id = this.#idOf(slot);
     this.#busy.add(slot);
     void this.#write(
-      [encodeTombstone(id, TOMBSTONE_PURGED)],
+      [encodeTombstone(this.#ref(slot), TOMBSTONE_PURGED)],
       (locations) => {
         this.#busy.delete(slot);
-        this.#removeEvent(id, slot, (locations[0] as Location).seg);
+        this.#removeEvent(slot, (locations[0] as Location).seg);
       },
       () => {
         this.#busy.delete(slot);
@@ -495,24 +580,25 @@ export class FileStore implements OutboxStore {
   }
 
   /** Reads an event's records and assembles it; `CorruptRecordError` when a checksum fails. */
-  async #read(slot: number): Promise<{ event: StoredEvent; state: StateRecord | undefined }> {
+  async #read(slot: number): Promise<{ event: StoredEvent; state: RecordView | undefined }> {
     const index = this.#index;
-    const [eventBytes, eventRecord] = await this.#readRecord(index.evSeg[slot] as number, index.evOff[slot] as number, index.evLen[slot] as number);
-    if (eventRecord.type !== RECORD_EVENT) throw new CorruptRecordError('not an event record');
-    let state: StateRecord | undefined;
+    const seg = index.evSeg[slot] as number;
+    const off = index.evOff[slot] as number;
+    const [eventBytes, record] = await this.#readRecord(seg, off, index.evLen[slot] as number, true);
+    if (record.type !== RECORD_EVENT) throw new CorruptRecordError('not an event record');
+    let state: RecordView | undefined;
     let history: AttemptRecord[] = [];
     if (index.stSeg[slot] !== 0) {
-      const [stateBytes, stateRecord] = await this.#readRecord(index.stSeg[slot] as number, index.stOff[slot] as number, index.stLen[slot] as number);
-      if (stateRecord.type !== RECORD_STATE) throw new CorruptRecordError('not a state record');
+      const [stateBytes, stateRecord] = await this.#readRecord(index.stSeg[slot] as number, index.stOff[slot] as number, index.stLen[slot] as number, true);
+      if (stateRecord.type !== RECORD_STATE || stateRecord.eventSeg !== seg || stateRecord.eventOff !== off) throw new CorruptRecordError('not its state record');
       state = stateRecord;
       history = decodeHistory(stateBytes, stateRecord);
     }
-    const record = eventRecord as EventRecord;
     return {
       state,
       event: {
-        id: record.id,
-        url: record.url,
+        id: eventBytes.toString('utf8', record.idStart, record.idEnd),
+        url: eventBytes.toString('utf8', record.urlStart, record.urlEnd),
         headers: decodeHeaders(eventBytes, record),
         body: new Uint8Array(eventBytes.subarray(record.bodyStart, record.bodyEnd)),
         createdAt: index.created[slot] as number,
@@ -523,20 +609,21 @@ export class FileStore implements OutboxStore {
     };
   }
 
-  async #readRecord(seg: number, off: number, len: number): Promise<[Buffer, JournalRecord]> {
+  /** Reads one record; `payload`: check its payload checksum too. */
+  async #readRecord(seg: number, off: number, len: number, payload: boolean): Promise<[Buffer, RecordView]> {
     const segment = this.#segments.get(seg);
     if (segment === undefined) throw new CorruptRecordError(`segment ${seg} is gone`);
     const bytes = Buffer.allocUnsafe(len);
     const read = await readFully(this.#fs, segment.fd, bytes, len, off);
-    if (read !== len || checkFrame(bytes, 0, len) !== 'ok') throw new CorruptRecordError('bad checksum');
-    const record = decodeRecord(bytes, 0);
-    if (record === undefined) throw new CorruptRecordError('undecodable record');
-    return [bytes, record];
+    if (read !== len || checkFrame(bytes, 0, len, payload) !== 'ok') throw new CorruptRecordError('bad checksum');
+    const view = new RecordView();
+    if (!view.decode(bytes, 0)) throw new CorruptRecordError('undecodable record');
+    return [bytes, view];
   }
 
   /** Index bookkeeping shared by recovery and live writes. */
-  #addEvent(id: string, url: string, createdAt: number, nextAttemptAt: number, location: Location): number {
-    const slot = this.#index.add(id, url, createdAt, nextAttemptAt);
+  #addEvent(hash: number, endpoint: number, createdAt: number, nextAttemptAt: number, location: Location): number {
+    const slot = this.#index.add(hash, endpoint, createdAt, nextAttemptAt);
     this.#index.evSeg[slot] = location.seg;
     this.#index.evOff[slot] = location.off;
     this.#index.evLen[slot] = location.len;
@@ -574,10 +661,10 @@ export class FileStore implements OutboxStore {
     if (segment !== undefined && --segment.stateRefs === 0) this.#candidates.add(seg);
   }
 
-  #removeEvent(id: string, slot: number, tombSeg: number): void {
+  #removeEvent(slot: number, tombSeg: number): void {
     const evSeg = this.#index.evSeg[slot] as number;
     this.#unrefState(slot);
-    this.#index.remove(id, slot);
+    this.#index.remove(slot);
     const eventSegment = this.#segments.get(evSeg);
     if (eventSegment === undefined) return;
     if (--eventSegment.live === 0) this.#candidates.add(evSeg);
@@ -588,67 +675,102 @@ export class FileStore implements OutboxStore {
     }
   }
 
-  #onRecovered(segment: Segment, record: JournalRecord, offset: number, length: number): void {
-    const location = { seg: segment.id, off: offset, len: length };
-    const slot = this.#index.ids.get(record.id);
-    if (record.type === RECORD_EVENT) {
-      if (slot === undefined) this.#addEvent(record.id, record.url, record.createdAt, record.nextAttemptAt, location);
-    } else if (record.type === RECORD_STATE) {
-      if (slot !== undefined) this.#setState(slot, location, { ...record, status: record.status === STATUS_DEAD ? DEAD : PENDING });
-    } else if (record.type === RECORD_TOMBSTONE) {
-      if (slot !== undefined) this.#removeEvent(record.id, slot, segment.id);
+  /** Applies one recovered record to the index; `false` when its fields do not add up. */
+  #onRecovered(segment: Segment, bytes: Buffer, view: RecordView, location: Location): boolean {
+    if (!view.decode(bytes, location.off)) return false;
+    const index = this.#index;
+    if (view.type === RECORD_EVENT) {
+      const endpoint = index.endpointOfBytes(bytes, view.urlStart, view.urlEnd);
+      this.#addEvent(hashBytes(bytes, view.idStart, view.idEnd), endpoint, view.createdAt, view.nextAttemptAt, location);
+      return true;
     }
+    const slot = index.recoveredSlot(view.eventSeg, view.eventOff);
+    if (slot === undefined) return true;
+    if (view.type === RECORD_STATE) {
+      this.#setState(slot, location, { ...view, status: view.dead ? DEAD : PENDING });
+      if (view.dead) index.setName(slot, bytes.toString('utf8', view.idStart, view.idEnd));
+      else index.clearName(slot);
+    } else {
+      this.#removeEvent(slot, segment.id);
+    }
+    return true;
   }
 
   async #recover(readOnly: boolean): Promise<void> {
-    const names = (await this.#fs.readdir(this.#dir))
-      .map((name) => ({ name, match: SEGMENT_NAME.exec(name) }))
-      .filter((entry): entry is { name: string; match: RegExpExecArray } => entry.match !== null)
-      .map(({ name, match }) => ({ name, id: Number(match[1]) }))
-      .sort((a, b) => a.id - b.id);
-    let scratch = Buffer.alloc(0);
-    for (const [i, { name, id }] of names.entries()) {
-      const path = join(this.#dir, name);
-      const last = i === names.length - 1;
-      const fd = await this.#fs.open(path, readOnly ? 'r' : 'r+');
-      let keep = false;
+    const names = await this.#fs.readdir(this.#dir);
+    const found: { name: string; id: number }[] = [];
+    for (const name of names) {
+      const match = SEGMENT_NAME.exec(name) ?? SEGMENT_ASIDE.exec(name);
+      if (match === null) continue;
+      this.#maxSegmentId = Math.max(this.#maxSegmentId, Number(match[1]));
+      if (!name.endsWith('.corrupt')) found.push({ name, id: Number(match[1]) });
+    }
+    found.sort((a, b) => a.id - b.id);
+    // Two buffers reused across segments: the next segment is read while the current one is parsed.
+    const buffers = [Buffer.alloc(0), Buffer.alloc(0)];
+    const load = async (i: number): Promise<{ fd: number; read: number; bytes: Buffer }> => {
+      const fd = await this.#fs.open(join(this.#dir, (found[i] as { name: string }).name), readOnly ? 'r' : 'r+');
       try {
         const size = await this.#fs.size(fd);
-        // One buffer reused across segments: recovery holds at most one segment image at a time.
-        if (scratch.length < size) scratch = Buffer.allocUnsafe(Math.max(size, this.#segmentBytes));
-        const bytes = scratch;
-        const read = await readFully(this.#fs, fd, bytes, size, 0);
-        if (!isValidHeader(bytes.subarray(0, read), id)) {
-          if (readOnly) {
-            if (read >= HEADER_BYTES) this.#corrupt++;
+        if ((buffers[i % 2] as Buffer).length < size) buffers[i % 2] = Buffer.allocUnsafe(Math.max(size, this.#segmentBytes));
+        const bytes = buffers[i % 2] as Buffer;
+        return { fd, bytes, read: await readFully(this.#fs, fd, bytes, size, 0) };
+      } catch (error) {
+        await this.#fs.close(fd).catch(() => undefined);
+        throw error;
+      }
+    };
+    const view = new RecordView();
+    const location: Location = { seg: 0, off: 0, len: 0 };
+    let next = found.length > 0 ? load(0) : undefined;
+    try {
+      for (const [i, { name, id }] of found.entries()) {
+        const path = join(this.#dir, name);
+        const last = i === found.length - 1;
+        const { fd, bytes, read } = await (next as Promise<{ fd: number; read: number; bytes: Buffer }>);
+        next = last ? undefined : load(i + 1);
+        let keep = false;
+        try {
+          if (!isValidHeader(bytes.subarray(0, read), id)) {
+            if (readOnly) {
+              if (read >= HEADER_BYTES) this.#corrupt++;
+              continue;
+            }
+            if (last && read < HEADER_BYTES) {
+              // A segment whose creation was cut short: it never held a record.
+              await this.#fs.unlink(path);
+            } else {
+              await this.#fs.rename(path, `${path}.corrupt`);
+              this.#corrupt++;
+            }
+            await this.#fs.fsyncDir(this.#dir);
             continue;
           }
-          if (last && read < HEADER_BYTES) {
-            // A segment whose creation was cut short: it never held a record.
-            await this.#fs.unlink(path);
-          } else {
-            await this.#fs.rename(path, `${path}.corrupt`);
-            this.#corrupt++;
+          const segment: Segment = { id, path, fd, size: read, live: 0, stateRefs: 0, tombsFor: new Map(), tombedBy: new Set() };
+          this.#segments.set(id, segment);
+          keep = true;
+          this.#index.beginSegment(id);
+          location.seg = id;
+          // Payload checksums are checked here only in the newest segment, where a torn write can be.
+          const result = scanSegment(bytes, read, last, (offset, length) => {
+            location.off = offset;
+            location.len = length;
+            return this.#onRecovered(segment, bytes, view, location);
+          });
+          this.#corrupt += result.corrupt;
+          if (result.end < read && last && !readOnly) {
+            await this.#fs.truncate(fd, result.end);
+            await this.#fs.fsync(fd);
+            segment.size = result.end;
           }
-          await this.#fs.fsyncDir(this.#dir);
-          continue;
+        } finally {
+          if (!keep) await this.#fs.close(fd);
         }
-        const segment: Segment = { id, path, fd, size: read, live: 0, stateRefs: 0, tombsFor: new Map(), tombedBy: new Set() };
-        this.#segments.set(id, segment);
-        keep = true;
-        const result = scanSegment(bytes, read, (record, offset, length) => this.#onRecovered(segment, record, offset, length));
-        this.#corrupt += result.corrupt;
-        if (result.end < read && last && !readOnly) {
-          await this.#fs.truncate(fd, result.end);
-          await this.#fs.fsync(fd);
-          segment.size = result.end;
-        }
-      } finally {
-        if (!keep) await this.#fs.close(fd);
       }
+    } finally {
+      if (next !== undefined) await next.then(({ fd }) => this.#fs.close(fd), () => undefined).catch(() => undefined);
     }
-    this.#index.resetOldest();
-    for (const [, slot] of this.#index.ids) if (this.#index.status[slot] === PENDING) this.#index.schedule(slot);
+    this.#index.finishRecovery();
     if (readOnly) return;
     const newest = [...this.#segments.values()].at(-1);
     if (newest !== undefined && newest.size < this.#segmentBytes) this.#active = newest;
@@ -658,7 +780,8 @@ export class FileStore implements OutboxStore {
   }
 
   async #roll(): Promise<void> {
-    const id = (this.#active?.id ?? [...this.#segments.keys()].at(-1) ?? 0) + 1;
+    const id = Math.max(this.#active?.id ?? 0, [...this.#segments.keys()].at(-1) ?? 0, this.#maxSegmentId) + 1;
+    this.#maxSegmentId = id;
     const path = join(this.#dir, segmentName(id));
     const fd = await this.#fs.open(path, 'wx+', 0o600);
     const segment: Segment = { id, path, fd, size: 0, live: 0, stateRefs: 0, tombsFor: new Map(), tombedBy: new Set() };

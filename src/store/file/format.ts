@@ -2,32 +2,39 @@ import type { AttemptRecord, DeadReason } from '../store.js';
 import { crc32c } from './crc32c.js';
 
 /**
- * The on-disk format of a journal segment, version 1 (little-endian throughout).
+ * The on-disk format of a journal segment, version 2 (little-endian throughout).
  *
  * Segment header, 16 bytes: `"WHOX"`, u16 version, u16 flags (0), u32 segment id, u32 CRC-32C of the
  * first 12 bytes.
  *
- * Then frames: u32 body length, u32 CRC-32C of the body, body. The body starts with a u8 record type and
- * a u16 id length; the id bytes follow the type's fixed fields:
- * - event (1):  u32 url length, u32 headers length, u32 body length, f64 createdAt, f64 nextAttemptAt,
- *               id, url, headers (JSON object), body bytes.
- * - state (2):  u8 status (1 pending, 2 dead), u8 dead reason, u32 attempts, f64 createdAt,
- *               f64 nextAttemptAt, f64 deadAt, u32 history length, id, history (JSON array).
- *               The whole retry state of an event: the newest state record of an id wins.
- * - tombstone (3): u8 kind (1 delivered, 2 purged), id. The event is gone.
+ * Then frames of 16 bytes plus a body: u32 head CRC, u32 body length L, u32 head length H, u32 payload
+ * CRC, body. The body is a head (`body[0, H)`) and a payload (`body[H, L)`). The head CRC (CRC-32C)
+ * covers frame bytes 4..16 and the head, so the lengths and the payload CRC are protected too; the
+ * payload CRC covers the payload. Recovery checks heads (small) and the payload of the newest segment;
+ * payloads of older segments are checked when they are read back.
+ *
+ * Records refer to an event by where its event record is (segment id, frame offset), which never
+ * changes and is never reused, so recovery needs no map from ids to events.
+ * - event (1): head = u8 type, u8 0, u16 id length, u32 url length, u32 headers length, f64 createdAt,
+ *   f64 nextAttemptAt, id, url. Payload = headers (JSON object), body bytes.
+ * - state (2): head = u8 type, u8 status (1 pending, 2 dead), u8 dead reason, u8 0, u32 event segment,
+ *   u32 event offset, u32 attempts, f64 createdAt, f64 nextAttemptAt, f64 deadAt, u16 id length, u16 0, id.
+ *   Payload = history (JSON array). The whole retry state of an event: the newest state record wins.
+ * - tombstone (3): head = u8 type, u8 kind (1 delivered, 2 purged), u16 0, u32 event segment,
+ *   u32 event offset. The event is gone.
  */
 export const SEGMENT_MAGIC = 0x584f4857;
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 export const HEADER_BYTES = 16;
-export const FRAME_BYTES = 8;
+export const FRAME_BYTES = 16;
 
 export const RECORD_EVENT = 1;
 export const RECORD_STATE = 2;
 export const RECORD_TOMBSTONE = 3;
 
-const EVENT_FIXED = 31;
-const STATE_FIXED = 37;
-const TOMBSTONE_FIXED = 4;
+const EVENT_FIXED = 28;
+const STATE_FIXED = 44;
+const TOMBSTONE_FIXED = 12;
 
 export const STATUS_PENDING = 1;
 export const STATUS_DEAD = 2;
@@ -35,43 +42,6 @@ export const TOMBSTONE_DELIVERED = 1;
 export const TOMBSTONE_PURGED = 2;
 
 const REASONS: readonly DeadReason[] = ['http-status', 'max-age', 'max-attempts', 'invalid'];
-
-/** An event record as decoded. */
-export interface EventRecord {
-  type: typeof RECORD_EVENT;
-  id: string;
-  url: string;
-  createdAt: number;
-  nextAttemptAt: number;
-  /** Offsets of the headers JSON and the body inside the frame buffer, decoded only when needed. */
-  headersStart: number;
-  headersEnd: number;
-  bodyStart: number;
-  bodyEnd: number;
-}
-
-/** A state record as decoded (history left undecoded until needed). */
-export interface StateRecord {
-  type: typeof RECORD_STATE;
-  id: string;
-  status: typeof STATUS_PENDING | typeof STATUS_DEAD;
-  reason: DeadReason;
-  attempts: number;
-  createdAt: number;
-  nextAttemptAt: number;
-  deadAt: number;
-  historyStart: number;
-  historyEnd: number;
-}
-
-/** A tombstone as decoded. */
-export interface TombstoneRecord {
-  type: typeof RECORD_TOMBSTONE;
-  id: string;
-  kind: typeof TOMBSTONE_DELIVERED | typeof TOMBSTONE_PURGED;
-}
-
-export type JournalRecord = EventRecord | StateRecord | TombstoneRecord;
 
 /** The header of segment `id`. */
 export function encodeHeader(id: number): Buffer {
@@ -95,45 +65,50 @@ export function isValidHeader(bytes: Buffer, id: number): boolean {
   );
 }
 
-function frame(body: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(FRAME_BYTES + body.length);
-  out.writeUInt32LE(body.length, 0);
-  out.writeUInt32LE(crc32c(body), 4);
-  body.copy(out, FRAME_BYTES);
+/** Builds a frame around `head` and `payload` parts (each written by `fill`). */
+function frame(headLength: number, payloadLength: number, fill: (out: Buffer, head: number, payload: number) => void): Buffer {
+  const out = Buffer.allocUnsafe(FRAME_BYTES + headLength + payloadLength);
+  const payload = FRAME_BYTES + headLength;
+  fill(out, FRAME_BYTES, payload);
+  out.writeUInt32LE(headLength + payloadLength, 4);
+  out.writeUInt32LE(headLength, 8);
+  out.writeUInt32LE(crc32c(out, payload, out.length), 12);
+  out.writeUInt32LE(crc32c(out, 4, payload), 0);
   return out;
 }
 
-/** Encodes an event record frame. */
-export function encodeEvent(event: {
-  id: string;
-  url: string;
-  headers: Record<string, string>;
-  body: Uint8Array;
-  createdAt: number;
-  nextAttemptAt: number;
-}): Buffer {
-  const id = Buffer.from(event.id);
+/** Encodes an event record frame; `id` is the event id's UTF-8 bytes. */
+export function encodeEvent(
+  event: { url: string; headers: Record<string, string>; body: Uint8Array; createdAt: number; nextAttemptAt: number },
+  id: Buffer,
+): Buffer {
   const url = Buffer.from(event.url);
   const headers = Buffer.from(JSON.stringify(event.headers));
-  const body = Buffer.allocUnsafe(EVENT_FIXED + id.length + url.length + headers.length + event.body.byteLength);
-  body.writeUInt8(RECORD_EVENT, 0);
-  body.writeUInt16LE(id.length, 1);
-  body.writeUInt32LE(url.length, 3);
-  body.writeUInt32LE(headers.length, 7);
-  body.writeUInt32LE(event.body.byteLength, 11);
-  body.writeDoubleLE(event.createdAt, 15);
-  body.writeDoubleLE(event.nextAttemptAt, 23);
-  let at = EVENT_FIXED;
-  at += id.copy(body, at);
-  at += url.copy(body, at);
-  at += headers.copy(body, at);
-  body.set(event.body, at);
-  return frame(body);
+  return frame(EVENT_FIXED + id.length + url.length, headers.length + event.body.byteLength, (out, h, p) => {
+    out.writeUInt8(RECORD_EVENT, h);
+    out.writeUInt8(0, h + 1);
+    out.writeUInt16LE(id.length, h + 2);
+    out.writeUInt32LE(url.length, h + 4);
+    out.writeUInt32LE(headers.length, h + 8);
+    out.writeDoubleLE(event.createdAt, h + 12);
+    out.writeDoubleLE(event.nextAttemptAt, h + 20);
+    id.copy(out, h + EVENT_FIXED);
+    url.copy(out, h + EVENT_FIXED + id.length);
+    headers.copy(out, p);
+    out.set(event.body, p + headers.length);
+  });
+}
+
+/** Where an event record is: the reference state records and tombstones carry. */
+export interface EventRef {
+  seg: number;
+  off: number;
 }
 
 /** Encodes a state record frame. */
 export function encodeState(state: {
   id: string;
+  event: EventRef;
   dead: DeadReason | undefined;
   attempts: number;
   createdAt: number;
@@ -143,117 +118,168 @@ export function encodeState(state: {
 }): Buffer {
   const id = Buffer.from(state.id);
   const history = Buffer.from(JSON.stringify(state.history));
-  const body = Buffer.allocUnsafe(STATE_FIXED + id.length + history.length);
-  body.writeUInt8(RECORD_STATE, 0);
-  body.writeUInt16LE(id.length, 1);
-  body.writeUInt8(state.dead === undefined ? STATUS_PENDING : STATUS_DEAD, 3);
-  body.writeUInt8(state.dead === undefined ? 0 : REASONS.indexOf(state.dead), 4);
-  body.writeUInt32LE(state.attempts, 5);
-  body.writeDoubleLE(state.createdAt, 9);
-  body.writeDoubleLE(state.nextAttemptAt, 17);
-  body.writeDoubleLE(state.deadAt, 25);
-  body.writeUInt32LE(history.length, 33);
-  id.copy(body, STATE_FIXED);
-  history.copy(body, STATE_FIXED + id.length);
-  return frame(body);
+  return frame(STATE_FIXED + id.length, history.length, (out, h, p) => {
+    out.writeUInt8(RECORD_STATE, h);
+    out.writeUInt8(state.dead === undefined ? STATUS_PENDING : STATUS_DEAD, h + 1);
+    out.writeUInt8(state.dead === undefined ? 0 : REASONS.indexOf(state.dead), h + 2);
+    out.writeUInt8(0, h + 3);
+    out.writeUInt32LE(state.event.seg, h + 4);
+    out.writeUInt32LE(state.event.off, h + 8);
+    out.writeUInt32LE(state.attempts, h + 12);
+    out.writeDoubleLE(state.createdAt, h + 16);
+    out.writeDoubleLE(state.nextAttemptAt, h + 24);
+    out.writeDoubleLE(state.deadAt, h + 32);
+    out.writeUInt16LE(id.length, h + 40);
+    out.writeUInt16LE(0, h + 42);
+    id.copy(out, h + STATE_FIXED);
+    history.copy(out, p);
+  });
 }
 
 /** Encodes a tombstone frame. */
-export function encodeTombstone(id: string, kind: typeof TOMBSTONE_DELIVERED | typeof TOMBSTONE_PURGED): Buffer {
-  const idBytes = Buffer.from(id);
-  const body = Buffer.allocUnsafe(TOMBSTONE_FIXED + idBytes.length);
-  body.writeUInt8(RECORD_TOMBSTONE, 0);
-  body.writeUInt16LE(idBytes.length, 1);
-  body.writeUInt8(kind, 3);
-  idBytes.copy(body, TOMBSTONE_FIXED);
-  return frame(body);
+export function encodeTombstone(event: EventRef, kind: typeof TOMBSTONE_DELIVERED | typeof TOMBSTONE_PURGED): Buffer {
+  return frame(TOMBSTONE_FIXED, 0, (out, h) => {
+    out.writeUInt8(RECORD_TOMBSTONE, h);
+    out.writeUInt8(kind, h + 1);
+    out.writeUInt16LE(0, h + 2);
+    out.writeUInt32LE(event.seg, h + 4);
+    out.writeUInt32LE(event.off, h + 8);
+  });
 }
 
 /**
- * Checks the frame at `at`: `'ok'` when whole with a matching checksum, `'short'` when the file ends
- * inside it, `'bad'` when whole but its checksum or type is wrong.
+ * Checks the frame at `at`: `'ok'` when whole with a matching head checksum (and payload checksum when
+ * `payload` is true), `'short'` when the file ends inside it, `'bad'` when whole but damaged.
  */
-export function checkFrame(bytes: Buffer, at: number, end: number): 'ok' | 'short' | 'bad' {
+export function checkFrame(bytes: Buffer, at: number, end: number, payload: boolean): 'ok' | 'short' | 'bad' {
   if (end - at < FRAME_BYTES) return 'short';
-  const length = bytes.readUInt32LE(at);
+  const length = bytes.readUInt32LE(at + 4);
   if (length > end - at - FRAME_BYTES) return 'short';
-  if (length < TOMBSTONE_FIXED) return 'bad';
+  const head = bytes.readUInt32LE(at + 8);
+  if (head > length || head < TOMBSTONE_FIXED) return 'bad';
   const type = bytes[at + FRAME_BYTES];
   if (type !== RECORD_EVENT && type !== RECORD_STATE && type !== RECORD_TOMBSTONE) return 'bad';
-  return crc32c(bytes, at + FRAME_BYTES, at + FRAME_BYTES + length) === bytes.readUInt32LE(at + 4) ? 'ok' : 'bad';
+  const payloadStart = at + FRAME_BYTES + head;
+  if (crc32c(bytes, at + 4, payloadStart) !== bytes.readUInt32LE(at)) return 'bad';
+  if (payload && crc32c(bytes, payloadStart, at + FRAME_BYTES + length) !== bytes.readUInt32LE(at + 12)) return 'bad';
+  return 'ok';
 }
 
 /** Total length (frame header included) of the frame at `at`. Only meaningful for a checked frame. */
 export function frameLength(bytes: Buffer, at: number): number {
-  return FRAME_BYTES + bytes.readUInt32LE(at);
+  return FRAME_BYTES + bytes.readUInt32LE(at + 4);
 }
 
 /**
- * Decodes the body of a checked frame at `at`; `undefined` when its fields do not add up (which a
- * matching checksum makes very unlikely, but a writer bug must not crash recovery).
+ * A reusable view of one decoded record: `decode()` fills the fields of the record's type without
+ * allocating, so recovery can walk a million records without creating an object or string per record.
+ * Offsets are absolute in the buffer that was decoded.
  */
-export function decodeRecord(bytes: Buffer, at: number): JournalRecord | undefined {
-  const start = at + FRAME_BYTES;
-  const end = start + bytes.readUInt32LE(at);
-  const type = bytes[start];
-  const idLength = bytes.readUInt16LE(start + 1);
-  if (type === RECORD_EVENT) {
-    if (end - start < EVENT_FIXED) return undefined;
-    const urlLength = bytes.readUInt32LE(start + 3);
-    const headersLength = bytes.readUInt32LE(start + 7);
-    const bodyLength = bytes.readUInt32LE(start + 11);
-    const idStart = start + EVENT_FIXED;
-    const urlStart = idStart + idLength;
-    const headersStart = urlStart + urlLength;
-    const bodyStart = headersStart + headersLength;
-    if (bodyStart + bodyLength !== end) return undefined;
-    return {
-      type,
-      id: bytes.toString('utf8', idStart, urlStart),
-      url: bytes.toString('utf8', urlStart, headersStart),
-      createdAt: bytes.readDoubleLE(start + 15),
-      nextAttemptAt: bytes.readDoubleLE(start + 23),
-      headersStart,
-      headersEnd: bodyStart,
-      bodyStart,
-      bodyEnd: end,
-    };
+export class RecordView {
+  type = 0;
+  /** Event: the id and url bytes, the headers JSON and the body. State: the id bytes, the history JSON. */
+  idStart = 0;
+  idEnd = 0;
+  urlStart = 0;
+  urlEnd = 0;
+  headersStart = 0;
+  headersEnd = 0;
+  bodyStart = 0;
+  bodyEnd = 0;
+  historyStart = 0;
+  historyEnd = 0;
+  createdAt = 0;
+  nextAttemptAt = 0;
+  /** State: dead or pending, why, how many attempts, when it died. */
+  dead = false;
+  reason: DeadReason = 'invalid';
+  attempts = 0;
+  deadAt = 0;
+  /** Tombstone kind. */
+  kind = 0;
+  /** State and tombstone: the event record they refer to. */
+  eventSeg = 0;
+  eventOff = 0;
+
+  /** Decodes the checked frame at `at`; `false` when its fields do not add up (a writer bug, not a torn write). */
+  decode(bytes: Buffer, at: number): boolean {
+    const h = at + FRAME_BYTES;
+    const end = h + bytes.readUInt32LE(at + 4);
+    const payload = h + bytes.readUInt32LE(at + 8);
+    const type = bytes[h] as number;
+    this.type = type;
+    if (type === RECORD_EVENT) {
+      if (payload - h < EVENT_FIXED) return false;
+      const idLength = bytes.readUInt16LE(h + 2);
+      const urlLength = bytes.readUInt32LE(h + 4);
+      const headersLength = bytes.readUInt32LE(h + 8);
+      if (h + EVENT_FIXED + idLength + urlLength !== payload || headersLength > end - payload) return false;
+      this.idStart = h + EVENT_FIXED;
+      this.idEnd = this.idStart + idLength;
+      this.urlStart = this.idEnd;
+      this.urlEnd = payload;
+      this.headersStart = payload;
+      this.headersEnd = payload + headersLength;
+      this.bodyStart = this.headersEnd;
+      this.bodyEnd = end;
+      this.createdAt = bytes.readDoubleLE(h + 12);
+      this.nextAttemptAt = bytes.readDoubleLE(h + 20);
+      return true;
+    }
+    if (type === RECORD_STATE) {
+      if (payload - h < STATE_FIXED) return false;
+      const status = bytes[h + 1];
+      const reason = REASONS[bytes[h + 2] as number];
+      const idLength = bytes.readUInt16LE(h + 40);
+      if ((status !== STATUS_PENDING && status !== STATUS_DEAD) || reason === undefined) return false;
+      if (h + STATE_FIXED + idLength !== payload) return false;
+      this.dead = status === STATUS_DEAD;
+      this.reason = reason;
+      this.eventSeg = bytes.readUInt32LE(h + 4);
+      this.eventOff = bytes.readUInt32LE(h + 8);
+      this.attempts = bytes.readUInt32LE(h + 12);
+      this.createdAt = bytes.readDoubleLE(h + 16);
+      this.nextAttemptAt = bytes.readDoubleLE(h + 24);
+      this.deadAt = bytes.readDoubleLE(h + 32);
+      this.idStart = h + STATE_FIXED;
+      this.idEnd = payload;
+      this.historyStart = payload;
+      this.historyEnd = end;
+      return true;
+    }
+    if (type === RECORD_TOMBSTONE) {
+      const kind = bytes[h + 1];
+      if ((kind !== TOMBSTONE_DELIVERED && kind !== TOMBSTONE_PURGED) || payload - h !== TOMBSTONE_FIXED || end !== payload) return false;
+      this.kind = kind;
+      this.eventSeg = bytes.readUInt32LE(h + 4);
+      this.eventOff = bytes.readUInt32LE(h + 8);
+      return true;
+    }
+    return false;
   }
-  if (type === RECORD_STATE) {
-    if (end - start < STATE_FIXED) return undefined;
-    const status = bytes[start + 3];
-    const reason = REASONS[bytes[start + 4] ?? 255];
-    const historyLength = bytes.readUInt32LE(start + 33);
-    const idStart = start + STATE_FIXED;
-    if ((status !== STATUS_PENDING && status !== STATUS_DEAD) || reason === undefined) return undefined;
-    if (idStart + idLength + historyLength !== end) return undefined;
-    return {
-      type,
-      id: bytes.toString('utf8', idStart, idStart + idLength),
-      status,
-      reason,
-      attempts: bytes.readUInt32LE(start + 5),
-      createdAt: bytes.readDoubleLE(start + 9),
-      nextAttemptAt: bytes.readDoubleLE(start + 17),
-      deadAt: bytes.readDoubleLE(start + 25),
-      historyStart: idStart + idLength,
-      historyEnd: end,
-    };
-  }
-  if (type === RECORD_TOMBSTONE) {
-    const kind = bytes[start + 3];
-    if ((kind !== TOMBSTONE_DELIVERED && kind !== TOMBSTONE_PURGED) || start + TOMBSTONE_FIXED + idLength !== end) return undefined;
-    return { type, id: bytes.toString('utf8', start + TOMBSTONE_FIXED, end), kind };
-  }
-  return undefined;
 }
 
-/** Decodes the headers of an event record. */
-export function decodeHeaders(bytes: Buffer, record: EventRecord): Record<string, string> {
-  return JSON.parse(bytes.toString('utf8', record.headersStart, record.headersEnd)) as Record<string, string>;
+/** Decodes the headers of a decoded event record. */
+export function decodeHeaders(bytes: Buffer, view: RecordView): Record<string, string> {
+  return JSON.parse(bytes.toString('utf8', view.headersStart, view.headersEnd)) as Record<string, string>;
 }
 
-/** Decodes the history of a state record. */
-export function decodeHistory(bytes: Buffer, record: StateRecord): AttemptRecord[] {
-  return JSON.parse(bytes.toString('utf8', record.historyStart, record.historyEnd)) as AttemptRecord[];
+/** Decodes the history of a decoded state record. */
+export function decodeHistory(bytes: Buffer, view: RecordView): AttemptRecord[] {
+  return JSON.parse(bytes.toString('utf8', view.historyStart, view.historyEnd)) as AttemptRecord[];
+}
+
+/**
+ * A 32-bit hash (FNV-1a, then a final mix) of `bytes[start, end)`: the key of the index's id hash set and
+ * endpoint lookup. Equal bytes give equal hashes; a match is always confirmed by comparing the bytes.
+ */
+export function hashBytes(bytes: Uint8Array, start: number, end: number): number {
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ (bytes[i] as number), 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
 }
