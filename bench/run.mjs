@@ -2,11 +2,11 @@
  * `npm run bench`: every figure as a ratio against a limit or a peer measured in the same run.
  * BENCH_QUICK=1 for a short run; BENCH_ONLY=1,6 to run some rows only.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, freemem, totalmem, tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, freemem, loadavg, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { loadPackage } from './lib/components.mjs';
+import { BUILD_DIR, loadPackage } from './lib/components.mjs';
 import { renderTable } from './lib/report.mjs';
 import { enqueueRows } from './rows/enqueue.mjs';
 import { bullmqRows } from './rows/bullmq.mjs';
@@ -32,6 +32,7 @@ function machine() {
     cpuModel: cpus()[0]?.model,
     memTotalGiB: +(totalmem() / 1024 ** 3).toFixed(1),
     memFreeGiB: +(freemem() / 1024 ** 3).toFixed(1),
+    loadAvg1m: +loadavg()[0].toFixed(2),
     tmpdir: tmpdir(),
     disk,
   };
@@ -45,6 +46,11 @@ const GROUPS = [
   { rows: ['6'], run: bullmqRows },
   { rows: ['7'], run: drainRows },
 ];
+
+if (!existsSync(join(BUILD_DIR, 'index.js'))) {
+  console.error(`No build in ${BUILD_DIR}: run the bench with \`npm run bench\` (it builds first).`);
+  process.exit(1);
+}
 
 const ctx = { quick, tmpRoot: mkdtempSync(join(tmpdir(), 'webhook-outbox-bench-')), pkg: await loadPackage(), figures: {} };
 const started = Date.now();

@@ -3,7 +3,9 @@
  * does not share the sender's event loop. Controlled over IPC: `refuse`, `accept`, `summary`, `close`.
  * Options come as JSON in argv[2]: { capacity, latencyMs, capacityRetryAfter, bucketMs }.
  */
-import { startFlakyReceiver } from '../../dist/testing/index.js';
+import { loadTesting } from './components.mjs';
+
+const { startFlakyReceiver } = await loadTesting();
 
 const options = JSON.parse(process.argv[2] ?? '{}');
 const receiver = await startFlakyReceiver({

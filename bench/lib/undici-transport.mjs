@@ -3,7 +3,9 @@
  * retries, resolves for every status, rejects with a `NetworkError` when no response arrived.
  */
 import { Agent, request } from 'undici';
-import { NetworkError } from '../../dist/index.js';
+import { loadPackage } from './components.mjs';
+
+const { NetworkError } = await loadPackage();
 
 const EXCERPT_BYTES = 4096;
 
