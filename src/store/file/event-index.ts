@@ -401,23 +401,32 @@ export class EventIndex {
     return index;
   }
 
+  /** Makes room for at least `capacity` slots at once (recovery sizes the index from the journal's size). */
+  reserve(capacity: number): void {
+    if (capacity <= this.status.length) return;
+    this.status = grow(this.status, capacity);
+    this.evSeg = grow(this.evSeg, capacity);
+    this.evOff = grow(this.evOff, capacity);
+    this.evLen = grow(this.evLen, capacity);
+    this.stSeg = grow(this.stSeg, capacity);
+    this.stOff = grow(this.stOff, capacity);
+    this.stLen = grow(this.stLen, capacity);
+    this.next = grow(this.next, capacity);
+    this.created = grow(this.created, capacity);
+    this.attempts = grow(this.attempts, capacity);
+    this.endpoint = grow(this.endpoint, capacity);
+    this.seq = grow(this.seq, capacity);
+    this.hash = grow(this.hash, capacity);
+  }
+
+  /** Slots handed out so far (live or free). */
+  get used(): number {
+    return this.#used;
+  }
+
   #allocate(): number {
-    if (this.#used === this.status.length) {
-      const capacity = this.status.length * 2;
-      this.status = grow(this.status, capacity);
-      this.evSeg = grow(this.evSeg, capacity);
-      this.evOff = grow(this.evOff, capacity);
-      this.evLen = grow(this.evLen, capacity);
-      this.stSeg = grow(this.stSeg, capacity);
-      this.stOff = grow(this.stOff, capacity);
-      this.stLen = grow(this.stLen, capacity);
-      this.next = grow(this.next, capacity);
-      this.created = grow(this.created, capacity);
-      this.attempts = grow(this.attempts, capacity);
-      this.endpoint = grow(this.endpoint, capacity);
-      this.seq = grow(this.seq, capacity);
-      this.hash = grow(this.hash, capacity);
-    }
+    // Growing by half, not doubling, keeps the unused tail of the arrays at most a third of them.
+    if (this.#used === this.status.length) this.reserve(Math.ceil(this.status.length * 1.5));
     return this.#used++;
   }
 }

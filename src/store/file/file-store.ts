@@ -706,28 +706,44 @@ export class FileStore implements OutboxStore {
       if (!name.endsWith('.corrupt')) found.push({ name, id: Number(match[1]) });
     }
     found.sort((a, b) => a.id - b.id);
-    // Two buffers reused across segments: the next segment is read while the current one is parsed.
+    // Every segment is opened and sized first, so that reading the next one (one read call on the thread
+    // pool) overlaps with parsing the current one. Two buffers are reused across segments.
+    const opened = await Promise.allSettled(
+      found.map(async ({ name, id }) => {
+        const fd = await this.#fs.open(join(this.#dir, name), readOnly ? 'r' : 'r+');
+        try {
+          return { name, id, fd, size: await this.#fs.size(fd) };
+        } catch (error) {
+          await this.#fs.close(fd).catch(() => undefined);
+          throw error;
+        }
+      }),
+    );
+    const files = opened.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+    const failed = opened.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+    if (failed !== undefined) {
+      for (const { fd } of files) await this.#fs.close(fd).catch(() => undefined);
+      throw failed.reason;
+    }
+    const totalBytes = files.reduce((sum, file) => sum + file.size, 0);
+    let scannedBytes = 0;
     const buffers = [Buffer.alloc(0), Buffer.alloc(0)];
     const load = async (i: number): Promise<{ fd: number; read: number; bytes: Buffer }> => {
-      const fd = await this.#fs.open(join(this.#dir, (found[i] as { name: string }).name), readOnly ? 'r' : 'r+');
-      try {
-        const size = await this.#fs.size(fd);
-        if ((buffers[i % 2] as Buffer).length < size) buffers[i % 2] = Buffer.allocUnsafe(Math.max(size, this.#segmentBytes));
-        const bytes = buffers[i % 2] as Buffer;
-        return { fd, bytes, read: await readFully(this.#fs, fd, bytes, size, 0) };
-      } catch (error) {
-        await this.#fs.close(fd).catch(() => undefined);
-        throw error;
-      }
+      const { fd, size } = files[i] as { fd: number; size: number };
+      if ((buffers[i % 2] as Buffer).length < size) buffers[i % 2] = Buffer.allocUnsafe(Math.max(size, Math.min(this.#segmentBytes, 16 * 1024 * 1024)));
+      const bytes = buffers[i % 2] as Buffer;
+      return { fd, bytes, read: await readFully(this.#fs, fd, bytes, size, 0) };
     };
     const view = new RecordView();
     const location: Location = { seg: 0, off: 0, len: 0 };
-    let next = found.length > 0 ? load(0) : undefined;
+    let next = files.length > 0 ? load(0) : undefined;
+    let closeFrom = 0;
     try {
-      for (const [i, { name, id }] of found.entries()) {
+      for (const [i, { name, id }] of files.entries()) {
         const path = join(this.#dir, name);
-        const last = i === found.length - 1;
+        const last = i === files.length - 1;
         const { fd, bytes, read } = await (next as Promise<{ fd: number; read: number; bytes: Buffer }>);
+        closeFrom = i + 1;
         next = last ? undefined : load(i + 1);
         let keep = false;
         try {
@@ -758,6 +774,9 @@ export class FileStore implements OutboxStore {
             return this.#onRecovered(segment, bytes, view, location);
           });
           this.#corrupt += result.corrupt;
+          scannedBytes += read;
+          // Size the index once from the journal's size instead of growing it step by step.
+          this.#index.reserve(Math.ceil((this.#index.used * totalBytes * 1.02) / scannedBytes));
           if (result.end < read && last && !readOnly) {
             await this.#fs.truncate(fd, result.end);
             await this.#fs.fsync(fd);
@@ -768,7 +787,8 @@ export class FileStore implements OutboxStore {
         }
       }
     } finally {
-      if (next !== undefined) await next.then(({ fd }) => this.#fs.close(fd), () => undefined).catch(() => undefined);
+      await next?.catch(() => undefined);
+      for (const { fd } of files.slice(closeFrom)) await this.#fs.close(fd).catch(() => undefined);
     }
     this.#index.finishRecovery();
     if (readOnly) return;
