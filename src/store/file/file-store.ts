@@ -727,11 +727,11 @@ export class FileStore implements OutboxStore {
     }
     const totalBytes = files.reduce((sum, file) => sum + file.size, 0);
     let scannedBytes = 0;
-    const buffers = [Buffer.alloc(0), Buffer.alloc(0)];
+    const largest = files.reduce((max, file) => Math.max(max, file.size), 0);
+    const buffers = files.length > 1 ? [Buffer.allocUnsafe(largest), Buffer.allocUnsafe(largest)] : [Buffer.allocUnsafe(largest)];
     const load = async (i: number): Promise<{ fd: number; read: number; bytes: Buffer }> => {
       const { fd, size } = files[i] as { fd: number; size: number };
-      if ((buffers[i % 2] as Buffer).length < size) buffers[i % 2] = Buffer.allocUnsafe(Math.max(size, Math.min(this.#segmentBytes, 16 * 1024 * 1024)));
-      const bytes = buffers[i % 2] as Buffer;
+      const bytes = buffers[i % buffers.length] as Buffer;
       return { fd, bytes, read: await readFully(this.#fs, fd, bytes, size, 0) };
     };
     const view = new RecordView();

@@ -147,27 +147,32 @@ export function encodeTombstone(event: EventRef, kind: typeof TOMBSTONE_DELIVERE
   });
 }
 
+/** Reads a little-endian u32 (recovery's hot path: cheaper than `Buffer#readUInt32LE`'s checks). */
+function u32(bytes: Buffer, at: number): number {
+  return ((bytes[at] as number) | ((bytes[at + 1] as number) << 8) | ((bytes[at + 2] as number) << 16)) + (bytes[at + 3] as number) * 0x1000000;
+}
+
 /**
  * Checks the frame at `at`: `'ok'` when whole with a matching head checksum (and payload checksum when
  * `payload` is true), `'short'` when the file ends inside it, `'bad'` when whole but damaged.
  */
 export function checkFrame(bytes: Buffer, at: number, end: number, payload: boolean): 'ok' | 'short' | 'bad' {
   if (end - at < FRAME_BYTES) return 'short';
-  const length = bytes.readUInt32LE(at + 4);
+  const length = u32(bytes, at + 4);
   if (length > end - at - FRAME_BYTES) return 'short';
-  const head = bytes.readUInt32LE(at + 8);
+  const head = u32(bytes, at + 8);
   if (head > length || head < TOMBSTONE_FIXED) return 'bad';
   const type = bytes[at + FRAME_BYTES];
   if (type !== RECORD_EVENT && type !== RECORD_STATE && type !== RECORD_TOMBSTONE) return 'bad';
   const payloadStart = at + FRAME_BYTES + head;
-  if (crc32c(bytes, at + 4, payloadStart) !== bytes.readUInt32LE(at)) return 'bad';
-  if (payload && crc32c(bytes, payloadStart, at + FRAME_BYTES + length) !== bytes.readUInt32LE(at + 12)) return 'bad';
+  if (crc32c(bytes, at + 4, payloadStart) !== u32(bytes, at)) return 'bad';
+  if (payload && crc32c(bytes, payloadStart, at + FRAME_BYTES + length) !== u32(bytes, at + 12)) return 'bad';
   return 'ok';
 }
 
 /** Total length (frame header included) of the frame at `at`. Only meaningful for a checked frame. */
 export function frameLength(bytes: Buffer, at: number): number {
-  return FRAME_BYTES + bytes.readUInt32LE(at + 4);
+  return FRAME_BYTES + u32(bytes, at + 4);
 }
 
 /**
@@ -204,15 +209,15 @@ export class RecordView {
   /** Decodes the checked frame at `at`; `false` when its fields do not add up (a writer bug, not a torn write). */
   decode(bytes: Buffer, at: number): boolean {
     const h = at + FRAME_BYTES;
-    const end = h + bytes.readUInt32LE(at + 4);
-    const payload = h + bytes.readUInt32LE(at + 8);
+    const end = h + u32(bytes, at + 4);
+    const payload = h + u32(bytes, at + 8);
     const type = bytes[h] as number;
     this.type = type;
     if (type === RECORD_EVENT) {
       if (payload - h < EVENT_FIXED) return false;
       const idLength = bytes.readUInt16LE(h + 2);
-      const urlLength = bytes.readUInt32LE(h + 4);
-      const headersLength = bytes.readUInt32LE(h + 8);
+      const urlLength = u32(bytes, h + 4);
+      const headersLength = u32(bytes, h + 8);
       if (h + EVENT_FIXED + idLength + urlLength !== payload || headersLength > end - payload) return false;
       this.idStart = h + EVENT_FIXED;
       this.idEnd = this.idStart + idLength;
@@ -235,9 +240,9 @@ export class RecordView {
       if (h + STATE_FIXED + idLength !== payload) return false;
       this.dead = status === STATUS_DEAD;
       this.reason = reason;
-      this.eventSeg = bytes.readUInt32LE(h + 4);
-      this.eventOff = bytes.readUInt32LE(h + 8);
-      this.attempts = bytes.readUInt32LE(h + 12);
+      this.eventSeg = u32(bytes, h + 4);
+      this.eventOff = u32(bytes, h + 8);
+      this.attempts = u32(bytes, h + 12);
       this.createdAt = bytes.readDoubleLE(h + 16);
       this.nextAttemptAt = bytes.readDoubleLE(h + 24);
       this.deadAt = bytes.readDoubleLE(h + 32);
@@ -251,8 +256,8 @@ export class RecordView {
       const kind = bytes[h + 1];
       if ((kind !== TOMBSTONE_DELIVERED && kind !== TOMBSTONE_PURGED) || payload - h !== TOMBSTONE_FIXED || end !== payload) return false;
       this.kind = kind;
-      this.eventSeg = bytes.readUInt32LE(h + 4);
-      this.eventOff = bytes.readUInt32LE(h + 8);
+      this.eventSeg = u32(bytes, h + 4);
+      this.eventOff = u32(bytes, h + 8);
       return true;
     }
     return false;
