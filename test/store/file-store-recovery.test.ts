@@ -73,6 +73,46 @@ describe('FileStore recovery', () => {
     }
   });
 
+  it('finds a flipped byte in an older segment at open (head) or before delivery (payload): never delivered, counted once, dropped for good', async () => {
+    const dir = await newDir();
+    const store = new FileStore({ dir, segmentBytes: 4096 });
+    await store.open();
+    const all = Array.from({ length: 40 }, (_, i) => `e${i}`);
+    for (const id of all) await store.append([makeEvent(id, { body: new Uint8Array(200).fill(7) })]);
+    await store.close();
+    const names = (await readdir(dir)).filter((n) => n.startsWith('segment-')).sort();
+    expect(names.length).toBeGreaterThanOrEqual(3);
+    const first = await readFile(join(dir, names[0] as string));
+    const start = HEADER_BYTES + frameLength(first, HEADER_BYTES);
+    const end = start + frameLength(first, start);
+    const damagedId = all[1] as string;
+    const claimAll = async (s: FileStore): Promise<string[]> => (await s.claim({ limit: 100, now: T0 })).events.map((e) => e.id);
+    const found = { atOpen: 0, atClaim: 0 };
+    for (let at = start; at < end; at++) {
+      const copy = await newDir();
+      for (const name of names) await copyFile(join(dir, name), join(copy, name));
+      const flipped = Buffer.from(first);
+      flipped[at] = (flipped[at] as number) ^ 0x5a;
+      await writeFile(join(copy, names[0] as string), flipped);
+      const opened = new FileStore({ dir: copy, segmentBytes: 4096 });
+      await opened.open();
+      const atOpen = opened.stats().corrupt;
+      found[atOpen === 1 ? 'atOpen' : 'atClaim']++;
+      expect(await claimAll(opened), `byte ${at}`).toEqual(all.filter((id) => id !== damagedId));
+      expect(opened.stats().corrupt, `byte ${at}`).toBe(1);
+      await opened.close();
+      const again = new FileStore({ dir: copy, segmentBytes: 4096 });
+      await again.open();
+      expect(await claimAll(again), `byte ${at}, reopened`).toEqual(all.filter((id) => id !== damagedId));
+      // A damaged head is skipped (and counted) at every open; a damaged payload was tombstoned at claim.
+      expect(again.stats().corrupt, `byte ${at}, reopened`).toBe(atOpen);
+      await again.close();
+    }
+    // Both paths ran: the head (with the lengths and id) is checked at open, the headers and body (the payload) at claim.
+    expect(found.atOpen).toBeGreaterThan(40);
+    expect(found.atClaim).toBeGreaterThan(200);
+  });
+
   it('moves a segment with a corrupt header aside, counts it, and starts anyway', async () => {
     const { bytes, name } = await journal();
     const damaged = Buffer.from(bytes);
