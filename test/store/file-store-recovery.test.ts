@@ -113,6 +113,35 @@ describe('FileStore recovery', () => {
     expect(found.atClaim).toBeGreaterThan(200);
   });
 
+  it('drops a dead letter whose payload fails its checksum when read back, counting it once', async () => {
+    const dir = await newDir();
+    const store = new FileStore({ dir, segmentBytes: 4096 });
+    await store.open();
+    await store.append([makeEvent('dead', { body: new Uint8Array(200).fill(0xab) }), makeEvent('kept-dead')]);
+    for (let i = 0; i < 40; i++) await store.append([makeEvent(`e${i}`, { body: new Uint8Array(200) })]);
+    await store.claim({ limit: 100, now: T0 });
+    await store.settle(['dead', 'kept-dead'].map((id) => ({ id, type: 'dead' as const, reason: 'http-status' as const, at: T0 })));
+    await store.close();
+    const first = (await readdir(dir)).filter((n) => n.startsWith('segment-')).sort()[0] as string;
+    const bytes = await readFile(join(dir, first));
+    const body = bytes.indexOf(Buffer.alloc(200, 0xab));
+    expect(body).toBeGreaterThan(0);
+    bytes[body + 100] = 0;
+    await writeFile(join(dir, first), bytes);
+    const opened = new FileStore({ dir, segmentBytes: 4096 });
+    await opened.open();
+    expect(opened.stats()).toMatchObject({ dead: 2, corrupt: 0 });
+    expect((await opened.deadLetters()).map((d) => d.id)).toEqual(['kept-dead']);
+    expect((await opened.deadLetters()).map((d) => d.id)).toEqual(['kept-dead']);
+    expect(opened.stats()).toMatchObject({ dead: 1, corrupt: 1 });
+    await opened.close();
+    const again = new FileStore({ dir, segmentBytes: 4096 });
+    await again.open();
+    expect(again.stats()).toMatchObject({ dead: 1, corrupt: 0 });
+    expect(await again.replay()).toBe(1);
+    await again.close();
+  });
+
   it('moves a segment with a corrupt header aside, counts it, and starts anyway', async () => {
     const { bytes, name } = await journal();
     const damaged = Buffer.from(bytes);

@@ -325,7 +325,7 @@ export class FileStore implements OutboxStore {
           this.#index.setName(slot, event.id);
           read[i] = event;
         } catch (error) {
-          if (error instanceof CorruptRecordError) this.#dropCorrupt(slot);
+          if (error instanceof CorruptRecordError) void this.#dropCorrupt(slot);
           else {
             this.#index.schedule(slot);
             failures.push(error);
@@ -415,13 +415,14 @@ export class FileStore implements OutboxStore {
     const letters: DeadLetter[] = [];
     for (const slot of this.#index.deadSlots()) {
       if (query.limit !== undefined && letters.length >= query.limit) break;
-      if (wanted !== undefined && !wanted.has(this.#idOf(slot))) continue;
+      const id = this.#idOf(slot);
+      if (wanted !== undefined && !wanted.has(id)) continue;
       try {
         const { event, state } = await this.#read(slot);
         letters.push({ ...event, reason: state?.reason ?? 'invalid', deadAt: this.#index.next[slot] as number });
       } catch (error) {
         if (!(error instanceof CorruptRecordError)) throw ioError('reading dead letters', error);
-        this.#corrupt++;
+        await this.#dropCorruptDead(slot, id);
       }
     }
     return letters;
@@ -439,8 +440,9 @@ export class FileStore implements OutboxStore {
       try {
         history = (await this.#read(slot)).event.history;
       } catch (error) {
-        if (error instanceof CorruptRecordError) continue;
-        throw ioError('reading dead letters', error);
+        if (!(error instanceof CorruptRecordError)) throw ioError('reading dead letters', error);
+        await this.#dropCorruptDead(slot, id);
+        continue;
       }
       if (this.#index.status[slot] !== DEAD || this.#busy.has(slot) || this.#index.names.get(id) !== slot) continue;
       this.#busy.add(slot);
@@ -563,10 +565,11 @@ export class FileStore implements OutboxStore {
     this.#index.schedule(slot);
   }
 
-  #dropCorrupt(slot: number): void {
+  /** Counts a corrupt event and drops it with a tombstone; resolves once that is written (or failed: then it is kept). */
+  #dropCorrupt(slot: number): Promise<void> {
     this.#corrupt++;
     this.#busy.add(slot);
-    void this.#write(
+    return this.#write(
       [encodeTombstone(this.#ref(slot), TOMBSTONE_PURGED)],
       (locations) => {
         this.#busy.delete(slot);
@@ -577,6 +580,14 @@ export class FileStore implements OutboxStore {
         this.#release(slot);
       },
     ).catch(() => undefined);
+  }
+
+  /** A dead letter whose payload failed its checksum: dropped like a corrupt claimed event, unless it changed meanwhile. */
+  async #dropCorruptDead(slot: number, id: string): Promise<void> {
+    if (this.#index.status[slot] !== DEAD || this.#busy.has(slot) || this.#index.names.get(id) !== slot) return;
+    // `inspect()` writes nothing: it only counts.
+    if (this.#active === undefined) this.#corrupt++;
+    else await this.#dropCorrupt(slot);
   }
 
   /** Reads an event's records and assembles it; `CorruptRecordError` when a checksum fails. */
