@@ -85,13 +85,18 @@ export class EventIndex {
    * Not yet in a heap.
    */
   add(hash: number, endpoint: number, createdAt: number, nextAttemptAt: number): number {
-    const slot = (this.#ranges === undefined ? this.#free.pop() : undefined) ?? this.#allocate();
+    const reused = this.#ranges === undefined ? this.#free.pop() : undefined;
+    const slot = reused ?? this.#allocate();
+    if (reused !== undefined) {
+      // A slot never used before is still zero: not writing it leaves those pages untouched (and out of
+      // the RSS) while no event has retry state.
+      this.stSeg[slot] = 0;
+      this.attempts[slot] = 0;
+    }
     this.status[slot] = PENDING;
     this.hash[slot] = hash;
-    this.stSeg[slot] = 0;
     this.next[slot] = nextAttemptAt;
     this.created[slot] = createdAt;
-    this.attempts[slot] = 0;
     this.seq[slot] = ++this.#seq;
     this.endpoint[slot] = endpoint;
     (this.endpoints[endpoint] as EndpointEntry).pending++;
