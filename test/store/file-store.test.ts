@@ -2,6 +2,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FileStore } from '../../src/store/file/file-store.js';
+import { hashBytes } from '../../src/store/file/format.js';
 import { describeStoreContract, makeEvent } from './contract.js';
 import { tempDirs } from './temp-dir.js';
 
@@ -107,6 +108,48 @@ describe('FileStore', () => {
     const { events } = await reopened.claim({ limit: 1, now });
     expect(events[0]).toMatchObject({ id: 'stuck', attempts: 200 });
     expect(events[0]?.history).toHaveLength(10);
+    await reopened.close();
+  });
+
+  it('tells apart two ids whose hashes collide, before and after a reopen, and still skips a real duplicate', async () => {
+    const seen = new Map<number, string>();
+    let pair: [string, string] | undefined;
+    for (let i = 0; pair === undefined; i++) {
+      const id = `evt_${i}`;
+      const hash = hashBytes(Buffer.from(id), 0, id.length);
+      const other = seen.get(hash);
+      if (other === undefined) seen.set(hash, id);
+      else pair = [other, id];
+    }
+    const [a, b] = pair;
+    const dir = await newDir();
+    const store = new FileStore({ dir });
+    await store.open();
+    await store.append([makeEvent(a)]);
+    await store.append([makeEvent(b), makeEvent(a, { url: 'http://127.0.0.1:1/other' })]);
+    expect(store.stats().pending).toBe(2);
+    await store.close();
+    const reopened = new FileStore({ dir });
+    await reopened.open();
+    await reopened.append([makeEvent(b), makeEvent(a)]);
+    const { events } = await reopened.claim({ limit: 10, now: T0 });
+    expect(events.map((e) => [e.id, e.url])).toEqual([[a, 'http://127.0.0.1:1/a'], [b, 'http://127.0.0.1:1/a']]);
+    await reopened.settle([{ id: a, type: 'delivered', attempt: { at: T0, durationMs: 1, status: 200 } }]);
+    await reopened.append([makeEvent(a, { url: 'http://127.0.0.1:1/again' })]);
+    expect(reopened.stats().pending).toBe(2);
+    await reopened.close();
+  });
+
+  it('writes one copy when the same id is appended twice at once, and both calls resolve once it is durable', async () => {
+    const dir = await newDir();
+    const store = new FileStore({ dir });
+    await store.open();
+    await Promise.all([store.append([makeEvent('twice')]), store.append([makeEvent('twice'), makeEvent('other')])]);
+    expect(store.stats().pending).toBe(2);
+    await store.close();
+    const reopened = new FileStore({ dir });
+    await reopened.open();
+    expect((await reopened.claim({ limit: 10, now: T0 })).events.map((e) => e.id)).toEqual(['twice', 'other']);
     await reopened.close();
   });
 

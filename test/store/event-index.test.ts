@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { EventIndex, PENDING } from '../../src/store/file/event-index.js';
+import { hashBytes } from '../../src/store/file/format.js';
+
+/** A deterministic pseudo-random sequence (xorshift), so a failure can be replayed. */
+function random(seed: number): () => number {
+  let x = seed;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+}
+
+describe('EventIndex id hash set', () => {
+  it('finds exactly the live slots of a hash through inserts and deletes with colliding, wrapping hashes', () => {
+    const index = new EventIndex();
+    index.finishRecovery();
+    const endpoint = index.endpointOf('http://127.0.0.1:1/a');
+    // Few distinct hashes, some at the end of the 1024-entry table, so probe runs collide and wrap around.
+    const hashes = [0, 1, 2, 1021, 1022, 1023, 1024 + 1023, 2048];
+    const live = new Map<number, number>();
+    const next = random(7);
+    for (let step = 0; step < 20_000; step++) {
+      if (live.size < 400 && (live.size === 0 || next() < 0.55)) {
+        const hash = hashes[Math.floor(next() * hashes.length)] as number;
+        live.set(index.add(hash, endpoint, 0, 0), hash);
+      } else {
+        const slots = [...live.keys()];
+        const slot = slots[Math.floor(next() * slots.length)] as number;
+        index.remove(slot);
+        live.delete(slot);
+      }
+      if (step % 97 === 0) {
+        for (const hash of hashes) {
+          const expected = [...live].filter(([, h]) => h === hash).map(([slot]) => slot).sort((a, b) => a - b);
+          expect(index.slotsWithHash(hash).sort((a, b) => a - b), `step ${step}, hash ${hash}`).toEqual(expected);
+        }
+      }
+    }
+    for (const slot of live.keys()) expect(index.status[slot]).toBe(PENDING);
+  });
+
+  it('hashes equal bytes equally wherever they are in a buffer', () => {
+    const id = Buffer.from('evt_123');
+    const framed = Buffer.concat([Buffer.from('xx'), id, Buffer.from('yy')]);
+    expect(hashBytes(framed, 2, 2 + id.length)).toBe(hashBytes(id, 0, id.length));
+  });
+});
