@@ -2,15 +2,13 @@
  * How a user tests their own webhook code against a receiver that answers 500s, two ways:
  * - the flaky receiver of `webhook-outbox/testing`: a real HTTP server on 127.0.0.1;
  * - nock, for a test suite that already mocks HTTP (the helpers take `nock` as an argument).
- *
- * In an app, import from 'webhook-outbox' and 'webhook-outbox/testing' instead of '../src/...'.
  */
 import nock from 'nock';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createSender, WebhookOutboxError } from '../src/index.js';
-import type { Sender } from '../src/index.js';
-import { failThenSucceed, startFlakyReceiver } from '../src/testing/index.js';
-import type { FlakyReceiver } from '../src/testing/index.js';
+import { createSender, WebhookOutboxError } from 'webhook-outbox';
+import type { Sender } from 'webhook-outbox';
+import { failThenSucceed, startFlakyReceiver } from 'webhook-outbox/testing';
+import type { FlakyReceiver } from 'webhook-outbox/testing';
 
 /** The user's code under test: tell a partner that an order was paid. */
 async function notifyOrderPaid(sender: Sender, orderId: number): Promise<string> {
