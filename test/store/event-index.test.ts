@@ -42,6 +42,28 @@ describe('EventIndex id hash set', () => {
     for (const slot of live.keys()) expect(index.status[slot]).toBe(PENDING);
   });
 
+  it('keeps arrival order between equal due times across arrival-number compaction', () => {
+    const index = new EventIndex(8);
+    index.finishRecovery();
+    const endpoint = index.endpointOf('http://127.0.0.1:1/a');
+    const order: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const slot = index.add(i, endpoint, 0, 5);
+      index.schedule(slot);
+      order.push(slot);
+    }
+    // Take two out and bring them back (as a dead letter and a replay): they arrive again, last.
+    const { slots } = index.claim(2, 5, () => true);
+    for (const slot of slots) {
+      index.markDead(slot, 1);
+      index.revive(slot, 0, 5);
+      index.schedule(slot);
+    }
+    const expected = [...order.slice(2), ...slots];
+    expect(slots).toEqual(order.slice(0, 2));
+    expect(index.claim(100, 5, () => true).slots).toEqual(expected);
+  });
+
   it('hashes equal bytes equally wherever they are in a buffer', () => {
     const id = Buffer.from('evt_123');
     const framed = Buffer.concat([Buffer.from('xx'), id, Buffer.from('yy')]);

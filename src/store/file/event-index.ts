@@ -41,6 +41,11 @@ function grow<T extends Int32Array | Uint32Array | Float64Array | Uint8Array>(ar
 }
 
 export class EventIndex {
+  /** `seqLimit`: the arrival number at which arrival numbers are compacted (a parameter only for tests). */
+  constructor(seqLimit = 0xffffffff) {
+    this.#seqLimit = seqLimit;
+  }
+
   status = new Uint8Array(1024);
   evSeg = new Uint32Array(1024);
   evOff = new Uint32Array(1024);
@@ -54,7 +59,7 @@ export class EventIndex {
   attempts = new Uint32Array(1024);
   endpoint = new Uint32Array(1024);
   /** Order of arrival (append or replay), the tie-breaker between equal due times. */
-  seq = new Float64Array(1024);
+  seq = new Uint32Array(1024);
   /** Hash of the event id's bytes. */
   hash = new Uint32Array(1024);
 
@@ -74,6 +79,7 @@ export class EventIndex {
   #free: number[] = [];
   #used = 0;
   #seq = 0;
+  readonly #seqLimit: number;
   pending = 0;
   claimed = 0;
   dead = 0;
@@ -85,6 +91,7 @@ export class EventIndex {
    * Not yet in a heap.
    */
   add(hash: number, endpoint: number, createdAt: number, nextAttemptAt: number): number {
+    const seq = this.#nextSeq();
     const reused = this.#ranges === undefined ? this.#free.pop() : undefined;
     const slot = reused ?? this.#allocate();
     if (reused !== undefined) {
@@ -97,7 +104,7 @@ export class EventIndex {
     this.hash[slot] = hash;
     this.next[slot] = nextAttemptAt;
     this.created[slot] = createdAt;
-    this.seq[slot] = ++this.#seq;
+    this.seq[slot] = seq;
     this.endpoint[slot] = endpoint;
     (this.endpoints[endpoint] as EndpointEntry).pending++;
     this.pending++;
@@ -133,7 +140,7 @@ export class EventIndex {
     this.#ranges = undefined;
     this.#current = undefined;
     let size = 1024;
-    while (size < (this.pending + this.dead) * 2) size *= 2;
+    while (size * 7 < (this.pending + this.dead) * 10) size *= 2;
     this.#table = new Int32Array(size);
     this.#hashed = true;
     const counts = this.endpoints.map(() => 0);
@@ -245,7 +252,7 @@ export class EventIndex {
     this.next[slot] = nextAttemptAt;
     this.created[slot] = createdAt;
     this.attempts[slot] = 0;
-    this.seq[slot] = ++this.#seq;
+    this.seq[slot] = this.#nextSeq();
     entry.dead--;
     entry.pending++;
     this.dead--;
@@ -358,7 +365,7 @@ export class EventIndex {
   }
 
   #insertHash(slot: number): void {
-    if ((this.#tableCount + 1) * 2 > this.#table.length) this.#rehash(Math.max(1024, this.#table.length * 2));
+    if ((this.#tableCount + 1) * 10 > this.#table.length * 7) this.#rehash(Math.max(1024, this.#table.length * 2));
     const table = this.#table;
     const mask = table.length - 1;
     let i = (this.hash[slot] as number) & mask;
@@ -391,6 +398,21 @@ export class EventIndex {
     this.#table = new Int32Array(size);
     this.#tableCount = 0;
     for (const entry of old) if (entry !== 0) this.#insertHash(entry - 1);
+  }
+
+  /**
+   * The next arrival number. Kept in 32 bits: after 4 billion arrivals the live slots are renumbered in
+   * their current order (once, O(n log n)), which keeps every heap valid.
+   */
+  #nextSeq(): number {
+    if (this.#seq >= this.#seqLimit) {
+      const live: number[] = [];
+      for (let slot = 0; slot < this.#used; slot++) if (this.status[slot] !== FREE) live.push(slot);
+      live.sort((a, b) => (this.seq[a] as number) - (this.seq[b] as number));
+      live.forEach((slot, i) => (this.seq[slot] = i + 1));
+      this.#seq = live.length;
+    }
+    return ++this.#seq;
   }
 
   #noteCreated(createdAt: number): void {

@@ -164,6 +164,8 @@ export class FileStore implements OutboxStore {
   #delivered = 0;
   #corrupt = 0;
   #closing: Promise<void> | undefined;
+  /** The counters at close: the index itself is let go then, so a closed store holds no memory for its backlog. */
+  #closedStats: StoreStats | undefined;
 
   constructor(options: FileStoreOptions) {
     if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'must be an object');
@@ -486,6 +488,8 @@ export class FileStore implements OutboxStore {
 
   /** Counters, kept in memory. */
   stats(): StoreStats {
+    const closed = this.#closedStats;
+    if (closed !== undefined) return { ...closed, endpoints: Object.fromEntries(Object.entries(closed.endpoints).map(([url, counts]) => [url, { ...counts }])) };
     const endpoints: Record<string, EndpointStoreStats> = {};
     for (const entry of this.#index.endpoints) {
       if (entry.pending > 0 || entry.dead > 0) endpoints[entry.url] = { pending: entry.pending, dead: entry.dead };
@@ -516,6 +520,10 @@ export class FileStore implements OutboxStore {
       await this.#writer;
       if (!this.#fsync && this.#failed === undefined && this.#active !== undefined) await this.#fs.fsync(this.#active.fd);
     } finally {
+      this.#closedStats = this.stats();
+      this.#index = new EventIndex();
+      this.#claimedHistory.clear();
+      this.#candidates.clear();
       await this.#closeFiles();
       await this.#lock?.release();
     }
