@@ -3,7 +3,7 @@
  * lower-case headers with a content type, and the body bytes that get signed. Everything is checked here,
  * before any request or write, so bad input fails fast with an `InvalidMessageError`.
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { InvalidMessageError } from './errors.js';
 
 /** One event to deliver. */
@@ -170,6 +170,9 @@ function encodeBody(body: unknown): { bytes: Uint8Array; contentType: string } {
   return { bytes: Buffer.from(json, 'utf8'), contentType: 'application/json' };
 }
 
+/** The URL that passed {@link urlProblem} last: most messages go to the same one, and parsing a URL is costly. */
+let lastValidUrl: string | undefined;
+
 /**
  * Validates `message` and builds the exact request: id, URL, headers (defaults, then the message's, then
  * `content-type` unless given) and body bytes. Throws `InvalidMessageError` (`ERR_INVALID_MESSAGE`,
@@ -199,8 +202,11 @@ export function prepareMessage(message: unknown, options: PrepareOptions): Prepa
 
   const url = m.url ?? options.url;
   if (url === undefined) throw new InvalidMessageError('url', 'no URL: set `url` on the message or in the options', 'ERR_INVALID_URL');
-  const problem = urlProblem(url);
-  if (problem !== undefined) throw new InvalidMessageError('url', problem, 'ERR_INVALID_URL');
+  if (url !== lastValidUrl) {
+    const problem = urlProblem(url);
+    if (problem !== undefined) throw new InvalidMessageError('url', problem, 'ERR_INVALID_URL');
+    lastValidUrl = url as string;
+  }
 
   const own = m.headers === undefined ? {} : normalizeHeaders(m.headers, 'headers', invalid);
   const { bytes, contentType } = encodeBody(m.body);
@@ -216,14 +222,24 @@ export function prepareMessage(message: unknown, options: PrepareOptions): Prepa
 }
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+/** Every 10-bit value as two Crockford base32 digits. */
+const PAIRS = Array.from({ length: 1024 }, (_, n) => `${CROCKFORD[n >> 5]}${CROCKFORD[n & 31]}`);
+const TWO_40 = 2 ** 40;
+/** Random bytes drawn in blocks: one `randomFillSync` per 100 fresh ids instead of one call each. */
+const randomPool = Buffer.allocUnsafe(1000);
+let randomAt = randomPool.length;
 let lastTime = -1;
-let lastRandom = 0n;
+/** The 80-bit random part as two 40-bit halves, and `msg_` + time + high half as a string. */
+let randomHigh = 0;
+let randomLow = 0;
+let prefix = '';
 
-function base32(value: bigint, length: number): string {
+/** `value` (below 2^50) as `pairs * 2` base32 digits. */
+function base32(value: number, pairs: number): string {
   let out = '';
-  for (let i = 0; i < length; i++) {
-    out = CROCKFORD[Number(value & 31n)] + out;
-    value >>= 5n;
+  for (let i = 0; i < pairs; i++) {
+    out = (PAIRS[value % 1024] as string) + out;
+    value = Math.floor(value / 1024);
   }
   return out;
 }
@@ -236,10 +252,21 @@ export function newEventId(now: number = Date.now()): string {
   let time = Math.max(0, Math.floor(now));
   if (time <= lastTime) {
     time = lastTime;
-    lastRandom = (lastRandom + 1n) & ((1n << 80n) - 1n);
+    if (++randomLow === TWO_40) {
+      randomLow = 0;
+      randomHigh = (randomHigh + 1) % TWO_40;
+      prefix = `msg_${base32(time, 5)}${base32(randomHigh, 4)}`;
+    }
   } else {
-    lastRandom = BigInt(`0x${randomBytes(10).toString('hex')}`);
+    if (randomAt + 10 > randomPool.length) {
+      randomFillSync(randomPool);
+      randomAt = 0;
+    }
+    randomHigh = randomPool.readUIntBE(randomAt, 5);
+    randomLow = randomPool.readUIntBE(randomAt + 5, 5);
+    randomAt += 10;
+    lastTime = time;
+    prefix = `msg_${base32(time, 5)}${base32(randomHigh, 4)}`;
   }
-  lastTime = time;
-  return `msg_${base32(BigInt(time), 10)}${base32(lastRandom, 16)}`;
+  return prefix + base32(randomLow, 4);
 }

@@ -92,6 +92,12 @@ interface Waiter {
   check(): void;
 }
 
+interface QueuedEvent {
+  event: NewEvent;
+  resolve(value: { id: string }): void;
+  reject(error: unknown): void;
+}
+
 /**
  * A durable webhook outbox. Open it with {@link Outbox.open}; every method after `close()` rejects with
  * `ERR_OUTBOX_CLOSED`.
@@ -103,8 +109,10 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
   readonly #flusher: Flusher;
   readonly #metrics: OutboxMetrics;
   readonly #waiters = new Set<Waiter>();
-  #batch: { event: NewEvent; resolve: () => void; reject: (error: unknown) => void }[] = [];
-  #appending: Promise<void> | undefined;
+  /** Enqueues of this tick, appended together on the next microtask. */
+  #batch: QueuedEvent[] = [];
+  /** Appends handed to the store and not settled yet. */
+  readonly #appending = new Set<Promise<void>>();
   #closing: Promise<void> | undefined;
   #drains = 0;
 
@@ -164,20 +172,22 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
 
   /**
    * Validates the message (same rules and codes as `send()`), gives it an id, and resolves with that id
-   * once the event is durable. Never waits for delivery. Enqueues made while a write is in progress are
-   * written together in the next one.
+   * once the event is durable. Never waits for delivery. Enqueues made in the same tick are handed to the
+   * store as one batch, and the store's group commit writes batches queued meanwhile together.
    */
-  async enqueue(message: WebhookMessage): Promise<{ id: string }> {
-    if (this.#closing !== undefined) throw new OutboxClosedError();
-    const prepared = prepareMessage(message, this.#options);
-    const now = this.#options.clock.now();
-    const event: NewEvent = { ...prepared, createdAt: now, nextAttemptAt: now };
-    await new Promise<void>((resolve, reject) => {
-      this.#batch.push({ event, resolve, reject });
-      if (this.#appending === undefined) this.#appending = this.#writeBatches();
+  enqueue(message: WebhookMessage): Promise<{ id: string }> {
+    if (this.#closing !== undefined) return Promise.reject(new OutboxClosedError());
+    let event: NewEvent;
+    try {
+      const { id, url, headers, body } = prepareMessage(message, this.#options);
+      const now = this.#options.clock.now();
+      event = { id, url, headers, body, createdAt: now, nextAttemptAt: now };
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return new Promise((resolve, reject) => {
+      if (this.#batch.push({ event, resolve, reject }) === 1) queueMicrotask(this.#appendBatch);
     });
-    this.#flusher.poke();
-    return { id: prepared.id };
   }
 
   /** Counters and per-endpoint state; synchronous and cheap. */
@@ -284,7 +294,8 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
 
   async #shutdown(timeoutMs: number): Promise<void> {
     this.#checkWaiters();
-    while (this.#appending !== undefined) await this.#appending;
+    this.#appendBatch();
+    await Promise.all(this.#appending);
     await this.#flusher.stop(timeoutMs);
     this.#metrics.close();
     try {
@@ -299,7 +310,8 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
       this.#store.stats().pending === 0 &&
       this.#flusher.inFlight === 0 &&
       this.#flusher.settling === 0 &&
-      this.#appending === undefined
+      this.#appending.size === 0 &&
+      this.#batch.length === 0
     );
   }
 
@@ -307,20 +319,37 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
     for (const waiter of [...this.#waiters]) waiter.check();
   }
 
-  async #writeBatches(): Promise<void> {
-    while (this.#batch.length > 0) {
-      const batch = this.#batch;
-      this.#batch = [];
-      try {
-        await this.#store.append(batch.map((entry) => entry.event));
-        for (const entry of batch) entry.resolve();
-      } catch (error) {
-        for (const entry of batch) entry.reject(error);
-      }
+  /**
+   * Hands this tick's enqueues to the store without waiting for earlier appends, so a batch is encoded
+   * while the previous one is being synced.
+   */
+  readonly #appendBatch = (): void => {
+    const batch = this.#batch;
+    if (batch.length === 0) return;
+    this.#batch = [];
+    const events = new Array<NewEvent>(batch.length);
+    for (let i = 0; i < batch.length; i++) events[i] = (batch[i] as QueuedEvent).event;
+    let appended: Promise<void>;
+    try {
+      appended = this.#store.append(events);
+    } catch (error) {
+      appended = Promise.reject(error);
     }
-    this.#appending = undefined;
-    this.#checkWaiters();
-  }
+    const settled: Promise<void> = appended.then(
+      () => {
+        this.#appending.delete(settled);
+        this.#flusher.poke();
+        for (const entry of batch) entry.resolve({ id: entry.event.id });
+        this.#checkWaiters();
+      },
+      (error: unknown) => {
+        this.#appending.delete(settled);
+        for (const entry of batch) entry.reject(error);
+        this.#checkWaiters();
+      },
+    );
+    this.#appending.add(settled);
+  };
 
   #emitSafely<K extends 'delivered' | 'retry' | 'dead' | 'circuit'>(name: K, event: OutboxEventMap[K][0]): void {
     try {

@@ -252,6 +252,23 @@ describe('Outbox lifecycle', () => {
     expect(box.stats().pending).toBe(1);
   });
 
+  it('hands the enqueues of one tick to the store as one batch, also when producers loop on enqueue', async () => {
+    const batches: number[] = [];
+    class Counting extends MemoryStore {
+      override append(events: Parameters<MemoryStore['append']>[0]): Promise<void> {
+        batches.push(events.length);
+        return super.append(events);
+      }
+    }
+    const box = (outbox = await Outbox.open({ store: new Counting(), url: 'http://127.0.0.1:9/hook', autoFlush: false }));
+    const producer = async (): Promise<void> => {
+      for (let i = 0; i < 3; i++) await box.enqueue({ body: i });
+    };
+    await Promise.all(Array.from({ length: 20 }, producer));
+    expect(batches).toEqual([20, 20, 20]);
+    expect(box.stats().pending).toBe(60);
+  });
+
   it('reports a store fault as an error event and keeps delivering afterwards', async () => {
     const rx = (receiver = await startFlakyReceiver());
     class FaultyOnce extends MemoryStore {
