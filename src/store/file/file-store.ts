@@ -23,7 +23,7 @@ import {
   checkFrame,
   decodeHeaders,
   decodeHistory,
-  encodeEvent,
+  encodeEvents,
   encodeHeader,
   encodeState,
   encodeTombstone,
@@ -109,8 +109,10 @@ interface Segment {
 }
 
 interface WriteOp {
+  /** The op's frames, possibly several per buffer. */
   frames: Buffer[];
-  bytes: number;
+  /** The length of each frame, in order: one location is reported per entry. */
+  lengths: number[];
   apply(locations: Location[]): void;
   fail?(): void;
   resolve(): void;
@@ -125,7 +127,7 @@ interface Incoming {
   id: Buffer;
   hash: number;
   /** Live events with the same id hash, by record position: whether their id turned out to be this one. */
-  verdicts: Map<number, boolean>;
+  verdicts: Map<number, boolean> | undefined;
 }
 
 function ioError(action: string, error: unknown): WebhookOutboxError {
@@ -239,7 +241,7 @@ export class FileStore implements OutboxStore {
     for (const event of events) {
       if (batch.has(event.id)) continue;
       const id = Buffer.from(event.id);
-      batch.set(event.id, { event, id, hash: hashBytes(id, 0, id.length), verdicts: new Map() });
+      batch.set(event.id, { event, id, hash: hashBytes(id, 0, id.length), verdicts: undefined });
     }
     for (;;) {
       const waits: Promise<void>[] = [];
@@ -255,14 +257,16 @@ export class FileStore implements OutboxStore {
         for (const slot of this.#index.slotsWithHash(incoming.hash)) {
           const name = this.#index.nameOf(slot);
           const key = (this.#index.evSeg[slot] as number) * 2 ** 32 + (this.#index.evOff[slot] as number);
-          const verdict = name === undefined ? incoming.verdicts.get(key) : name === incoming.event.id;
+          const verdict = name === undefined ? incoming.verdicts?.get(key) : name === incoming.event.id;
           if (verdict === undefined) unknown.push({ incoming, slot, key });
           else live ||= verdict;
         }
         if (!live) accepted.push(incoming);
       }
       if (unknown.length > 0) {
-        await Promise.all(unknown.map(async ({ incoming, slot, key }) => incoming.verdicts.set(key, await this.#hasId(slot, incoming.id))));
+        await Promise.all(
+          unknown.map(async ({ incoming, slot, key }) => (incoming.verdicts ??= new Map()).set(key, await this.#hasId(slot, incoming.id))),
+        );
         this.#assertUsable();
         continue;
       }
@@ -274,8 +278,9 @@ export class FileStore implements OutboxStore {
 
   /** Writes events known to be new; registers them as being written until the write settles. */
   #appendNew(accepted: Incoming[]): Promise<void> {
-    const frames = accepted.map(({ event, id }) => encodeEvent(event, id));
-    const bytes = frames.reduce((sum, frame) => sum + frame.length, 0);
+    const lengths: number[] = [];
+    const frames = [encodeEvents(accepted.map(({ event }) => event), accepted.map(({ id }) => id), lengths)];
+    const bytes = (frames[0] as Buffer).length;
     if (this.#maxBytes !== undefined && this.#diskBytes() + this.#queuedBytes + bytes > this.#maxBytes) {
       throw new OutboxFullError(`The outbox is full (${this.#diskBytes() + this.#queuedBytes} of ${this.#maxBytes} bytes)`);
     }
@@ -288,6 +293,7 @@ export class FileStore implements OutboxStore {
         }),
       undefined,
       bytes,
+      lengths,
     );
     for (const { event } of accepted) this.#appending.set(event.id, written);
     const forget = (): void => {
@@ -868,18 +874,23 @@ export class FileStore implements OutboxStore {
   }
 
   /** Queues frames for the next group commit; resolves once they are durable and applied. */
-  #write(frames: Buffer[], apply: (locations: Location[]) => void, fail?: () => void, appendBytes = 0): Promise<void> {
+  #write(
+    frames: Buffer[],
+    apply: (locations: Location[]) => void,
+    fail?: () => void,
+    appendBytes = 0,
+    lengths = frames.map((frame) => frame.length),
+  ): Promise<void> {
     return new Promise<void>((resolvePromise, reject) => {
       if (this.#failed !== undefined) {
         fail?.();
         reject(this.#failed);
         return;
       }
-      const bytes = frames.reduce((sum, frame) => sum + frame.length, 0);
       this.#queuedBytes += appendBytes;
       this.#queue.push({
         frames,
-        bytes,
+        lengths,
         apply,
         ...(fail === undefined ? {} : { fail }),
         resolve: () => {
@@ -923,14 +934,15 @@ export class FileStore implements OutboxStore {
       start = active.size;
       let at = start;
       const locations = batch.map((op) =>
-        op.frames.map((frame) => {
-          const location = { seg: active.id, off: at, len: frame.length };
-          at += frame.length;
+        op.lengths.map((len) => {
+          const location = { seg: active.id, off: at, len };
+          at += len;
           return location;
         }),
       );
+      const buffers = batch.length === 1 ? (batch[0] as WriteOp).frames : batch.flatMap((op) => op.frames);
       phase = 'write';
-      await writeFully(this.#fs, active.fd, Buffer.concat(batch.flatMap((op) => op.frames)), start);
+      await writeFully(this.#fs, active.fd, buffers.length === 1 ? (buffers[0] as Buffer) : Buffer.concat(buffers), start);
       if (this.#fsync) {
         phase = 'fsync';
         await this.#fs.fsync(active.fd);
