@@ -33,7 +33,11 @@ export interface EndpointSignal {
   retryAfterMs?: number | undefined;
 }
 
-/** A slot taken by {@link EndpointState.acquire}; `record()` its outcome, then `release()` it. */
+/**
+ * A slot taken by {@link EndpointState.acquire}: `record()` the answer (which frees the request slot but
+ * keeps the outcome counted as unsettled), then `settled()` once the outcome is durable; or `release()`
+ * it when the request is abandoned without an answer.
+ */
 export interface EndpointTicket {
   /** Decrease epoch when the request was sent: one burst of failures halves the limit only once. */
   readonly epoch: number;
@@ -49,6 +53,8 @@ export interface EndpointSnapshot {
   /** Current concurrency limit (whole requests). */
   concurrency: number;
   inFlight: number;
+  /** Answered requests whose outcome is not durable yet. */
+  unsettled: number;
   consecutiveFailures: number;
   /** When an open circuit sends its next probe (ms since epoch). */
   nextProbeAt: number | undefined;
@@ -58,7 +64,7 @@ export interface EndpointSnapshot {
 
 /**
  * Growth slows down by this factor when the limit is about to reach the level where it last met
- * congestion: a receiver at its capacity sees an occasional probe above it, not one every few windows.
+ * congestion: a receiver at its capacity sees an occasional request above it, not one every few windows.
  */
 export const PLATEAU_FACTOR = 8;
 
@@ -73,6 +79,7 @@ export class EndpointState {
   #circuit: CircuitState = 'closed';
   #limit: number;
   #inFlight = 0;
+  #unsettled = 0;
   #probeInFlight = false;
   #consecutiveFailures = 0;
   #probes = 0;
@@ -97,18 +104,33 @@ export class EndpointState {
     return this.#circuit;
   }
 
-  /** Requests in flight. */
+  /** Requests in flight (sent, not answered yet). */
   get inFlight(): number {
     return this.#inFlight;
   }
 
-  /** How many more requests may start now (0 while open, paused or full). */
+  /** The adaptive concurrency limit now (whole requests; it applies while the circuit is closed). */
+  get limit(): number {
+    return this.#limit;
+  }
+
+  /** Answered requests whose outcome is not durable yet. */
+  get unsettled(): number {
+    return this.#unsettled;
+  }
+
+  /**
+   * How many more requests may start now (0 while open, paused or full). Requests in flight stay within
+   * the limit; answered requests whose outcome is not durable yet stay below `maxConcurrency`, so a crash
+   * repeats fewer than twice `maxConcurrency` requests of this endpoint.
+   */
   room(): number {
     this.#tick();
     if (this.#circuit === 'open') return 0;
-    if (this.#circuit === 'half-open') return this.#probeInFlight ? 0 : 1;
+    const durable = this.#policy.maxConcurrency - this.#unsettled;
+    if (this.#circuit === 'half-open') return this.#probeInFlight || durable <= 0 ? 0 : 1;
     if (this.#pausedUntil > this.#clock.now()) return 0;
-    return Math.max(0, this.#limit - this.#inFlight);
+    return Math.max(0, Math.min(this.#limit - this.#inFlight, durable));
   }
 
   /**
@@ -133,20 +155,25 @@ export class EndpointState {
     return ticket;
   }
 
-  /**
-   * Gives a slot back: once the attempt's outcome is durable (so the slot bounds the requests a crash
-   * could repeat), or without an outcome when the request was abandoned.
-   */
+  /** Gives back the slot of a request abandoned without an answer (no outcome to write). */
   release(ticket: EndpointTicket): void {
     this.#inFlight = Math.max(0, this.#inFlight - 1);
     if (ticket.probe) this.#probeInFlight = false;
   }
 
+  /** The outcome of an answered request is durable (or was handed back): it no longer counts as unsettled. */
+  settled(): void {
+    this.#unsettled = Math.max(0, this.#unsettled - 1);
+  }
+
   /**
-   * Records what an attempt said about the endpoint (the slot stays taken until `release()`). Returns whether the endpoint is healthy enough
-   * (circuit closed) that a failure is the event's own and should count as one of its attempts.
+   * Records what an attempt said about the endpoint: its request slot is free again, its outcome counts as
+   * unsettled until `settled()`. Returns whether the endpoint is healthy enough (circuit closed) that a
+   * failure is the event's own and should count as one of its attempts.
    */
   record(ticket: EndpointTicket, signal: EndpointSignal): boolean {
+    this.release(ticket);
+    this.#unsettled += 1;
     const now = this.#clock.now();
     if (signal.retryAfterMs !== undefined && signal.retryAfterMs > 0) {
       const until = now + Math.min(signal.retryAfterMs, this.#policy.maxRetryAfterMs);
@@ -169,11 +196,9 @@ export class EndpointState {
       this.#limit = Math.max(1, Math.floor(this.#limit / 2));
       this.#credit = 0;
       this.#epoch += 1;
-    } else if (signal.ok && !signal.congestion && this.#fills > ticket.fills) {
-      // Additive increase: one more slot per window of healthy responses, more slowly near the ceiling.
+    } else if (signal.ok && !signal.congestion && this.#fills > ticket.fills && ticket.epoch === this.#epoch) {
       this.#credit += 1;
-      const window = this.#limit + 1 >= this.#ceiling ? this.#limit * PLATEAU_FACTOR : this.#limit;
-      if (this.#credit >= window) {
+      if (this.#credit >= this.#window()) {
         this.#credit = 0;
         this.#limit = Math.min(this.#policy.maxConcurrency, this.#limit + 1);
         if (this.#limit >= this.#ceiling) this.#ceiling = Infinity;
@@ -187,6 +212,18 @@ export class EndpointState {
     return true;
   }
 
+  /**
+   * Healthy responses (to requests sent since the last decrease, with the window used in full) that grow
+   * the limit by one. Below the level that last met congestion, every response does: the limit doubles
+   * per round trip back to the last good level. One step below that level it takes `PLATEAU_FACTOR` full
+   * windows, so a receiver at its capacity sees an occasional request above it. Otherwise (slow start
+   * after an outage, and past the congested level) one full window per step.
+   */
+  #window(): number {
+    if (this.#ceiling === Infinity || this.#limit + 1 > this.#ceiling) return this.#limit;
+    return this.#limit + 1 === this.#ceiling ? this.#limit * PLATEAU_FACTOR : 1;
+  }
+
   /** A copy of the state, for stats. */
   snapshot(): EndpointSnapshot {
     const circuit = this.circuit;
@@ -195,6 +232,7 @@ export class EndpointState {
       circuit,
       concurrency: circuit === 'closed' ? this.#limit : circuit === 'half-open' ? 1 : 0,
       inFlight: this.#inFlight,
+      unsettled: this.#unsettled,
       consecutiveFailures: this.#consecutiveFailures,
       nextProbeAt: circuit === 'open' ? this.#nextProbeAt : undefined,
       pausedUntil: this.#pausedUntil > now ? this.#pausedUntil : undefined,

@@ -98,9 +98,16 @@ export interface FlusherConfig {
   listener: FlusherListener;
 }
 
+/** An endpoint's delivery state and the events claimed for it but not sent yet (the read-ahead). */
+interface Lane {
+  url: string;
+  state: EndpointState;
+  buffer: StoredEvent[];
+}
+
 interface Active {
   event: StoredEvent;
-  endpoint: EndpointState;
+  lane: Lane;
   ticket: EndpointTicket;
   abort: AbortController;
   abandoned: boolean;
@@ -145,8 +152,9 @@ function attemptRecord(result: AttemptResult): AttemptRecord {
 export class Flusher {
   readonly #config: FlusherConfig;
   readonly #policy: EndpointPolicy;
-  readonly #endpoints = new Map<string, EndpointState>();
+  readonly #lanes = new Map<string, Lane>();
   readonly #active = new Map<string, Active>();
+  readonly #idleWaiters = new Set<() => void>();
   #running = false;
   #stopped = false;
   #pumping: Promise<void> | undefined;
@@ -155,6 +163,7 @@ export class Flusher {
   #cancelWake: CancelTimer | undefined;
   #wakeAt: number | undefined;
   #faultUntil = 0;
+  #discover = false;
   #settleQueue: { outcome: Outcome; done: (error?: unknown) => void }[] = [];
   #settling: Promise<void> | undefined;
 
@@ -175,7 +184,7 @@ export class Flusher {
     return this.#running;
   }
 
-  /** Requests in flight (claimed and being sent). */
+  /** Requests in flight (sent, not answered yet). */
   get inFlight(): number {
     return this.#active.size;
   }
@@ -192,7 +201,7 @@ export class Flusher {
     this.poke();
   }
 
-  /** Stops claiming new work; in-flight requests go on. */
+  /** Stops claiming and sending new work; in-flight requests go on. */
   pause(): void {
     this.#running = false;
     this.#cancelWake?.();
@@ -200,16 +209,17 @@ export class Flusher {
     this.#wakeAt = undefined;
   }
 
-  /** New work may be due (an enqueue, a replay): claim now. */
+  /** New work may be due (an enqueue, a replay), perhaps for an endpoint not seen yet: claim now. */
   poke(): void {
     if (!this.#running) return;
+    this.#discover = true;
     void this.#pump();
   }
 
   /** Per-endpoint state, for stats. Only endpoints seen since open. */
   endpoints(): Record<string, EndpointSnapshot> {
     const out: Record<string, EndpointSnapshot> = {};
-    for (const [url, endpoint] of this.#endpoints) out[url] = endpoint.snapshot();
+    for (const [url, lane] of this.#lanes) out[url] = lane.state.snapshot();
     return out;
   }
 
@@ -240,28 +250,39 @@ export class Flusher {
     const abandoned = [...this.#active.values()];
     for (const active of abandoned) {
       active.abandoned = true;
-      active.endpoint.release(active.ticket);
+      active.lane.state.release(active.ticket);
       this.#active.delete(active.event.id);
     }
     const released = abandoned.map((active) => this.#settle({ id: active.event.id, type: 'release' }));
+    for (const lane of this.#lanes.values()) released.push(...this.#unbuffer(lane));
     for (const active of abandoned) active.abort.abort();
     await Promise.allSettled(released);
     while (this.#settling !== undefined) await this.#settling;
   }
 
-  readonly #idleWaiters = new Set<() => void>();
-
-  #endpoint(url: string): EndpointState {
-    let endpoint = this.#endpoints.get(url);
-    if (endpoint === undefined) {
-      endpoint = new EndpointState(this.#policy, this.#config.clock, (state, previous) => {
-        this.#config.listener.circuit({ url, state, previous });
-        // A closed or half-open circuit has room now; an open one has a probe time to wake for.
-        this.poke();
+  #lane(url: string): Lane {
+    let lane = this.#lanes.get(url);
+    if (lane === undefined) {
+      const state = new EndpointState(this.#policy, this.#config.clock, (next, previous) => {
+        this.#config.listener.circuit({ url, state: next, previous });
+        // An open circuit's read-ahead goes back to the store; its probe is claimed when it is due.
+        if (next === 'open') for (const released of this.#unbuffer(created)) released.catch(() => {});
+        // A closed or half-open circuit has room now; an open one has a probe time to wake for. Not at
+        // once: transitions happen in the middle of dispatching.
+        queueMicrotask(() => this.poke());
       });
-      this.#endpoints.set(url, endpoint);
+      const created: Lane = { url, state, buffer: [] };
+      lane = created;
+      this.#lanes.set(url, lane);
     }
-    return endpoint;
+    return lane;
+  }
+
+  /** Hands a lane's read-ahead back to the store. */
+  #unbuffer(lane: Lane): Promise<void>[] {
+    const events = lane.buffer;
+    lane.buffer = [];
+    return events.map((event) => this.#settle({ id: event.id, type: 'release' }));
   }
 
   #pump(): Promise<void> {
@@ -289,80 +310,136 @@ export class Flusher {
     }
   }
 
-  /** Claims and dispatches until there is no room or nothing due. */
+  /**
+   * How many more events a lane wants claimed: enough to fill its free slots and keep one window read
+   * ahead, so that a finishing request is followed at once by the next. 0 while it has enough: a lane is
+   * topped up only once its read-ahead is half used, so claims come in batches.
+   */
+  #deficit(lane: Lane): number {
+    const room = lane.state.room();
+    const ahead = lane.state.circuit === 'closed' ? lane.state.limit : 0;
+    if (room === 0 && lane.buffer.length > ahead / 2) return 0;
+    return Math.max(0, room + ahead - lane.buffer.length);
+  }
+
+  /** Sends what the read-ahead holds, then claims more, until there is no room or nothing due. */
   async #fill(): Promise<void> {
-    const { store, clock, retry } = this.#config;
+    const { store, clock } = this.#config;
     while (this.#running && clock.now() >= this.#faultUntil) {
-      const globalRoom = this.#config.globalConcurrency - this.#active.size;
-      if (globalRoom <= 0) return;
+      this.#dispatchBuffered();
       const exclude = new Set<string>();
-      let maxRoom = 0;
-      for (const [url, counters] of Object.entries(store.stats().endpoints)) {
-        if (counters.pending === 0) continue;
-        const room = this.#endpoint(url).room();
-        if (room === 0) exclude.add(url);
-        else maxRoom = Math.max(maxRoom, room);
+      let wanted = 0;
+      for (const lane of this.#lanes.values()) {
+        const deficit = this.#deficit(lane);
+        if (deficit === 0) exclude.add(lane.url);
+        wanted += deficit;
       }
-      if (maxRoom === 0) {
-        this.#nextDueAt = undefined;
+      const globalRoom = this.#config.globalConcurrency - this.#active.size;
+      if (wanted === 0) {
+        // The known endpoints have enough; endpoints not seen yet (a previous process's backlog, a replay,
+        // a new URL) may have due events that no claim returned yet.
+        if (!this.#discover || globalRoom <= 0) {
+          this.#nextDueAt = undefined;
+          return;
+        }
+        wanted = Math.min(globalRoom, this.#config.concurrency);
+      }
+      const limit = Math.min(CLAIM_BATCH, wanted);
+      const { events, nextDueAt } = await store.claim({ limit, now: clock.now(), excludeEndpoints: exclude });
+      this.#nextDueAt = nextDueAt;
+      // A short batch means nothing else is due outside the excluded (full) endpoints.
+      this.#discover = events.length === limit;
+      for (const event of events) this.#lane(event.url).buffer.push(event);
+      if (!this.#running) {
+        for (const lane of this.#lanes.values()) await Promise.all(this.#unbuffer(lane));
         return;
       }
-      const limit = Math.min(globalRoom, maxRoom, CLAIM_BATCH);
-      const now = clock.now();
-      const { events, nextDueAt } = await store.claim({ limit, now, excludeEndpoints: exclude });
-      this.#nextDueAt = nextDueAt;
-      if (events.length === 0) return;
-
-      const outcomes: Promise<void>[] = [];
-      let progressed = false;
-      for (const event of events) {
-        if (now >= event.createdAt + retry.maxAgeMs) {
-          progressed = true;
-          outcomes.push(this.#bury(event, 'max-age', undefined, now));
-          continue;
-        }
-        const endpoint = this.#endpoint(event.url);
-        if (!this.#running || endpoint.room() === 0 || this.#active.size >= this.#config.globalConcurrency) {
-          outcomes.push(this.#settle({ id: event.id, type: 'release' }));
-          continue;
-        }
-        progressed = true;
-        this.#dispatch(event, endpoint);
+      if (events.length < limit) {
+        this.#dispatchBuffered();
+        return;
       }
-      await Promise.all(outcomes);
-      if (!progressed) return;
     }
   }
 
-  #dispatch(event: StoredEvent, endpoint: EndpointState): void {
-    const active: Active = { event, endpoint, ticket: endpoint.acquire(), abort: new AbortController(), abandoned: false };
+  /** Sends buffered events wherever there is room. */
+  #dispatchBuffered(): void {
+    for (const lane of this.#lanes.values()) if (lane.buffer.length > 0) this.#dispatchLane(lane);
+  }
+
+  #dispatchLane(lane: Lane): void {
+    const { globalConcurrency, retry, clock, listener } = this.#config;
+    while (this.#running && lane.buffer.length > 0 && this.#active.size < globalConcurrency && lane.state.room() > 0) {
+      const event = lane.buffer.shift();
+      if (event === undefined) break;
+      const now = clock.now();
+      if (now >= event.createdAt + retry.maxAgeMs) {
+        this.#bury(event, 'max-age', undefined, now)
+          .catch((error: unknown) => listener.error(error))
+          .finally(() => listener.progress());
+        continue;
+      }
+      this.#dispatch(event, lane);
+    }
+  }
+
+  #dispatch(event: StoredEvent, lane: Lane): void {
+    const active: Active = { event, lane, ticket: lane.state.acquire(), abort: new AbortController(), abandoned: false };
     this.#active.set(event.id, active);
-    void this.#config
-      .deliver(event, active.abort.signal)
-      .then((result) => this.#complete(active, result))
+    this.#config.deliver(event, active.abort.signal).then(
+      (result) => this.#answered(active, result),
+      (error: unknown) => {
+        // `deliver` never rejects; if it did, the event goes back to the store untouched.
+        if (active.abandoned) return;
+        this.#active.delete(event.id);
+        lane.state.release(active.ticket);
+        this.#config.listener.error(error);
+        this.#settle({ id: event.id, type: 'release' }).catch(() => {});
+        this.#afterSlot(lane);
+      },
+    );
+  }
+
+  /**
+   * A request was answered: its slot goes to the next buffered event right away, while the outcome is
+   * written (sharing a group commit with others). The outcome counts as unsettled on the endpoint until it
+   * is durable, which bounds the requests a crash could repeat.
+   */
+  #answered(active: Active, result: AttemptResult): void {
+    if (active.abandoned) return;
+    const { event, lane, ticket } = active;
+    this.#active.delete(event.id);
+    const counts = lane.state.record(ticket, endpointSignal(result));
+    this.#afterSlot(lane);
+    this.#complete(event, result, counts)
       .catch(async (error: unknown) => {
         this.#config.listener.error(error);
         // The outcome could not be written: hand the event back so it is tried again (at least once).
-        if (!active.abandoned) await this.#config.store.settle([{ id: event.id, type: 'release' }]).catch(() => {});
+        await this.#config.store.settle([{ id: event.id, type: 'release' }]).catch(() => {});
       })
       .finally(() => {
-        // The slot is freed only now that the outcome is durable: the requests a crash could repeat are
-        // bounded by the concurrency limits.
-        if (!active.abandoned) {
-          endpoint.release(active.ticket);
-          this.#active.delete(event.id);
-        }
-        for (const waiter of [...this.#idleWaiters]) waiter();
+        lane.state.settled();
+        this.#afterSlot(lane);
         this.#config.listener.progress();
-        this.poke();
       });
   }
 
-  async #complete(active: Active, result: AttemptResult): Promise<void> {
-    if (active.abandoned) return;
-    const { event, endpoint, ticket } = active;
+  /** A slot or an unsettled outcome was freed: send the next buffered events, claim more if running low. */
+  #afterSlot(lane: Lane): void {
+    for (const waiter of [...this.#idleWaiters]) waiter();
+    if (!this.#running) return;
+    this.#dispatchLane(lane);
+    if (this.#active.size < this.#config.globalConcurrency) this.#dispatchBuffered();
+    if (this.#deficit(lane) === 0) {
+      // A Retry-After pause has no finishing request to end it: wake up for it.
+      if (lane.state.wakeAt() !== undefined) this.#scheduleWake();
+      return;
+    }
+    if (this.#pumping !== undefined) this.#again = true;
+    else void this.#pump();
+  }
+
+  async #complete(event: StoredEvent, result: AttemptResult, counts: boolean): Promise<void> {
     const { clock, retry, random, listener } = this.#config;
-    const counts = endpoint.record(ticket, endpointSignal(result));
     const attempt = attemptRecord(result);
     if (result.ok) {
       await this.#settle({ id: event.id, type: 'delivered', attempt });
@@ -452,8 +529,8 @@ export class Flusher {
     if (!this.#running) return;
     const { clock } = this.#config;
     let at = this.#nextDueAt;
-    for (const endpoint of this.#endpoints.values()) {
-      const wake = endpoint.wakeAt();
+    for (const lane of this.#lanes.values()) {
+      const wake = lane.state.wakeAt();
       if (wake !== undefined && (at === undefined || wake < at)) at = wake;
     }
     const now = clock.now();

@@ -26,10 +26,10 @@ function setup(overrides: Partial<EndpointPolicy> = {}) {
   return { clock, endpoint, transitions };
 }
 
-/** Records an outcome and frees the slot, as the flusher does once the outcome is durable. */
+/** Records an answer, then its outcome as durable, as the flusher does. */
 function finish(endpoint: EndpointState, ticket: EndpointTicket, signal: EndpointSignal): boolean {
   const counted = endpoint.record(ticket, signal);
-  endpoint.release(ticket);
+  endpoint.settled();
   return counted;
 }
 
@@ -115,13 +115,22 @@ describe('EndpointState circuit', () => {
     ]);
   });
 
-  it('keeps the slot taken after record() until release()', () => {
+  it('an answer frees its request slot; outcomes not yet durable stay below maxConcurrency', () => {
     const { endpoint } = setup({ maxConcurrency: 2 });
-    const ticket = endpoint.acquire();
-    endpoint.record(ticket, OK);
-    expect(endpoint.inFlight).toBe(1);
+    const first = endpoint.acquire();
+    const second = endpoint.acquire();
+    expect(endpoint.room()).toBe(0);
+    endpoint.record(first, OK);
+    expect(endpoint).toMatchObject({ inFlight: 1, unsettled: 1 });
     expect(endpoint.room()).toBe(1);
-    endpoint.release(ticket);
+    endpoint.record(second, OK);
+    // Two answers whose outcomes are not on disk yet: nothing more goes out until one is, so a crash
+    // could repeat at most 2 (answered) + 1 (in flight) < 2 x maxConcurrency requests.
+    expect(endpoint).toMatchObject({ inFlight: 0, unsettled: 2 });
+    expect(endpoint.room()).toBe(0);
+    endpoint.settled();
+    expect(endpoint.room()).toBe(1);
+    endpoint.settled();
     expect(endpoint.room()).toBe(2);
   });
 
@@ -205,7 +214,17 @@ describe('EndpointState slow start (AIMD)', () => {
     expect(endpoint.room()).toBe(1);
   });
 
-  it('grows back to the level that met congestion more slowly, then normally past it', () => {
+  it('answers to requests sent before a decrease do not grow the limit back', () => {
+    const { clock, endpoint } = setup();
+    recover(endpoint, clock);
+    healthyWindows(endpoint, 9);
+    const tickets = Array.from({ length: 10 }, () => endpoint.acquire());
+    finish(endpoint, tickets[0] as EndpointTicket, THROTTLED);
+    for (const ticket of tickets.slice(1)) finish(endpoint, ticket, OK);
+    expect(endpoint.room()).toBe(5);
+  });
+
+  it('climbs back fast to the last good level, waits there, then probes the congested level and grows past it', () => {
     const { clock, endpoint } = setup();
     recover(endpoint, clock);
     healthyWindows(endpoint, 4);
@@ -213,9 +232,10 @@ describe('EndpointState slow start (AIMD)', () => {
     const tickets = Array.from({ length: 5 }, () => endpoint.acquire());
     for (const ticket of tickets) finish(endpoint, ticket, THROTTLED);
     expect(endpoint.room()).toBe(2);
-    // 2 -> 3 -> 4 at the normal pace; 4 -> 5 (the congested level) takes PLATEAU_FACTOR windows.
-    const seen = healthyWindows(endpoint, 2 + PLATEAU_FACTOR + 2);
-    expect(seen).toEqual([2, 3, ...Array<number>(PLATEAU_FACTOR).fill(4), 5, 6]);
+    // 2 -> 4 (one more per answer, up to one below the congested level) in one window; 4 -> 5 (the
+    // congested level) takes PLATEAU_FACTOR windows; past it, one per window again.
+    const seen = healthyWindows(endpoint, 1 + PLATEAU_FACTOR + 3);
+    expect(seen).toEqual([2, ...Array<number>(PLATEAU_FACTOR).fill(4), 5, 6, 7]);
   });
 
   it('Retry-After pauses the endpoint until then, bounded by maxRetryAfterMs', () => {
