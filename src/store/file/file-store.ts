@@ -23,7 +23,7 @@ import {
   checkFrame,
   decodeHeaders,
   decodeHistory,
-  encodeEvents,
+  EventRecords,
   encodeHeader,
   encodeState,
   encodeTombstone,
@@ -85,6 +85,12 @@ export interface FileStoreInspection {
   ownerPid: number | undefined;
 }
 
+/** Most bytes read in one call when claimed events lie next to each other in a segment. */
+const CLAIM_READ_BYTES = 1024 * 1024;
+/** Largest gap between two claimed event records that are still read in one call. */
+const CLAIM_READ_GAP = 16 * 1024;
+/** Largest group-commit buffer kept for reuse; a bigger commit gets a buffer of its own. */
+const MAX_KEPT_COMMIT_BUFFER = 4 * 1024 * 1024;
 const OPTION_KEYS = new Set(['dir', 'durability', 'maxBytes', 'fullPolicy', 'segmentBytes', 'fs']);
 const SEGMENT_NAME = /^segment-(\d{10})\.log$/;
 const SEGMENT_ASIDE = /^segment-(\d{10})\.log\.corrupt$/;
@@ -109,10 +115,12 @@ interface Segment {
 }
 
 interface WriteOp {
-  /** The op's frames, possibly several per buffer. */
-  frames: Buffer[];
+  /** The op's frames, or event records encoded at commit time. */
+  frames: Buffer[] | EventRecords;
   /** The length of each frame, in order: one location is reported per entry. */
   lengths: number[];
+  /** Total bytes. */
+  size: number;
   apply(locations: Location[]): void;
   fail?(): void;
   resolve(): void;
@@ -137,6 +145,14 @@ function ioError(action: string, error: unknown): WebhookOutboxError {
   return new StoreIoError(`File store I/O failed while ${action}${code}`, { cause: error });
 }
 
+/** Checks and decodes one record read from disk; `payload`: check its payload checksum too. */
+function decodeRecord(bytes: Buffer, payload: boolean): [Buffer, RecordView] {
+  if (checkFrame(bytes, 0, bytes.length, payload) !== 'ok') throw new CorruptRecordError('bad checksum');
+  const view = new RecordView();
+  if (!view.decode(bytes, 0)) throw new CorruptRecordError('undecodable record');
+  return [bytes, view];
+}
+
 /**
  * The default `OutboxStore`: a segmented, append-only, checksummed journal in one directory.
  * See docs/05-durability.md for the format, the guarantees and what is not guaranteed.
@@ -155,6 +171,7 @@ export class FileStore implements OutboxStore {
   #failed: WebhookOutboxError | undefined;
   #queue: WriteOp[] = [];
   #queuedBytes = 0;
+  #commitBuffer = Buffer.alloc(0);
   #writer: Promise<void> | undefined;
   #busy = new Set<number>();
   #claimedHistory = new Map<number, AttemptRecord[]>();
@@ -278,14 +295,16 @@ export class FileStore implements OutboxStore {
 
   /** Writes events known to be new; registers them as being written until the write settles. */
   #appendNew(accepted: Incoming[]): Promise<void> {
-    const lengths: number[] = [];
-    const frames = [encodeEvents(accepted.map(({ event }) => event), accepted.map(({ id }) => id), lengths)];
-    const bytes = (frames[0] as Buffer).length;
+    const records = new EventRecords(
+      accepted.map(({ event }) => event),
+      accepted.map(({ id }) => id),
+    );
+    const bytes = records.size;
     if (this.#maxBytes !== undefined && this.#diskBytes() + this.#queuedBytes + bytes > this.#maxBytes) {
       throw new OutboxFullError(`The outbox is full (${this.#diskBytes() + this.#queuedBytes} of ${this.#maxBytes} bytes)`);
     }
     const written = this.#write(
-      frames,
+      records,
       (locations) =>
         accepted.forEach(({ event, hash }, i) => {
           const slot = this.#addEvent(hash, this.#index.endpointOf(event.url), event.createdAt, event.nextAttemptAt, locations[i] as Location);
@@ -293,7 +312,6 @@ export class FileStore implements OutboxStore {
         }),
       undefined,
       bytes,
-      lengths,
     );
     for (const { event } of accepted) this.#appending.set(event.id, written);
     const forget = (): void => {
@@ -325,10 +343,11 @@ export class FileStore implements OutboxStore {
     );
     const read: (StoredEvent | undefined)[] = [];
     const failures: unknown[] = [];
+    const records = await this.#readEventRecords(slots);
     await Promise.all(
       slots.map(async (slot, i) => {
         try {
-          const { event } = await this.#read(slot);
+          const { event } = await this.#read(slot, records.get(slot));
           this.#claimedHistory.set(slot, event.history);
           this.#index.setName(slot, event.id);
           read[i] = event;
@@ -604,12 +623,54 @@ export class FileStore implements OutboxStore {
     else await this.#dropCorrupt(slot);
   }
 
-  /** Reads an event's records and assembles it; `CorruptRecordError` when a checksum fails. */
-  async #read(slot: number): Promise<{ event: StoredEvent; state: RecordView | undefined }> {
+  /**
+   * The event records of `slots`, read with one call per run of records lying close together in one
+   * segment (events claimed together were mostly appended together): one read call costs more than a few
+   * KiB of extra bytes. A run that cannot be read is left out; `#read` then reads those records one by
+   * one and reports their errors.
+   */
+  async #readEventRecords(slots: readonly number[]): Promise<Map<number, Buffer>> {
+    const index = this.#index;
+    const seg = (slot: number): number => index.evSeg[slot] as number;
+    const off = (slot: number): number => index.evOff[slot] as number;
+    const end = (slot: number): number => off(slot) + (index.evLen[slot] as number);
+    const runs: number[][] = [];
+    for (const slot of [...slots].sort((a, b) => seg(a) - seg(b) || off(a) - off(b))) {
+      const run = runs.at(-1);
+      const first = run?.[0];
+      const last = run?.at(-1);
+      if (run === undefined || first === undefined || last === undefined || seg(slot) !== seg(first) || off(slot) - end(last) > CLAIM_READ_GAP || end(slot) - off(first) > CLAIM_READ_BYTES) {
+        runs.push([slot]);
+      } else {
+        run.push(slot);
+      }
+    }
+    const records = new Map<number, Buffer>();
+    await Promise.all(
+      runs.map(async (run) => {
+        const first = run[0] as number;
+        const segment = this.#segments.get(seg(first));
+        if (run.length < 2 || segment === undefined) return;
+        const start = off(first);
+        const bytes = Buffer.allocUnsafe(end(run.at(-1) as number) - start);
+        const read = await readFully(this.#fs, segment.fd, bytes, bytes.length, start).catch(() => 0);
+        if (read !== bytes.length) return;
+        for (const slot of run) records.set(slot, bytes.subarray(off(slot) - start, end(slot) - start));
+      }),
+    );
+    return records;
+  }
+
+  /**
+   * Reads an event's records (the event record may come already read) and assembles it;
+   * `CorruptRecordError` when a checksum fails.
+   */
+  async #read(slot: number, eventRecord?: Buffer): Promise<{ event: StoredEvent; state: RecordView | undefined }> {
     const index = this.#index;
     const seg = index.evSeg[slot] as number;
     const off = index.evOff[slot] as number;
-    const [eventBytes, record] = await this.#readRecord(seg, off, index.evLen[slot] as number, true);
+    const [eventBytes, record] =
+      eventRecord === undefined ? await this.#readRecord(seg, off, index.evLen[slot] as number, true) : decodeRecord(eventRecord, true);
     if (record.type !== RECORD_EVENT) throw new CorruptRecordError('not an event record');
     let state: RecordView | undefined;
     let history: AttemptRecord[] = [];
@@ -640,10 +701,8 @@ export class FileStore implements OutboxStore {
     if (segment === undefined) throw new CorruptRecordError(`segment ${seg} is gone`);
     const bytes = Buffer.allocUnsafe(len);
     const read = await readFully(this.#fs, segment.fd, bytes, len, off);
-    if (read !== len || checkFrame(bytes, 0, len, payload) !== 'ok') throw new CorruptRecordError('bad checksum');
-    const view = new RecordView();
-    if (!view.decode(bytes, 0)) throw new CorruptRecordError('undecodable record');
-    return [bytes, view];
+    if (read !== len) throw new CorruptRecordError('bad checksum');
+    return decodeRecord(bytes, payload);
   }
 
   /** Index bookkeeping shared by recovery and live writes. */
@@ -874,13 +933,7 @@ export class FileStore implements OutboxStore {
   }
 
   /** Queues frames for the next group commit; resolves once they are durable and applied. */
-  #write(
-    frames: Buffer[],
-    apply: (locations: Location[]) => void,
-    fail?: () => void,
-    appendBytes = 0,
-    lengths = frames.map((frame) => frame.length),
-  ): Promise<void> {
+  #write(frames: Buffer[] | EventRecords, apply: (locations: Location[]) => void, fail?: () => void, appendBytes = 0): Promise<void> {
     return new Promise<void>((resolvePromise, reject) => {
       if (this.#failed !== undefined) {
         fail?.();
@@ -888,9 +941,11 @@ export class FileStore implements OutboxStore {
         return;
       }
       this.#queuedBytes += appendBytes;
+      const lengths = frames instanceof EventRecords ? frames.lengths : frames.map((frame) => frame.length);
       this.#queue.push({
         frames,
         lengths,
+        size: frames instanceof EventRecords ? frames.size : lengths.reduce((sum, length) => sum + length, 0),
         apply,
         ...(fail === undefined ? {} : { fail }),
         resolve: () => {
@@ -905,6 +960,29 @@ export class FileStore implements OutboxStore {
       // Started on the next microtask, so that calls made in the same tick share the first commit too.
       this.#writer ??= Promise.resolve().then(() => this.#runWriter());
     });
+  }
+
+  /**
+   * The frames of one group commit in one buffer. The buffer is reused by the next commit (one commit is
+   * written at a time): a fresh buffer of a few hundred KiB per commit costs more in page faults than
+   * encoding its records.
+   */
+  #encodeCommit(batch: WriteOp[], size: number): Buffer {
+    let out = this.#commitBuffer;
+    if (size > out.length) {
+      out = Buffer.allocUnsafe(Math.max(size, Math.min(2 * out.length, MAX_KEPT_COMMIT_BUFFER)));
+      if (out.length <= MAX_KEPT_COMMIT_BUFFER) this.#commitBuffer = out;
+    }
+    let at = 0;
+    for (const op of batch) {
+      if (op.frames instanceof EventRecords) op.frames.encodeInto(out, at);
+      else {
+        let from = at;
+        for (const frame of op.frames) from += frame.copy(out, from);
+      }
+      at += op.size;
+    }
+    return out.subarray(0, size);
   }
 
   async #runWriter(): Promise<void> {
@@ -940,9 +1018,8 @@ export class FileStore implements OutboxStore {
           return location;
         }),
       );
-      const buffers = batch.length === 1 ? (batch[0] as WriteOp).frames : batch.flatMap((op) => op.frames);
       phase = 'write';
-      await writeFully(this.#fs, active.fd, buffers.length === 1 ? (buffers[0] as Buffer) : Buffer.concat(buffers), start);
+      await writeFully(this.#fs, active.fd, this.#encodeCommit(batch, at - start), start);
       if (this.#fsync) {
         phase = 'fsync';
         await this.#fs.fsync(active.fd);

@@ -87,47 +87,64 @@ export interface EventFields {
 }
 
 /**
- * Encodes event record frames back to back into one buffer (one allocation and no intermediate copies
- * for a whole batch); `ids[i]` is `events[i].id` as UTF-8 bytes. Pushes each frame's length to `lengths`.
+ * A batch of event records: measured when appended (so the byte limit is checked before anything is
+ * queued) and encoded straight into the group commit's buffer when written, with no buffer per record.
  */
-export function encodeEvents(events: readonly EventFields[], ids: readonly Uint8Array[], lengths: number[]): Buffer {
-  const headers = new Array<string>(events.length);
-  let total = 0;
-  for (let i = 0; i < events.length; i++) {
-    const event = events[i] as EventFields;
-    const json = JSON.stringify(event.headers);
-    headers[i] = json;
-    const length =
-      FRAME_BYTES + EVENT_FIXED + (ids[i] as Uint8Array).length + Buffer.byteLength(event.url) + Buffer.byteLength(json) + event.body.byteLength;
-    lengths.push(length);
-    total += length;
+export class EventRecords {
+  /** Each record's frame length, in order. */
+  readonly lengths: number[];
+  /** Total bytes. */
+  readonly size: number;
+  readonly #events: readonly EventFields[];
+  readonly #ids: readonly Uint8Array[];
+  readonly #headers: string[];
+
+  /** `ids[i]` is `events[i].id` as UTF-8 bytes. */
+  constructor(events: readonly EventFields[], ids: readonly Uint8Array[]) {
+    this.#events = events;
+    this.#ids = ids;
+    this.#headers = new Array<string>(events.length);
+    this.lengths = new Array<number>(events.length);
+    let size = 0;
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i] as EventFields;
+      const json = JSON.stringify(event.headers);
+      this.#headers[i] = json;
+      const length =
+        FRAME_BYTES + EVENT_FIXED + (ids[i] as Uint8Array).length + Buffer.byteLength(event.url) + Buffer.byteLength(json) + event.body.byteLength;
+      this.lengths[i] = length;
+      size += length;
+    }
+    this.size = size;
   }
-  const out = Buffer.allocUnsafe(total);
-  let at = 0;
-  for (let i = 0; i < events.length; i++) {
-    const event = events[i] as EventFields;
-    const id = ids[i] as Uint8Array;
-    const h = at + FRAME_BYTES;
-    out.set(id, h + EVENT_FIXED);
-    const urlAt = h + EVENT_FIXED + id.length;
-    const payload = urlAt + out.write(event.url, urlAt);
-    const headersLength = out.write(headers[i] as string, payload);
-    out.set(event.body, payload + headersLength);
-    const end = payload + headersLength + event.body.byteLength;
-    out.writeUInt8(RECORD_EVENT, h);
-    out.writeUInt8(0, h + 1);
-    out.writeUInt16LE(id.length, h + 2);
-    out.writeUInt32LE(payload - urlAt, h + 4);
-    out.writeUInt32LE(headersLength, h + 8);
-    out.writeDoubleLE(event.createdAt, h + 12);
-    out.writeDoubleLE(event.nextAttemptAt, h + 20);
-    out.writeUInt32LE(end - h, at + 4);
-    out.writeUInt32LE(payload - h, at + 8);
-    out.writeUInt32LE(crc32c(out, payload, end), at + 12);
-    out.writeUInt32LE(crc32c(out, at + 4, payload), at);
-    at = end;
+
+  /** Writes the frames into `out` from `at`. */
+  encodeInto(out: Buffer, at: number): void {
+    const events = this.#events;
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i] as EventFields;
+      const id = this.#ids[i] as Uint8Array;
+      const h = at + FRAME_BYTES;
+      out.set(id, h + EVENT_FIXED);
+      const urlAt = h + EVENT_FIXED + id.length;
+      const payload = urlAt + out.write(event.url, urlAt);
+      const headersLength = out.write(this.#headers[i] as string, payload);
+      out.set(event.body, payload + headersLength);
+      const end = payload + headersLength + event.body.byteLength;
+      out.writeUInt8(RECORD_EVENT, h);
+      out.writeUInt8(0, h + 1);
+      out.writeUInt16LE(id.length, h + 2);
+      out.writeUInt32LE(payload - urlAt, h + 4);
+      out.writeUInt32LE(headersLength, h + 8);
+      out.writeDoubleLE(event.createdAt, h + 12);
+      out.writeDoubleLE(event.nextAttemptAt, h + 20);
+      out.writeUInt32LE(end - h, at + 4);
+      out.writeUInt32LE(payload - h, at + 8);
+      out.writeUInt32LE(crc32c(out, payload, end), at + 12);
+      out.writeUInt32LE(crc32c(out, at + 4, payload), at);
+      at = end;
+    }
   }
-  return out;
 }
 
 /** Where an event record is: the reference state records and tombstones carry. */
