@@ -28,6 +28,7 @@ import {
   encodeState,
   encodeTombstone,
   hashBytes,
+  hashText,
   HEADER_BYTES,
   isValidHeader,
   RECORD_EVENT,
@@ -132,7 +133,6 @@ class CorruptRecordError extends Error {}
 /** One event of an `append()` batch on its way through the duplicate check. */
 interface Incoming {
   event: NewEvent;
-  id: Buffer;
   hash: number;
   /** Live events with the same id hash, by record position: whether their id turned out to be this one. */
   verdicts: Map<number, boolean> | undefined;
@@ -257,8 +257,7 @@ export class FileStore implements OutboxStore {
     const batch = new Map<string, Incoming>();
     for (const event of events) {
       if (batch.has(event.id)) continue;
-      const id = Buffer.from(event.id);
-      batch.set(event.id, { event, id, hash: hashBytes(id, 0, id.length), verdicts: undefined });
+      batch.set(event.id, { event, hash: hashText(event.id), verdicts: undefined });
     }
     for (;;) {
       const waits: Promise<void>[] = [];
@@ -282,7 +281,7 @@ export class FileStore implements OutboxStore {
       }
       if (unknown.length > 0) {
         await Promise.all(
-          unknown.map(async ({ incoming, slot, key }) => (incoming.verdicts ??= new Map()).set(key, await this.#hasId(slot, incoming.id))),
+          unknown.map(async ({ incoming, slot, key }) => (incoming.verdicts ??= new Map()).set(key, await this.#hasId(slot, Buffer.from(incoming.event.id)))),
         );
         this.#assertUsable();
         continue;
@@ -295,10 +294,7 @@ export class FileStore implements OutboxStore {
 
   /** Writes events known to be new; registers them as being written until the write settles. */
   #appendNew(accepted: Incoming[]): Promise<void> {
-    const records = new EventRecords(
-      accepted.map(({ event }) => event),
-      accepted.map(({ id }) => id),
-    );
+    const records = new EventRecords(accepted.map(({ event }) => event));
     const bytes = records.size;
     if (this.#maxBytes !== undefined && this.#diskBytes() + this.#queuedBytes + bytes > this.#maxBytes) {
       throw new OutboxFullError(`The outbox is full (${this.#diskBytes() + this.#queuedBytes} of ${this.#maxBytes} bytes)`);

@@ -77,8 +77,9 @@ function frame(headLength: number, payloadLength: number, fill: (out: Buffer, he
   return out;
 }
 
-/** What an event record holds besides its id. */
+/** What an event record holds. */
 export interface EventFields {
+  id: string;
   url: string;
   headers: Record<string, string>;
   body: Uint8Array;
@@ -96,13 +97,10 @@ export class EventRecords {
   /** Total bytes. */
   readonly size: number;
   readonly #events: readonly EventFields[];
-  readonly #ids: readonly Uint8Array[];
   readonly #headers: string[];
 
-  /** `ids[i]` is `events[i].id` as UTF-8 bytes. */
-  constructor(events: readonly EventFields[], ids: readonly Uint8Array[]) {
+  constructor(events: readonly EventFields[]) {
     this.#events = events;
-    this.#ids = ids;
     this.#headers = new Array<string>(events.length);
     this.lengths = new Array<number>(events.length);
     let size = 0;
@@ -111,7 +109,7 @@ export class EventRecords {
       const json = JSON.stringify(event.headers);
       this.#headers[i] = json;
       const length =
-        FRAME_BYTES + EVENT_FIXED + (ids[i] as Uint8Array).length + Buffer.byteLength(event.url) + Buffer.byteLength(json) + event.body.byteLength;
+        FRAME_BYTES + EVENT_FIXED + Buffer.byteLength(event.id) + Buffer.byteLength(event.url) + Buffer.byteLength(json) + event.body.byteLength;
       this.lengths[i] = length;
       size += length;
     }
@@ -123,17 +121,15 @@ export class EventRecords {
     const events = this.#events;
     for (let i = 0; i < events.length; i++) {
       const event = events[i] as EventFields;
-      const id = this.#ids[i] as Uint8Array;
       const h = at + FRAME_BYTES;
-      out.set(id, h + EVENT_FIXED);
-      const urlAt = h + EVENT_FIXED + id.length;
+      const urlAt = h + EVENT_FIXED + out.write(event.id, h + EVENT_FIXED);
       const payload = urlAt + out.write(event.url, urlAt);
       const headersLength = out.write(this.#headers[i] as string, payload);
       out.set(event.body, payload + headersLength);
       const end = payload + headersLength + event.body.byteLength;
       out.writeUInt8(RECORD_EVENT, h);
       out.writeUInt8(0, h + 1);
-      out.writeUInt16LE(id.length, h + 2);
+      out.writeUInt16LE(urlAt - h - EVENT_FIXED, h + 2);
       out.writeUInt32LE(payload - urlAt, h + 4);
       out.writeUInt32LE(headersLength, h + 8);
       out.writeDoubleLE(event.createdAt, h + 12);
@@ -329,6 +325,24 @@ export function decodeHistory(bytes: Buffer, view: RecordView): AttemptRecord[] 
 export function hashBytes(bytes: Uint8Array, start: number, end: number): number {
   let h = 0x811c9dc5;
   for (let i = start; i < end; i++) h = Math.imul(h ^ (bytes[i] as number), 0x01000193);
+  return finishHash(h);
+}
+
+/** {@link hashBytes} of `text`'s UTF-8 bytes; an ASCII string is hashed without encoding it first. */
+export function hashText(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) {
+      const bytes = Buffer.from(text);
+      return hashBytes(bytes, 0, bytes.length);
+    }
+    h = Math.imul(h ^ c, 0x01000193);
+  }
+  return finishHash(h);
+}
+
+function finishHash(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;

@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { FileStore } from '../../src/store/file/file-store.js';
+import { hashBytes, hashText } from '../../src/store/file/format.js';
+import { makeEvent } from './contract.js';
+import { tempDirs } from './temp-dir.js';
+
+const tempDir = tempDirs('file-store-encode');
+
+describe('FileStore append encoding', () => {
+  it('hashes an id from its text exactly as recovery hashes its bytes', () => {
+    for (const id of ['', 'msg_01J0000000000000000000000', 'order-42', 'ünïcode-€-𝄞', 'a\u007f\u0080b']) {
+      const bytes = Buffer.from(id);
+      expect(hashText(id)).toBe(hashBytes(bytes, 0, bytes.length));
+    }
+  });
+
+  it('reads back a batch written as one buffer, and after a reopen still skips its ids, ASCII or not', async () => {
+    const dir = await tempDir();
+    const ids = ['plain-1', 'ünïcode-€-2', 'plain-3', '𝄞-4'];
+    const store = new FileStore({ dir, durability: 'write' });
+    await store.open();
+    await store.append(ids.map((id, i) => makeEvent(id, { url: i % 2 === 0 ? 'http://127.0.0.1:9/a' : 'http://127.0.0.1:9/é' })));
+    await store.close();
+    const reopened = new FileStore({ dir, durability: 'write' });
+    await reopened.open();
+    try {
+      await reopened.append(ids.map((id) => makeEvent(id, { body: new Uint8Array([1]) })));
+      expect(reopened.stats().pending).toBe(ids.length);
+      const { events } = await reopened.claim({ limit: 10, now: Date.now() + 1e12 });
+      expect(events.map((event) => [event.id, event.url, new TextDecoder().decode(event.body)]).sort()).toEqual(
+        ids
+          .map((id, i) => [id, i % 2 === 0 ? 'http://127.0.0.1:9/a' : 'http://127.0.0.1:9/é', JSON.stringify({ id, pad: 'x'.repeat(20) })])
+          .sort(),
+      );
+      expect(events.find((event) => event.id === 'plain-1')?.headers).toEqual({ 'content-type': 'application/json', 'x-n': 'plain-1' });
+    } finally {
+      await reopened.close();
+    }
+  });
+});
