@@ -38,3 +38,32 @@ describe('FileStore append encoding', () => {
     }
   });
 });
+
+describe('FileStore append encoding of headers', () => {
+  it('writes each event its own headers when a batch mixes equal, reordered, extra and inherited ones', async () => {
+    const inherited = Object.create({ 'x-proto': 'p' }) as Record<string, string>;
+    inherited['content-type'] = 'a';
+    const headerSets: Record<string, string>[] = [
+      { 'content-type': 'a' },
+      { 'content-type': 'a' },
+      { 'content-type': 'b' },
+      { 'content-type': 'a', 'x-1': '1' },
+      { 'x-1': '1', 'content-type': 'a' },
+      { 'content-type': 'a', 'x-proto': 'p' },
+      inherited,
+      { 'content-type': 'a' },
+      {},
+    ];
+    const store = new FileStore({ dir: await tempDir(), durability: 'write' });
+    await store.open();
+    try {
+      await store.append(headerSets.map((headers, i) => makeEvent(`h-${i}`, { headers })));
+      const { events } = await store.claim({ limit: 20, now: Date.now() + 1e12 });
+      const byId = new Map(events.map((event) => [event.id, event.headers]));
+      headerSets.forEach((headers, i) => expect(byId.get(`h-${i}`)).toEqual(JSON.parse(JSON.stringify(headers))));
+      expect(Object.keys(byId.get('h-4') ?? {})).toEqual(['x-1', 'content-type']);
+    } finally {
+      await store.close();
+    }
+  });
+});

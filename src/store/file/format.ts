@@ -104,12 +104,22 @@ export class EventRecords {
     this.#headers = new Array<string>(events.length);
     this.lengths = new Array<number>(events.length);
     let size = 0;
+    let names: string[] = [];
+    let values: string[] = [];
+    let json = '';
+    let jsonBytes = 0;
     for (let i = 0; i < events.length; i++) {
       const event = events[i] as EventFields;
-      const json = JSON.stringify(event.headers);
+      // Events of a batch mostly carry equal headers: serialise them again only when they differ.
+      if (i === 0 || !sameHeaders(event.headers, names, values)) {
+        json = JSON.stringify(event.headers);
+        jsonBytes = Buffer.byteLength(json);
+        names = Object.keys(event.headers);
+        values = names.map((name) => event.headers[name] as string);
+      }
       this.#headers[i] = json;
       const length =
-        FRAME_BYTES + EVENT_FIXED + Buffer.byteLength(event.id) + Buffer.byteLength(event.url) + Buffer.byteLength(json) + event.body.byteLength;
+        FRAME_BYTES + EVENT_FIXED + Buffer.byteLength(event.id) + Buffer.byteLength(event.url) + jsonBytes + event.body.byteLength;
       this.lengths[i] = length;
       size += length;
     }
@@ -141,6 +151,16 @@ export class EventRecords {
       at = end;
     }
   }
+}
+
+/** Whether `headers` has exactly these own properties, in this order, with these values. */
+function sameHeaders(headers: Record<string, string>, names: readonly string[], values: readonly string[]): boolean {
+  let i = 0;
+  for (const name in headers) {
+    if (name !== names[i] || headers[name] !== values[i] || !Object.hasOwn(headers, name)) return false;
+    i++;
+  }
+  return i === names.length;
 }
 
 /** Where an event record is: the reference state records and tombstones carry. */
