@@ -19,6 +19,8 @@ export const FAILURE_THRESHOLD = 5;
 export const RECOVERY_CONCURRENCY = 1;
 /** Most events claimed from the store in one call. */
 const CLAIM_BATCH = 256;
+/** Events read ahead per endpoint, in windows of its concurrency limit: claims (and disk reads) come in batches. */
+const READ_AHEAD_WINDOWS = 2;
 /** Pause before the flusher tries the store again after a store fault. */
 const STORE_FAULT_PAUSE_MS = 1_000;
 /** Longest excerpt of a rejecting receiver's body kept in a dead letter's history (already redacted). */
@@ -311,13 +313,13 @@ export class Flusher {
   }
 
   /**
-   * How many more events a lane wants claimed: enough to fill its free slots and keep one window read
-   * ahead, so that a finishing request is followed at once by the next. 0 while it has enough: a lane is
-   * topped up only once its read-ahead is half used, so claims come in batches.
+   * How many more events a lane wants claimed: enough to fill its free slots and keep `READ_AHEAD_WINDOWS`
+   * windows read ahead, so that a finishing request is followed at once by the next. 0 while it has
+   * enough: a lane is topped up only once its read-ahead is half used, so claims come in batches.
    */
   #deficit(lane: Lane): number {
     const room = lane.state.room();
-    const ahead = lane.state.circuit === 'closed' ? lane.state.limit : 0;
+    const ahead = lane.state.circuit === 'closed' ? READ_AHEAD_WINDOWS * lane.state.limit : 0;
     if (room === 0 && lane.buffer.length > ahead / 2) return 0;
     return Math.max(0, room + ahead - lane.buffer.length);
   }
