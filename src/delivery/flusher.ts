@@ -411,8 +411,10 @@ export class Flusher {
     const { event, lane, ticket } = active;
     this.#active.delete(event.id);
     const counts = lane.state.record(ticket, endpointSignal(result));
+    // The outcome is queued (synchronously) before anyone hears that the slot is free.
+    const written = this.#complete(event, result, counts);
     this.#afterSlot(lane);
-    this.#complete(event, result, counts)
+    written
       .catch(async (error: unknown) => {
         this.#config.listener.error(error);
         // The outcome could not be written: hand the event back so it is tried again (at least once).
