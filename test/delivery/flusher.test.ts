@@ -136,6 +136,43 @@ describe('Flusher', () => {
     await t.flusher.stop(0);
   });
 
+  it('sends the next event while an outcome is being written, up to concurrency outcomes not yet durable', async () => {
+    let openGate = (): void => {};
+    class SlowDisk extends MemoryStore {
+      readonly gate = new Promise<void>((resolve) => (openGate = resolve));
+      override async settle(outcomes: Parameters<MemoryStore['settle']>[0]): Promise<void> {
+        await this.gate;
+        return super.settle(outcomes);
+      }
+    }
+    const t = await setup({ concurrency: 2, store: new SlowDisk() });
+    await t.enqueue(10);
+    t.flusher.start();
+    await flush();
+    expect(t.calls).toHaveLength(2);
+    t.calls[0]?.answer('ok');
+    await flush();
+    // The answered request's slot went to the next event although its outcome is not on disk yet.
+    expect(t.calls).toHaveLength(3);
+    expect(t.delivered).toEqual([]);
+    t.calls[1]?.answer('ok');
+    await flush();
+    // Two outcomes (= concurrency) wait for the disk: nothing more is sent until one is written.
+    expect(t.calls).toHaveLength(3);
+    expect(t.flusher.endpoints()[A]).toMatchObject({ inFlight: 1, unsettled: 2 });
+    openGate();
+    await flush();
+    expect(t.delivered).toEqual(['e0', 'e1']);
+    expect(t.calls).toHaveLength(4);
+    for (let i = 0; i < 20 && t.delivered.length < 10; i++) {
+      for (const call of t.calls.filter((c) => !c.answered)) call.answer('ok');
+      await flush();
+    }
+    expect(t.calls.map((c) => c.event.id).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `e${i}`).sort());
+    expect(t.store.stats().pending).toBe(0);
+    await t.flusher.stop(0);
+  });
+
   it('an open circuit stops claiming that endpoint only, and probes it once per probe time', async () => {
     const t = await setup({ concurrency: 1 });
     await t.enqueue(20, A, 'a');
