@@ -1,4 +1,5 @@
 import { OutboxClosedError, OutboxFullError } from '../errors.js';
+import { OldestPending } from './oldest-pending.js';
 import type {
   ClaimRequest,
   ClaimResult,
@@ -51,6 +52,12 @@ interface DeadEntry extends DeadLetter {
  */
 export class MemoryStore implements OutboxStore {
   #pending = new Map<string, PendingEntry>();
+  /** Pending entries by arrival number, for {@link OldestPending} (which knows an entry by its number's two halves). */
+  readonly #bySeq = new Map<number, PendingEntry>();
+  readonly #oldest = new OldestPending({
+    live: (high, low) => this.#bySeq.has(high * 2 ** 32 + low),
+    createdAt: (high, low) => (this.#bySeq.get(high * 2 ** 32 + low) as PendingEntry).createdAt,
+  });
   #claimed = new Set<string>();
   #dead = new Map<string, DeadEntry>();
   #endpoints = new Map<string, EndpointStoreStats>();
@@ -65,7 +72,7 @@ export class MemoryStore implements OutboxStore {
     this.#maxBytes = options.maxBytes;
     for (const event of options.snapshot?.pending ?? []) {
       const entry: PendingEntry = { ...copyEvent(event), seq: ++this.#seq, size: eventSize(event) };
-      this.#pending.set(entry.id, entry);
+      this.#addPending(entry);
       this.#bytes += entry.size;
       this.#endpoint(entry.url).pending++;
     }
@@ -120,7 +127,7 @@ export class MemoryStore implements OutboxStore {
     }
     for (const entry of fresh) {
       entry.seq = ++this.#seq;
-      this.#pending.set(entry.id, entry);
+      this.#addPending(entry);
       this.#endpoint(entry.url).pending++;
     }
     this.#bytes += bytes;
@@ -210,7 +217,7 @@ export class MemoryStore implements OutboxStore {
       this.#endpoint(entry.url).dead--;
       const { reason: _reason, deadAt: _deadAt, ...rest } = entry;
       const pending: PendingEntry = { ...rest, attempts: 0, createdAt: now, nextAttemptAt: now, seq: ++this.#seq };
-      this.#pending.set(id, pending);
+      this.#addPending(pending);
       this.#endpoint(entry.url).pending++;
       count++;
     }
@@ -236,10 +243,7 @@ export class MemoryStore implements OutboxStore {
 
   /** Counters. */
   stats(): StoreStats {
-    let oldestPendingAt: number | undefined;
-    for (const entry of this.#pending.values()) {
-      if (oldestPendingAt === undefined || entry.createdAt < oldestPendingAt) oldestPendingAt = entry.createdAt;
-    }
+    const oldestPendingAt = this.#oldest.oldest();
     const endpoints: Record<string, EndpointStoreStats> = {};
     for (const [url, counters] of this.#endpoints) endpoints[url] = { ...counters };
     return {
@@ -259,8 +263,15 @@ export class MemoryStore implements OutboxStore {
     this.#closed = true;
   }
 
+  #addPending(entry: PendingEntry): void {
+    this.#pending.set(entry.id, entry);
+    this.#bySeq.set(entry.seq, entry);
+    this.#oldest.push(Math.floor(entry.seq / 2 ** 32), entry.seq >>> 0, entry.createdAt, this.#pending.size);
+  }
+
   #remove(entry: PendingEntry): void {
     this.#pending.delete(entry.id);
+    this.#bySeq.delete(entry.seq);
     this.#bytes -= entry.size;
     const endpoint = this.#endpoint(entry.url);
     endpoint.pending--;

@@ -256,6 +256,78 @@ export function describeStoreContract(name: string, target: ContractTarget): voi
       expect(store.stats().oldestPendingAt).toBe(T0 + 5);
     });
 
+    it('keeps oldestPendingAt exact through out-of-order appends, deliveries in any order, retries, dead letters, replays, purges and reopens', async () => {
+      const sut = await setup();
+      let store = sut.store;
+      // A deterministic pseudo-random sequence (xorshift), so a failure can be replayed.
+      let x = 12345;
+      const next = (n: number): number => {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        return (x >>> 0) % n;
+      };
+      const model = new Map<string, { createdAt: number; state: 'pending' | 'claimed' | 'dead' }>();
+      const expected = (): number | undefined => {
+        const times = [...model.values()].filter((e) => e.state !== 'dead').map((e) => e.createdAt);
+        return times.length === 0 ? undefined : Math.min(...times);
+      };
+      const ids = (state: 'pending' | 'claimed' | 'dead'): string[] => [...model].filter(([, e]) => e.state === state).map(([id]) => id);
+      let made = 0;
+      for (let step = 0; step < 160; step++) {
+        const op = next(10);
+        if (op <= 2) {
+          const batch = Array.from({ length: 1 + next(4) }, () => {
+            made++;
+            // Mostly in creation order; one in four is older than what is already there.
+            const createdAt = next(4) === 0 ? T0 + next(made * 10) : T0 + made * 10;
+            return makeEvent(`e${made}`, { url: next(2) === 0 ? A : B, createdAt });
+          });
+          await store.append(batch);
+          for (const event of batch) model.set(event.id, { createdAt: event.createdAt, state: 'pending' });
+        } else if (op <= 4) {
+          const { events } = await store.claim({ limit: 1 + next(5), now: T0 + 1e9 });
+          for (const event of events) (model.get(event.id) as { state: string }).state = 'claimed';
+        } else if (op <= 7) {
+          const claimed = ids('claimed');
+          // Settles a random claimed event, not the oldest: deliveries out of FIFO order.
+          const id = claimed[next(Math.max(1, claimed.length))];
+          if (id === undefined) continue;
+          const entry = model.get(id) as { createdAt: number; state: 'pending' | 'claimed' | 'dead' };
+          const kind = next(4);
+          if (kind === 0) {
+            await store.settle([{ id, type: 'delivered', attempt: attempt(step, 200) }]);
+            model.delete(id);
+          } else if (kind === 1) {
+            await store.settle([{ id, type: 'retry', attempt: attempt(step), nextAttemptAt: T0 + step, countsAsAttempt: true }]);
+            entry.state = 'pending';
+          } else if (kind === 2) {
+            await store.settle([{ id, type: 'dead', reason: 'http-status', attempt: attempt(step, 400), at: T0 + step }]);
+            entry.state = 'dead';
+          } else {
+            await store.settle([{ id, type: 'release' }]);
+            entry.state = 'pending';
+          }
+        } else if (op === 8) {
+          const dead = ids('dead');
+          const chosen = dead.filter(() => next(2) === 0);
+          if (next(2) === 0) {
+            const now = T0 + made * 10 + next(20);
+            expect(await store.replay(chosen, now)).toBe(chosen.length);
+            for (const id of chosen) model.set(id, { createdAt: now, state: 'pending' });
+          } else {
+            expect(await store.purge(chosen)).toBe(chosen.length);
+            for (const id of chosen) model.delete(id);
+          }
+        } else if (sut.reopen !== undefined && next(3) === 0) {
+          store = await reopened({ store, reopen: sut.reopen });
+          for (const entry of model.values()) if (entry.state === 'claimed') entry.state = 'pending';
+        }
+        expect(store.stats().oldestPendingAt, `step ${step}`).toBe(expected());
+      }
+      expect(made).toBeGreaterThan(50);
+    });
+
     it('hands out copies: mutating a returned event changes nothing in the store', async () => {
       const { store } = await setup();
       const event = makeEvent('e1');

@@ -1,3 +1,4 @@
+import { OldestPending } from '../oldest-pending.js';
 import { hashBytes } from './format.js';
 
 /**
@@ -83,8 +84,10 @@ export class EventIndex {
   pending = 0;
   claimed = 0;
   dead = 0;
-  #oldest: number | undefined;
-  #oldestValid = true;
+  readonly #oldest = new OldestPending({
+    live: (slot, seq) => this.seq[slot] === seq && (this.status[slot] === PENDING || this.status[slot] === CLAIMED),
+    createdAt: (slot) => this.created[slot] as number,
+  });
 
   /**
    * Allocates a slot for a new pending event whose id hashes to `hash`; the caller fills its locations.
@@ -108,7 +111,7 @@ export class EventIndex {
     this.endpoint[slot] = endpoint;
     (this.endpoints[endpoint] as EndpointEntry).pending++;
     this.pending++;
-    this.#noteCreated(createdAt);
+    this.#track(slot);
     if (this.#hashed) this.#insertHash(slot);
     return slot;
   }
@@ -163,7 +166,7 @@ export class EventIndex {
       heap.items[heap.size++] = slot;
     }
     for (const entry of this.endpoints) for (let i = (entry.heap.size >> 1) - 1; i >= 0; i--) this.#siftDown(entry.heap, i, entry.heap.items[i] as number);
-    this.resetOldest();
+    this.#retrack(this.pending);
   }
 
   /** Live slots (pending, claimed or dead) whose id hashes to `hash`: the candidates for an id. */
@@ -224,7 +227,6 @@ export class EventIndex {
       entry.pending--;
       this.pending--;
       if (status === CLAIMED) this.claimed--;
-      if (this.created[slot] === this.#oldest) this.#oldestValid = false;
     }
     if (this.#hashed) this.#deleteHash(slot);
     this.clearName(slot);
@@ -236,7 +238,6 @@ export class EventIndex {
   markDead(slot: number, deadAt: number): void {
     const entry = this.endpoints[this.endpoint[slot] as number] as EndpointEntry;
     if (this.status[slot] === CLAIMED) this.claimed--;
-    if (this.created[slot] === this.#oldest) this.#oldestValid = false;
     this.status[slot] = DEAD;
     this.next[slot] = deadAt;
     entry.pending--;
@@ -257,7 +258,7 @@ export class EventIndex {
     entry.pending++;
     this.dead--;
     this.pending++;
-    this.#noteCreated(createdAt);
+    this.#track(slot);
   }
 
   /** Puts a pending slot into its endpoint's heap (after append, retry, release or recovery). */
@@ -306,25 +307,14 @@ export class EventIndex {
     return { slots, nextDueAt };
   }
 
-  /** Forgets the cached oldest creation time (after recovery rewrote creation times). */
-  resetOldest(): void {
-    this.#oldestValid = false;
+  /** Creation time of the oldest pending event (claimed ones included); O(1) amortised. */
+  oldestPendingAt(): number | undefined {
+    return this.#oldest.oldest();
   }
 
-  /** Creation time of the oldest pending event (recomputed lazily after the oldest one leaves). */
-  oldestPendingAt(): number | undefined {
-    if (!this.#oldestValid) {
-      let oldest: number | undefined;
-      for (let slot = 0; slot < this.#used; slot++) {
-        const status = this.status[slot];
-        if (status !== PENDING && status !== CLAIMED) continue;
-        const created = this.created[slot] as number;
-        if (oldest === undefined || created < oldest) oldest = created;
-      }
-      this.#oldest = oldest;
-      this.#oldestValid = true;
-    }
-    return this.pending === 0 ? undefined : this.#oldest;
+  /** Entries examined so far to answer {@link oldestPendingAt} (a measure of its cost, for tests). */
+  get oldestVisits(): number {
+    return this.#oldest.visits;
   }
 
   /** Dead slots, oldest `deadAt` first. */
@@ -411,12 +401,23 @@ export class EventIndex {
       live.sort((a, b) => (this.seq[a] as number) - (this.seq[b] as number));
       live.forEach((slot, i) => (this.seq[slot] = i + 1));
       this.#seq = live.length;
+      this.#retrack(this.pending);
     }
     return ++this.#seq;
   }
 
-  #noteCreated(createdAt: number): void {
-    if (this.#oldestValid && (this.#oldest === undefined || this.pending === 1 || createdAt < this.#oldest)) this.#oldest = createdAt;
+  /** Tracks a slot that just became pending (not during recovery: creation times may still change then). */
+  #track(slot: number): void {
+    if (this.#ranges === undefined) this.#oldest.push(slot, this.seq[slot] as number, this.created[slot] as number, this.pending);
+  }
+
+  /** Tracks every pending slot afresh, in slot order (after recovery or renumbering arrivals). */
+  #retrack(capacity: number): void {
+    this.#oldest.clear(capacity);
+    for (let slot = 0; slot < this.#used; slot++) {
+      const status = this.status[slot];
+      if (status === PENDING || status === CLAIMED) this.#oldest.push(slot, this.seq[slot] as number, this.created[slot] as number, this.pending);
+    }
   }
 
   #newEndpoint(url: string, urlBytes: Buffer): number {
