@@ -1,10 +1,14 @@
 /**
- * Row 4's child process, so its RSS is its own. argv[2] is JSON: { phase: 'fill' | 'reopen', dir,
- * emptyDir, events, url, maxMs }. Prints one JSON line with its figures on stdout.
+ * Row 4's child process, so its RSS is its own. argv[2] is JSON: { phase: 'fill' | 'reopen' | 'enqueue',
+ * dir, emptyDir, events, url, maxMs }. Prints one JSON line with its figures on stdout. The phases run in
+ * this order, so that the fill and the reopen see exactly `events` pending and only the last phase adds more:
  *
- * fill: enqueue rate on an empty outbox; fill `dir` to `events` pending 1 KiB events (FileStore.append
- * in batches of 1,000); enqueue rate with that backlog; RSS after a GC; bytes on disk.
- * reopen: time from Outbox.open() on that directory to the first delivered event; RSS after a GC.
+ * fill: fill `dir` to exactly `events` pending 1 KiB events (FileStore.append in batches of 1,000); RSS
+ * after a GC with that store still open; bytes on disk.
+ * reopen: time from Outbox.open() on that directory to the first delivered event; RSS after a GC at the
+ * first delivery and again after 2 s of delivering, with the pending count at each.
+ * enqueue: enqueue rate on an empty outbox; top `dir` back up to exactly `events` pending (the reopen
+ * delivered some); enqueue rate with that backlog, which grows by what the windows enqueue.
  */
 import { performance } from 'node:perf_hooks';
 import { rmSync } from 'node:fs';
@@ -33,22 +37,40 @@ async function enqueueRate(dir) {
   }
 }
 
+async function appendUpTo(store, events) {
+  for (let n = store.stats().pending; n < events; n += 1000) {
+    await store.append(newEvents(Math.min(1000, events - n), args.url));
+  }
+}
+
 async function fill() {
+  const store = new pkg.FileStore({ dir: args.dir });
+  await store.open();
+  const t0 = performance.now();
+  await appendUpTo(store, args.events);
+  const fillMs = performance.now() - t0;
+  const pendingAfterFill = store.stats().pending;
+  const rssMiB = rss();
+  await store.close();
+  const bytesOnDisk = dirBytes(args.dir);
+  return { fillMs, pendingAfterFill, bytesOnDisk, rssMiB, maxRssMiB: process.resourceUsage().maxRSS / 1024 };
+}
+
+async function enqueue() {
   const empty = await enqueueRate(args.emptyDir);
   rmSync(args.emptyDir, { recursive: true, force: true });
   const store = new pkg.FileStore({ dir: args.dir });
   await store.open();
-  const t0 = performance.now();
-  for (let n = 0; n < args.events; n += 1000) {
-    await store.append(newEvents(Math.min(1000, args.events - n), args.url));
-  }
-  const fillMs = performance.now() - t0;
-  const pendingAfterFill = store.stats().pending;
+  const pendingBeforeTopUp = store.stats().pending;
+  await appendUpTo(store, args.events);
+  const pendingAtStart = store.stats().pending;
   await store.close();
-  const bytesOnDisk = dirBytes(args.dir);
   const full = await enqueueRate(args.dir);
-  const rssFull = rss();
-  return { empty, full, fillMs, pendingAfterFill, bytesOnDisk, rssMiB: rssFull, maxRssMiB: process.resourceUsage().maxRSS / 1024 };
+  const check = new pkg.FileStore({ dir: args.dir });
+  await check.open();
+  const pendingAtEnd = check.stats().pending;
+  await check.close();
+  return { empty, full, pendingBeforeTopUp, pendingAtStart, pendingAtEnd };
 }
 
 async function reopen() {
@@ -61,7 +83,7 @@ async function reopen() {
     const pending = store.stats().pending;
     const rssMiB = rss();
     await store.close();
-    return { outbox: false, firstClaimMs, claimed: claimed.events.length, pending, rssMiB, maxRssMiB: process.resourceUsage().maxRSS / 1024 };
+    return { outbox: false, firstClaimMs, claimed: claimed.events.length, pendingAtFirst: pending, rssAtFirstMiB: rssMiB, pending, rssMiB, maxRssMiB: process.resourceUsage().maxRSS / 1024 };
   }
   let firstDeliveredMs;
   let delivered = 0;
@@ -74,12 +96,26 @@ async function reopen() {
   });
   outbox.on('error', (error) => console.error('outbox error:', error?.message));
   await waitFor(() => firstDeliveredMs !== undefined, { timeoutMs: 120_000, everyMs: 1, what: 'the first delivery' });
+  const pendingAtFirst = outbox.stats().pending;
+  const rssAtFirstMiB = rss();
+  const deliveredAtFirst = delivered;
   await new Promise((resolve) => setTimeout(resolve, 2000));
   const pending = outbox.stats().pending;
   const rssMiB = rss();
   await outbox.close();
-  return { outbox: true, openMs, firstDeliveredMs, deliveredIn2s: delivered, pending, rssMiB, maxRssMiB: process.resourceUsage().maxRSS / 1024 };
+  return {
+    outbox: true,
+    openMs,
+    firstDeliveredMs,
+    pendingAtFirst,
+    rssAtFirstMiB,
+    deliveredAfterFirst: delivered - deliveredAtFirst,
+    pending,
+    rssMiB,
+    maxRssMiB: process.resourceUsage().maxRSS / 1024,
+  };
 }
 
-const result = args.phase === 'fill' ? await fill() : await reopen();
+const PHASES = { fill, reopen, enqueue };
+const result = await PHASES[args.phase]();
 process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -1,7 +1,8 @@
 /**
  * Row 4: a backlog of 1,000,000 pending 1 KiB events (quick run: 100,000). Each phase runs in its own
- * child process so its RSS is its own: enqueue rate with the backlog vs empty, RSS, reopen-to-first-
- * delivery, bytes on disk vs payload bytes.
+ * child process so its RSS is its own. Bytes on disk (4d), RSS (4b) and reopen-to-first-delivery (4c) are
+ * measured on exactly that backlog; the enqueue rate (4a) is measured last, starting from exactly that
+ * backlog (topped back up after the reopen delivered some), and its windows add to it.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -36,21 +37,22 @@ export async function backlogScaleRows(ctx) {
   const emptyDir = mkdtempSync(join(ctx.tmpRoot, 'backlog-empty-'));
   try {
     const maxMs = ctx.quick ? 3000 : 6000;
-    const fill = await runChild({ phase: 'fill', dir, emptyDir, events, url: receiver.url, maxMs });
+    const fill = await runChild({ phase: 'fill', dir, events, url: receiver.url });
     const reopen = await runChild({ phase: 'reopen', dir, url: receiver.url });
-    ctx.figures.backlog = { events, fill, reopen };
-    const rssMiB = Math.max(fill.rssMiB, reopen.rssMiB);
+    const enqueue = await runChild({ phase: 'enqueue', dir, emptyDir, events, url: receiver.url, maxMs });
+    ctx.figures.backlog = { events, fill, reopen, enqueue };
+    const rssMiB = Math.max(fill.rssMiB, reopen.rssAtFirstMiB, reopen.rssMiB);
     const rows = [
       targetRow({
         id: '4a',
-        what: `enqueue/s with ${scale} vs empty`,
-        ours: `${fmt(fill.full.rate)}/s`,
-        against: `empty: ${fmt(fill.empty.rate)}/s`,
-        value: fill.full.rate / fill.empty.rate,
+        what: `enqueue/s starting at ${scale} vs empty`,
+        ours: `${fmt(enqueue.full.rate)}/s`,
+        against: `empty: ${fmt(enqueue.empty.rate)}/s`,
+        value: enqueue.full.rate / enqueue.empty.rate,
         direction: '>=',
         target: 0.9,
         targetText: '>= 0.90x',
-        note: `${fill.full.label}, durability 'fsync', 256 producers. Filled ${fmt(fill.pendingAfterFill)} events in ${fmt(fill.fillMs / 1000, 1)} s (FileStore.append, 1,000 per batch).`,
+        note: `${enqueue.full.label}, durability 'fsync', 256 producers. Filled ${fmt(fill.pendingAfterFill)} events in ${fmt(fill.fillMs / 1000, 1)} s (FileStore.append, 1,000 per batch); measured after 4b-4d, topped up from ${fmt(enqueue.pendingBeforeTopUp)} to ${fmt(enqueue.pendingAtStart)} pending, ${fmt(enqueue.pendingAtEnd)} pending after the windows.`,
       }),
       targetRow({
         id: '4b',
@@ -61,7 +63,7 @@ export async function backlogScaleRows(ctx) {
         direction: '<=',
         target: 1,
         targetText: '<= 1.00x',
-        note: `After a GC: ${fmt(fill.rssMiB)} MiB in the process that filled it and enqueued on top, ${fmt(reopen.rssMiB)} MiB in a process that reopened it and delivered for 2 s; peak (maxRSS) ${fmt(fill.maxRssMiB)} / ${fmt(reopen.maxRssMiB)} MiB.`,
+        note: `Highest of, each after a GC: ${fmt(fill.rssMiB)} MiB in the process that filled it (store open, ${fmt(fill.pendingAfterFill)} pending); in a process that reopened it, ${fmt(reopen.rssAtFirstMiB)} MiB at the first delivery (${fmt(reopen.pendingAtFirst)} pending) and ${fmt(reopen.rssMiB)} MiB after 2 more s of delivering (${fmt(reopen.pending)} pending); peak (maxRSS) ${fmt(fill.maxRssMiB)} / ${fmt(reopen.maxRssMiB)} MiB.`,
       }),
     ];
     if (reopen.outbox) {
@@ -75,7 +77,7 @@ export async function backlogScaleRows(ctx) {
           direction: '<=',
           target: 1,
           targetText: '<= 1.00x',
-          note: `Outbox.open() resolved in ${fmt(reopen.openMs)} ms; ${fmt(reopen.deliveredIn2s)} delivered in the following 2 s; ${fmt(reopen.pending)} still pending.`,
+          note: `Reopened with ${fmt(fill.pendingAfterFill)} pending; Outbox.open() resolved in ${fmt(reopen.openMs)} ms; ${fmt(reopen.deliveredAfterFirst)} delivered in the 2 s after the first; ${fmt(reopen.pending)} still pending.`,
         }),
       );
     } else {
