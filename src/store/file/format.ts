@@ -1,4 +1,4 @@
-import type { AttemptRecord, DeadReason } from '../store.js';
+import type { AttemptRecord, DeadReason, NewEvent } from '../store.js';
 import { crc32c } from './crc32c.js';
 
 /**
@@ -77,16 +77,6 @@ function frame(headLength: number, payloadLength: number, fill: (out: Buffer, he
   return out;
 }
 
-/** What an event record holds. */
-export interface EventFields {
-  id: string;
-  url: string;
-  headers: Record<string, string>;
-  body: Uint8Array;
-  createdAt: number;
-  nextAttemptAt: number;
-}
-
 /**
  * A batch of event records: measured when appended (so the byte limit is checked before anything is
  * queued) and encoded straight into the group commit's buffer when written, with no buffer per record.
@@ -96,10 +86,10 @@ export class EventRecords {
   readonly lengths: number[];
   /** Total bytes. */
   readonly size: number;
-  readonly #events: readonly EventFields[];
+  readonly #events: readonly NewEvent[];
   readonly #headers: string[];
 
-  constructor(events: readonly EventFields[]) {
+  constructor(events: readonly NewEvent[]) {
     this.#events = events;
     this.#headers = new Array<string>(events.length);
     this.lengths = new Array<number>(events.length);
@@ -109,7 +99,7 @@ export class EventRecords {
     let json = '';
     let jsonBytes = 0;
     for (let i = 0; i < events.length; i++) {
-      const event = events[i] as EventFields;
+      const event = events[i] as NewEvent;
       // Events of a batch mostly carry equal headers: serialise them again only when they differ.
       if (i === 0 || !sameHeaders(event.headers, names, values)) {
         json = JSON.stringify(event.headers);
@@ -130,7 +120,7 @@ export class EventRecords {
   encodeInto(out: Buffer, at: number): void {
     const events = this.#events;
     for (let i = 0; i < events.length; i++) {
-      const event = events[i] as EventFields;
+      const event = events[i] as NewEvent;
       const h = at + FRAME_BYTES;
       const urlAt = h + EVENT_FIXED + out.write(event.id, h + EVENT_FIXED);
       const payload = urlAt + out.write(event.url, urlAt);
