@@ -35,7 +35,7 @@ export interface EndpointSignal {
 
 /**
  * A slot taken by {@link EndpointState.acquire}: `record()` the answer (which frees the request slot but
- * keeps the outcome counted as unsettled), then `settled()` once the outcome is durable; or `release()`
+ * keeps the outcome counted as unsettled), then `settled()` once the outcome is written; or `release()`
  * it when the request is abandoned without an answer.
  */
 export interface EndpointTicket {

@@ -12,7 +12,8 @@
  *   first, at most `limit`, skipping `excludeEndpoints`. A claim is an in-memory lease of this process
  *   (a shared store such as Postgres makes it a lease with an expiry); it is not persisted, so after a
  *   crash every claimed event is pending again.
- * - `settle()` records outcomes for claimed events and resolves once they are durable. `delivered`
+ * - `settle()` records outcomes for claimed events and resolves once they would survive the process being
+ *   killed (a store may defer their fsync: losing an outcome repeats work, it never loses an event). `delivered`
  *   removes the event; `retry` keeps it pending with a new attempt count and due time; `dead` moves it to
  *   the dead letters; `release` returns it unchanged (nothing is written).
  * - Dead letters are kept until `purge()`; `replay()` makes them pending again with attempts reset.
@@ -26,7 +27,7 @@ export interface OutboxStore {
   append(events: readonly NewEvent[]): Promise<void>;
   /** Leases up to `limit` due events. */
   claim(request: ClaimRequest): Promise<ClaimResult>;
-  /** Durably records the outcome of claimed events. */
+  /** Records the outcome of claimed events (see the contract above for how durable). */
   settle(outcomes: readonly Outcome[]): Promise<void>;
   /** Lists dead letters, oldest first, with their payload and attempt history. */
   deadLetters(query?: DeadLetterQuery): Promise<DeadLetter[]>;

@@ -48,25 +48,35 @@ export class FaultFs implements FileSystem {
     return fd;
   }
 
-  async write(fd: number, data: Uint8Array, position: number): Promise<number> {
+  write(fd: number, data: Uint8Array, position: number): number {
     const fault = this.writeFaults.shift();
     const path = this.#paths.get(fd) as string;
     if (fault !== undefined) {
-      if (fault.partial > 0) await nodeFileSystem.write(fd, data.subarray(0, Math.min(fault.partial, data.byteLength)), position);
+      if (fault.partial > 0) nodeFileSystem.write(fd, data.subarray(0, Math.min(fault.partial, data.byteLength)), position);
       this.#sizes.set(path, Math.max(this.#sizes.get(path) ?? 0, position + Math.min(fault.partial, data.byteLength)));
       throw sysError(fault.code, 'write');
     }
-    const written = await this.#guard(() => nodeFileSystem.write(fd, data, position));
+    if (this.#crashed) throw sysError('EIO', 'after crash');
+    const written = nodeFileSystem.write(fd, data, position);
     this.#sizes.set(path, Math.max(this.#sizes.get(path) ?? 0, position + written));
     return written;
   }
 
+  /** fsync calls started so far (successful or not). */
+  fsyncsStarted = 0;
+  /** The highest `fsyncsStarted` number of an fsync that returned successfully before a crash. */
+  lastSyncedStart = 0;
+
   async fsync(fd: number): Promise<void> {
+    const start = ++this.fsyncsStarted;
     const fault = this.fsyncFaults.shift();
     if (fault !== undefined) throw sysError(fault, 'fsync');
     await this.#guard(() => nodeFileSystem.fsync(fd));
+    // A crash while the fsync ran: the machine went down before anyone could hear that it returned.
+    if (this.#crashed) throw sysError('EIO', 'crash during fsync');
     const path = this.#paths.get(fd) as string;
     this.#synced.set(path, this.#sizes.get(path) ?? 0);
+    this.lastSyncedStart = Math.max(this.lastSyncedStart, start);
   }
 
   async truncate(fd: number, length: number): Promise<void> {

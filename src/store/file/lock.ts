@@ -102,7 +102,7 @@ export async function acquireLock(fsys: FileSystem, dir: string): Promise<Direct
       continue;
     }
     try {
-      await writeFully(fsys, fd, content, 0);
+      writeFully(fsys, fd, content, 0);
       await fsys.fsync(fd);
     } finally {
       await fsys.close(fd);
