@@ -4,6 +4,7 @@
  * Outages are handled per endpoint (see `endpoint.ts`): an open circuit's events are not claimed, and
  * failures while it is open do not count as the events' attempts.
  */
+import { setMaxListeners } from 'node:events';
 import type { CancelTimer, Clock } from '../clock.js';
 import type { NormalizedRetryOptions } from '../options.js';
 import type { RandomSource } from '../retry/backoff.js';
@@ -28,7 +29,7 @@ const DEAD_EXCERPT_CHARS = 256;
 /** Re-check delay when work is due but every slot is taken (a finishing request normally pokes sooner). */
 const RECHECK_MS = 250;
 
-/** Emitted once the delivery is durable in the store. */
+/** Emitted once the delivery is recorded in the store (see docs/05 for how durable). */
 export interface DeliveredEvent {
   id: string;
   url: string;
@@ -111,7 +112,6 @@ interface Active {
   event: StoredEvent;
   lane: Lane;
   ticket: EndpointTicket;
-  abort: AbortController;
   abandoned: boolean;
 }
 
@@ -168,9 +168,16 @@ export class Flusher {
   #discover = false;
   #settleQueue: { outcome: Outcome; done: (error?: unknown) => void }[] = [];
   #settling: Promise<void> | undefined;
+  /**
+   * One signal for every request: only `stop()` aborts requests, and then all that are still in flight.
+   * A controller per request cost more than the rest of the dispatch (docs/12).
+   */
+  readonly #abort = new AbortController();
 
   constructor(config: FlusherConfig) {
     this.#config = config;
+    // Each request in flight may listen to it (got does): no leak warning at 11.
+    setMaxListeners(0, this.#abort.signal);
     const { retry, random } = config;
     this.#policy = {
       maxConcurrency: config.concurrency,
@@ -257,7 +264,7 @@ export class Flusher {
     }
     const released = abandoned.map((active) => this.#settle({ id: active.event.id, type: 'release' }));
     for (const lane of this.#lanes.values()) released.push(...this.#unbuffer(lane));
-    for (const active of abandoned) active.abort.abort();
+    if (abandoned.length > 0) this.#abort.abort();
     await Promise.allSettled(released);
     while (this.#settling !== undefined) await this.#settling;
   }
@@ -385,9 +392,9 @@ export class Flusher {
   }
 
   #dispatch(event: StoredEvent, lane: Lane): void {
-    const active: Active = { event, lane, ticket: lane.state.acquire(), abort: new AbortController(), abandoned: false };
+    const active: Active = { event, lane, ticket: lane.state.acquire(), abandoned: false };
     this.#active.set(event.id, active);
-    this.#config.deliver(event, active.abort.signal).then(
+    this.#config.deliver(event, this.#abort.signal).then(
       (result) => this.#answered(active, result),
       (error: unknown) => {
         // `deliver` never rejects; if it did, the event goes back to the store untouched.

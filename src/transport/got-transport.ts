@@ -59,8 +59,15 @@ export function createGotTransport(options: GotTransportOptions = {}): Transport
         timeout: { request: request.timeoutMs },
         agent,
         decompress: true,
-        ...(request.signal === undefined ? {} : { signal: request.signal }),
       });
+      // Not got's own `signal` option: got removes its listener only when the stream is destroyed, which a
+      // completed request never is, so a signal shared by many requests (the outbox's) would collect them.
+      const { signal } = request;
+      const onAbort = (): void => {
+        stream.destroy(new Error('The request was aborted'));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal?.aborted === true) onAbort();
       let response: { status: number; headers: Record<string, string | undefined> } | undefined;
       const chunks: Buffer[] = [];
       let bytes = 0;
@@ -68,6 +75,7 @@ export function createGotTransport(options: GotTransportOptions = {}): Transport
       const finish = (): void => {
         if (settled || response === undefined) return;
         settled = true;
+        signal?.removeEventListener('abort', onAbort);
         const excerpt = Buffer.concat(chunks).toString('utf8').slice(0, excerptChars);
         resolve({ ...response, bodyExcerpt: excerpt });
       };
@@ -91,6 +99,7 @@ export function createGotTransport(options: GotTransportOptions = {}): Transport
           return;
         }
         settled = true;
+        signal?.removeEventListener('abort', onAbort);
         const mapped = toNetworkError(error, request.signal);
         const code = (error as { code?: unknown }).code;
         const plain = Object.assign(new Error(error.message), { name: error.name, code });

@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NetworkError } from '../../src/errors.js';
 import { startFlakyReceiver, type FlakyReceiver } from '../../src/testing/flaky-receiver.js';
@@ -79,5 +80,15 @@ describe('createGotTransport', () => {
     await expect(pending).rejects.toMatchObject({ code: 'ERR_ABORTED' });
     await transport.close?.();
     await expect(transport.send(request(receiver.url))).rejects.toMatchObject({ code: 'ERR_ABORTED' });
+  });
+
+  it('leaves no listener on a signal shared by many requests once they are answered (the outbox shares one)', async () => {
+    receiver = await startFlakyReceiver({ script: [{ status: 200 }, { status: 500 }] });
+    transport = createGotTransport({ maxSockets: 4 });
+    const controller = new AbortController();
+    const send = transport.send.bind(transport);
+    const answers = await Promise.all(Array.from({ length: 40 }, () => send(request(receiver?.url as string, { signal: controller.signal }))));
+    expect(answers.map((a) => a.status).sort()).toEqual([...Array<number>(39).fill(200), 500]);
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
   });
 });
