@@ -15,15 +15,24 @@ export function createUndiciTransport({ connections = 256 } = {}) {
   let closing;
   return {
     async send({ url, headers, body, timeoutMs, signal }) {
-      const deadline = AbortSignal.timeout(timeoutMs);
-      const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
+      // One controller per request for the deadline and the caller's signal. Not AbortSignal.any(): on
+      // Node 20 it costs more CPU per request than the rest of this function.
+      const controller = new AbortController();
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        controller.abort();
+      }, timeoutMs);
+      const onAbort = () => controller.abort();
+      if (signal?.aborted) controller.abort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
       try {
         const response = await request(url, {
           method: 'POST',
           headers,
           body,
           dispatcher: agent,
-          signal: combined,
+          signal: controller.signal,
           maxRedirections: 0,
         });
         const chunks = [];
@@ -42,10 +51,13 @@ export function createUndiciTransport({ connections = 256 } = {}) {
           bodyExcerpt: Buffer.concat(chunks).subarray(0, EXCERPT_BYTES).toString('utf8'),
         };
       } catch (error) {
-        if (deadline.aborted) throw new NetworkError('ERR_TIMEOUT', `request timed out after ${timeoutMs} ms`, 'ETIMEDOUT', { cause: error });
+        if (timedOut) throw new NetworkError('ERR_TIMEOUT', `request timed out after ${timeoutMs} ms`, 'ETIMEDOUT', { cause: error });
         if (signal?.aborted) throw new NetworkError('ERR_ABORTED', 'request aborted', undefined, { cause: error });
         const errno = error?.cause?.code ?? error?.code;
         throw new NetworkError('ERR_NETWORK', `request failed: ${errno ?? error?.message}`, errno, { cause: error });
+      } finally {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
       }
     },
     close() {
