@@ -19,7 +19,10 @@ export interface FileSystem {
   write(fd: number, data: Uint8Array, position: number): number;
   /** Reads into `buffer[offset, offset + length)` from `position`; resolves with the bytes read. */
   read(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number>;
-  /** Flushes a file's data and metadata to stable storage. */
+  /**
+   * Flushes a file's data, and the metadata needed to read it back (its size), to stable storage: the
+   * default is `fdatasync`, which skips timestamps (about 8% less time per group commit here, docs/12).
+   */
   fsync(fd: number): Promise<void>;
   /** Cuts a file to `length` bytes. */
   truncate(fd: number, length: number): Promise<void>;
@@ -48,7 +51,7 @@ export const nodeFileSystem: FileSystem = {
   open: (path, flags, mode = 0o600) => call<number>((cb) => fs.open(path, flags, mode, cb)),
   write: (fd, data, position) => fs.writeSync(fd, data, 0, data.byteLength, position),
   read: (fd, buffer, offset, length, position) => call<number>((cb) => fs.read(fd, buffer, offset, length, position, cb)),
-  fsync: (fd) => call<void>((cb) => fs.fsync(fd, (error) => cb(error, undefined))),
+  fsync: (fd) => call<void>((cb) => fs.fdatasync(fd, (error) => cb(error, undefined))),
   truncate: (fd, length) => call<void>((cb) => fs.ftruncate(fd, length, (error) => cb(error, undefined))),
   size: (fd) => call<fs.Stats>((cb) => fs.fstat(fd, cb)).then((stats) => stats.size),
   close: (fd) => call<void>((cb) => fs.close(fd, (error) => cb(error, undefined))),
