@@ -58,9 +58,20 @@ async function throughOutbox(ctx, transport, url, count) {
   }
 }
 
-/** Runs row 5 (5a: got, 5b: undici). */
+/** The median of `values`. */
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+/**
+ * Runs row 5 (5a: got, 5b: undici). The bare loop and the Outbox take turns, `ROUNDS` times (one in a quick
+ * run), and the row reports the round with the median ratio: on a shared machine the rate drifts by tens of
+ * percent within a minute, and a bare loop measured a minute apart from the Outbox compares the drift.
+ */
 export async function deliveryRows(ctx) {
   const count = ctx.quick ? 5_000 : 30_000;
+  const rounds = ctx.quick ? 1 : 3;
   const rows = [];
   const receiver = await startReceiverProcess({});
   try {
@@ -70,37 +81,47 @@ export async function deliveryRows(ctx) {
     ];
     for (const [id, name, make] of transports) {
       const what = `delivered/s enqueue->2xx, ${name}, concurrency ${CONCURRENCY}`;
-      const bareTransport = make();
-      if (bareTransport === undefined) {
+      const probe = make();
+      if (probe === undefined) {
         rows.push(missingRow({ id, what, target: '>= 0.80x', reason: 'not measured: createGotTransport is not exported' }));
         continue;
       }
-      await bareLoop(bareTransport, receiver.url, Math.min(1000, count));
-      const bare = await bareLoop(bareTransport, receiver.url, count);
-      await bareTransport.close?.();
-      ctx.figures[`bare_${name}`] = bare;
-      const against = `bare ${name} loop: ${fmt(bare.rate)}/s`;
+      await probe.close?.();
       if (typeof ctx.pkg.Outbox !== 'function') {
-        rows.push(missingRow({ id, what, against, target: '>= 0.80x', reason: 'not measured: Outbox missing' }));
+        rows.push(missingRow({ id, what, against: `bare ${name} loop`, target: '>= 0.80x', reason: 'not measured: Outbox missing' }));
         continue;
       }
-      await receiver.clear();
-      const transport = make();
-      const ours = await throughOutbox(ctx, transport, receiver.url, count);
-      await transport.close?.();
+      const results = [];
+      for (let round = 0; round < rounds; round++) {
+        const bareTransport = make();
+        if (round === 0) await bareLoop(bareTransport, receiver.url, Math.min(1000, count));
+        const bare = await bareLoop(bareTransport, receiver.url, count);
+        await bareTransport.close?.();
+        await receiver.clear();
+        const transport = make();
+        const ours = await throughOutbox(ctx, transport, receiver.url, count);
+        await transport.close?.();
+        const check = await receiver.summary();
+        results.push({ bare, ours, check, ratio: ours.rate / bare.rate });
+      }
+      const chosen = results.find((r) => r.ratio === median(results.map((x) => x.ratio)));
+      const { bare, ours, check } = chosen;
+      ctx.figures[`bare_${name}`] = bare;
       ctx.figures[`delivery_${name}`] = ours;
-      const check = await receiver.summary();
+      ctx.figures[`delivery_${name}_rounds`] = results.map((r) => ({ bare: Math.round(r.bare.rate), ours: Math.round(r.ours.rate), ratio: +r.ratio.toFixed(3) }));
+      const roundsNote =
+        rounds > 1 ? ` Rounds (ours/bare): ${results.map((r) => `${fmt(r.ours.rate)}/${fmt(r.bare.rate)} = ${fmt(r.ratio, 2)}x`).join(', ')}; the median round is shown.` : '';
       rows.push(
         targetRow({
           id,
           what,
           ours: `${fmt(ours.rate)}/s`,
-          against,
-          value: ours.rate / bare.rate,
+          against: `bare ${name} loop: ${fmt(bare.rate)}/s`,
+          value: chosen.ratio,
           direction: '>=',
           target: 0.8,
           targetText: '>= 0.80x',
-          note: `${fmt(ours.ops)} events via Outbox (all enqueued in ${fmt(ours.enqueueMs / 1000, 1)} s by ${PRODUCERS} producers, ${ours.failed} enqueue failures); receiver saw ${fmt(check.uniqueDelivered)} unique ids answered 2xx in ${fmt(check.requests)} requests; bare loop: ${fmt(bare.ops)} requests, ${bare.non2xx} non-2xx, ${bare.failed} failed.`,
+          note: `${fmt(ours.ops)} events via Outbox (all enqueued in ${fmt(ours.enqueueMs / 1000, 1)} s by ${PRODUCERS} producers, ${ours.failed} enqueue failures); receiver saw ${fmt(check.uniqueDelivered)} unique ids answered 2xx in ${fmt(check.requests)} requests; bare loop: ${fmt(bare.ops)} requests, ${bare.non2xx} non-2xx, ${bare.failed} failed.${roundsNote}`,
         }),
       );
     }
