@@ -170,7 +170,7 @@ export class Flusher {
   #settling: Promise<void> | undefined;
   /**
    * One signal for every request: only `stop()` aborts requests, and then all that are still in flight.
-   * A controller per request cost more than the rest of the dispatch (docs/12).
+   * A controller per request showed as about 5 us of CPU per delivery in profiles (docs/12).
    */
   readonly #abort = new AbortController();
 
