@@ -27,6 +27,11 @@ export class FaultFs implements FileSystem {
   read = (fd: number, buffer: Uint8Array, offset: number, length: number, position: number) =>
     this.#guard(() => nodeFileSystem.read(fd, buffer, offset, length, position));
   size = (fd: number) => this.#guard(() => nodeFileSystem.size(fd));
+
+  readSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number {
+    if (this.#crashed) throw sysError('EIO', 'after crash');
+    return nodeFileSystem.readSync(fd, buffer, offset, length, position);
+  }
   close = (fd: number) => this.#guard(() => nodeFileSystem.close(fd));
   rename = (from: string, to: string) => this.#guard(() => nodeFileSystem.rename(from, to));
   fsyncDir = (path: string) => this.#guard(() => nodeFileSystem.fsyncDir(path));

@@ -17,7 +17,7 @@ import { assertNewEvents, assertPositiveInteger, withAttempt } from '../validate
 import { CLAIMED, DEAD, EventIndex, PENDING } from './event-index.js';
 import type { Location } from './event-index.js';
 import type { FileSystem } from './file-system.js';
-import { isCode, nodeFileSystem, readFully, writeFully } from './file-system.js';
+import { isCode, nodeFileSystem, readFully, readFullySync, writeFully } from './file-system.js';
 import type { EventRef } from './format.js';
 import {
   checkFrame,
@@ -105,6 +105,8 @@ interface Segment {
   path: string;
   fd: number;
   size: number;
+  /** Started by this process (so recently written and in the page cache), not found at open. */
+  written: boolean;
   /** Pending or dead events whose event record is here. */
   live: number;
   /** Live events whose newest state record is here. */
@@ -666,7 +668,7 @@ export class FileStore implements OutboxStore {
         if (run.length < 2 || segment === undefined) return;
         const start = off(first);
         const bytes = Buffer.allocUnsafe(end(run.at(-1) as number) - start);
-        const read = await readFully(this.#fs, segment.fd, bytes, bytes.length, start).catch(() => 0);
+        const read = await this.#readAt(segment, bytes, start).catch(() => 0);
         if (read !== bytes.length) return;
         for (const slot of run) records.set(slot, bytes.subarray(off(slot) - start, end(slot) - start));
       }),
@@ -699,7 +701,8 @@ export class FileStore implements OutboxStore {
         id: eventBytes.toString('utf8', record.idStart, record.idEnd),
         url: eventBytes.toString('utf8', record.urlStart, record.urlEnd),
         headers: decodeHeaders(eventBytes, record),
-        body: new Uint8Array(eventBytes.subarray(record.bodyStart, record.bodyEnd)),
+        // A view of the bytes read, not a copy (the buffer behind it may hold other records, as a pooled Buffer does).
+        body: new Uint8Array(eventBytes.buffer, eventBytes.byteOffset + record.bodyStart, record.bodyEnd - record.bodyStart),
         createdAt: index.created[slot] as number,
         nextAttemptAt: index.status[slot] === DEAD ? (state?.nextAttemptAt ?? record.nextAttemptAt) : (index.next[slot] as number),
         attempts: index.attempts[slot] as number,
@@ -713,9 +716,19 @@ export class FileStore implements OutboxStore {
     const segment = this.#segments.get(seg);
     if (segment === undefined) throw new CorruptRecordError(`segment ${seg} is gone`);
     const bytes = Buffer.allocUnsafe(len);
-    const read = await readFully(this.#fs, segment.fd, bytes, len, off);
+    const read = await this.#readAt(segment, bytes, off);
     if (read !== len) throw new CorruptRecordError('bad checksum');
     return decodeRecord(bytes, payload);
+  }
+
+  /**
+   * Fills `bytes` from `position` of a segment. A segment this process wrote is read synchronously: its pages
+   * are in the page cache, and a read handed to the thread pool costs about 60 us of CPU here (docs/12). A
+   * segment found at open may be cold on disk, and a disk read must not block the event loop.
+   */
+  async #readAt(segment: Segment, bytes: Buffer, position: number): Promise<number> {
+    if (segment.written) return readFullySync(this.#fs, segment.fd, bytes, bytes.length, position);
+    return readFully(this.#fs, segment.fd, bytes, bytes.length, position);
   }
 
   /** Index bookkeeping shared by recovery and live writes. */
@@ -859,7 +872,7 @@ export class FileStore implements OutboxStore {
             await this.#fs.fsyncDir(this.#dir);
             continue;
           }
-          const segment: Segment = { id, path, fd, size: read, live: 0, stateRefs: 0, tombsFor: new Map(), tombedBy: new Set() };
+          const segment: Segment = { id, path, fd, size: read, written: false, live: 0, stateRefs: 0, tombsFor: new Map(), tombedBy: new Set() };
           this.#segments.set(id, segment);
           keep = true;
           this.#index.beginSegment(id);
@@ -906,7 +919,7 @@ export class FileStore implements OutboxStore {
     this.#maxSegmentId = id;
     const path = join(this.#dir, segmentName(id));
     const fd = await this.#fs.open(path, 'wx+', 0o600);
-    const segment: Segment = { id, path, fd, size: 0, live: 0, stateRefs: 0, tombsFor: new Map(), tombedBy: new Set() };
+    const segment: Segment = { id, path, fd, size: 0, written: true, live: 0, stateRefs: 0, tombsFor: new Map(), tombedBy: new Set() };
     try {
       writeFully(this.#fs, fd, encodeHeader(id), 0);
       await this.#fs.fsync(fd);
