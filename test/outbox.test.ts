@@ -194,6 +194,8 @@ describe('Outbox lifecycle', () => {
     await box.close({ timeoutMs: 50 });
     expect(pendingBefore).toBe(3);
     expect(store.stats()).toMatchObject({ pending: 3, claimed: 0, delivered: 0 });
+    // The hanging requests end (aborted, their sockets closed): the receiver sees their connections close.
+    await waitFor(() => rx.inProgress === 0, 5_000, 'the abandoned requests to be aborted');
   });
 
   it('refuses a second Outbox on the same dir with ERR_OUTBOX_LOCKED until the first is closed', async () => {
