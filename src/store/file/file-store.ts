@@ -722,12 +722,14 @@ export class FileStore implements OutboxStore {
   }
 
   /**
-   * Fills `bytes` from `position` of a segment. A segment this process wrote is read synchronously: its pages
-   * are in the page cache, and a read handed to the thread pool costs about 60 us of CPU here (docs/12). A
-   * segment found at open may be cold on disk, and a disk read must not block the event loop.
+   * Fills `bytes` from `position` of a segment. The active segment and the one before it, when this process
+   * wrote them, are read synchronously: their pages are in the page cache, and a read handed to the thread
+   * pool costs about 60 us of CPU here (docs/12). Older segments, and those found at open, may be cold on
+   * disk, and a disk read must not block the event loop.
    */
   async #readAt(segment: Segment, bytes: Buffer, position: number): Promise<number> {
-    if (segment.written) return readFullySync(this.#fs, segment.fd, bytes, bytes.length, position);
+    const hot = segment.written && segment.id + 1 >= (this.#active?.id ?? 0);
+    if (hot) return readFullySync(this.#fs, segment.fd, bytes, bytes.length, position);
     return readFully(this.#fs, segment.fd, bytes, bytes.length, position);
   }
 
