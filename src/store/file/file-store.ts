@@ -117,6 +117,9 @@ interface Segment {
   tombedBy: Set<number>;
 }
 
+/** How much of the newest journal this process wrote is read synchronously (see `#readAt`). */
+const HOT_READ_BYTES = 64 * 1024 * 1024;
+
 /** Longest an outcome record waits for an fsync with durability 'fsync' (see `#syncSoon`). */
 export const OUTCOME_SYNC_MS = 100;
 
@@ -722,13 +725,13 @@ export class FileStore implements OutboxStore {
   }
 
   /**
-   * Fills `bytes` from `position` of a segment. The active segment and the one before it, when this process
-   * wrote them, are read synchronously: their pages are in the page cache, and a read handed to the thread
-   * pool costs about 60 us of CPU here (docs/12). Older segments, and those found at open, may be cold on
-   * disk, and a disk read must not block the event loop.
+   * Fills `bytes` from `position` of a segment. The newest `HOT_READ_BYTES` of segments this process wrote
+   * are read synchronously: their pages are in the page cache, and a read handed to the thread pool costs
+   * about 60 us of CPU here (docs/12). Older segments, and those found at open, may be cold on disk, and a
+   * disk read must not block the event loop.
    */
   async #readAt(segment: Segment, bytes: Buffer, position: number): Promise<number> {
-    const hot = segment.written && segment.id + 1 >= (this.#active?.id ?? 0);
+    const hot = segment.written && ((this.#active?.id ?? 0) - segment.id) * this.#segmentBytes < HOT_READ_BYTES;
     if (hot) return readFullySync(this.#fs, segment.fd, bytes, bytes.length, position);
     return readFully(this.#fs, segment.fd, bytes, bytes.length, position);
   }
