@@ -18,14 +18,17 @@ beforeAll(async () => {
 afterAll(async () => {
   await cli.cleanup();
 });
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'webhook-outbox-cli-'));
-  receiver = await startFlakyReceiver({ secret });
-});
-afterEach(async () => {
-  await receiver.close();
-  await rm(dir, { recursive: true, force: true });
-});
+/** A fresh directory and receiver per test, for the blocks whose tests run one at a time. */
+function useDirAndReceiver(): void {
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'webhook-outbox-cli-'));
+    receiver = await startFlakyReceiver({ secret });
+  });
+  afterEach(async () => {
+    await receiver.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+}
 
 const run = (...args: string[]) => runCli(cli.entry, args);
 const outboxDir = (): string => join(dir, 'outbox');
@@ -37,6 +40,8 @@ async function status(): Promise<{ pending: number; dead: number; ownerPid: numb
 }
 
 describe('webhook-outbox send', () => {
+  useDirAndReceiver();
+
   it('delivers a signed event after a 503, with the same webhook-id on every attempt, and exits 0', async () => {
     receiver.setScript([503]);
     const result = await run('send', receiver.url, '--data', '{"order":42}', '--dir', outboxDir(), '--secret', secret, '--id', 'evt_cli_1', '--header', 'x-tenant: acme');
@@ -82,6 +87,8 @@ describe('webhook-outbox send', () => {
 });
 
 describe('webhook-outbox dead, status and flush', () => {
+  useDirAndReceiver();
+
   it('lists, replays, flushes and purges dead letters', async () => {
     receiver.setScript([400, 422]);
     for (const id of ['evt_a', 'evt_b']) {
@@ -176,9 +183,16 @@ describe.concurrent('bad arguments and help', () => {
   });
 
   it('bad arguments create nothing on disk', async () => {
-    await run('send', 'http://example.test/x', '--data', '{oops', '--dir', outboxDir());
-    await run('dead', 'purge', '--dir', dir);
-    expect(await readdir(dir)).toEqual([]);
+    // A directory of its own: the tests of this block run concurrently, and each one's hooks replace (and
+    // then delete) the shared `dir` while the others still run.
+    const own = await mkdtemp(join(tmpdir(), 'webhook-outbox-cli-bad-'));
+    try {
+      expect((await run('send', 'http://example.test/x', '--data', '{oops', '--dir', join(own, 'outbox'))).code).toBe(2);
+      expect((await run('dead', 'purge', '--dir', own)).code).toBe(2);
+      expect(await readdir(own)).toEqual([]);
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
   });
 
   it.each([[[]], [['demo']], [['send']], [['status']], [['flush']], [['dead']], [['dead', 'list']], [['dead', 'replay']], [['dead', 'purge']]])(
