@@ -16,6 +16,19 @@ async function pendingIds(dir: string): Promise<string[]> {
   return events.map((e) => e.id).sort();
 }
 
+/** A store over a `FaultFs` with events e1 and e2 appended and claimed. */
+async function twoClaimed(): Promise<{ dir: string; fs: FaultFs; store: FileStore }> {
+  const dir = await newDir();
+  const fs = new FaultFs();
+  const store = new FileStore({ dir, fs });
+  await store.open();
+  await store.append([makeEvent('e1'), makeEvent('e2')]);
+  await store.claim({ limit: 10, now: T0 });
+  return { dir, fs, store };
+}
+
+const deliveredE1 = { id: 'e1', type: 'delivered' as const, attempt: { at: T0, durationMs: 1, status: 200 } };
+
 describe('FileStore under I/O faults (through the file system seam)', () => {
   it('EIO on fsync: the whole group commit rejects with ERR_STORE_IO, none of it comes back, the store goes on', async () => {
     const dir = await newDir();
@@ -50,14 +63,9 @@ describe('FileStore under I/O faults (through the file system seam)', () => {
   });
 
   it('a settle whose write fails rejects and gives the events back to claim; nothing is half-applied', async () => {
-    const dir = await newDir();
-    const fs = new FaultFs();
-    const store = new FileStore({ dir, fs });
-    await store.open();
-    await store.append([makeEvent('e1'), makeEvent('e2')]);
-    await store.claim({ limit: 10, now: T0 });
+    const { dir, fs, store } = await twoClaimed();
     fs.writeFaults.push({ code: 'EIO', partial: 5 });
-    await expect(store.settle([{ id: 'e1', type: 'delivered', attempt: { at: T0, durationMs: 1, status: 200 } }])).rejects.toMatchObject({ code: 'ERR_STORE_IO' });
+    await expect(store.settle([deliveredE1])).rejects.toMatchObject({ code: 'ERR_STORE_IO' });
     expect(store.stats()).toMatchObject({ pending: 2, claimed: 1, delivered: 0 });
     expect((await store.claim({ limit: 10, now: T0 })).events.map((e) => e.id)).toEqual(['e1']);
     await store.close();
@@ -65,14 +73,9 @@ describe('FileStore under I/O faults (through the file system seam)', () => {
   });
 
   it(`a settle resolves once written; an fsync of its own follows within ${OUTCOME_SYNC_MS} ms, after which a power loss keeps it`, async () => {
-    const dir = await newDir();
-    const fs = new FaultFs();
-    const store = new FileStore({ dir, fs });
-    await store.open();
-    await store.append([makeEvent('e1'), makeEvent('e2')]);
-    await store.claim({ limit: 10, now: T0 });
+    const { dir, fs, store } = await twoClaimed();
     const before = fs.fsyncsStarted;
-    await store.settle([{ id: 'e1', type: 'delivered', attempt: { at: T0, durationMs: 1, status: 200 } }]);
+    await store.settle([deliveredE1]);
     expect(fs.fsyncsStarted).toBe(before);
     await vi.waitFor(() => expect(fs.lastSyncedStart).toBeGreaterThan(before), { timeout: 5_000, interval: 10 });
     await fs.crash();
@@ -81,15 +84,10 @@ describe('FileStore under I/O faults (through the file system seam)', () => {
   });
 
   it('a failed fsync of outcomes moves the store to a new segment and it goes on; the outcome may repeat, no event is lost', async () => {
-    const dir = await newDir();
-    const fs = new FaultFs();
-    const store = new FileStore({ dir, fs });
-    await store.open();
-    await store.append([makeEvent('e1'), makeEvent('e2')]);
-    await store.claim({ limit: 10, now: T0 });
+    const { dir, fs, store } = await twoClaimed();
     const before = fs.fsyncsStarted;
     fs.fsyncFaults.push('EIO');
-    await store.settle([{ id: 'e1', type: 'delivered', attempt: { at: T0, durationMs: 1, status: 200 } }]);
+    await store.settle([deliveredE1]);
     await vi.waitFor(() => expect(fs.lastSyncedStart).toBeGreaterThan(before + 1), { timeout: 5_000, interval: 10 });
     await store.append([makeEvent('e3')]);
     expect(store.stats()).toMatchObject({ pending: 2, delivered: 1 });
