@@ -1,15 +1,11 @@
+import { grow } from './grow.js';
+
 /** How a store tells whether a tracked event is still pending, and its creation time. */
 export interface PendingLookup {
   /** Whether the event pushed as (`handle`, `tag`) is still pending (claimed counts as pending). */
   live(handle: number, tag: number): boolean;
   /** The creation time of the live event (`handle`, `tag`). */
   createdAt(handle: number, tag: number): number;
-}
-
-function grown<T extends Uint32Array | Float64Array>(array: T, capacity: number): T {
-  const next = new (array.constructor as new (n: number) => T)(capacity);
-  next.set(array.subarray(0, Math.min(array.length, capacity)));
-  return next;
 }
 
 /**
@@ -118,10 +114,9 @@ export class OldestPending {
       this.#handles.copyWithin(0, this.#head, this.#tail);
       this.#tags.copyWithin(0, this.#head, this.#tail);
     } else {
-      // Growing by half keeps the unused tail small next to the index's own arrays.
-      const capacity = Math.ceil(this.#handles.length * 1.5);
-      this.#handles = grown(this.#handles.subarray(this.#head, this.#tail), capacity);
-      this.#tags = grown(this.#tags.subarray(this.#head, this.#tail), capacity);
+      const capacity = this.#handles.length * 2;
+      this.#handles = grow(this.#handles.subarray(this.#head, this.#tail), capacity);
+      this.#tags = grow(this.#tags.subarray(this.#head, this.#tail), capacity);
     }
     this.#head = 0;
     this.#tail = used;
@@ -130,9 +125,9 @@ export class OldestPending {
   #heapPush(key: number, handle: number, tag: number): void {
     if (this.#heapSize === this.#heapKeys.length) {
       const capacity = this.#heapKeys.length * 2;
-      this.#heapKeys = grown(this.#heapKeys, capacity);
-      this.#heapHandles = grown(this.#heapHandles, capacity);
-      this.#heapTags = grown(this.#heapTags, capacity);
+      this.#heapKeys = grow(this.#heapKeys, capacity);
+      this.#heapHandles = grow(this.#heapHandles, capacity);
+      this.#heapTags = grow(this.#heapTags, capacity);
     }
     let i = this.#heapSize++;
     while (i > 0) {

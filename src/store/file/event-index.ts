@@ -1,3 +1,4 @@
+import { grow } from '../grow.js';
 import { OldestPending } from '../oldest-pending.js';
 import { hashBytes } from './format.js';
 
@@ -33,12 +34,6 @@ export interface EndpointEntry {
   heap: SlotHeap;
   pending: number;
   dead: number;
-}
-
-function grow<T extends Int32Array | Uint32Array | Float64Array | Uint8Array>(array: T, capacity: number): T {
-  const next = new (array.constructor as new (n: number) => T)(capacity);
-  next.set(array.subarray(0, Math.min(array.length, capacity)));
-  return next;
 }
 
 export class EventIndex {
@@ -453,8 +448,9 @@ export class EventIndex {
   }
 
   #allocate(): number {
-    // Growing by half, not doubling, keeps the unused tail of the arrays at most a third of them.
-    if (this.#used === this.status.length) this.reserve(Math.ceil(this.status.length * 1.5));
+    // Doubling: half as many copies as growing by half (3-6% more enqueues/s while a backlog grows,
+    // docs/12), and the unused tail is never touched, so it is not resident.
+    if (this.#used === this.status.length) this.reserve(this.status.length * 2);
     return this.#used++;
   }
 }
