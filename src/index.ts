@@ -45,6 +45,7 @@ export type { FileStoreOptions, FileStoreInspection } from './store/file/file-st
 export type { FileSystem } from './store/file/file-system.js';
 export type {
   OutboxStore,
+  AppendOptions,
   NewEvent,
   StoredEvent,
   AttemptRecord,

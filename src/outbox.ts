@@ -111,6 +111,8 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
   readonly #waiters = new Set<Waiter>();
   /** Enqueues of this tick, appended together on the next microtask. */
   #batch: QueuedEvent[] = [];
+  /** Whether an event of `#batch` came with the caller's own id (then the store checks the batch for duplicates). */
+  #batchHasOwnIds = false;
   /** Appends handed to the store and not settled yet. */
   readonly #appending = new Set<Promise<void>>();
   #closing: Promise<void> | undefined;
@@ -185,6 +187,7 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
     } catch (error) {
       return Promise.reject(error);
     }
+    if ((message as { id?: unknown }).id !== undefined) this.#batchHasOwnIds = true;
     return new Promise((resolve, reject) => {
       if (this.#batch.push({ event, resolve, reject }) === 1) queueMicrotask(this.#appendBatch);
     });
@@ -326,12 +329,15 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
   readonly #appendBatch = (): void => {
     const batch = this.#batch;
     if (batch.length === 0) return;
+    const newIds = !this.#batchHasOwnIds;
     this.#batch = [];
+    this.#batchHasOwnIds = false;
     const events = new Array<NewEvent>(batch.length);
     for (let i = 0; i < batch.length; i++) events[i] = (batch[i] as QueuedEvent).event;
     let appended: Promise<void>;
     try {
-      appended = this.#store.append(events);
+      // Ids made by prepareMessage() are fresh ULIDs nobody has seen yet: the store may skip its duplicate check.
+      appended = this.#store.append(events, { newIds });
     } catch (error) {
       appended = Promise.reject(error);
     }

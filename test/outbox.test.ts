@@ -6,7 +6,7 @@ import type { OutboxOptions } from '../src/options.js';
 import { FileStore } from '../src/store/file/file-store.js';
 import { LowdbStore } from '../src/store/lowdb.js';
 import { MemoryStore } from '../src/store/memory.js';
-import type { OutboxStore } from '../src/store/store.js';
+import type { AppendOptions, NewEvent, OutboxStore } from '../src/store/store.js';
 import { startFlakyReceiver } from '../src/testing/flaky-receiver.js';
 import type { FlakyReceiver, Reply } from '../src/testing/flaky-receiver.js';
 import { FAST_RETRY, bodyOf, enqueueMany, expectAllDelivered, newSecret, waitFor } from './outbox-helpers.js';
@@ -323,6 +323,25 @@ describe('Outbox lifecycle', () => {
     expect(await box.enqueue({ id: 'order-1', body: 2 })).toEqual({ id: 'order-1' });
     await box.drain({ timeoutMs: 5_000 });
     expect(rx.requests.map((r) => [r.id, r.body])).toEqual([['order-1', '1']]);
+  });
+
+  it('lets the store skip its duplicate check only for a batch of ids it generated', async () => {
+    const rx = (receiver = await startFlakyReceiver());
+    const hints: (boolean | undefined)[] = [];
+    class WatchedStore extends MemoryStore {
+      override append(events: readonly NewEvent[], options?: AppendOptions): Promise<void> {
+        hints.push(options?.newIds);
+        return super.append(events);
+      }
+    }
+    const box = (outbox = await Outbox.open({ store: new WatchedStore(), url: rx.url, autoFlush: false }));
+    await Promise.all([box.enqueue({ body: 1 }), box.enqueue({ body: 2 })]);
+    await box.enqueue({ id: 'order-1', body: 3 });
+    const [, again] = await Promise.all([box.enqueue({ body: 4 }), box.enqueue({ id: 'order-1', body: 5 })]);
+    expect(again).toEqual({ id: 'order-1' });
+    expect(hints).toEqual([true, false, false]);
+    await box.drain({ timeoutMs: 5_000 });
+    expect(rx.requests.map((r) => r.body).sort()).toEqual(['1', '2', '3', '4']);
   });
 
   it('rejects bad options with InvalidOptionError naming the option', async () => {

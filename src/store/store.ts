@@ -24,7 +24,7 @@ export interface OutboxStore {
   /** Opens (or creates) the store: takes locks, recovers, builds indexes. Called once by `Outbox.open()`. */
   open(): Promise<void>;
   /** Durably accepts a batch of new events. See the contract above. */
-  append(events: readonly NewEvent[]): Promise<void>;
+  append(events: readonly NewEvent[], options?: AppendOptions): Promise<void>;
   /** Leases up to `limit` due events. */
   claim(request: ClaimRequest): Promise<ClaimResult>;
   /** Records the outcome of claimed events (see the contract above for how durable). */
@@ -39,6 +39,16 @@ export interface OutboxStore {
   stats(): StoreStats;
   /** Makes everything written so far durable and releases locks and handles. Idempotent. */
   close(): Promise<void>;
+}
+
+/** Hints for `append()`; a store may ignore every one of them. */
+export interface AppendOptions {
+  /**
+   * The caller made every id of this batch itself, distinct and never handed out before, so none can be
+   * pending, dead or in another `append()` (`Outbox.enqueue()` sets it for a batch of ids it generated). A
+   * store may skip its duplicate check for the batch; doing the check anyway is always correct.
+   */
+  newIds?: boolean;
 }
 
 /** One summarised delivery attempt, as kept in an event's history. Never contains secrets. */

@@ -87,6 +87,13 @@ export function describeStoreContract(name: string, target: ContractTarget): voi
       expect((await store.deadLetters())[0]?.url).toBe(A);
     });
 
+    it('takes the newIds hint for a batch of fresh ids like any other batch', async () => {
+      const { store } = await setup();
+      await store.append([makeEvent('n1'), makeEvent('n2', { url: B })], { newIds: true });
+      const { events } = await store.claim({ limit: 10, now: T0 });
+      expect(events.map((e) => [e.id, e.url, e.attempts])).toEqual([['n1', A, 0], ['n2', B, 0]]);
+    });
+
     it('accepts an id again once it was delivered', async () => {
       const { store } = await setup();
       await store.append([makeEvent('e1')]);

@@ -153,6 +153,24 @@ describe('FileStore', () => {
     await reopened.close();
   });
 
+  it('appends a batch whose ids the caller vouches for (newIds) into the same id set: a later duplicate is still skipped', async () => {
+    const dir = await newDir();
+    const store = new FileStore({ dir, maxBytes: 64 * 1024 });
+    await store.open();
+    await store.append([makeEvent('fresh-1'), makeEvent('fresh-2')], { newIds: true });
+    await store.append([makeEvent('fresh-1', { url: 'http://127.0.0.1:1/other' })]);
+    expect(store.stats().pending).toBe(2);
+    const big = makeEvent('too-big', { body: new Uint8Array(64 * 1024) });
+    await expect(store.append([big], { newIds: true })).rejects.toMatchObject({ code: 'ERR_OUTBOX_FULL' });
+    await store.close();
+    const reopened = new FileStore({ dir });
+    await reopened.open();
+    await reopened.append([makeEvent('fresh-2', { url: 'http://127.0.0.1:1/other' })]);
+    const { events } = await reopened.claim({ limit: 10, now: T0 });
+    expect(events.map((e) => [e.id, e.url])).toEqual([['fresh-1', 'http://127.0.0.1:1/a'], ['fresh-2', 'http://127.0.0.1:1/a']]);
+    await reopened.close();
+  });
+
   it('lets another reader inspect a directory it does not own, without changing it', async () => {
     const dir = await newDir();
     const store = new FileStore({ dir });

@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { InvalidOptionError, OutboxClosedError, OutboxFullError, StoreIoError, WebhookOutboxError } from '../../errors.js';
 import type {
+  AppendOptions,
   AttemptRecord,
   ClaimRequest,
   ClaimResult,
@@ -267,9 +268,12 @@ export class FileStore implements OutboxStore {
    * record's id from disk on the rare hash match. An id another `append()` is writing right now waits
    * for that write (and fails with it).
    */
-  async append(events: readonly NewEvent[]): Promise<void> {
+  async append(events: readonly NewEvent[], options?: AppendOptions): Promise<void> {
     this.#assertUsable();
     assertNewEvents(events);
+    // Ids the caller vouches for (see `AppendOptions.newIds`) skip the duplicate check and its bookkeeping:
+    // about 1.3 us of an enqueue's 6.5 us of CPU (docs/12).
+    if (options?.newIds === true && events.length > 0) return this.#appendNew(events.map((event) => ({ event, hash: hashText(event.id), verdicts: undefined })), false);
     const batch = new Map<string, Incoming>();
     for (const event of events) {
       if (batch.has(event.id)) continue;
@@ -308,8 +312,11 @@ export class FileStore implements OutboxStore {
     }
   }
 
-  /** Writes events known to be new; registers them as being written until the write settles. */
-  #appendNew(accepted: Incoming[]): Promise<void> {
+  /**
+   * Writes events known to be new; unless `register` is false (ids nobody else can know yet), registers
+   * them as being written until the write settles.
+   */
+  #appendNew(accepted: Incoming[], register = true): Promise<void> {
     const records = new EventRecords(accepted.map(({ event }) => event));
     const bytes = records.size;
     if (this.#maxBytes !== undefined && this.#diskBytes() + this.#queuedBytes + bytes > this.#maxBytes) {
@@ -325,6 +332,7 @@ export class FileStore implements OutboxStore {
       undefined,
       bytes,
     );
+    if (!register) return written;
     for (const { event } of accepted) this.#appending.set(event.id, written);
     const forget = (): void => {
       for (const { event } of accepted) if (this.#appending.get(event.id) === written) this.#appending.delete(event.id);
