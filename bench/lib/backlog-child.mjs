@@ -3,8 +3,8 @@
  * dir, emptyDir, events, url, maxMs }. Prints one JSON line with its figures on stdout. The phases run in
  * this order, so that the fill and the reopen see exactly `events` pending and only the last phase adds more:
  *
- * fill: fill `dir` to exactly `events` pending 1 KiB events (FileStore.append in batches of 1,000); RSS
- * after a GC with that store still open; bytes on disk.
+ * fill: fill `dir` to exactly `events` pending 1 KiB events (FileStore.append in batches of 1,000), with
+ * the longest and the median batch; RSS after a GC with that store still open; bytes on disk.
  * reopen: time from Outbox.open() on that directory to the first delivered event; RSS after a GC at the
  * first delivery and again after 2 s of delivering, with the pending count at each.
  * enqueue: enqueue rate on an empty outbox; top `dir` back up to exactly `events` pending (the reopen
@@ -37,23 +37,30 @@ async function enqueueRate(dir) {
   }
 }
 
+/** Appends in batches of 1,000 up to `events` pending; resolves with each batch's duration in ms. */
 async function appendUpTo(store, events) {
+  const batchMs = [];
   for (let n = store.stats().pending; n < events; n += 1000) {
+    const t0 = performance.now();
     await store.append(newEvents(Math.min(1000, events - n), args.url));
+    batchMs.push(performance.now() - t0);
   }
+  return batchMs;
 }
 
 async function fill() {
   const store = new pkg.FileStore({ dir: args.dir });
   await store.open();
   const t0 = performance.now();
-  await appendUpTo(store, args.events);
+  const batchMs = (await appendUpTo(store, args.events)).sort((a, b) => a - b);
   const fillMs = performance.now() - t0;
   const pendingAfterFill = store.stats().pending;
   const rssMiB = rss();
   await store.close();
   const bytesOnDisk = dirBytes(args.dir);
-  return { fillMs, pendingAfterFill, bytesOnDisk, rssMiB, maxRssMiB: process.resourceUsage().maxRSS / 1024 };
+  const longestBatchMs = batchMs.at(-1);
+  const medianBatchMs = batchMs[Math.floor(batchMs.length / 2)];
+  return { fillMs, longestBatchMs, medianBatchMs, pendingAfterFill, bytesOnDisk, rssMiB, maxRssMiB: process.resourceUsage().maxRSS / 1024 };
 }
 
 async function enqueue() {

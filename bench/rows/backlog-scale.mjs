@@ -25,7 +25,7 @@ function runChild(args) {
   });
 }
 
-/** Runs row 4 (4a-4d). */
+/** Runs row 4 (4a-4e). */
 export async function backlogScaleRows(ctx) {
   const events = ctx.quick ? 100_000 : 1_000_000;
   const scale = `${fmt(events)} pending${ctx.quick ? ' (QUICK: not 1M)' : ''}`;
@@ -92,6 +92,14 @@ export async function backlogScaleRows(ctx) {
         against: `payload ${fmt(payload / 1048576)} MiB`,
         value: fill.bytesOnDisk / payload,
         note: 'Payload = 1 KiB body per event; the rest is id, url, headers, timestamps and framing.',
+      }),
+      infoRow({
+        id: '4e',
+        what: `longest append of 1,000 while filling to ${scale}`,
+        ours: `${fmt(fill.longestBatchMs, 1)} ms`,
+        against: `median append: ${fmt(fill.medianBatchMs, 1)} ms`,
+        value: fill.longestBatchMs / fill.medianBatchMs,
+        note: 'The longest pause a producer saw while the backlog grew (index growth, GC, a slow fsync); durability fsync.',
       }),
     );
     return rows;

@@ -1,4 +1,4 @@
-import { grow } from './grow.js';
+import { Float64Chunks, Uint32Chunks } from './chunked-array.js';
 
 /** How a store tells whether a tracked event is still pending, and its creation time. */
 export interface PendingLookup {
@@ -20,14 +20,14 @@ export interface PendingLookup {
  */
 export class OldestPending {
   readonly #lookup: PendingLookup;
-  #handles = new Uint32Array(1024);
-  #tags = new Uint32Array(1024);
+  #handles = new Uint32Chunks(1024);
+  #tags = new Uint32Chunks(1024);
   #head = 0;
   #tail = 0;
   #lastKey = -Infinity;
-  #heapKeys = new Float64Array(16);
-  #heapHandles = new Uint32Array(16);
-  #heapTags = new Uint32Array(16);
+  #heapKeys = new Float64Chunks();
+  #heapHandles = new Uint32Chunks();
+  #heapTags = new Uint32Chunks();
   #heapSize = 0;
   /** Entries examined so far (a measure of the work done, read by tests). */
   visits = 0;
@@ -38,8 +38,8 @@ export class OldestPending {
 
   /** Forgets everything; room for `capacity` queue entries. */
   clear(capacity = 1024): void {
-    this.#handles = new Uint32Array(Math.max(16, capacity));
-    this.#tags = new Uint32Array(Math.max(16, capacity));
+    this.#handles = new Uint32Chunks(capacity);
+    this.#tags = new Uint32Chunks(capacity);
     this.#head = 0;
     this.#tail = 0;
     this.#lastKey = -Infinity;
@@ -51,9 +51,9 @@ export class OldestPending {
     if (this.#tail - this.#head + this.#heapSize > pending * 1.5 + 1024) this.#compact();
     if (this.#head === this.#tail) this.#lastKey = -Infinity;
     if (createdAt >= this.#lastKey) {
-      if (this.#tail === this.#handles.length) this.#makeRoom();
-      this.#handles[this.#tail] = handle;
-      this.#tags[this.#tail++] = tag;
+      if (this.#tail === this.#handles.capacity) this.#makeRoom();
+      this.#handles.set(this.#tail, handle);
+      this.#tags.set(this.#tail++, tag);
       this.#lastKey = createdAt;
     } else {
       this.#heapPush(createdAt, handle, tag);
@@ -65,17 +65,17 @@ export class OldestPending {
     const lookup = this.#lookup;
     while (this.#head < this.#tail) {
       this.visits++;
-      if (lookup.live(this.#handles[this.#head] as number, this.#tags[this.#head] as number)) break;
+      if (lookup.live(this.#handles.get(this.#head), this.#tags.get(this.#head))) break;
       this.#head++;
     }
     while (this.#heapSize > 0) {
       this.visits++;
-      if (lookup.live(this.#heapHandles[0] as number, this.#heapTags[0] as number)) break;
+      if (lookup.live(this.#heapHandles.get(0), this.#heapTags.get(0))) break;
       this.#heapPop();
     }
     const queued =
-      this.#head < this.#tail ? lookup.createdAt(this.#handles[this.#head] as number, this.#tags[this.#head] as number) : undefined;
-    const heaped = this.#heapSize > 0 ? (this.#heapKeys[0] as number) : undefined;
+      this.#head < this.#tail ? lookup.createdAt(this.#handles.get(this.#head), this.#tags.get(this.#head)) : undefined;
+    const heaped = this.#heapSize > 0 ? this.#heapKeys.get(0) : undefined;
     if (queued === undefined) return heaped;
     return heaped === undefined || queued <= heaped ? queued : heaped;
   }
@@ -86,23 +86,23 @@ export class OldestPending {
     let to = 0;
     for (let i = this.#head; i < this.#tail; i++) {
       this.visits++;
-      const handle = this.#handles[i] as number;
-      const tag = this.#tags[i] as number;
+      const handle = this.#handles.get(i);
+      const tag = this.#tags.get(i);
       if (!lookup.live(handle, tag)) continue;
-      this.#handles[to] = handle;
-      this.#tags[to++] = tag;
+      this.#handles.set(to, handle);
+      this.#tags.set(to++, tag);
     }
     this.#head = 0;
     this.#tail = to;
     let kept = 0;
     for (let i = 0; i < this.#heapSize; i++) {
       this.visits++;
-      const handle = this.#heapHandles[i] as number;
-      const tag = this.#heapTags[i] as number;
+      const handle = this.#heapHandles.get(i);
+      const tag = this.#heapTags.get(i);
       if (!lookup.live(handle, tag)) continue;
-      this.#heapKeys[kept] = this.#heapKeys[i] as number;
-      this.#heapHandles[kept] = handle;
-      this.#heapTags[kept++] = tag;
+      this.#heapKeys.set(kept, this.#heapKeys.get(i));
+      this.#heapHandles.set(kept, handle);
+      this.#heapTags.set(kept++, tag);
     }
     this.#heapSize = kept;
     for (let i = (kept >> 1) - 1; i >= 0; i--) this.#siftDown(i);
@@ -110,35 +110,31 @@ export class OldestPending {
 
   #makeRoom(): void {
     const used = this.#tail - this.#head;
-    if (this.#head > 0 && used * 2 <= this.#handles.length) {
+    if (this.#head > 0 && used * 2 <= this.#handles.capacity) {
       this.#handles.copyWithin(0, this.#head, this.#tail);
       this.#tags.copyWithin(0, this.#head, this.#tail);
+      this.#head = 0;
+      this.#tail = used;
     } else {
-      const capacity = this.#handles.length * 2;
-      this.#handles = grow(this.#handles.subarray(this.#head, this.#tail), capacity);
-      this.#tags = grow(this.#tags.subarray(this.#head, this.#tail), capacity);
+      this.#handles.reserve(this.#handles.capacity * 2);
+      this.#tags.reserve(this.#tags.capacity * 2);
     }
-    this.#head = 0;
-    this.#tail = used;
   }
 
   #heapPush(key: number, handle: number, tag: number): void {
-    if (this.#heapSize === this.#heapKeys.length) {
-      const capacity = this.#heapKeys.length * 2;
-      this.#heapKeys = grow(this.#heapKeys, capacity);
-      this.#heapHandles = grow(this.#heapHandles, capacity);
-      this.#heapTags = grow(this.#heapTags, capacity);
-    }
+    this.#heapKeys.reserve(this.#heapSize + 1);
+    this.#heapHandles.reserve(this.#heapSize + 1);
+    this.#heapTags.reserve(this.#heapSize + 1);
     let i = this.#heapSize++;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if ((this.#heapKeys[parent] as number) <= key) break;
+      if (this.#heapKeys.get(parent) <= key) break;
       this.#move(parent, i);
       i = parent;
     }
-    this.#heapKeys[i] = key;
-    this.#heapHandles[i] = handle;
-    this.#heapTags[i] = tag;
+    this.#heapKeys.set(i, key);
+    this.#heapHandles.set(i, handle);
+    this.#heapTags.set(i, tag);
   }
 
   #heapPop(): void {
@@ -150,27 +146,27 @@ export class OldestPending {
 
   #siftDown(start: number): void {
     const keys = this.#heapKeys;
-    const key = keys[start] as number;
-    const handle = this.#heapHandles[start] as number;
-    const tag = this.#heapTags[start] as number;
+    const key = keys.get(start);
+    const handle = this.#heapHandles.get(start);
+    const tag = this.#heapTags.get(start);
     let i = start;
     for (;;) {
       const left = 2 * i + 1;
       if (left >= this.#heapSize) break;
       const right = left + 1;
-      const child = right < this.#heapSize && (keys[right] as number) < (keys[left] as number) ? right : left;
-      if ((keys[child] as number) >= key) break;
+      const child = right < this.#heapSize && (keys.get(right)) < (keys.get(left)) ? right : left;
+      if ((keys.get(child)) >= key) break;
       this.#move(child, i);
       i = child;
     }
-    keys[i] = key;
-    this.#heapHandles[i] = handle;
-    this.#heapTags[i] = tag;
+    keys.set(i, key);
+    this.#heapHandles.set(i, handle);
+    this.#heapTags.set(i, tag);
   }
 
   #move(from: number, to: number): void {
-    this.#heapKeys[to] = this.#heapKeys[from] as number;
-    this.#heapHandles[to] = this.#heapHandles[from] as number;
-    this.#heapTags[to] = this.#heapTags[from] as number;
+    this.#heapKeys.set(to, this.#heapKeys.get(from));
+    this.#heapHandles.set(to, this.#heapHandles.get(from));
+    this.#heapTags.set(to, this.#heapTags.get(from));
   }
 }

@@ -18,8 +18,9 @@ describe('EventIndex id hash set', () => {
     const index = new EventIndex();
     index.finishRecovery();
     const endpoint = index.endpointOf('http://127.0.0.1:1/a');
-    // Few distinct hashes, some at the end of the 1024-entry table, so probe runs collide and wrap around.
-    const hashes = [0, 1, 2, 1021, 1022, 1023, 1024 + 1023, 2048];
+    // Few distinct hashes, some at the end of a table as it grows (16, 32, ... entries), so probe runs collide
+    // and wrap around; the top bits pick one of 64 tables: most share the first, two the last.
+    const hashes = [0, 1, 2, 15, 31, 1023, 1024 + 1023, 2048, 0xfc00000f, 0xfc00001f];
     const live = new Map<number, number>();
     const next = random(7);
     for (let step = 0; step < 20_000; step++) {
@@ -39,7 +40,34 @@ describe('EventIndex id hash set', () => {
         }
       }
     }
-    for (const slot of live.keys()) expect(index.status[slot]).toBe(PENDING);
+    for (const slot of live.keys()) expect(index.status.get(slot)).toBe(PENDING);
+  });
+
+  it('keeps every slot and id past several chunks of slots, with slots freed and reused on the way', () => {
+    const index = new EventIndex();
+    index.finishRecovery();
+    const endpoint = index.endpointOf('http://127.0.0.1:1/a');
+    const next = random(11);
+    const hashOf = new Map<number, number>();
+    for (let i = 0; i < 200_000; i++) {
+      const hash = Math.floor(next() * 2 ** 32);
+      const slot = index.add(hash, endpoint, i, i * 2);
+      index.evOff.set(slot, i);
+      hashOf.set(slot, hash);
+      // Every third event is delivered at once: its slot is reused by the next one.
+      if (i % 3 === 0) {
+        index.remove(slot);
+        hashOf.delete(slot);
+      }
+    }
+    expect(index.pending).toBe(hashOf.size);
+    expect([...hashOf.keys()].reduce((a, b) => Math.max(a, b))).toBeGreaterThan(2 * 65_536);
+    for (const [slot, hash] of hashOf) {
+      const i = index.evOff.get(slot);
+      if (index.created.get(slot) !== i || index.next.get(slot) !== i * 2 || index.status.get(slot) !== PENDING || !index.slotsWithHash(hash).includes(slot)) {
+        expect.fail(`slot ${slot} (event ${i}) lost its fields or its id`);
+      }
+    }
   });
 
   it('keeps arrival order between equal due times across arrival-number compaction', () => {
@@ -88,7 +116,7 @@ describe('EventIndex oldest pending creation time', () => {
     while (index.pending > 0) {
       const { slots } = index.claim(10, 0, () => true);
       for (const slot of slots) {
-        expect(index.created[slot]).toBe(created[delivered]);
+        expect(index.created.get(slot)).toBe(created[delivered]);
         index.remove(slot);
         delivered++;
         expect(index.oldestPendingAt()).toBe(created[delivered]);

@@ -297,7 +297,7 @@ export class FileStore implements OutboxStore {
         let live = false;
         for (const slot of this.#index.slotsWithHash(incoming.hash)) {
           const name = this.#index.nameOf(slot);
-          const key = (this.#index.evSeg[slot] as number) * 2 ** 32 + (this.#index.evOff[slot] as number);
+          const key = this.#index.evSeg.get(slot) * 2 ** 32 + this.#index.evOff.get(slot);
           const verdict = name === undefined ? incoming.verdicts?.get(key) : name === incoming.event.id;
           if (verdict === undefined) unknown.push({ incoming, slot, key });
           else live ||= verdict;
@@ -350,7 +350,7 @@ export class FileStore implements OutboxStore {
   async #hasId(slot: number, id: Buffer): Promise<boolean> {
     const index = this.#index;
     try {
-      const [bytes, view] = await this.#readRecord(index.evSeg[slot] as number, index.evOff[slot] as number, index.evLen[slot] as number, false);
+      const [bytes, view] = await this.#readRecord(index.evSeg.get(slot), index.evOff.get(slot), index.evLen.get(slot), false);
       return view.type === RECORD_EVENT && view.idEnd - view.idStart === id.length && bytes.compare(id, 0, id.length, view.idStart, view.idEnd) === 0;
     } catch (error) {
       if (error instanceof CorruptRecordError) return false;
@@ -401,7 +401,7 @@ export class FileStore implements OutboxStore {
     const taken: number[] = [];
     for (const outcome of outcomes) {
       const slot = this.#index.names.get(outcome.id);
-      if (slot === undefined || this.#index.status[slot] !== CLAIMED || this.#busy.has(slot)) continue;
+      if (slot === undefined || this.#index.status.get(slot) !== CLAIMED || this.#busy.has(slot)) continue;
       if (outcome.type === 'release') {
         this.#release(slot);
         continue;
@@ -409,8 +409,8 @@ export class FileStore implements OutboxStore {
       this.#busy.add(slot);
       taken.push(slot);
       const history = this.#claimedHistory.get(slot) ?? [];
-      const attempts = this.#index.attempts[slot] as number;
-      const createdAt = this.#index.created[slot] as number;
+      const attempts = this.#index.attempts.get(slot);
+      const createdAt = this.#index.created.get(slot);
       const event = this.#ref(slot);
       if (outcome.type === 'delivered') {
         frames.push(encodeTombstone(event, TOMBSTONE_DELIVERED));
@@ -434,7 +434,7 @@ export class FileStore implements OutboxStore {
         const state = {
           attempts: attempts + (outcome.attempt === undefined ? 0 : 1),
           createdAt,
-          nextAttemptAt: this.#index.next[slot] as number,
+          nextAttemptAt: this.#index.next.get(slot),
           deadAt: outcome.at,
         };
         frames.push(encodeState({ id: outcome.id, event, dead: outcome.reason, history: withAttempt(history, outcome.attempt), ...state }));
@@ -473,7 +473,7 @@ export class FileStore implements OutboxStore {
       if (wanted !== undefined && !wanted.has(id)) continue;
       try {
         const { event, state } = await this.#read(slot);
-        letters.push({ ...event, reason: state?.reason ?? 'invalid', deadAt: this.#index.next[slot] as number });
+        letters.push({ ...event, reason: state?.reason ?? 'invalid', deadAt: this.#index.next.get(slot) });
       } catch (error) {
         if (!(error instanceof CorruptRecordError)) throw ioError('reading dead letters', error);
         await this.#dropCorruptDead(slot, id);
@@ -498,7 +498,7 @@ export class FileStore implements OutboxStore {
         await this.#dropCorruptDead(slot, id);
         continue;
       }
-      if (this.#index.status[slot] !== DEAD || this.#busy.has(slot) || this.#index.names.get(id) !== slot) continue;
+      if (this.#index.status.get(slot) !== DEAD || this.#busy.has(slot) || this.#index.names.get(id) !== slot) continue;
       this.#busy.add(slot);
       chosen.push({ slot, id });
       frames.push(encodeState({ id, event: this.#ref(slot), dead: undefined, attempts: 0, createdAt: now, nextAttemptAt: now, deadAt: 0, history }));
@@ -607,7 +607,7 @@ export class FileStore implements OutboxStore {
 
   /** Where a slot's event record is: how its state records and tombstone refer to it. */
   #ref(slot: number): EventRef {
-    return { seg: this.#index.evSeg[slot] as number, off: this.#index.evOff[slot] as number };
+    return { seg: this.#index.evSeg.get(slot), off: this.#index.evOff.get(slot) };
   }
 
   #deadSlots(ids: readonly string[] | undefined): number[] {
@@ -615,14 +615,14 @@ export class FileStore implements OutboxStore {
     const slots: number[] = [];
     for (const id of new Set(ids)) {
       const slot = this.#index.names.get(id);
-      if (slot !== undefined && this.#index.status[slot] === DEAD) slots.push(slot);
+      if (slot !== undefined && this.#index.status.get(slot) === DEAD) slots.push(slot);
     }
     return slots;
   }
 
   #release(slot: number): void {
     this.#claimedHistory.delete(slot);
-    if (this.#index.status[slot] !== CLAIMED) return;
+    if (this.#index.status.get(slot) !== CLAIMED) return;
     this.#index.clearName(slot);
     this.#index.schedule(slot);
   }
@@ -648,7 +648,7 @@ export class FileStore implements OutboxStore {
 
   /** A dead letter whose payload failed its checksum: dropped like a corrupt claimed event, unless it changed meanwhile. */
   async #dropCorruptDead(slot: number, id: string): Promise<void> {
-    if (this.#index.status[slot] !== DEAD || this.#busy.has(slot) || this.#index.names.get(id) !== slot) return;
+    if (this.#index.status.get(slot) !== DEAD || this.#busy.has(slot) || this.#index.names.get(id) !== slot) return;
     // `inspect()` writes nothing: it only counts.
     if (this.#active === undefined) this.#corrupt++;
     else await this.#dropCorrupt(slot);
@@ -662,9 +662,9 @@ export class FileStore implements OutboxStore {
    */
   async #readEventRecords(slots: readonly number[]): Promise<Map<number, Buffer>> {
     const index = this.#index;
-    const seg = (slot: number): number => index.evSeg[slot] as number;
-    const off = (slot: number): number => index.evOff[slot] as number;
-    const end = (slot: number): number => off(slot) + (index.evLen[slot] as number);
+    const seg = (slot: number): number => index.evSeg.get(slot);
+    const off = (slot: number): number => index.evOff.get(slot);
+    const end = (slot: number): number => off(slot) + index.evLen.get(slot);
     const runs: number[][] = [];
     for (const slot of [...slots].sort((a, b) => seg(a) - seg(b) || off(a) - off(b))) {
       const run = runs.at(-1);
@@ -698,15 +698,15 @@ export class FileStore implements OutboxStore {
    */
   async #read(slot: number, eventRecord?: Buffer): Promise<{ event: StoredEvent; state: RecordView | undefined }> {
     const index = this.#index;
-    const seg = index.evSeg[slot] as number;
-    const off = index.evOff[slot] as number;
+    const seg = index.evSeg.get(slot);
+    const off = index.evOff.get(slot);
     const [eventBytes, record] =
-      eventRecord === undefined ? await this.#readRecord(seg, off, index.evLen[slot] as number, true) : decodeRecord(eventRecord, true);
+      eventRecord === undefined ? await this.#readRecord(seg, off, index.evLen.get(slot), true) : decodeRecord(eventRecord, true);
     if (record.type !== RECORD_EVENT) throw new CorruptRecordError('not an event record');
     let state: RecordView | undefined;
     let history: AttemptRecord[] = [];
-    if (index.stSeg[slot] !== 0) {
-      const [stateBytes, stateRecord] = await this.#readRecord(index.stSeg[slot] as number, index.stOff[slot] as number, index.stLen[slot] as number, true);
+    if (index.stSeg.get(slot) !== 0) {
+      const [stateBytes, stateRecord] = await this.#readRecord(index.stSeg.get(slot), index.stOff.get(slot), index.stLen.get(slot), true);
       if (stateRecord.type !== RECORD_STATE || stateRecord.eventSeg !== seg || stateRecord.eventOff !== off) throw new CorruptRecordError('not its state record');
       state = stateRecord;
       history = decodeHistory(stateBytes, stateRecord);
@@ -719,9 +719,9 @@ export class FileStore implements OutboxStore {
         headers: decodeHeaders(eventBytes, record),
         // A view of the bytes read, not a copy (the buffer behind it may hold other records, as a pooled Buffer does).
         body: new Uint8Array(eventBytes.buffer, eventBytes.byteOffset + record.bodyStart, record.bodyEnd - record.bodyStart),
-        createdAt: index.created[slot] as number,
-        nextAttemptAt: index.status[slot] === DEAD ? (state?.nextAttemptAt ?? record.nextAttemptAt) : (index.next[slot] as number),
-        attempts: index.attempts[slot] as number,
+        createdAt: index.created.get(slot),
+        nextAttemptAt: index.status.get(slot) === DEAD ? (state?.nextAttemptAt ?? record.nextAttemptAt) : index.next.get(slot),
+        attempts: index.attempts.get(slot),
         history,
       },
     };
@@ -752,9 +752,9 @@ export class FileStore implements OutboxStore {
   /** Index bookkeeping shared by recovery and live writes. */
   #addEvent(hash: number, endpoint: number, createdAt: number, nextAttemptAt: number, location: Location): number {
     const slot = this.#index.add(hash, endpoint, createdAt, nextAttemptAt);
-    this.#index.evSeg[slot] = location.seg;
-    this.#index.evOff[slot] = location.off;
-    this.#index.evLen[slot] = location.len;
+    this.#index.evSeg.set(slot, location.seg);
+    this.#index.evOff.set(slot, location.off);
+    this.#index.evLen.set(slot, location.len);
     (this.#segments.get(location.seg) as Segment).live++;
     return slot;
   }
@@ -766,31 +766,31 @@ export class FileStore implements OutboxStore {
   ): void {
     const index = this.#index;
     this.#unrefState(slot);
-    index.stSeg[slot] = location.seg;
-    index.stOff[slot] = location.off;
-    index.stLen[slot] = location.len;
+    index.stSeg.set(slot, location.seg);
+    index.stOff.set(slot, location.off);
+    index.stLen.set(slot, location.len);
     (this.#segments.get(location.seg) as Segment).stateRefs++;
     if (state.status === DEAD) {
-      if (index.status[slot] !== DEAD) index.markDead(slot, state.deadAt);
-      index.next[slot] = state.deadAt;
-    } else if (index.status[slot] === DEAD) {
+      if (index.status.get(slot) !== DEAD) index.markDead(slot, state.deadAt);
+      index.next.set(slot, state.deadAt);
+    } else if (index.status.get(slot) === DEAD) {
       index.revive(slot, state.createdAt, state.nextAttemptAt);
     } else {
-      index.next[slot] = state.nextAttemptAt;
-      index.created[slot] = state.createdAt;
+      index.next.set(slot, state.nextAttemptAt);
+      index.created.set(slot, state.createdAt);
     }
-    index.attempts[slot] = state.attempts;
+    index.attempts.set(slot, state.attempts);
   }
 
   #unrefState(slot: number): void {
-    const seg = this.#index.stSeg[slot] as number;
+    const seg = this.#index.stSeg.get(slot);
     if (seg === 0) return;
     const segment = this.#segments.get(seg);
     if (segment !== undefined && --segment.stateRefs === 0) this.#candidates.add(seg);
   }
 
   #removeEvent(slot: number, tombSeg: number): void {
-    const evSeg = this.#index.evSeg[slot] as number;
+    const evSeg = this.#index.evSeg.get(slot);
     this.#unrefState(slot);
     this.#index.remove(slot);
     const eventSegment = this.#segments.get(evSeg);
@@ -853,8 +853,6 @@ export class FileStore implements OutboxStore {
       for (const { fd } of files) await this.#fs.close(fd).catch(() => undefined);
       throw failed.reason;
     }
-    const totalBytes = files.reduce((sum, file) => sum + file.size, 0);
-    let scannedBytes = 0;
     const largest = files.reduce((max, file) => Math.max(max, file.size), 0);
     const buffers = files.length > 1 ? [Buffer.allocUnsafe(largest), Buffer.allocUnsafe(largest)] : [Buffer.allocUnsafe(largest)];
     const load = async (i: number): Promise<{ fd: number; read: number; bytes: Buffer }> => {
@@ -902,9 +900,6 @@ export class FileStore implements OutboxStore {
             return this.#onRecovered(segment, bytes, view, location);
           });
           this.#corrupt += result.corrupt;
-          scannedBytes += read;
-          // Size the index once from the journal's size instead of growing it step by step.
-          this.#index.reserve(Math.ceil((this.#index.used * totalBytes * 1.02) / scannedBytes));
           if (result.end < read && last && !readOnly) {
             await this.#fs.truncate(fd, result.end);
             await this.#fs.fsync(fd);

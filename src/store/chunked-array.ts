@@ -1,0 +1,111 @@
+type Numbers = Uint8Array | Uint32Array | Float64Array;
+
+const CHUNK_BITS = 16;
+/** Elements per full chunk. */
+export const CHUNK = 1 << CHUNK_BITS;
+const MASK = CHUNK - 1;
+
+/**
+ * A growable array of numbers kept in typed-array chunks of {@link CHUNK} elements. Past the first chunk,
+ * growing adds chunks and never copies what is stored: a flat array doubling at a million events copies
+ * tens of MiB into fresh pages and blocked the event loop for about half a second on our test VM
+ * (docs/12). The first chunk starts small and doubles up to a full chunk, so a small store stays small.
+ * New elements are zero and their pages stay untouched (not resident) until written.
+ * One subclass per element type: {@link Uint8Chunks}, {@link Uint32Chunks}, {@link Float64Chunks}.
+ */
+export abstract class ChunkedArray<T extends Numbers> {
+  readonly #make: new (length: number) => T;
+  protected readonly chunks: T[];
+  #capacity: number;
+
+  constructor(make: new (length: number) => T, capacity: number) {
+    this.#make = make;
+    this.#capacity = Math.max(16, Math.min(CHUNK, capacity));
+    this.chunks = [new make(this.#capacity)];
+    this.reserve(capacity);
+  }
+
+  abstract get(i: number): number;
+  abstract set(i: number, value: number): void;
+
+  /** Elements that can be stored without growing. */
+  get capacity(): number {
+    return this.#capacity;
+  }
+
+  /** Makes room for at least `capacity` elements. */
+  reserve(capacity: number): void {
+    if (capacity <= this.#capacity) return;
+    if (this.#capacity < CHUNK) {
+      let size = this.#capacity * 2;
+      while (size < Math.min(capacity, CHUNK)) size *= 2;
+      const first = new this.#make(Math.min(size, CHUNK));
+      first.set(this.chunks[0]!);
+      this.chunks[0] = first;
+      this.#capacity = first.length;
+    }
+    while (this.#capacity < capacity) {
+      this.chunks.push(new this.#make(CHUNK));
+      this.#capacity += CHUNK;
+    }
+  }
+
+  /** Moves elements `[start, end)` to `target` (as `copyWithin`). */
+  copyWithin(target: number, start: number, end: number): void {
+    if (this.chunks.length === 1) {
+      this.chunks[0]!.copyWithin(target, start, end);
+      return;
+    }
+    if (target <= start) for (let i = 0; i < end - start; i++) this.set(target + i, this.get(start + i));
+    else for (let i = end - start - 1; i >= 0; i--) this.set(target + i, this.get(start + i));
+  }
+}
+
+// The same two lines in each class on purpose: V8 keeps inline caches per function, so one `get` shared by
+// three element types made every index access polymorphic (a drain spent ~1 us more per event; a class
+// factory did not help, its closures share their caches).
+
+/** Chunked `Uint8Array`. */
+export class Uint8Chunks extends ChunkedArray<Uint8Array> {
+  constructor(capacity = 16) {
+    super(Uint8Array, capacity);
+  }
+
+  get(i: number): number {
+    return this.chunks[i >>> CHUNK_BITS]![i & MASK]!;
+  }
+
+  set(i: number, value: number): void {
+    this.chunks[i >>> CHUNK_BITS]![i & MASK] = value;
+  }
+}
+
+/** Chunked `Uint32Array`. */
+export class Uint32Chunks extends ChunkedArray<Uint32Array> {
+  constructor(capacity = 16) {
+    super(Uint32Array, capacity);
+  }
+
+  get(i: number): number {
+    return this.chunks[i >>> CHUNK_BITS]![i & MASK]!;
+  }
+
+  set(i: number, value: number): void {
+    this.chunks[i >>> CHUNK_BITS]![i & MASK] = value;
+  }
+}
+
+/** Chunked `Float64Array`. */
+export class Float64Chunks extends ChunkedArray<Float64Array> {
+  constructor(capacity = 16) {
+    super(Float64Array, capacity);
+  }
+
+  get(i: number): number {
+    return this.chunks[i >>> CHUNK_BITS]![i & MASK]!;
+  }
+
+  set(i: number, value: number): void {
+    this.chunks[i >>> CHUNK_BITS]![i & MASK] = value;
+  }
+}
