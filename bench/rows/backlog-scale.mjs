@@ -63,7 +63,7 @@ export async function backlogScaleRows(ctx) {
         direction: '<=',
         target: 1,
         targetText: '<= 1.00x',
-        note: `Highest of, each after a GC: ${fmt(fill.rssMiB)} MiB in the process that filled it (store open, ${fmt(fill.pendingAfterFill)} pending); in a process that reopened it, ${fmt(reopen.rssAtFirstMiB)} MiB at the first delivery (${fmt(reopen.pendingAtFirst)} pending) and ${fmt(reopen.rssMiB)} MiB after 2 more s of delivering (${fmt(reopen.pending)} pending); peak (maxRSS) ${fmt(fill.maxRssMiB)} / ${fmt(reopen.maxRssMiB)} MiB.`,
+        note: `Highest of, each after a GC: ${fmt(fill.rssMiB)} MiB in the process that filled it (store open, ${fmt(fill.pendingAfterFill)} pending); in a process that reopened it, ${fmt(reopen.rssAtFirstMiB)} MiB at the first delivery (${fmt(reopen.pendingAtFirst)} pending) and ${fmt(reopen.rssMiB)} MiB after 2 more s of delivering (${fmt(reopen.pending)} pending); own peak (VmHWM) ${fmt(fill.maxRssMiB)} / ${fmt(reopen.maxRssMiB)} MiB.`,
       }),
     ];
     if (reopen.outbox) {
