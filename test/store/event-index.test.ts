@@ -70,6 +70,33 @@ describe('EventIndex id hash set', () => {
     }
   });
 
+  it('claims by due time, then arrival, through random arrivals and claims', () => {
+    const index = new EventIndex();
+    index.finishRecovery();
+    const endpoint = index.endpointOf('http://127.0.0.1:1/a');
+    const next = random(5);
+    // The model: pending events as [due, arrival, slot].
+    let model: [number, number, number][] = [];
+    for (let step = 0, arrival = 0; step < 3000; step++) {
+      if (next() < 0.6) {
+        // Few distinct due times, so ties between equal due times are common.
+        const due = Math.floor(next() * 50);
+        const slot = index.add(step, endpoint, 0, due);
+        index.schedule(slot);
+        model.push([due, arrival++, slot]);
+      } else {
+        const now = Math.floor(next() * 60);
+        const limit = 1 + Math.floor(next() * 8);
+        model.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+        const expected = model.filter(([due]) => due <= now).slice(0, limit).map(([, , slot]) => slot);
+        const { slots } = index.claim(limit, now, () => true);
+        expect(slots, `step ${step}`).toEqual(expected);
+        for (const slot of slots) index.remove(slot);
+        model = model.filter(([, , slot]) => !slots.includes(slot));
+      }
+    }
+  });
+
   it('keeps arrival order between equal due times across arrival-number compaction', () => {
     const index = new EventIndex(8);
     index.finishRecovery();
