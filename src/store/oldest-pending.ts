@@ -116,8 +116,8 @@ export class OldestPending {
       this.#head = 0;
       this.#tail = used;
     } else {
-      this.#handles.reserve(this.#handles.capacity * 2);
-      this.#tags.reserve(this.#tags.capacity * 2);
+      this.#handles.reserve(this.#tail + 1);
+      this.#tags.reserve(this.#tail + 1);
     }
   }
 
