@@ -109,3 +109,45 @@ export class Float64Chunks extends ChunkedArray<Float64Array> {
     this.chunks[i >>> CHUNK_BITS]![i & MASK] = value;
   }
 }
+
+/** Elements per chunk of a {@link SparseChunks}: small, so that a few written slots allocate little. */
+const SPARSE_BITS = 12;
+const SPARSE_MASK = (1 << SPARSE_BITS) - 1;
+
+/**
+ * An array of numbers that are mostly `fill` (0 unless given), for columns most slots never write (the
+ * retry state of events that were never retried): a chunk of {@link SPARSE_BITS}-bit size is allocated on
+ * the first write of another value, so unwritten ranges cost no memory at all. Not for hot loops: one class
+ * serves every element type, so its accesses are polymorphic.
+ */
+export class SparseChunks<T extends Numbers> {
+  readonly #make: new (length: number) => T;
+  readonly #fill: number;
+  readonly #chunks: (T | undefined)[] = [];
+
+  constructor(make: new (length: number) => T, fill = 0) {
+    this.#make = make;
+    this.#fill = fill;
+  }
+
+  get(i: number): number {
+    const chunk = this.#chunks[i >>> SPARSE_BITS];
+    return chunk === undefined ? this.#fill : chunk[i & SPARSE_MASK]!;
+  }
+
+  set(i: number, value: number): void {
+    let chunk = this.#chunks[i >>> SPARSE_BITS];
+    if (chunk === undefined) {
+      if (Object.is(value, this.#fill)) return;
+      chunk = new this.#make(1 << SPARSE_BITS);
+      if (this.#fill !== 0) chunk.fill(this.#fill);
+      this.#chunks[i >>> SPARSE_BITS] = chunk;
+    }
+    chunk[i & SPARSE_MASK] = value;
+  }
+
+  /** Chunks allocated so far (for tests). */
+  get chunks(): number {
+    return this.#chunks.filter((chunk) => chunk !== undefined).length;
+  }
+}

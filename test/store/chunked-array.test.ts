@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CHUNK, Float64Chunks, Uint32Chunks, Uint8Chunks } from '../../src/store/chunked-array.js';
+import { CHUNK, Float64Chunks, SparseChunks, Uint32Chunks, Uint8Chunks } from '../../src/store/chunked-array.js';
 
 describe('ChunkedArray', () => {
   it('keeps every element while growing from 16 elements past several chunks, and new elements are zero', () => {
@@ -38,5 +38,33 @@ describe('ChunkedArray', () => {
     model.copyWithin(target, start, end);
     const got = Array.from({ length: size }, (_, i) => array.get(i));
     expect(got).toEqual(model);
+  });
+});
+
+describe('SparseChunks', () => {
+  it('reads its fill where nothing was written, and allocates a chunk only for another value', () => {
+    const array = new SparseChunks(Uint32Array);
+    for (let i = 0; i < 100_000; i += 7) array.set(i, 0);
+    expect(array.chunks).toBe(0);
+    expect(array.get(123_456)).toBe(0);
+    array.set(50_000, 9);
+    array.set(50_001, 10);
+    expect(array.chunks).toBe(1);
+    expect([array.get(49_999), array.get(50_000), array.get(50_001)]).toEqual([0, 9, 10]);
+    array.set(50_000, 0);
+    expect(array.get(50_000)).toBe(0);
+    array.set(900_000, 1);
+    expect(array.chunks).toBe(2);
+  });
+
+  it('keeps NaN as a fill value: unwritten elements of a new chunk read NaN too', () => {
+    const array = new SparseChunks(Float64Array, NaN);
+    array.set(5, NaN);
+    expect(array.chunks).toBe(0);
+    array.set(5, 1.5);
+    expect(array.chunks).toBe(1);
+    expect(array.get(5)).toBe(1.5);
+    expect(array.get(6)).toBeNaN();
+    expect(array.get(10_000_000)).toBeNaN();
   });
 });

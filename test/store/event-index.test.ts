@@ -64,7 +64,7 @@ describe('EventIndex id hash set', () => {
     expect([...hashOf.keys()].reduce((a, b) => Math.max(a, b))).toBeGreaterThan(2 * 65_536);
     for (const [slot, hash] of hashOf) {
       const i = index.evOff.get(slot);
-      if (index.created.get(slot) !== i || index.next.get(slot) !== i * 2 || index.status.get(slot) !== PENDING || !index.slotsWithHash(hash).includes(slot)) {
+      if (index.createdAt(slot) !== i || index.next.get(slot) !== i * 2 || index.status.get(slot) !== PENDING || !index.slotsWithHash(hash).includes(slot)) {
         expect.fail(`slot ${slot} (event ${i}) lost its fields or its id`);
       }
     }
@@ -126,6 +126,49 @@ describe('EventIndex id hash set', () => {
   });
 });
 
+describe('EventIndex times and retry state', () => {
+  it('keeps the creation time while the due time moves (retry, death, revival), and a reused slot starts afresh', () => {
+    const index = new EventIndex();
+    index.finishRecovery();
+    const endpoint = index.endpointOf('http://127.0.0.1:1/a');
+    const slot = index.add(1, endpoint, 1000, 1000);
+    const times = (): [number, number] => [index.createdAt(slot), index.next.get(slot)];
+    expect(times()).toEqual([1000, 1000]);
+    index.setNext(slot, 5000);
+    expect(times()).toEqual([1000, 5000]);
+    index.markDead(slot, 7000);
+    expect(times()).toEqual([1000, 7000]);
+    index.revive(slot, 8000, 8000);
+    expect(times()).toEqual([8000, 8000]);
+    index.setNext(slot, 9000);
+    expect(times()).toEqual([8000, 9000]);
+    index.setTimes(slot, 100, 200);
+    expect(times()).toEqual([100, 200]);
+    index.remove(slot);
+    expect(index.add(2, endpoint, 300, 300)).toBe(slot);
+    expect(times()).toEqual([300, 300]);
+    // A clock at 0 (as in tests) is a time like any other.
+    const zero = index.add(3, endpoint, 0, 0);
+    index.setNext(zero, 50);
+    expect([index.createdAt(zero), index.next.get(zero)]).toEqual([0, 50]);
+  });
+
+  it('stores no retry state and one time per event for a backlog that was never tried', () => {
+    const index = new EventIndex();
+    index.finishRecovery();
+    const endpoint = index.endpointOf('http://127.0.0.1:1/a');
+    const slots: number[] = [];
+    const hash = (i: number): number => Math.imul(i, 0x9e3779b1) >>> 0;
+    for (let i = 0; i < 100_000; i++) slots.push(index.add(hash(i), endpoint, 1000 + i, 1000 + i));
+    for (const slot of slots.slice(0, 50_000)) index.remove(slot);
+    for (let i = 0; i < 50_000; i++) index.add(hash(100_000 + i), endpoint, 200_000, 200_000);
+    expect(index.sparseChunks()).toBe(0);
+    index.setNext(slots[70_000] as number, 99_999);
+    expect(index.sparseChunks()).toBe(1);
+    expect(index.createdAt(slots[70_000] as number)).toBe(71_000);
+  });
+});
+
 describe('EventIndex oldest pending creation time', () => {
   it('costs O(1) amortised per delivery over a 20k-event FIFO drain with a read after each, and stays exact', () => {
     const index = new EventIndex();
@@ -143,7 +186,7 @@ describe('EventIndex oldest pending creation time', () => {
     while (index.pending > 0) {
       const { slots } = index.claim(10, 0, () => true);
       for (const slot of slots) {
-        expect(index.created.get(slot)).toBe(created[delivered]);
+        expect(index.createdAt(slot)).toBe(created[delivered]);
         index.remove(slot);
         delivered++;
         expect(index.oldestPendingAt()).toBe(created[delivered]);

@@ -1,4 +1,4 @@
-import { Float64Chunks, Uint32Chunks, Uint8Chunks } from '../chunked-array.js';
+import { Float64Chunks, SparseChunks, Uint32Chunks, Uint8Chunks } from '../chunked-array.js';
 import { OldestPending } from '../oldest-pending.js';
 import { hashBytes } from './format.js';
 
@@ -50,13 +50,18 @@ export class EventIndex {
   evSeg = new Uint32Chunks(1024);
   evOff = new Uint32Chunks(1024);
   evLen = new Uint32Chunks(1024);
-  stSeg = new Uint32Chunks(1024);
-  stOff = new Uint32Chunks(1024);
-  stLen = new Uint32Chunks(1024);
+  /** Where the slot's latest state record is (0: none): only retried, dead or replayed events have one. */
+  stSeg = new SparseChunks(Uint32Array);
+  stOff = new SparseChunks(Uint32Array);
+  stLen = new SparseChunks(Uint32Array);
   /** Due time for pending slots; `deadAt` for dead ones. */
   next = new Float64Chunks(1024);
-  created = new Float64Chunks(1024);
-  attempts = new Uint32Chunks(1024);
+  /**
+   * Creation time, kept only where it differs from `next` (NaN: the same): a backlog that was never tried
+   * stores one time per event, not two. Read it with {@link createdAt}; `next` changes through {@link setNext}.
+   */
+  readonly #created = new SparseChunks(Float64Array, NaN);
+  attempts = new SparseChunks(Uint32Array);
   endpoint = new Uint32Chunks(1024);
   /** Order of arrival (append or replay), the tie-breaker between equal due times. */
   seq = new Uint32Chunks(1024);
@@ -88,7 +93,7 @@ export class EventIndex {
   dead = 0;
   readonly #oldest = new OldestPending({
     live: (slot, seq) => this.seq.get(slot) === seq && (this.status.get(slot) === PENDING || this.status.get(slot) === CLAIMED),
-    createdAt: (slot) => this.created.get(slot),
+    createdAt: (slot) => this.createdAt(slot),
   });
 
   /**
@@ -100,15 +105,12 @@ export class EventIndex {
     const reused = this.#ranges === undefined ? this.#free.pop() : undefined;
     const slot = reused ?? this.#allocate();
     if (reused !== undefined) {
-      // A slot never used before is still zero: not writing it leaves those pages untouched (and out of
-      // the RSS) while no event has retry state.
       this.stSeg.set(slot, 0);
       this.attempts.set(slot, 0);
     }
     this.status.set(slot, PENDING);
     this.hash.set(slot, hash);
-    this.next.set(slot, nextAttemptAt);
-    this.created.set(slot, createdAt);
+    this.setTimes(slot, createdAt, nextAttemptAt);
     this.seq.set(slot, seq);
     this.endpoint.set(slot, endpoint);
     (this.endpoints[endpoint] as EndpointEntry).pending++;
@@ -183,6 +185,31 @@ export class EventIndex {
     return found;
   }
 
+  /** A slot's creation time. */
+  createdAt(slot: number): number {
+    const created = this.#created.get(slot);
+    return Number.isNaN(created) ? this.next.get(slot) : created;
+  }
+
+  /** Sets a slot's due time (`deadAt` when dead); its creation time stays what it was. */
+  setNext(slot: number, next: number): void {
+    const before = this.next.get(slot);
+    if (next === before) return;
+    if (Number.isNaN(this.#created.get(slot))) this.#created.set(slot, before);
+    this.next.set(slot, next);
+  }
+
+  /** Sets a slot's creation and due times. */
+  setTimes(slot: number, createdAt: number, next: number): void {
+    this.next.set(slot, next);
+    this.#created.set(slot, createdAt === next ? NaN : createdAt);
+  }
+
+  /** Chunks allocated for retry state and separate creation times: 0 while no event was retried. */
+  sparseChunks(): number {
+    return this.stSeg.chunks + this.stOff.chunks + this.stLen.chunks + this.attempts.chunks + this.#created.chunks;
+  }
+
   /** The id of a claimed or dead slot. */
   nameOf(slot: number): string | undefined {
     return this.#nameOf.get(slot);
@@ -240,7 +267,7 @@ export class EventIndex {
     const entry = this.endpoints[this.endpoint.get(slot)] as EndpointEntry;
     if (this.status.get(slot) === CLAIMED) this.claimed--;
     this.status.set(slot, DEAD);
-    this.next.set(slot, deadAt);
+    this.setNext(slot, deadAt);
     entry.pending--;
     entry.dead++;
     this.pending--;
@@ -251,8 +278,7 @@ export class EventIndex {
   revive(slot: number, createdAt: number, nextAttemptAt: number): void {
     const entry = this.endpoints[this.endpoint.get(slot)] as EndpointEntry;
     this.status.set(slot, PENDING);
-    this.next.set(slot, nextAttemptAt);
-    this.created.set(slot, createdAt);
+    this.setTimes(slot, createdAt, nextAttemptAt);
     this.attempts.set(slot, 0);
     this.seq.set(slot, this.#nextSeq());
     entry.dead--;
@@ -422,7 +448,7 @@ export class EventIndex {
 
   /** Tracks a slot that just became pending (not during recovery: creation times may still change then). */
   #track(slot: number): void {
-    if (this.#ranges === undefined) this.#oldest.push(slot, this.seq.get(slot), this.created.get(slot), this.pending);
+    if (this.#ranges === undefined) this.#oldest.push(slot, this.seq.get(slot), this.createdAt(slot), this.pending);
   }
 
   /** Tracks every pending slot afresh, in slot order (after recovery or renumbering arrivals). */
@@ -430,7 +456,7 @@ export class EventIndex {
     this.#oldest.clear(capacity);
     for (let slot = 0; slot < this.#used; slot++) {
       const status = this.status.get(slot);
-      if (status === PENDING || status === CLAIMED) this.#oldest.push(slot, this.seq.get(slot), this.created.get(slot), this.pending);
+      if (status === PENDING || status === CLAIMED) this.#oldest.push(slot, this.seq.get(slot), this.createdAt(slot), this.pending);
     }
   }
 
@@ -445,7 +471,7 @@ export class EventIndex {
 
   #allocate(): number {
     if (this.#used === this.status.capacity) {
-      const columns = [this.status, this.evSeg, this.evOff, this.evLen, this.stSeg, this.stOff, this.stLen, this.next, this.created, this.attempts, this.endpoint, this.seq, this.hash];
+      const columns = [this.status, this.evSeg, this.evOff, this.evLen, this.next, this.endpoint, this.seq, this.hash];
       for (const column of columns) column.reserve(this.#used + 1);
     }
     return this.#used++;

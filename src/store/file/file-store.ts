@@ -410,7 +410,7 @@ export class FileStore implements OutboxStore {
       taken.push(slot);
       const history = this.#claimedHistory.get(slot) ?? [];
       const attempts = this.#index.attempts.get(slot);
-      const createdAt = this.#index.created.get(slot);
+      const createdAt = this.#index.createdAt(slot);
       const event = this.#ref(slot);
       if (outcome.type === 'delivered') {
         frames.push(encodeTombstone(event, TOMBSTONE_DELIVERED));
@@ -719,7 +719,7 @@ export class FileStore implements OutboxStore {
         headers: decodeHeaders(eventBytes, record),
         // A view of the bytes read, not a copy (the buffer behind it may hold other records, as a pooled Buffer does).
         body: new Uint8Array(eventBytes.buffer, eventBytes.byteOffset + record.bodyStart, record.bodyEnd - record.bodyStart),
-        createdAt: index.created.get(slot),
+        createdAt: index.createdAt(slot),
         nextAttemptAt: index.status.get(slot) === DEAD ? (state?.nextAttemptAt ?? record.nextAttemptAt) : index.next.get(slot),
         attempts: index.attempts.get(slot),
         history,
@@ -772,12 +772,11 @@ export class FileStore implements OutboxStore {
     (this.#segments.get(location.seg) as Segment).stateRefs++;
     if (state.status === DEAD) {
       if (index.status.get(slot) !== DEAD) index.markDead(slot, state.deadAt);
-      index.next.set(slot, state.deadAt);
+      index.setNext(slot, state.deadAt);
     } else if (index.status.get(slot) === DEAD) {
       index.revive(slot, state.createdAt, state.nextAttemptAt);
     } else {
-      index.next.set(slot, state.nextAttemptAt);
-      index.created.set(slot, state.createdAt);
+      index.setTimes(slot, state.createdAt, state.nextAttemptAt);
     }
     index.attempts.set(slot, state.attempts);
   }
