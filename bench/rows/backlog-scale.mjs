@@ -52,7 +52,7 @@ export async function backlogScaleRows(ctx) {
         direction: '>=',
         target: 0.9,
         targetText: '>= 0.90x',
-        note: `${enqueue.full.label}, durability 'fsync', 256 producers. Filled ${fmt(fill.pendingAfterFill)} events in ${fmt(fill.fillMs / 1000, 1)} s (FileStore.append, 1,000 per batch); measured after 4b-4d, topped up from ${fmt(enqueue.pendingBeforeTopUp)} to ${fmt(enqueue.pendingAtStart)} pending, ${fmt(enqueue.pendingAtEnd)} pending after the windows.`,
+        note: `${enqueue.full.label}, durability 'fsync', 256 producers. Filled ${fmt(fill.pendingAfterFill)} events in ${fmt(fill.fillMs / 1000, 1)} s (FileStore.append, 1,000 per batch); measured after 4b-4d, topped up from ${fmt(enqueue.pendingBeforeTopUp)} to ${fmt(enqueue.pendingAtStart)} pending, ${fmt(enqueue.pendingAtEnd)} pending after the windows. Median of ${enqueue.full.rates.length} interleaved rounds (a fresh empty outbox, then the backlog): empty ${enqueue.empty.rates.map((r) => fmt(r)).join(', ')}/s; backlog ${enqueue.full.rates.map((r) => fmt(r)).join(', ')}/s.`,
       }),
       targetRow({
         id: '4b',
