@@ -116,9 +116,9 @@ const SPARSE_MASK = (1 << SPARSE_BITS) - 1;
 
 /**
  * An array of numbers that are mostly `fill` (0 unless given), for columns most slots never write (the
- * retry state of events that were never retried): a chunk of {@link SPARSE_BITS}-bit size is allocated on
- * the first write of another value, so unwritten ranges cost no memory at all. Not for hot loops: one class
- * serves every element type, so its accesses are polymorphic.
+ * retry state of events that were never retried): a chunk of 4,096 elements is allocated on the first
+ * write of another value in its range, so unwritten ranges cost no memory at all. Not for hot loops: one
+ * class serves every element type, so its accesses are polymorphic.
  */
 export class SparseChunks<T extends Numbers> {
   readonly #make: new (length: number) => T;

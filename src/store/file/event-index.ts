@@ -54,7 +54,7 @@ export class EventIndex {
   stSeg = new SparseChunks(Uint32Array);
   stOff = new SparseChunks(Uint32Array);
   stLen = new SparseChunks(Uint32Array);
-  /** Due time for pending slots; `deadAt` for dead ones. */
+  /** Due time for pending slots; `deadAt` for dead ones. Set it with {@link setNext} or {@link setTimes}. */
   next = new Float64Chunks(1024);
   /**
    * Creation time, kept only where it differs from `next` (NaN: the same): a backlog that was never tried
@@ -104,10 +104,8 @@ export class EventIndex {
     const seq = this.#nextSeq();
     const reused = this.#ranges === undefined ? this.#free.pop() : undefined;
     const slot = reused ?? this.#allocate();
-    if (reused !== undefined) {
-      this.stSeg.set(slot, 0);
-      this.attempts.set(slot, 0);
-    }
+    this.stSeg.set(slot, 0);
+    this.attempts.set(slot, 0);
     this.status.set(slot, PENDING);
     this.hash.set(slot, hash);
     this.setTimes(slot, createdAt, nextAttemptAt);
