@@ -154,8 +154,8 @@ export class OldestPending {
       const left = 2 * i + 1;
       if (left >= this.#heapSize) break;
       const right = left + 1;
-      const child = right < this.#heapSize && (keys.get(right)) < (keys.get(left)) ? right : left;
-      if ((keys.get(child)) >= key) break;
+      const child = right < this.#heapSize && keys.get(right) < keys.get(left) ? right : left;
+      if (keys.get(child) >= key) break;
       this.#move(child, i);
       i = child;
     }

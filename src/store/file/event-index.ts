@@ -437,7 +437,7 @@ export class EventIndex {
       const live: number[] = [];
       for (let slot = 0; slot < this.#used; slot++) if (this.status.get(slot) !== FREE) live.push(slot);
       live.sort((a, b) => this.seq.get(a) - this.seq.get(b));
-      live.forEach((slot, i) => (this.seq.set(slot, i + 1)));
+      live.forEach((slot, i) => this.seq.set(slot, i + 1));
       this.#seq = live.length;
       this.#retrack(this.pending);
     }
