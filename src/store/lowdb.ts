@@ -49,16 +49,25 @@ function fromJson<T extends StoredJson>(event: T): Omit<T, 'body'> & { body: Uin
 }
 
 /**
- * An `OutboxStore` in one human-readable JSON file, written with lowdb. Every change rewrites the
+ * An `OutboxStore` in one human-readable JSON file, written with lowdb. Every write rewrites the
  * whole file (write to a temporary file, then rename) and nothing is fsync'd: appends slow down as the
- * backlog grows and a power loss can lose or empty the file. For small outboxes you want to read with
- * a text editor; `FileStore` is the default. One process per file (there is no lock).
+ * backlog grows and a power loss can lose or empty the file. Changes made while a write is in progress
+ * share the next write. For small outboxes you want to read with a text editor; `FileStore` is the
+ * default. One process per file (there is no lock).
  */
 export class LowdbStore implements OutboxStore {
   readonly #db: Low<LowdbDocument>;
   readonly #file: string;
   readonly #maxBytes: number | undefined;
   #memory: MemoryStore | undefined;
+  /** What the file holds: the state a failed write goes back to. */
+  #written: LowdbDocument = { version: 1, pending: [], dead: [] };
+  /** The write in progress or queued last. */
+  #writing: Promise<void> | undefined;
+  /** The write that changes made now will be part of, until it starts. */
+  #queued: Promise<void> | undefined;
+  /** Counts failed writes: a queued write made on a state that was since rolled back must not report success. */
+  #rollbacks = 0;
   #bytesOnDisk = 0;
   #closed = false;
 
@@ -69,7 +78,7 @@ export class LowdbStore implements OutboxStore {
     this.#file = options.file;
     this.#maxBytes = options.maxBytes;
     // Not JSONFilePreset: it silently switches to an in-memory adapter when NODE_ENV=test.
-    this.#db = new Low<LowdbDocument>(new JSONFile<LowdbDocument>(options.file), { version: 1, pending: [], dead: [] });
+    this.#db = new Low<LowdbDocument>(new JSONFile<LowdbDocument>(options.file), this.#written);
     assertPositiveInteger('maxBytes', options.maxBytes);
   }
 
@@ -81,10 +90,9 @@ export class LowdbStore implements OutboxStore {
     } catch (error) {
       throw new StoreIoError(`Cannot read the lowdb outbox ${this.#file}`, { cause: error });
     }
-    const data = this.#db.data;
-    const snapshot: MemoryStoreSnapshot = { pending: data.pending.map(fromJson), dead: data.dead.map(fromJson) };
-    this.#memory = new MemoryStore({ ...(this.#maxBytes === undefined ? {} : { maxBytes: this.#maxBytes }), snapshot });
-    this.#bytesOnDisk = await stat(this.#file).then((s) => s.size, () => 0);
+    this.#written = this.#db.data;
+    this.#memory = this.#fromDocument(this.#written);
+    this.#bytesOnDisk = await fileSize(this.#file);
   }
 
   /** Appends, then rewrites the file. */
@@ -127,6 +135,7 @@ export class LowdbStore implements OutboxStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#writing?.catch(() => undefined);
     await this.#memory?.close();
   }
 
@@ -136,22 +145,56 @@ export class LowdbStore implements OutboxStore {
     return this.#memory;
   }
 
+  /** Changes the memory store at once, then resolves once a write that includes the change is done. */
   async #mutate<T>(change: (memory: MemoryStore) => Promise<T>): Promise<T> {
-    const memory = this.#store();
-    const before = memory.snapshot();
-    const result = await change(memory);
-    const after = memory.snapshot();
-    const document: LowdbDocument = { version: 1, pending: after.pending.map(toJson), dead: after.dead.map(toJson) };
+    const result = await change(this.#store());
+    await (this.#queued ?? this.#queueWrite());
+    return result;
+  }
+
+  /** Queues a write behind the one in progress: it starts when that one ends, with every change made until then. */
+  #queueWrite(): Promise<void> {
+    const previous = this.#writing;
+    const rollbacks = this.#rollbacks;
+    const write = (async () => {
+      await previous?.catch(() => undefined);
+      this.#queued = undefined;
+      if (rollbacks !== this.#rollbacks) {
+        throw new StoreIoError(`The lowdb outbox ${this.#file} went back to its last written state after a failed write; this change was undone`);
+      }
+      await this.#write();
+    })();
+    this.#queued = write;
+    this.#writing = write;
+    return write;
+  }
+
+  async #write(): Promise<void> {
+    const state = (this.#memory as MemoryStore).snapshot();
+    const document: LowdbDocument = { version: 1, pending: state.pending.map(toJson), dead: state.dead.map(toJson) };
     this.#db.data = document;
     try {
       await this.#db.write();
     } catch (error) {
-      // Undo in memory what did not reach the file (claims of this process are dropped with it).
-      this.#memory = new MemoryStore({ ...(this.#maxBytes === undefined ? {} : { maxBytes: this.#maxBytes }), snapshot: before });
+      // Undo in memory everything that did not reach the file (claims of this process are dropped with it).
+      this.#rollbacks++;
+      this.#queued = undefined;
+      this.#db.data = this.#written;
+      this.#memory = this.#fromDocument(this.#written);
       if (error instanceof WebhookOutboxError) throw error;
       throw new StoreIoError(`Cannot write the lowdb outbox ${this.#file}`, { cause: error });
     }
-    this.#bytesOnDisk = Buffer.byteLength(JSON.stringify(document, null, 2));
-    return result;
+    this.#written = document;
+    this.#bytesOnDisk = await fileSize(this.#file);
   }
+
+  #fromDocument(document: LowdbDocument): MemoryStore {
+    const snapshot: MemoryStoreSnapshot = { pending: document.pending.map(fromJson), dead: document.dead.map(fromJson) };
+    return new MemoryStore({ ...(this.#maxBytes === undefined ? {} : { maxBytes: this.#maxBytes }), snapshot });
+  }
+}
+
+/** The size of `file` in bytes, 0 when it does not exist. */
+async function fileSize(file: string): Promise<number> {
+  return stat(file).then((s) => s.size, () => 0);
 }

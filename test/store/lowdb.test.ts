@@ -1,11 +1,16 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { Low } from 'lowdb';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LowdbStore } from '../../src/store/lowdb.js';
 import { describeStoreContract, makeEvent } from './contract.js';
 import { tempDirs } from './temp-dir.js';
 
 const newDir = tempDirs('lowdb-store');
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
 
 describeStoreContract('LowdbStore', {
   durable: true,
@@ -42,6 +47,56 @@ describe('LowdbStore', () => {
     await expect(store.append([makeEvent('e1')])).rejects.toMatchObject({ code: 'ERR_STORE_IO' });
     expect(store.stats().pending).toBe(0);
     await store.close();
+  });
+
+  it('writes concurrent changes together, and each caller resolves once its change is in the file', async () => {
+    const file = join(await newDir(), 'outbox.json');
+    const store = new LowdbStore({ file });
+    await store.open();
+    const writes = vi.spyOn(Low.prototype, 'write');
+    const ids = Array.from({ length: 50 }, (_, i) => `e${i}`);
+    await Promise.all(
+      ids.map(async (id) => {
+        await store.append([makeEvent(id)]);
+        const document = JSON.parse(await readFile(file, 'utf8')) as { pending: { id: string }[] };
+        expect(document.pending.map((e) => e.id)).toContain(id);
+      }),
+    );
+    expect(writes.mock.calls.length).toBeLessThanOrEqual(2);
+    expect(store.stats().bytesOnDisk).toBe((await readFile(file)).length);
+    await store.close();
+    const reopened = new LowdbStore({ file });
+    await reopened.open();
+    expect(reopened.stats().pending).toBe(50);
+    await reopened.close();
+  });
+
+  it('after a failed write, undoes and rejects every change the file does not hold, queued ones included', async () => {
+    const file = join(await newDir(), 'outbox.json');
+    const store = new LowdbStore({ file });
+    await store.open();
+    await store.append([makeEvent('kept')]);
+    let fail!: (error: Error) => void;
+    const write = vi.spyOn(Low.prototype, 'write').mockImplementationOnce(
+      () => new Promise<void>((_resolve, reject) => (fail = reject)),
+    );
+    const inWrite = store.append([makeEvent('in-write')]);
+    await vi.waitFor(() => expect(write).toHaveBeenCalledTimes(1));
+    // Made while the failing write is in progress: queued for the next one.
+    const queued = store.append([makeEvent('queued')]);
+    expect(store.stats().pending).toBe(3);
+    fail(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }));
+    await expect(inWrite).rejects.toMatchObject({ code: 'ERR_STORE_IO' });
+    await expect(queued).rejects.toMatchObject({ code: 'ERR_STORE_IO' });
+    expect(store.stats().pending).toBe(1);
+    expect((await store.claim({ now: Date.now() + 1e12, limit: 10 })).events.map((e) => e.id)).toEqual(['kept']);
+    // Writes work again afterwards.
+    await store.append([makeEvent('later')]);
+    await store.close();
+    const reopened = new LowdbStore({ file });
+    await reopened.open();
+    expect((await reopened.claim({ now: Date.now() + 1e12, limit: 10 })).events.map((e) => e.id).sort()).toEqual(['kept', 'later']);
+    await reopened.close();
   });
 
   it('rejects unknown options', () => {
