@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { FileStore } from '../../src/store/file/file-store.js';
 import { hashBytes, hashText } from '../../src/store/file/format.js';
 import { makeEvent } from './contract.js';
@@ -12,6 +12,17 @@ describe('FileStore append encoding', () => {
       const bytes = Buffer.from(id);
       expect(hashText(id)).toBe(hashBytes(bytes, 0, bytes.length));
     }
+  });
+
+  it('starts id hashes from a random value per process, so colliding ids cannot be picked in advance', async () => {
+    const ids = ['msg_01J0000000000000000000000', 'order-42', 'ünïcode-€-𝄞'];
+    vi.resetModules();
+    const other = await import('../../src/store/file/format.js');
+    const here = ids.map((id) => hashText(id));
+    const there = ids.map((id) => other.hashText(id));
+    expect(ids.map((id) => hashText(id))).toEqual(here);
+    // Three 32-bit hashes all equal by chance: about 1 in 2^96.
+    expect(there).not.toEqual(here);
   });
 
   it('reads back a batch written as one buffer, and after a reopen still skips its ids, ASCII or not', async () => {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { AttemptRecord, DeadReason, NewEvent } from '../store.js';
 import { crc32c } from './crc32c.js';
 
@@ -329,18 +330,25 @@ export function decodeHistory(bytes: Buffer, view: RecordView): AttemptRecord[] 
 }
 
 /**
- * A 32-bit hash (FNV-1a, then a final mix) of `bytes[start, end)`: the key of the index's id hash set and
- * endpoint lookup. Equal bytes give equal hashes; a match is always confirmed by comparing the bytes.
+ * Where this process's id hashes start: random, so ids cannot be picked in advance to share a hash and
+ * turn the index's lookups into long scans. Hashes are never written to disk.
+ */
+const HASH_SEED = (0x811c9dc5 ^ randomBytes(4).readInt32LE(0)) | 0;
+
+/**
+ * A 32-bit hash (FNV-1a from a random start, then a final mix) of `bytes[start, end)`: the key of the
+ * index's id hash set and endpoint lookup. Equal bytes give equal hashes within a process; a match is
+ * always confirmed by comparing the bytes.
  */
 export function hashBytes(bytes: Uint8Array, start: number, end: number): number {
-  let h = 0x811c9dc5;
+  let h = HASH_SEED;
   for (let i = start; i < end; i++) h = Math.imul(h ^ (bytes[i] as number), 0x01000193);
   return finishHash(h);
 }
 
 /** {@link hashBytes} of `text`'s UTF-8 bytes; an ASCII string is hashed without encoding it first. */
 export function hashText(text: string): number {
-  let h = 0x811c9dc5;
+  let h = HASH_SEED;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c >= 0x80) {
