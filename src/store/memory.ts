@@ -58,6 +58,8 @@ export class MemoryStore implements OutboxStore {
     live: (high, low) => this.#bySeq.has(high * 2 ** 32 + low),
     createdAt: (high, low) => (this.#bySeq.get(high * 2 ** 32 + low) as PendingEntry).createdAt,
   });
+  /** Unclaimed pending entries of each endpoint, soonest due first: a claim costs O(limit x endpoints), not O(pending). */
+  readonly #due = new Map<string, DueHeap>();
   #claimed = new Set<string>();
   #dead = new Map<string, DeadEntry>();
   #endpoints = new Map<string, EndpointStoreStats>();
@@ -136,22 +138,29 @@ export class MemoryStore implements OutboxStore {
   /** Leases due events, oldest due first. */
   async claim(request: ClaimRequest): Promise<ClaimResult> {
     this.#assertOpen();
-    const due: PendingEntry[] = [];
+    const heaps: DueHeap[] = [];
+    for (const [url, heap] of request.endpoint === undefined ? this.#due : [[request.endpoint, this.#due.get(request.endpoint)] as const]) {
+      if (heap !== undefined && request.excludeEndpoints?.has(url) !== true) heaps.push(heap);
+    }
+    const events: StoredEvent[] = [];
+    while (events.length < request.limit) {
+      let soonest: DueHeap | undefined;
+      for (const heap of heaps) {
+        const top = heap.peek();
+        if (top !== undefined && top.nextAttemptAt <= request.now && (soonest === undefined || dueBefore(top, soonest.peek() as PendingEntry))) soonest = heap;
+      }
+      if (soonest === undefined) break;
+      const entry = soonest.pop();
+      if (soonest.peek() === undefined) this.#due.delete(entry.url);
+      this.#claimed.add(entry.id);
+      events.push(toStored(entry));
+    }
     let nextDueAt: number | undefined;
-    for (const entry of this.#pending.values()) {
-      if (this.#claimed.has(entry.id)) continue;
-      if (request.endpoint !== undefined && entry.url !== request.endpoint) continue;
-      if (request.excludeEndpoints?.has(entry.url) === true) continue;
-      if (entry.nextAttemptAt <= request.now) due.push(entry);
-      else if (nextDueAt === undefined || entry.nextAttemptAt < nextDueAt) nextDueAt = entry.nextAttemptAt;
+    for (const heap of heaps) {
+      const top = heap.peek();
+      if (top !== undefined && (nextDueAt === undefined || top.nextAttemptAt < nextDueAt)) nextDueAt = top.nextAttemptAt;
     }
-    due.sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || a.seq - b.seq);
-    const taken = due.slice(0, Math.max(0, request.limit));
-    for (const entry of due.slice(taken.length)) {
-      if (nextDueAt === undefined || entry.nextAttemptAt < nextDueAt) nextDueAt = entry.nextAttemptAt;
-    }
-    for (const entry of taken) this.#claimed.add(entry.id);
-    return { events: taken.map((entry) => toStored(entry)), nextDueAt };
+    return { events, nextDueAt };
   }
 
   /** Applies outcomes of claimed events; outcomes for ids that are not claimed are ignored. */
@@ -163,11 +172,13 @@ export class MemoryStore implements OutboxStore {
       this.#claimed.delete(outcome.id);
       switch (outcome.type) {
         case 'release':
+          this.#pushDue(entry);
           break;
         case 'retry':
           entry.attempts += outcome.countsAsAttempt ? 1 : 0;
           entry.history = withAttempt(entry.history, outcome.attempt);
           entry.nextAttemptAt = outcome.nextAttemptAt;
+          this.#pushDue(entry);
           break;
         case 'delivered':
           this.#remove(entry);
@@ -267,6 +278,16 @@ export class MemoryStore implements OutboxStore {
     this.#pending.set(entry.id, entry);
     this.#bySeq.set(entry.seq, entry);
     this.#oldest.push(Math.floor(entry.seq / 2 ** 32), entry.seq >>> 0, entry.createdAt, this.#pending.size);
+    this.#pushDue(entry);
+  }
+
+  #pushDue(entry: PendingEntry): void {
+    let heap = this.#due.get(entry.url);
+    if (heap === undefined) {
+      heap = new DueHeap();
+      this.#due.set(entry.url, heap);
+    }
+    heap.push(entry);
   }
 
   #remove(entry: PendingEntry): void {
@@ -293,6 +314,53 @@ export class MemoryStore implements OutboxStore {
 
   #assertOpen(): void {
     if (this.#closed) throw new OutboxClosedError('The store is closed');
+  }
+}
+
+/** Whether `a` is due before `b` (then the older arrival first). */
+function dueBefore(a: PendingEntry, b: PendingEntry): boolean {
+  return a.nextAttemptAt < b.nextAttemptAt || (a.nextAttemptAt === b.nextAttemptAt && a.seq < b.seq);
+}
+
+/** A binary min-heap of pending entries by {@link dueBefore}. */
+class DueHeap {
+  readonly #items: PendingEntry[] = [];
+
+  peek(): PendingEntry | undefined {
+    return this.#items[0];
+  }
+
+  push(entry: PendingEntry): void {
+    const items = this.#items;
+    let i = items.length;
+    items.push(entry);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!dueBefore(entry, items[parent] as PendingEntry)) break;
+      items[i] = items[parent] as PendingEntry;
+      i = parent;
+    }
+    items[i] = entry;
+  }
+
+  /** Removes and returns the first entry; the heap must not be empty. */
+  pop(): PendingEntry {
+    const items = this.#items;
+    const top = items[0] as PendingEntry;
+    const last = items.pop() as PendingEntry;
+    const size = items.length;
+    if (size === 0) return top;
+    let i = 0;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= size) break;
+      if (child + 1 < size && dueBefore(items[child + 1] as PendingEntry, items[child] as PendingEntry)) child++;
+      if (!dueBefore(items[child] as PendingEntry, last)) break;
+      items[i] = items[child] as PendingEntry;
+      i = child;
+    }
+    items[i] = last;
+    return top;
   }
 }
 

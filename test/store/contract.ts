@@ -140,6 +140,30 @@ export function describeStoreContract(name: string, target: ContractTarget): voi
       expect(third.events[0]?.attempts).toBe(0);
     });
 
+    it('claims oldest due first across endpoints; retried and released events take their place again', async () => {
+      const { store } = await setup();
+      await store.append([
+        makeEvent('a1', { url: A, nextAttemptAt: T0 + 1 }),
+        makeEvent('b1', { url: B, nextAttemptAt: T0 + 2 }),
+        makeEvent('a2', { url: A, nextAttemptAt: T0 + 3 }),
+        makeEvent('b2', { url: B, nextAttemptAt: T0 + 3 }),
+        makeEvent('b3', { url: B, nextAttemptAt: T0 + 4 }),
+        makeEvent('a3', { url: A, nextAttemptAt: T0 + 50 }),
+      ]);
+      const first = await store.claim({ limit: 4, now: T0 + 10 });
+      expect(first.events.map((e) => e.id)).toEqual(['a1', 'b1', 'a2', 'b2']);
+      expect(first.nextDueAt).toBe(T0 + 4);
+      await store.settle([
+        { id: 'a1', type: 'retry', attempt: attempt(1), nextAttemptAt: T0 + 30, countsAsAttempt: true },
+        { id: 'b1', type: 'release' },
+      ]);
+      const second = await store.claim({ limit: 10, now: T0 + 40 });
+      expect(second.events.map((e) => e.id)).toEqual(['b1', 'b3', 'a1']);
+      expect(second.nextDueAt).toBe(T0 + 50);
+      const last = await store.claim({ limit: 10, now: T0 + 50 });
+      expect(last).toEqual({ events: [expect.objectContaining({ id: 'a3' })], nextDueAt: undefined });
+    });
+
     it('honours endpoint and excludeEndpoints, including for nextDueAt', async () => {
       const { store } = await setup();
       await store.append([
