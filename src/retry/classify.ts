@@ -11,18 +11,6 @@ export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 425, 429, 5
 /** Statuses that mean "too much load, slow down": 429 and 503. */
 export const THROTTLE_STATUSES: ReadonlySet<number> = new Set([429, 503]);
 
-/** System error codes of a request that never got an answer and may succeed when tried again. */
-export const RETRYABLE_ERRNOS: ReadonlySet<string> = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EAI_AGAIN',
-  'ECONNABORTED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-]);
-
 /** How a failed attempt should be treated. */
 export interface FailureClass {
   /** The same request may succeed later. */
@@ -47,17 +35,17 @@ export function classifyStatus(status: number): FailureClass {
   return { retryable: RETRYABLE_STATUSES.has(status), throttled: THROTTLE_STATUSES.has(status) };
 }
 
-/** Classifies a request that got no response. Timeouts count as throttling; an abort is never retried. */
+/**
+ * Classifies a request that got no response: retried, whatever the cause (refused, reset, unreachable, a
+ * TLS certificate that expired, a broken proxy...), since an outage should cost a delay and not dead
+ * letters; the circuit breaker keeps a failing endpoint down to one probe at a time. Timeouts count as
+ * throttling. Not retried: an abort, and `ENOTFOUND` unless `retryOnDnsFailure` (usually a typo).
+ */
 export function classifyError(error: NetworkError, options: ClassifyOptions = {}): FailureClass {
   if (error.code === 'ERR_ABORTED') return { retryable: false, throttled: false };
   if (error.code === 'ERR_TIMEOUT') return { retryable: true, throttled: true };
-  const errno = error.errno;
-  if (errno === 'ENOTFOUND') return { retryable: options.retryOnDnsFailure === true, throttled: false };
-  if (errno !== undefined && RETRYABLE_ERRNOS.has(errno)) return { retryable: true, throttled: false };
-  // Node reports a server that closed the socket without answering as "socket hang up" (ECONNRESET), but
-  // other clients (fetch, undici) may surface the bare message without a code.
-  if (/socket hang up/i.test(error.message)) return { retryable: true, throttled: false };
-  return { retryable: false, throttled: false };
+  if (error.errno === 'ENOTFOUND') return { retryable: options.retryOnDnsFailure === true, throttled: false };
+  return { retryable: true, throttled: false };
 }
 
 function errnoOf(error: unknown): string | undefined {

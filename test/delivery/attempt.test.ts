@@ -48,6 +48,14 @@ describe('runAttempt', () => {
     expect(!result.ok && result.error).toMatchObject({ code: 'ERR_HTTP_STATUS', status: 503, bodyExcerpt: 'busy' });
   });
 
+  it('a TLS failure (https to a plain HTTP port) is a retryable network error, not a permanent one', async () => {
+    const { r, t } = await setup();
+    const result = await runAttempt(t, message(r.url.replace('http:', 'https:')), opts);
+    expect(result).toMatchObject({ ok: false, retryable: true, throttled: false });
+    expect(!result.ok && result.error).toMatchObject({ code: 'ERR_NETWORK' });
+    expect(r.requests).toHaveLength(0);
+  });
+
   it('a 400 is permanent; an echoed credential is redacted from the excerpt', async () => {
     const { r, t } = await setup({
       script: (req) => ({ status: 400, body: `bad request, you sent ${String(req.headers.authorization)} and ${String(req.headers['webhook-signature'])}` }),

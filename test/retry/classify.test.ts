@@ -24,13 +24,13 @@ describe('classifyStatus', () => {
 describe('classifyError', () => {
   const net = (errno: string | undefined, message = 'x'): NetworkError => new NetworkError('ERR_NETWORK', message, errno);
 
-  it('retries the transient system errors', () => {
-    for (const errno of ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH']) {
+  it('retries every request that got no answer: system errors, TLS failures, errors without a code', () => {
+    for (const errno of ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'EPROTO', 'EHOSTDOWN', 'EAI_FAIL']) {
       expect(classifyError(net(errno))).toEqual({ retryable: true, throttled: false });
     }
     expect(classifyError(net(undefined, 'socket hang up')).retryable).toBe(true);
-    expect(classifyError(net('EPROTO')).retryable).toBe(false);
-    expect(classifyError(net(undefined)).retryable).toBe(false);
+    expect(classifyError(net(undefined, 'The request failed: certificate has expired')).retryable).toBe(true);
+    expect(classifyError(net(undefined)).retryable).toBe(true);
   });
 
   it('retries ENOTFOUND only when configured', () => {
