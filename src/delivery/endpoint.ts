@@ -82,6 +82,8 @@ export class EndpointState {
   #unsettled = 0;
   #probeInFlight = false;
   #consecutiveFailures = 0;
+  /** 429s answered in a row at a limit of one request: each pauses the endpoint for a longer backoff. */
+  #throttles = 0;
   #probes = 0;
   #nextProbeAt = 0;
   #pausedUntil = 0;
@@ -186,11 +188,11 @@ export class EndpointState {
     }
     if (this.#circuit !== 'closed') return false;
 
-    if (signal.endpointFailure) {
-      this.#consecutiveFailures += 1;
-    } else {
-      this.#consecutiveFailures = 0;
-    }
+    // A 429 shows neither that the endpoint is down nor that it is up: it leaves the failure count alone.
+    if (signal.endpointFailure) this.#consecutiveFailures += 1;
+    else if (signal.ok) this.#consecutiveFailures = 0;
+    if (signal.ok) this.#throttles = 0;
+    const throttledAtFloor = signal.congestion && !signal.endpointFailure && this.#limit === 1;
     if (signal.congestion && ticket.epoch === this.#epoch) {
       this.#ceiling = this.#limit;
       this.#limit = Math.max(1, Math.floor(this.#limit / 2));
@@ -207,6 +209,13 @@ export class EndpointState {
     if (this.#consecutiveFailures >= this.#policy.failureThreshold) {
       this.#probes = 0;
       this.#open(now, signal.retryAfterMs);
+      return false;
+    }
+    if (throttledAtFloor) {
+      // Halving cannot slow down one request at a time: without a Retry-After, pause for the next step of
+      // the backoff schedule. Like an open circuit, the throttling is the endpoint's, not the event's.
+      if (signal.retryAfterMs === undefined) this.#pausedUntil = Math.max(this.#pausedUntil, now + this.#policy.probeDelayMs(this.#throttles));
+      this.#throttles += 1;
       return false;
     }
     return true;

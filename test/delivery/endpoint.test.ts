@@ -210,8 +210,9 @@ describe('EndpointState slow start (AIMD)', () => {
     roundTrip(endpoint, THROTTLED);
     expect(endpoint.room()).toBe(2);
     roundTrip(endpoint, THROTTLED);
-    roundTrip(endpoint, THROTTLED);
     expect(endpoint.room()).toBe(1);
+    roundTrip(endpoint, THROTTLED);
+    expect(endpoint.limit).toBe(1);
   });
 
   it('answers to requests sent before a decrease do not grow the limit back', () => {
@@ -256,6 +257,46 @@ describe('EndpointState slow start (AIMD)', () => {
     expect(endpoint.room()).toBe(2);
     expect(healthyWindows(endpoint, 5)).toEqual([2, 3, 3, 3, 3]);
     for (let i = 0; i < 5; i++) roundTrip(endpoint, THROTTLED);
-    expect(endpoint.room()).toBe(1);
+    expect(endpoint.limit).toBe(1);
+  });
+
+  it('429s at one request at a time pause the endpoint for a growing backoff, and are not the events\' attempts', () => {
+    const { clock, endpoint } = setup({ maxConcurrency: 2 });
+    expect(roundTrip(endpoint, THROTTLED)).toBe(true);
+    expect(endpoint.limit).toBe(1);
+    const pauses: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      expect(roundTrip(endpoint, THROTTLED)).toBe(false);
+      expect(endpoint.room()).toBe(0);
+      const wake = endpoint.wakeAt() as number;
+      pauses.push(wake - clock.now());
+      clock.advance(wake - clock.now() - 1);
+      expect(endpoint.room()).toBe(0);
+      clock.advance(1);
+      expect(endpoint.room()).toBe(1);
+    }
+    expect(pauses).toEqual([100, 200, 400, 800]);
+    expect(endpoint.circuit).toBe('closed');
+    // A Retry-After is the receiver's own pause: it replaces the backoff step.
+    expect(roundTrip(endpoint, { ...THROTTLED, retryAfterMs: 50 })).toBe(false);
+    expect(endpoint.wakeAt()).toBe(clock.now() + 50);
+    clock.advance(50);
+    // A healthy answer grows the limit again and starts the schedule over.
+    roundTrip(endpoint, OK);
+    expect(endpoint.limit).toBe(2);
+    expect(roundTrip(endpoint, THROTTLED)).toBe(true);
+    expect(endpoint.wakeAt()).toBeUndefined();
+    roundTrip(endpoint, THROTTLED);
+    expect(endpoint.wakeAt()).toBe(clock.now() + 100);
+  });
+
+  it('a 429 between failures neither resets nor adds to the count that opens the circuit', () => {
+    const { endpoint } = setup();
+    roundTrip(endpoint, REFUSED);
+    roundTrip(endpoint, REFUSED);
+    roundTrip(endpoint, THROTTLED);
+    expect(endpoint.snapshot().consecutiveFailures).toBe(2);
+    roundTrip(endpoint, REFUSED);
+    expect(endpoint.circuit).toBe('open');
   });
 });

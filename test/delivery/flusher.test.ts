@@ -14,11 +14,11 @@ const B = 'http://b.test/hook';
 interface Call {
   event: StoredEvent;
   answered: boolean;
-  answer(result: 'ok' | 500): void;
+  answer(result: 'ok' | 500 | 429): void;
 }
 
 /** A flusher over a MemoryStore on a FakeClock, whose deliveries the test answers by hand. */
-async function setup(options: { concurrency?: number; globalConcurrency?: number; store?: MemoryStore; clock?: FakeClock } = {}) {
+async function setup(options: { concurrency?: number; globalConcurrency?: number; store?: MemoryStore; clock?: FakeClock; maxAttempts?: number } = {}) {
   const clock = options.clock ?? new FakeClock(1_000_000);
   const store = options.store ?? new MemoryStore();
   await store.open();
@@ -26,10 +26,11 @@ async function setup(options: { concurrency?: number; globalConcurrency?: number
   const retries: RetryEvent[] = [];
   const circuits: CircuitEvent[] = [];
   const delivered: string[] = [];
+  const dead: string[] = [];
   const listener: FlusherListener = {
     delivered: (event) => delivered.push(event.id),
     retry: (event) => retries.push(event),
-    dead: () => {},
+    dead: (event) => dead.push(event.id),
     circuit: (event) => circuits.push(event),
     error: (error) => {
       throw error;
@@ -40,7 +41,7 @@ async function setup(options: { concurrency?: number; globalConcurrency?: number
     store,
     clock,
     random: () => 0.5,
-    retry: { ...OUTBOX_RETRY_DEFAULTS, baseDelayMs: 1_000, maxDelayMs: 60_000 },
+    retry: { ...OUTBOX_RETRY_DEFAULTS, baseDelayMs: 1_000, maxDelayMs: 60_000, ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts }) },
     concurrency: options.concurrency ?? 4,
     globalConcurrency: options.globalConcurrency ?? 64,
     listener,
@@ -55,7 +56,7 @@ async function setup(options: { concurrency?: number; globalConcurrency?: number
             resolve(
               result === 'ok'
                 ? { ok: true, status: 200, at, durationMs: 1 }
-                : { ok: false, retryable: true, throttled: false, status: 500, error: new HttpStatusError(500, '', true), at, durationMs: 1 },
+                : { ok: false, retryable: true, throttled: result === 429, status: result, error: new HttpStatusError(result, '', true), at, durationMs: 1 },
             );
           },
         };
@@ -75,7 +76,7 @@ async function setup(options: { concurrency?: number; globalConcurrency?: number
       })),
     );
   };
-  return { clock, store, flusher, calls, retries, circuits, delivered, enqueue };
+  return { clock, store, flusher, calls, retries, circuits, delivered, dead, enqueue };
 }
 
 /** Lets promise chains (claims, settles) run. */
@@ -203,6 +204,33 @@ describe('Flusher', () => {
     expect(t.flusher.endpoints()[A]).toMatchObject({ circuit: 'closed', concurrency: 1 });
     // Failures while open did not count against the events.
     expect(t.retries.filter((r) => !r.counted).length).toBeGreaterThanOrEqual(1);
+    await t.flusher.stop(0);
+  });
+
+  it('a receiver answering 429 for a minute gets a bounded number of requests, and loses and kills no event', async () => {
+    const t = await setup({ concurrency: 16, maxAttempts: 3 });
+    await t.enqueue(300);
+    t.flusher.start();
+    await flush();
+    // The receiver answers at once, 429 without Retry-After; 10 ms of fake time per round, 60 s in all.
+    for (let round = 0; round < 6_000; round++) {
+      for (const call of t.calls.filter((c) => !c.answered)) call.answer(429);
+      await flush();
+      t.clock.advance(10);
+    }
+    // 16 + 8 + 4 + 2 + 1 while the limit halves, then one request per backoff pause (0.5 s, 1 s, 2 s ...
+    // with random 0.5 and base 1 s, capped at 30 s): about 40. Before pauses: one per round, about 6,000.
+    expect(t.calls.length).toBeLessThan(60);
+    expect(t.dead).toEqual([]);
+    expect(t.flusher.endpoints()[A]?.circuit).toBe('closed');
+    // The receiver recovers: every event is delivered once, none of them dead.
+    for (let round = 0; t.delivered.length < 300 && round < 20_000; round++) {
+      for (const call of t.calls.filter((c) => !c.answered)) call.answer('ok');
+      await flush();
+      t.clock.advance(10);
+    }
+    expect(new Set(t.delivered).size).toBe(300);
+    expect(t.dead).toEqual([]);
     await t.flusher.stop(0);
   });
 
