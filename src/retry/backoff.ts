@@ -21,8 +21,8 @@ export type RandomSource = () => number;
  * `min(maxDelayMs, baseDelayMs * 2^attempt)`.
  */
 export function backoffCeiling(attempt: number, policy: Pick<BackoffPolicy, 'baseDelayMs' | 'maxDelayMs'>): number {
-  const exponent = Math.max(0, Math.floor(attempt));
-  // 2 ** 1100 is Infinity, and min() then picks the cap: no overflow handling needed beyond that.
+  // 2 ** 1024 is Infinity, and 0 * Infinity (a zero base) is NaN: 2 ** 1023 already exceeds any cap.
+  const exponent = Math.min(1023, Math.max(0, Math.floor(attempt)));
   return Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** exponent);
 }
 

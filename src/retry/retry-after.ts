@@ -17,7 +17,8 @@ export function parseRetryAfter(value: string | undefined, now: number): number 
     return Math.min(Number.MAX_SAFE_INTEGER, Number(trimmed) * 1000);
   }
   if (!HTTP_DATE.test(trimmed)) return undefined;
-  const at = Date.parse(trimmed);
+  // HTTP-dates are UTC; the asctime form does not say so, and Date.parse would read it in local time.
+  const at = Date.parse(/ GMT$/i.test(trimmed) ? trimmed : `${trimmed} GMT`);
   if (Number.isNaN(at)) return undefined;
   return Math.max(0, at - now);
 }

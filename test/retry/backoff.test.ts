@@ -4,7 +4,7 @@ import { backoffCeiling, backoffDelay, nextDelay } from '../../src/retry/backoff
 
 const policyArb = fc
   .record({
-    baseDelayMs: fc.integer({ min: 1, max: 60_000 }),
+    baseDelayMs: fc.integer({ min: 0, max: 60_000 }),
     maxDelayMs: fc.integer({ min: 1, max: 3_600_000 }),
     maxRetryAfterMs: fc.integer({ min: 0, max: 3_600_000 }),
   })
@@ -20,7 +20,7 @@ describe('backoffDelay (full jitter)', () => {
         expect(Number.isInteger(delay)).toBe(true);
         expect(delay).toBeGreaterThanOrEqual(0);
         expect(delay).toBeLessThanOrEqual(policy.maxDelayMs);
-        expect(delay).toBeLessThanOrEqual(policy.baseDelayMs * 2 ** attempt);
+        expect(delay).toBeLessThanOrEqual(policy.baseDelayMs === 0 ? 0 : policy.baseDelayMs * 2 ** attempt);
       }),
     );
   });
@@ -38,6 +38,7 @@ describe('backoffDelay (full jitter)', () => {
     expect(backoffCeiling(3, { baseDelayMs: 100, maxDelayMs: 1_000 })).toBe(800);
     expect(backoffCeiling(4, { baseDelayMs: 100, maxDelayMs: 1_000 })).toBe(1_000);
     expect(backoffCeiling(10_000, { baseDelayMs: 100, maxDelayMs: 1_000 })).toBe(1_000);
+    expect(backoffCeiling(10_000, { baseDelayMs: 0, maxDelayMs: 1_000 })).toBe(0);
   });
 
   it('spreads delays over the whole range, also at the cap (jitter does not vanish)', () => {

@@ -15,8 +15,22 @@ describe('parseRetryAfter', () => {
   it('reads every HTTP-date form relative to now, a past date as 0', () => {
     expect(parseRetryAfter('Sat, 01 Mar 2025 12:00:30 GMT', NOW)).toBe(30_000);
     expect(parseRetryAfter('Saturday, 01-Mar-25 12:01:00 GMT', NOW)).toBe(60_000);
-    expect(parseRetryAfter('Sat Mar  1 12:00:05 2025', NOW)).toBeGreaterThanOrEqual(0);
+    expect(parseRetryAfter('Sat Mar  1 12:00:05 2025', NOW)).toBe(5_000);
     expect(parseRetryAfter('Fri, 31 Dec 1999 23:59:59 GMT', NOW)).toBe(0);
+  });
+
+  it('reads every HTTP-date form as UTC, whatever the local time zone', () => {
+    const tz = process.env.TZ;
+    try {
+      for (const zone of ['America/New_York', 'Asia/Tokyo']) {
+        process.env.TZ = zone;
+        expect(parseRetryAfter('Sat Mar  1 12:00:05 2025', NOW)).toBe(5_000);
+        expect(parseRetryAfter('Sat, 01 Mar 2025 12:00:30 GMT', NOW)).toBe(30_000);
+      }
+    } finally {
+      if (tz === undefined) delete process.env.TZ;
+      else process.env.TZ = tz;
+    }
   });
 
   it('returns undefined for absent or garbage values, never a negative number', () => {
