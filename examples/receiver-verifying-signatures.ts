@@ -10,7 +10,10 @@ import { createSender, verifyWebhook } from 'webhook-outbox';
 
 /** Starts the receiver; `onEvent` runs once per distinct webhook-id. */
 export async function startReceiver(secret: string, onEvent: (id: string, payload: unknown) => void): Promise<{ url: string; server: Server }> {
-  // A real receiver keeps the ids of the last few minutes (the timestamp tolerance) in a shared store.
+  // Throws ERR_INVALID_OPTION for a malformed secret here, at startup, not inside a request handler.
+  verifyWebhook(secret, {}, '');
+  // A real receiver keeps ids in a shared store for as long as the sender may deliver again: retries carry
+  // fresh timestamps and come up to the sender's retry.maxAgeMs (72 h by default) after the event.
   const seen = new Set<string>();
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];

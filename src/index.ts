@@ -31,7 +31,7 @@ export type { SenderOptions, RetryOptions } from './options.js';
 export { createGotTransport } from './transport/got-transport.js';
 export type { GotTransportOptions } from './transport/got-transport.js';
 export { signPayload, verifyWebhook } from './signing/sign.js';
-export type { IncomingHeaders, VerifyOptions, VerifyResult } from './signing/sign.js';
+export type { IncomingHeaders, RawBody, VerifyOptions, VerifyResult } from './signing/sign.js';
 export { backoffDelay, nextDelay } from './retry/backoff.js';
 export type { BackoffPolicy, RandomSource } from './retry/backoff.js';
 export { parseRetryAfter } from './retry/retry-after.js';

@@ -19,11 +19,16 @@ function hmac(key: Buffer, id: string, timestampSeconds: number, body: Uint8Arra
 
 /** Like {@link signPayload}, with a key already decoded by {@link signingKey} (decode once, sign often). */
 export function signWithKey(key: Buffer, id: string, timestampSeconds: number, body: Uint8Array | string): string {
+  // 1e11 seconds is the year 5138: a larger value is milliseconds, which no receiver would accept.
+  if (!Number.isSafeInteger(timestampSeconds) || timestampSeconds < 0 || timestampSeconds >= 1e11) {
+    throw new InvalidOptionError('timestampSeconds', `must be whole seconds since the epoch (not milliseconds), got ${String(timestampSeconds)}`);
+  }
   return `v1,${hmac(key, id, timestampSeconds, body).toString('base64')}`;
 }
 
 /**
- * The `webhook-signature` value for one attempt: `v1,<base64>`. `body` must be the exact bytes sent.
+ * The `webhook-signature` value for one attempt: `v1,<base64>`. `body` must be the exact bytes sent;
+ * `timestampSeconds` whole seconds (not milliseconds), else `ERR_INVALID_OPTION`.
  */
 export function signPayload(secret: string, id: string, timestampSeconds: number, body: Uint8Array | string): string {
   return signWithKey(signingKey(secret), id, timestampSeconds, body);
@@ -46,6 +51,9 @@ export interface VerifyOptions {
   now?: number;
 }
 
+/** A raw body as receivers get it: a string, a Buffer or any byte view, or an ArrayBuffer (fetch's `arrayBuffer()`). */
+export type RawBody = string | Uint8Array | ArrayBufferView | ArrayBuffer;
+
 /** Outcome of {@link verifyWebhook}. */
 export type VerifyResult =
   | { ok: true; id: string; timestamp: number }
@@ -62,29 +70,41 @@ function header(headers: IncomingHeaders, name: string): string | undefined {
 /**
  * Checks a received webhook the Standard Webhooks way: the headers are present, the timestamp is within
  * `toleranceSeconds` of now, and one of the space-separated `v1,` signatures matches (constant-time).
- * `body` must be the raw request body, before any JSON parsing. Throws only for a malformed secret.
+ * `body` must be the raw request body, before any JSON parsing. Throws `ERR_INVALID_OPTION` only for a
+ * malformed secret, headers that are not an object, a body that is not text or bytes, a
+ * `toleranceSeconds` that is not a number >= 0, or a `now` that is not a finite number.
  */
-export function verifyWebhook(
-  secret: string,
-  headers: IncomingHeaders,
-  body: Uint8Array | string,
-  options: VerifyOptions = {},
-): VerifyResult {
+export function verifyWebhook(secret: string, headers: IncomingHeaders, body: RawBody, options: VerifyOptions = {}): VerifyResult {
   const key = signingKey(secret);
+  if (typeof headers !== 'object' || headers === null) throw new InvalidOptionError('headers', 'must be the request headers (an object or a Headers)');
+  const bytes = rawBytes(body);
+  const tolerance = options.toleranceSeconds ?? 300;
+  if (typeof tolerance !== 'number' || !(tolerance >= 0)) throw new InvalidOptionError('toleranceSeconds', `must be a number >= 0, got ${String(tolerance)}`);
+  const now = options.now ?? Date.now();
+  if (typeof now !== 'number' || !Number.isFinite(now)) throw new InvalidOptionError('now', `must be a finite number of epoch milliseconds, got ${String(now)}`);
   const id = header(headers, 'webhook-id');
   const timestampText = header(headers, 'webhook-timestamp');
   const signatures = header(headers, 'webhook-signature');
-  if (id === undefined || timestampText === undefined || signatures === undefined) return { ok: false, reason: 'missing-headers' };
+  if (!id || timestampText === undefined || signatures === undefined) return { ok: false, reason: 'missing-headers' };
   if (!/^\d{1,15}$/.test(timestampText)) return { ok: false, reason: 'bad-timestamp' };
   const timestamp = Number(timestampText);
-  const nowSeconds = Math.floor((options.now ?? Date.now()) / 1000);
-  if (Math.abs(nowSeconds - timestamp) > (options.toleranceSeconds ?? 300)) return { ok: false, reason: 'timestamp-out-of-tolerance' };
-  const expected = hmac(key, id, timestamp, body);
+  if (Math.abs(Math.floor(now / 1000) - timestamp) > tolerance) return { ok: false, reason: 'timestamp-out-of-tolerance' };
+  const expected = hmac(key, id, timestamp, bytes);
   for (const entry of signatures.split(' ')) {
     const [version, encoded] = entry.split(',', 2);
     if (version !== 'v1' || encoded === undefined) continue;
     const given = Buffer.from(encoded, 'base64');
-    if (given.byteLength === expected.byteLength && timingSafeEqual(given, expected)) return { ok: true, id, timestamp };
+    // Buffer.from skips characters outside base64: only the canonical text of a signature counts.
+    if (given.byteLength === expected.byteLength && given.toString('base64') === encoded && timingSafeEqual(given, expected)) {
+      return { ok: true, id, timestamp };
+    }
   }
   return { ok: false, reason: 'signature-mismatch' };
+}
+
+function rawBytes(body: RawBody): Uint8Array | string {
+  if (typeof body === 'string' || body instanceof Uint8Array) return body;
+  if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+  if (body instanceof ArrayBuffer) return new Uint8Array(body);
+  throw new InvalidOptionError('body', 'must be the raw request body: a string, a Buffer or Uint8Array, or an ArrayBuffer (not parsed JSON)');
 }

@@ -27,6 +27,12 @@ describe('signPayload', () => {
     expect(() => signPayload('whsec_short', ID, TS, BODY)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION' }));
     expect(() => signPayload('whsec_short', ID, TS, BODY)).not.toThrow(/short/);
   });
+
+  it('refuses a timestamp that is not whole seconds (milliseconds, fractions, NaN, negative)', () => {
+    for (const ts of [1.5, Number.NaN, -1, Date.UTC(2024, 0, 1)]) {
+      expect(() => signPayload(SECRET, ID, ts, BODY)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION' }));
+    }
+  });
 });
 
 describe('verifyWebhook', () => {
@@ -48,6 +54,36 @@ describe('verifyWebhook', () => {
     expect(verifyWebhook(SECRET, headers, BODY, { now: now + 3_600_000, toleranceSeconds: 7_200 }).ok).toBe(true);
     expect(verifyWebhook(SECRET, { ...headers, 'webhook-timestamp': '12ab' }, BODY, { now })).toEqual({ ok: false, reason: 'bad-timestamp' });
     expect(verifyWebhook(SECRET, { 'webhook-id': ID }, BODY, { now })).toEqual({ ok: false, reason: 'missing-headers' });
+    expect(verifyWebhook(SECRET, { ...headers, 'webhook-id': '' }, BODY, { now })).toEqual({ ok: false, reason: 'missing-headers' });
+  });
+
+  it('takes the raw body as an ArrayBuffer or any byte view too', () => {
+    const bytes = new TextEncoder().encode(BODY);
+    const padded = new Uint8Array(bytes.length + 8);
+    padded.set(bytes, 4);
+    for (const body of [bytes.buffer, new DataView(padded.buffer, 4, bytes.length), padded.subarray(4, 4 + bytes.length)]) {
+      expect(verifyWebhook(SECRET, headers, body, { now }).ok).toBe(true);
+    }
+  });
+
+  it('accepts only the canonical base64 text of a signature', () => {
+    for (const signature of [`${SIGNATURE}!!garbage`, SIGNATURE.replace('+', '*+'), SIGNATURE.replace(/=$/, '')]) {
+      expect(verifyWebhook(SECRET, { ...headers, 'webhook-signature': signature }, BODY, { now })).toEqual({ ok: false, reason: 'signature-mismatch' });
+    }
+  });
+
+  it('throws ERR_INVALID_OPTION for arguments that would otherwise switch a check off or crash', () => {
+    const bad: [unknown, unknown, Record<string, unknown>][] = [
+      [headers, BODY, { toleranceSeconds: Number(undefined) }],
+      [headers, BODY, { toleranceSeconds: -1 }],
+      [headers, BODY, { now: Number.NaN }],
+      [headers, { parsed: 'json' }, {}],
+      [undefined, BODY, {}],
+    ];
+    for (const [h, body, options] of bad) {
+      expect(() => verifyWebhook(SECRET, h as never, body as never, { now, ...options })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION' }));
+    }
+    expect(verifyWebhook(SECRET, headers, BODY, { now: now + 1e12, toleranceSeconds: Number.POSITIVE_INFINITY }).ok).toBe(true);
   });
 });
 
