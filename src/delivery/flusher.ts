@@ -155,6 +155,11 @@ export class Flusher {
   readonly #config: FlusherConfig;
   readonly #policy: EndpointPolicy;
   readonly #lanes = new Map<string, Lane>();
+  /** The lanes in creation order, and where the next round-robin pass over them starts. */
+  readonly #laneList: Lane[] = [];
+  #cursor = 0;
+  /** A lane with events and room of its own was held back by `globalConcurrency`: freed slots go round-robin. */
+  #starved = false;
   readonly #active = new Map<string, Active>();
   readonly #idleWaiters = new Set<() => void>();
   #running = false;
@@ -283,6 +288,7 @@ export class Flusher {
       const created: Lane = { url, state, buffer: [] };
       lane = created;
       this.#lanes.set(url, lane);
+      this.#laneList.push(lane);
     }
     return lane;
   }
@@ -336,50 +342,83 @@ export class Flusher {
     const { store, clock } = this.#config;
     while (this.#running && clock.now() >= this.#faultUntil) {
       this.#dispatchBuffered();
+      let nextDueAt: number | undefined;
+      if (this.#discover) {
+        // Endpoints without a lane (a new URL, a replay, a previous process's backlog) get a window of their
+        // own at once, however old the known lanes' backlogs are and however busy the global limit is.
+        const limit = this.#config.concurrency;
+        const found = await store.claim({ limit, now: clock.now(), excludeEndpoints: new Set(this.#lanes.keys()) });
+        nextDueAt = found.nextDueAt;
+        this.#discover = found.events.length === limit;
+        if (!this.#take(found.events)) return;
+        this.#dispatchBuffered();
+      }
       const exclude = new Set<string>();
       let wanted = 0;
-      for (const lane of this.#lanes.values()) {
+      for (const lane of this.#laneList) {
         const deficit = this.#deficit(lane);
         if (deficit === 0) exclude.add(lane.url);
         wanted += deficit;
       }
-      const globalRoom = this.#config.globalConcurrency - this.#active.size;
       if (wanted === 0) {
-        // The known endpoints have enough; endpoints not seen yet (a previous process's backlog, a replay,
-        // a new URL) may have due events that no claim returned yet.
-        if (!this.#discover || globalRoom <= 0) {
-          this.#nextDueAt = undefined;
-          return;
-        }
-        wanted = Math.min(globalRoom, this.#config.concurrency);
-      }
-      const limit = Math.min(CLAIM_BATCH, wanted);
-      const { events, nextDueAt } = await store.claim({ limit, now: clock.now(), excludeEndpoints: exclude });
-      this.#nextDueAt = nextDueAt;
-      // A short batch means nothing else is due outside the excluded (full) endpoints.
-      this.#discover = events.length === limit;
-      for (const event of events) this.#lane(event.url).buffer.push(event);
-      if (!this.#running) {
-        for (const lane of this.#lanes.values()) await Promise.all(this.#unbuffer(lane));
+        this.#nextDueAt = nextDueAt;
+        if (this.#discover) continue;
         return;
       }
-      if (events.length < limit) {
+      const limit = Math.min(CLAIM_BATCH, wanted);
+      const { events, nextDueAt: due } = await store.claim({ limit, now: clock.now(), excludeEndpoints: exclude });
+      this.#nextDueAt = nextDueAt === undefined || (due !== undefined && due < nextDueAt) ? due : nextDueAt;
+      // A short batch means nothing else is due outside the excluded (full) endpoints.
+      if (events.length < limit) this.#discover = false;
+      if (!this.#take(events)) return;
+      if (events.length < limit && !this.#discover) {
         this.#dispatchBuffered();
         return;
       }
     }
   }
 
-  /** Sends buffered events wherever there is room. */
-  #dispatchBuffered(): void {
-    for (const lane of this.#lanes.values()) if (lane.buffer.length > 0) this.#dispatchLane(lane);
+  /** Buffers claimed events in their lanes; false (with everything handed back) when the flusher stopped meanwhile. */
+  #take(events: readonly StoredEvent[]): boolean {
+    for (const event of events) this.#lane(event.url).buffer.push(event);
+    if (this.#running) return true;
+    for (const lane of this.#laneList) for (const released of this.#unbuffer(lane)) released.catch(() => {});
+    return false;
   }
 
+  /**
+   * Sends buffered events wherever there is room, one per lane per turn starting after the lane served
+   * last, so that lanes competing for `globalConcurrency` share it instead of the first ones taking it all.
+   */
+  #dispatchBuffered(): void {
+    const lanes = this.#laneList;
+    const n = lanes.length;
+    this.#starved = false;
+    for (let turn = 0, idle = 0; idle < n && this.#active.size < this.#config.globalConcurrency; turn++) {
+      const at = (this.#cursor + turn) % n;
+      if (this.#dispatchOne(lanes[at] as Lane)) {
+        idle = 0;
+        this.#cursor = (at + 1) % n;
+      } else {
+        idle++;
+      }
+    }
+    if (this.#active.size >= this.#config.globalConcurrency) {
+      this.#starved = lanes.some((lane) => lane.buffer.length > 0 && lane.state.room() > 0);
+    }
+  }
+
+  /** Sends the lane's buffered events while it and the global limit have room. */
   #dispatchLane(lane: Lane): void {
+    while (this.#dispatchOne(lane));
+    if (this.#active.size >= this.#config.globalConcurrency && lane.buffer.length > 0 && lane.state.room() > 0) this.#starved = true;
+  }
+
+  /** Sends the lane's next buffered event (burying those past their max age); false when it sent none. */
+  #dispatchOne(lane: Lane): boolean {
     const { globalConcurrency, retry, clock, listener } = this.#config;
     while (this.#running && lane.buffer.length > 0 && this.#active.size < globalConcurrency && lane.state.room() > 0) {
-      const event = lane.buffer.shift();
-      if (event === undefined) break;
+      const event = lane.buffer.shift() as StoredEvent;
       const now = clock.now();
       if (now >= event.createdAt + retry.maxAgeMs) {
         this.#bury(event, 'max-age', undefined, now)
@@ -388,7 +427,9 @@ export class Flusher {
         continue;
       }
       this.#dispatch(event, lane);
+      return true;
     }
+    return false;
   }
 
   #dispatch(event: StoredEvent, lane: Lane): void {
@@ -438,7 +479,9 @@ export class Flusher {
   #afterSlot(lane: Lane): void {
     for (const waiter of [...this.#idleWaiters]) waiter();
     if (!this.#running) return;
-    this.#dispatchLane(lane);
+    // The lane that just finished goes first, unless other lanes are waiting for a global slot.
+    if (this.#starved) this.#dispatchBuffered();
+    else this.#dispatchLane(lane);
     if (this.#active.size < this.#config.globalConcurrency) this.#dispatchBuffered();
     if (this.#deficit(lane) === 0) {
       // A Retry-After pause has no finishing request to end it: wake up for it.
