@@ -17,12 +17,21 @@ export interface Clock {
   setTimer(fn: () => void, ms: number): CancelTimer;
 }
 
-/** The real clock: `Date.now()` and unref'd `setTimeout`. */
+/** The longest delay `setTimeout` takes; Node fires a longer one after 1 ms. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/** The real clock: `Date.now()` and unref'd `setTimeout`. An `Infinity` timer never fires. */
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimer(fn, ms) {
-    const timer = setTimeout(fn, Math.max(0, ms));
-    timer.unref();
+    if (ms === Infinity) return () => {};
+    let timer: NodeJS.Timeout;
+    // A delay beyond setTimeout's range waits in steps of its longest delay.
+    const arm = (left: number): void => {
+      timer = setTimeout(() => (left > MAX_TIMEOUT_MS ? arm(left - MAX_TIMEOUT_MS) : fn()), Math.min(Math.max(0, left), MAX_TIMEOUT_MS));
+      timer.unref();
+    };
+    arm(ms);
     return () => clearTimeout(timer);
   },
 };

@@ -377,8 +377,8 @@ const OUTBOX_OPTION_KEYS = ['dir', 'store', 'durability', 'maxBytes', 'autoFlush
 /** Validates `Outbox.open()` options and fills in defaults. Throws `InvalidOptionError` naming the option. */
 export function normalizeOutboxOptions(input: unknown): NormalizedOutboxOptions {
   const sender = normalizeSenderOptions(input, { retryDefaults: OUTBOX_RETRY_DEFAULTS, extraKeys: OUTBOX_OPTION_KEYS });
-  const o = input as Record<string, unknown>;
-  const store = checkPort<OutboxStore>(o.store, 'store', ['open', 'append', 'claim', 'settle', 'stats', 'close']);
+  const o = checkObject(input, 'options');
+  const store = checkPort<OutboxStore>(o.store, 'store', ['open', 'append', 'claim', 'settle', 'deadLetters', 'replay', 'purge', 'stats', 'close']);
   if (o.dir !== undefined && (typeof o.dir !== 'string' || o.dir.length === 0)) {
     throw new InvalidOptionError('dir', `expected a non-empty directory path, got ${describeValue(o.dir)}`);
   }

@@ -11,7 +11,7 @@ import type { EndpointSnapshot } from './delivery/endpoint.js';
 import { prepareMessage } from './message.js';
 import type { WebhookMessage } from './message.js';
 import { OutboxMetrics } from './metrics.js';
-import { normalizeOutboxOptions } from './options.js';
+import { checkInteger, checkObject, normalizeOutboxOptions } from './options.js';
 import type { NormalizedOutboxOptions, OutboxOptions } from './options.js';
 import { FileStore } from './store/file/file-store.js';
 import type { DeadLetter, DeadLetterQuery, NewEvent, OutboxStore } from './store/store.js';
@@ -70,7 +70,8 @@ export interface OutboxStats {
 /** Options of {@link Outbox.drain}. */
 export interface DrainOptions {
   /**
-   * Reject with `ERR_DRAIN_TIMEOUT` if not drained by then.
+   * Reject with `ERR_DRAIN_TIMEOUT` if not drained by then: whole milliseconds, or `Infinity` to wait as
+   * long as it takes.
    * @default 30000
    */
   timeoutMs?: number;
@@ -79,7 +80,8 @@ export interface DrainOptions {
 /** Options of {@link Outbox.close}. */
 export interface CloseOptions {
   /**
-   * How long in-flight requests may finish; the rest are abandoned and stay pending on disk.
+   * How long in-flight requests may finish (whole milliseconds, or `Infinity`); the rest are abandoned and
+   * stay pending on disk.
    * @default 10000
    */
   timeoutMs?: number;
@@ -87,6 +89,12 @@ export interface CloseOptions {
 
 const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+
+/** The `timeoutMs` of drain/close options: a whole number of ms >= 0, or Infinity (wait as long as it takes). */
+function timeoutOption(options: DrainOptions | CloseOptions, fallback: number): number {
+  const o = checkObject(options, 'options');
+  return checkInteger(o.timeoutMs, 'timeoutMs', fallback, { min: 0, allowInfinity: true });
+}
 
 interface Waiter {
   check(): void;
@@ -230,8 +238,8 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
    * still pending) after `timeoutMs`. Keeps the process alive while it waits.
    */
   async drain(options: DrainOptions = {}): Promise<void> {
+    const timeoutMs = timeoutOption(options, DEFAULT_DRAIN_TIMEOUT_MS);
     if (this.#closing !== undefined) throw new OutboxClosedError();
-    const timeoutMs = options.timeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
     this.#drains += 1;
     this.#flusher.start();
     const keepAlive = setInterval(() => {}, 1 << 30);
@@ -291,12 +299,21 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
    * same promise.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    this.#closing ??= this.#shutdown(options.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);
+    if (this.#closing === undefined) {
+      let timeoutMs: number;
+      try {
+        timeoutMs = timeoutOption(options, DEFAULT_CLOSE_TIMEOUT_MS);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      this.#closing = this.#shutdown(timeoutMs);
+      // Only now that closing is visible: a drain() waiting for the outbox rejects at once.
+      this.#checkWaiters();
+    }
     return this.#closing;
   }
 
   async #shutdown(timeoutMs: number): Promise<void> {
-    this.#checkWaiters();
     this.#appendBatch();
     await Promise.all(this.#appending);
     await this.#flusher.stop(timeoutMs);

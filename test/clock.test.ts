@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { FakeClock, sleep } from '../src/clock.js';
+import { describe, expect, it, vi } from 'vitest';
+import { FakeClock, sleep, systemClock } from '../src/clock.js';
 
 describe('FakeClock', () => {
   it('fires due timers in order and only when advanced', () => {
@@ -23,5 +23,28 @@ describe('FakeClock', () => {
     controller.abort(new Error('stop'));
     await expect(pending).rejects.toThrow('stop');
     expect(clock.pendingTimers).toBe(0);
+  });
+});
+
+describe('systemClock', () => {
+  it('waits out a delay beyond setTimeout\'s range instead of firing at once; Infinity never fires', () => {
+    vi.useFakeTimers();
+    try {
+      const fired: string[] = [];
+      systemClock.setTimer(() => fired.push('long'), 2 ** 31 + 5);
+      systemClock.setTimer(() => fired.push('never'), Number.POSITIVE_INFINITY);
+      const cancel = systemClock.setTimer(() => fired.push('cancelled'), 2 ** 32);
+      vi.advanceTimersByTime(2 ** 31 - 1);
+      cancel();
+      expect(fired).toEqual([]);
+      vi.advanceTimersByTime(5);
+      expect(fired).toEqual([]);
+      vi.advanceTimersByTime(1);
+      expect(fired).toEqual(['long']);
+      vi.advanceTimersByTime(2 ** 33);
+      expect(fired).toEqual(['long']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

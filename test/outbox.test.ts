@@ -176,6 +176,35 @@ describe('Outbox lifecycle', () => {
     await expect(box.replay()).rejects.toMatchObject({ code: 'ERR_OUTBOX_CLOSED' });
   });
 
+  it('close() during drain() makes the drain reject at once with ERR_OUTBOX_CLOSED, not at its timeout', async () => {
+    const rx = (receiver = await startFlakyReceiver({ script: () => ({ status: 500 }) }));
+    // The event waits a minute for its retry and the drain an hour: only close() can end the drain in time.
+    const retry = { ...FAST_RETRY, baseDelayMs: 60_000, maxDelayMs: 60_000 };
+    const box = (outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url, retry, random: () => 0.99 }));
+    const retried = new Promise((resolve) => box.once('retry', resolve));
+    await enqueueMany(box, 1);
+    await retried;
+    // Let the retry's bookkeeping finish: nothing is in flight or being written when close() comes.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const draining = box.drain({ timeoutMs: 3_600_000 });
+    const closed = box.close({ timeoutMs: 0 });
+    await expect(draining).rejects.toMatchObject({ code: 'ERR_OUTBOX_CLOSED' });
+    await closed;
+  });
+
+  it('takes drain and close timeouts as whole ms or Infinity, and rejects anything else with ERR_INVALID_OPTION', async () => {
+    const rx = (receiver = await startFlakyReceiver());
+    const box = (outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url }));
+    for (const timeoutMs of [-1, Number.NaN, 1.5, '10' as unknown as number]) {
+      await expect(box.drain({ timeoutMs })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+      await expect(box.close({ timeoutMs })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+    }
+    await enqueueMany(box, 3);
+    await box.drain({ timeoutMs: Number.POSITIVE_INFINITY });
+    expect(rx.deliveredIds().size).toBe(3);
+    await box.close({ timeoutMs: Number.POSITIVE_INFINITY });
+  });
+
   it('drain rejects with ERR_DRAIN_TIMEOUT and the remaining count while the receiver hangs', async () => {
     const rx = (receiver = await startFlakyReceiver({ script: () => ({ hang: true }) }));
     const box = (outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url, retry: FAST_RETRY }));
@@ -357,9 +386,13 @@ describe('Outbox lifecycle', () => {
       [{ store, retry: { baseDelayMs: -1 } }, 'retry.baseDelayMs'],
       [{ store, store2: 1 }, 'store2'],
       [{ store: { open: 1 } }, 'store'],
+      // A store without the dead-letter methods of the port would fail at the first call instead.
+      [{ store: { open() {}, append() {}, claim() {}, settle() {}, stats() {}, close() {} } }, 'store'],
     ];
     for (const [options, option] of cases) {
       await expect(Outbox.open(options as OutboxOptions)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', option });
     }
+    await expect(Outbox.open(undefined as unknown as OutboxOptions)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', option: 'dir' });
+    await expect(Outbox.open(null as unknown as OutboxOptions)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
   });
 });
