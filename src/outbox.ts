@@ -3,7 +3,7 @@
  * once it is durable; the flusher (in this process unless `autoFlush: false`) delivers it later.
  */
 import { EventEmitter } from 'node:events';
-import { DrainTimeoutError, OutboxClosedError } from './errors.js';
+import { DrainTimeoutError, OutboxClosedError, OutboxFullError } from './errors.js';
 import { createTransportStack, runAttempt } from './delivery/attempt.js';
 import type { CircuitEvent, DeadEvent, DeliveredEvent, RetryEvent } from './delivery/flusher.js';
 import { Flusher } from './delivery/flusher.js';
@@ -365,14 +365,29 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
         for (const entry of batch) entry.resolve({ id: entry.event.id });
         this.#checkWaiters();
       },
-      (error: unknown) => {
+      async (error: unknown) => {
+        // The enqueues of one tick went to the store together; when together they do not fit, each
+        // caller still gets its own verdict: they are appended one by one, in order.
+        if (error instanceof OutboxFullError && batch.length > 1) await this.#appendOneByOne(batch, newIds);
+        else for (const entry of batch) entry.reject(error);
         this.#appending.delete(settled);
-        for (const entry of batch) entry.reject(error);
         this.#checkWaiters();
       },
     );
     this.#appending.add(settled);
   };
+
+  async #appendOneByOne(batch: readonly QueuedEvent[], newIds: boolean): Promise<void> {
+    for (const entry of batch) {
+      try {
+        await this.#store.append([entry.event], { newIds });
+        this.#flusher.poke();
+        entry.resolve({ id: entry.event.id });
+      } catch (error) {
+        entry.reject(error);
+      }
+    }
+  }
 
   #emitSafely<K extends 'delivered' | 'retry' | 'dead' | 'circuit'>(name: K, event: OutboxEventMap[K][0]): void {
     try {

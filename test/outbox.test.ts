@@ -283,6 +283,23 @@ describe('Outbox lifecycle', () => {
     expect(box.stats().pending).toBe(1);
   });
 
+  it('enqueues made in the same tick near maxBytes each get their own verdict, for FileStore too', async () => {
+    for (const options of [{ store: new MemoryStore({ maxBytes: 2_000 }) }, { dir: await tempDir(), maxBytes: 2_000 }]) {
+      const box = await Outbox.open({ ...options, url: 'http://127.0.0.1:9/hook', autoFlush: false });
+      try {
+        const results = await Promise.allSettled(Array.from({ length: 7 }, (_, i) => box.enqueue({ id: `e${i}`, body: 'x'.repeat(300) })));
+        const accepted = results.filter((r) => r.status === 'fulfilled').length;
+        // Together the seven do not fit; the first ones do, one by one, in order.
+        expect(accepted).toBeGreaterThanOrEqual(3);
+        expect(results.slice(0, accepted).every((r) => r.status === 'fulfilled')).toBe(true);
+        for (const r of results.slice(accepted)) expect(r).toMatchObject({ status: 'rejected', reason: { code: 'ERR_OUTBOX_FULL' } });
+        expect(box.stats().pending).toBe(accepted);
+      } finally {
+        await box.close();
+      }
+    }
+  });
+
   it('hands the enqueues of one tick to the store as one batch, also when producers loop on enqueue', async () => {
     const batches: number[] = [];
     class Counting extends MemoryStore {
