@@ -1,6 +1,7 @@
 /**
  * Parsers for command-line values. Each throws commander's `InvalidArgumentError`, which the CLI reports
- * with the option's name and exits with the usage code.
+ * with the option's name and exits with the usage code; those that may hold a credential throw a
+ * `CliError` instead, whose message does not quote the value.
  */
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError } from 'commander';
@@ -31,24 +32,32 @@ export function duration(value: string): number {
   return Math.round(Number(match[1]) * (UNIT_MS[match[2] ?? 'ms'] ?? 1));
 }
 
+/**
+ * A usage error that does not quote the value: commander's own message for an `InvalidArgumentError`
+ * repeats the raw value, and URLs, headers and secrets may carry credentials.
+ */
+function unquoted(what: string, problem: string): CliError {
+  return new CliError(ExitCode.usage, `${what}: ${problem} (the value is not shown: it may carry a credential).`);
+}
+
 /** Checks an http: or https: URL. */
 export function httpUrl(value: string): string {
   const problem = urlProblem(value);
-  if (problem !== undefined) throw new InvalidArgumentError(`${problem}.`);
+  if (problem !== undefined) throw unquoted("argument 'url'", problem);
   return value;
 }
 
 /** Parses a repeatable `name:value` header into the accumulated record. */
 export function header(value: string, previous: Record<string, string> | undefined): Record<string, string> {
   const colon = value.indexOf(':');
-  if (colon <= 0) throw new InvalidArgumentError('expected name:value (the value is not shown: it may be a credential).');
+  if (colon <= 0) throw unquoted("option '--header'", 'expected name:value');
   return { ...previous, [value.slice(0, colon).trim().toLowerCase()]: value.slice(colon + 1).trim() };
 }
 
 /** Checks a Standard Webhooks secret: `whsec_` followed by base64. */
 export function signingSecret(value: string): string {
   const problem = signingSecretProblem(value);
-  if (problem !== undefined) throw new InvalidArgumentError(`${problem}.`);
+  if (problem !== undefined) throw unquoted("option '--secret' (or WEBHOOK_OUTBOX_SECRET)", problem);
   return value;
 }
 

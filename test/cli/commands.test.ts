@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -83,6 +83,23 @@ describe('webhook-outbox send', () => {
     expect(pending.code).toBe(4);
     expect(pending.stderr).toContain('still pending');
     expect(await status()).toMatchObject({ pending: 1, dead: 1, ownerPid: null, inFlight: 0 });
+
+    // The id of a dead letter is not accepted again: said at once, exit 1, nothing enqueued.
+    const again = await run('send', receiver.url, '--data', '{}', '--dir', outboxDir(), '--id', 'evt_dead', '--timeout', '1h');
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('evt_dead is already a dead letter (http-status)');
+    expect(await status()).toMatchObject({ pending: 1, dead: 1 });
+  });
+
+  it('sends a JSON string as JSON, and rejects a bad id or header before creating anything (exit 2)', async () => {
+    expect((await run('send', receiver.url, '--data', '"hello"', '--dir', outboxDir())).code).toBe(0);
+    expect(receiver.requests.map((r) => [r.headers['content-type'], r.body])).toEqual([['application/json', '"hello"']]);
+    const fresh = join(dir, 'never-created');
+    for (const extra of [['--id', 'has space'], ['--header', 'webhook-id: mine']]) {
+      const result = await run('send', receiver.url, '--data', '{}', '--dir', fresh, ...extra);
+      expect(result.code).toBe(2);
+      await expect(stat(fresh)).rejects.toMatchObject({ code: 'ENOENT' });
+    }
   });
 });
 
@@ -180,6 +197,21 @@ describe.concurrent('bad arguments and help', () => {
     const result = await run(...args);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(message);
+  });
+
+  it('never echoes a bad secret, header or URL, which may carry credentials', async () => {
+    const cases: [string[], Record<string, string>?][] = [
+      [['send', 'http://example.test/x', '--data', '{}', '--secret', 'whsec_SuperSecretButTooShort']],
+      [['send', 'http://example.test/x', '--data', '{}'], { WEBHOOK_OUTBOX_SECRET: 'whsec_SuperSecretButTooShort' }],
+      [['send', 'http://example.test/x', '--data', '{}', '--header', 'authorization Bearer sk_live_SuperSecret']],
+      [['send', 'ftp://user:SuperSecret@example.test/x', '--data', '{}']],
+    ];
+    for (const [args, env] of cases) {
+      const result = await runCli(cli.entry, args, env === undefined ? {} : { env });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain('not shown');
+      expect(result.stderr).not.toContain('SuperSecret');
+    }
   });
 
   it('bad arguments create nothing on disk', async () => {

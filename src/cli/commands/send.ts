@@ -8,6 +8,8 @@ import type { DeadEvent, DeliveredEvent, RetryEvent } from '../../delivery/flush
 import { ExitCode } from '../exit-codes.js';
 import type { ExitCodeValue } from '../exit-codes.js';
 import { formatDuration } from '../format.js';
+import { prepareMessage } from '../../message.js';
+import { normalizeSenderOptions } from '../../options.js';
 
 /** What `send` needs. */
 export interface SendArgs {
@@ -25,17 +27,27 @@ export interface SendArgs {
  * at `--timeout` (it stays on disk; `flush` keeps trying).
  */
 export async function send(args: SendArgs, out: Writable, err: Writable): Promise<ExitCodeValue> {
+  // --data is JSON: a JSON string goes out as JSON text too, not as text/plain.
+  const body = typeof args.body === 'string' ? Buffer.from(JSON.stringify(args.body)) : args.body;
+  const headers = typeof args.body === 'string' ? { 'content-type': 'application/json', ...args.headers } : args.headers;
+  // Checked before the directory is opened: a bad id or header creates nothing on disk (exit 2).
+  const message = prepareMessage(
+    { url: args.url, body, headers, ...(args.id === undefined ? {} : { id: args.id }) },
+    { url: args.url, maxBodyBytes: normalizeSenderOptions({}).maxBodyBytes },
+  );
   const outbox = await openOutbox(args.dir, { url: args.url, signingSecret: args.secret });
   try {
-    const { id } = await outbox.enqueue({
-      url: args.url,
-      body: args.body,
-      headers: args.headers,
-      ...(args.id === undefined ? {} : { id: args.id }),
-    });
+    const { id } = await outbox.enqueue({ url: args.url, body, headers, id: message.id });
+    const [letter] = await outbox.deadLetters({ ids: [id] });
+    if (letter !== undefined) {
+      // An id is accepted once: this one is already a dead letter, so nothing new was enqueued.
+      err.write(`${id} is already a dead letter (${letter.reason}); nothing was enqueued. Use \`webhook-outbox dead replay ${id}\` to send it again\n`);
+      return ExitCode.failure;
+    }
     err.write(`enqueued ${id} (durable in ${args.dir})\n`);
     const outcome = await new Promise<DeliveredEvent | DeadEvent | undefined>((resolve) => {
-      const timer = setTimeout(() => finish(undefined), args.timeoutMs);
+      // setTimeout's longest delay (about 24.8 days); a longer one would fire at once.
+      const timer = setTimeout(() => finish(undefined), Math.min(args.timeoutMs, 2 ** 31 - 1));
       const onDelivered = (event: DeliveredEvent): void => {
         if (event.id === id) finish(event);
       };
