@@ -2,6 +2,7 @@
  * The direct sender: one message, delivered with in-process retries while the caller awaits. No disk:
  * for fire-and-forget delivery that survives restarts and long outages, use the outbox.
  */
+import { setMaxListeners } from 'node:events';
 import { sleep } from './clock.js';
 import { createTransportStack, runAttempt, type AttemptFailure } from './delivery/attempt.js';
 import { NetworkError, OutboxClosedError, RetriesExhaustedError, type WebhookOutboxError } from './errors.js';
@@ -36,16 +37,15 @@ export interface Sender {
    * `retry.maxAgeMs` run out, `ERR_ABORTED` when `signal` aborts, `ERR_OUTBOX_CLOSED` after `close()`.
    */
   send(message: WebhookMessage, options?: SendOptions): Promise<SendResult>;
-  /** Closes the transport (and its sockets). Later `send()` calls reject. Idempotent. */
+  /**
+   * Stops every `send()` still running (mid-request or mid-backoff; each rejects with `ERR_OUTBOX_CLOSED`),
+   * then closes the transport (and its sockets). Later `send()` calls reject. Idempotent.
+   */
   close(): Promise<void>;
 }
 
 function aborted(signal: AbortSignal | undefined): NetworkError {
   return new NetworkError('ERR_ABORTED', 'send() was aborted', undefined, { cause: signal?.reason });
-}
-
-function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted === true) throw aborted(signal);
 }
 
 /**
@@ -57,41 +57,63 @@ export function createSender(options?: SenderOptions): Sender {
   const { clock, retry } = o;
   const redact = o.signingSecret === undefined ? [] : [o.signingSecret];
   let closing: Promise<void> | undefined;
+  // close() aborts every send() still running: mid-request or mid-backoff, each rejects with ERR_OUTBOX_CLOSED.
+  const closer = new AbortController();
+  setMaxListeners(0, closer.signal);
 
   async function send(message: WebhookMessage, sendOptions: SendOptions = {}): Promise<SendResult> {
     if (closing !== undefined) throw new OutboxClosedError('The sender is closed');
-    const { signal } = sendOptions;
+    const caller = sendOptions.signal;
     const prepared = prepareMessage(message, o);
-    const start = clock.now();
-    for (let attempt = 1; ; attempt++) {
-      throwIfAborted(signal);
-      const remaining = retry.maxAgeMs - (clock.now() - start);
-      const result = await runAttempt(transport, prepared, {
-        timeoutMs: Math.max(1, Math.min(o.timeoutMs, remaining)),
-        signal,
-        clock,
-        retryOnDnsFailure: o.retryOnDnsFailure,
-        redact,
-      });
-      if (result.ok) return { id: prepared.id, status: result.status, attempts: attempt, durationMs: clock.now() - start };
-      throwIfAborted(signal);
-      if (!result.retryable) throw result.error;
-      giveUpUnless(attempt < retry.maxAttempts, attempt, `retry.maxAttempts (${retry.maxAttempts}) reached`, result);
-      const delay = nextDelay(attempt - 1, retry, o.random, result.retryAfterMs);
-      const elapsed = clock.now() - start;
-      giveUpUnless(elapsed + delay < retry.maxAgeMs, attempt, `retry.maxAgeMs (${retry.maxAgeMs} ms) would pass before the next attempt`, result);
-      try {
-        await sleep(delay, clock, signal);
-      } catch {
-        throw aborted(signal);
+    // One signal for this call that aborts when the caller's does or when the sender closes.
+    const controller = new AbortController();
+    const abort = (): void => controller.abort();
+    if (caller?.aborted === true) abort();
+    caller?.addEventListener('abort', abort, { once: true });
+    closer.signal.addEventListener('abort', abort, { once: true });
+    const { signal } = controller;
+    const stopped = (): WebhookOutboxError | undefined =>
+      closer.signal.aborted ? new OutboxClosedError('The sender was closed during send()') : caller?.aborted === true ? aborted(caller) : undefined;
+    try {
+      const start = clock.now();
+      for (let attempt = 1; ; attempt++) {
+        const before = stopped();
+        if (before !== undefined) throw before;
+        const remaining = retry.maxAgeMs - (clock.now() - start);
+        const result = await runAttempt(transport, prepared, {
+          timeoutMs: Math.max(1, Math.min(o.timeoutMs, remaining)),
+          signal,
+          clock,
+          retryOnDnsFailure: o.retryOnDnsFailure,
+          redact,
+        });
+        if (result.ok) return { id: prepared.id, status: result.status, attempts: attempt, durationMs: clock.now() - start };
+        const after = stopped();
+        if (after !== undefined) throw after;
+        if (!result.retryable) throw result.error;
+        giveUpUnless(attempt < retry.maxAttempts, attempt, `retry.maxAttempts (${retry.maxAttempts}) reached`, result);
+        const delay = nextDelay(attempt - 1, retry, o.random, result.retryAfterMs);
+        const elapsed = clock.now() - start;
+        giveUpUnless(elapsed + delay < retry.maxAgeMs, attempt, `retry.maxAgeMs (${retry.maxAgeMs} ms) would pass before the next attempt`, result);
+        try {
+          await sleep(delay, clock, signal);
+        } catch {
+          throw stopped() ?? aborted(caller);
+        }
       }
+    } finally {
+      caller?.removeEventListener('abort', abort);
+      closer.signal.removeEventListener('abort', abort);
     }
   }
 
   return {
     send,
     close(): Promise<void> {
-      closing ??= transport.close?.() ?? Promise.resolve();
+      if (closing === undefined) {
+        closer.abort();
+        closing = transport.close?.() ?? Promise.resolve();
+      }
       return closing;
     },
   };

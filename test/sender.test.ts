@@ -203,6 +203,25 @@ describe('createSender().send', () => {
     expect(await rejection(s.send({ body: 1 }))).toMatchObject({ code: 'ERR_OUTBOX_CLOSED' });
   });
 
+  it('close() stops a send() that is waiting for its next attempt or for an answer: ERR_OUTBOX_CLOSED, no more requests', async () => {
+    const clock = new FakeClock();
+    const backingOff = await setup({ script: [500] }, { clock, retry: { baseDelayMs: 10_000, maxDelayMs: 10_000 }, random: () => 0.5 });
+    const waiting = backingOff.s.send({ body: 1 });
+    await until(() => clock.pendingTimers === 1);
+    await backingOff.s.close();
+    expect(await rejection(waiting)).toMatchObject({ code: 'ERR_OUTBOX_CLOSED' });
+    clock.advance(60_000);
+    expect(backingOff.r.requests).toHaveLength(1);
+    await backingOff.r.close();
+
+    const hanging = await setup({ script: [{ hang: true }] });
+    const inFlight = hanging.s.send({ body: 1 });
+    await until(() => hanging.r.inProgress === 1);
+    await hanging.s.close();
+    expect(await rejection(inFlight)).toMatchObject({ code: 'ERR_OUTBOX_CLOSED' });
+    expect(hanging.r.requests).toHaveLength(1);
+  });
+
   it('rejects bad options when created', () => {
     expect(() => createSender({ retry: { maxAttempts: 0 } })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION', option: 'retry.maxAttempts' }));
   });
