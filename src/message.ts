@@ -145,11 +145,16 @@ function jsonReplacer(this: unknown, key: string, value: unknown): unknown {
     case 'number':
       if (!Number.isFinite(value)) throw invalid(where, `${value} cannot be sent as JSON`);
       return value;
-    case 'object':
-      if (value instanceof Map || value instanceof Set || value instanceof ArrayBuffer || ArrayBuffer.isView(value)) {
-        throw invalid(where, `a ${value.constructor.name} has no JSON form; convert it first`);
+    case 'object': {
+      // The value before its toJSON(): a Buffer's toJSON() would turn it into {"type":"Buffer","data":[...]}.
+      const raw = (this as Record<string, unknown>)[key];
+      for (const v of [value, raw]) {
+        if (v instanceof Map || v instanceof Set || v instanceof ArrayBuffer || ArrayBuffer.isView(v)) {
+          throw invalid(where, `a ${v.constructor.name} has no JSON form; convert it first`);
+        }
       }
       return value;
+    }
     default:
       return value;
   }
@@ -200,7 +205,7 @@ export function prepareMessage(message: unknown, options: PrepareOptions): Prepa
     id = m.id;
   }
 
-  const url = m.url ?? options.url;
+  const url = m.url === undefined ? options.url : m.url;
   if (url === undefined) throw new InvalidMessageError('url', 'no URL: set `url` on the message or in the options', 'ERR_INVALID_URL');
   if (url !== lastValidUrl) {
     const problem = urlProblem(url);
