@@ -34,8 +34,8 @@ export function createApp(outbox: Outbox): Server {
         (payload) => res.writeHead(202, { 'content-type': 'application/json' }).end(JSON.stringify(payload)),
         (error: unknown) => {
           // ERR_OUTBOX_CLOSED (shutting down) or ERR_OUTBOX_FULL: the order was not accepted; say so.
-          const code = error instanceof WebhookOutboxError ? error.code : 'ERR_INTERNAL';
-          res.writeHead(code === 'ERR_INVALID_MESSAGE' ? 400 : 503).end(JSON.stringify({ error: code }));
+          const code = error instanceof WebhookOutboxError ? error.code : error instanceof SyntaxError ? 'ERR_BAD_JSON' : 'ERR_INTERNAL';
+          res.writeHead(code === 'ERR_INVALID_MESSAGE' || code === 'ERR_BAD_JSON' ? 400 : 503).end(JSON.stringify({ error: code }));
         },
       );
     });
@@ -43,6 +43,9 @@ export function createApp(outbox: Outbox): Server {
 
   async function handleOrder(raw: string): Promise<{ orderId: number; webhookId: string }> {
     const { sku } = JSON.parse(raw || '{}') as { sku?: string };
+    // A real app takes the id its database gave the order: an event id is accepted once, so a counter that
+    // starts at 1 again after a restart would reuse ids of events still pending or dead, and enqueue() would
+    // drop those events as duplicates.
     const orderId = nextOrder++;
     // Resolves once the event is on disk (fsync); delivery happens in the background.
     const { id } = await outbox.enqueue({ id: `order-${orderId}-created`, body: { type: 'order.created', orderId, sku } });

@@ -135,7 +135,7 @@ export class OutboxLockedError extends WebhookOutboxError {
   }
 }
 
-/** `drain()` or `close()` did not finish within its timeout. */
+/** `drain()` did not finish within its timeout (`close()` abandons what is left instead). */
 export class DrainTimeoutError extends WebhookOutboxError {
   /** Events still pending or in flight when the timeout struck. */
   readonly remaining: number;

@@ -107,8 +107,8 @@ interface QueuedEvent {
 }
 
 /**
- * A durable webhook outbox. Open it with {@link Outbox.open}; every method after `close()` rejects with
- * `ERR_OUTBOX_CLOSED`.
+ * A durable webhook outbox. Open it with {@link Outbox.open}; after `close()` every method rejects with
+ * `ERR_OUTBOX_CLOSED`, except `stats()`, which keeps returning the last figures.
  */
 export class Outbox extends EventEmitter<OutboxEventMap> {
   readonly #options: NormalizedOutboxOptions;
