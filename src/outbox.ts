@@ -3,7 +3,7 @@
  * once it is durable; the flusher (in this process unless `autoFlush: false`) delivers it later.
  */
 import { EventEmitter } from 'node:events';
-import { DrainTimeoutError, OutboxClosedError, OutboxFullError } from './errors.js';
+import { DrainTimeoutError, InvalidOptionError, OutboxClosedError, OutboxFullError } from './errors.js';
 import { createTransportStack, runAttempt } from './delivery/attempt.js';
 import type { CircuitEvent, DeadEvent, DeliveredEvent, RetryEvent } from './delivery/flusher.js';
 import { Flusher } from './delivery/flusher.js';
@@ -11,7 +11,7 @@ import type { EndpointSnapshot } from './delivery/endpoint.js';
 import { prepareMessage } from './message.js';
 import type { WebhookMessage } from './message.js';
 import { OutboxMetrics } from './metrics.js';
-import { checkInteger, checkObject, normalizeOutboxOptions } from './options.js';
+import { checkInteger, checkKnownKeys, checkObject, normalizeOutboxOptions } from './options.js';
 import type { NormalizedOutboxOptions, OutboxOptions } from './options.js';
 import { FileStore } from './store/file/file-store.js';
 import type { DeadLetter, DeadLetterQuery, NewEvent, OutboxStore } from './store/store.js';
@@ -89,6 +89,14 @@ export interface CloseOptions {
 
 const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+
+/** Dead-letter ids: absent (all of them) or an array of non-empty strings. */
+function checkIds(ids: unknown, option: string): void {
+  if (ids === undefined) return;
+  if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string' && id.length > 0)) {
+    throw new InvalidOptionError(option, 'expected an array of event ids (non-empty strings)');
+  }
+}
 
 /** The `timeoutMs` of drain/close options: a whole number of ms >= 0, or Infinity (wait as long as it takes). */
 function timeoutOption(options: DrainOptions | CloseOptions, fallback: number): number {
@@ -274,12 +282,17 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
 
   /** Dead letters, oldest first, with their payload, reason and attempt history. */
   async deadLetters(query?: DeadLetterQuery): Promise<DeadLetter[]> {
+    const q = checkObject(query, 'query');
+    checkKnownKeys(q, ['ids', 'limit']);
+    checkIds(q.ids, 'ids');
+    checkInteger(q.limit, 'limit', 0, { min: 0, allowInfinity: true });
     if (this.#closing !== undefined) throw new OutboxClosedError();
     return this.#store.deadLetters(query);
   }
 
   /** Puts dead letters (all, or those `ids`) back in the queue with fresh attempts; resolves with how many. */
   async replay(ids?: readonly string[]): Promise<number> {
+    checkIds(ids, 'ids');
     if (this.#closing !== undefined) throw new OutboxClosedError();
     const count = await this.#store.replay(ids, this.#options.clock.now());
     this.#flusher.poke();
@@ -288,6 +301,7 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
 
   /** Deletes dead letters (all, or those `ids`) for good; resolves with how many. */
   async purge(ids?: readonly string[]): Promise<number> {
+    checkIds(ids, 'ids');
     if (this.#closing !== undefined) throw new OutboxClosedError();
     return this.#store.purge(ids);
   }

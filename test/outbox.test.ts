@@ -390,6 +390,21 @@ describe('Outbox lifecycle', () => {
     expect(rx.requests.map((r) => r.body).sort()).toEqual(['1', '2', '3', '4']);
   });
 
+  it('rejects bad dead-letter arguments with ERR_INVALID_OPTION and changes nothing', async () => {
+    const box = (outbox = await Outbox.open({ store: new MemoryStore(), url: 'http://127.0.0.1:9/hook', autoFlush: false }));
+    const bad: (() => Promise<unknown>)[] = [
+      () => box.deadLetters({ limit: -1 }),
+      () => box.deadLetters({ limit: 1.5 }),
+      () => box.deadLetters({ ids: 'e1' as unknown as string[] }),
+      () => box.deadLetters({ id: ['e1'] } as never),
+      () => box.replay('e1' as unknown as string[]),
+      () => box.purge([''] as string[]),
+      () => box.purge([1] as unknown as string[]),
+    ];
+    for (const call of bad) await expect(call()).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+    expect(await box.deadLetters({ ids: [], limit: Number.POSITIVE_INFINITY })).toEqual([]);
+  });
+
   it('rejects bad options with InvalidOptionError naming the option', async () => {
     const store = new MemoryStore();
     const cases: [Record<string, unknown>, string][] = [
