@@ -258,7 +258,8 @@ export class EndpointState {
     const delay = this.#policy.probeDelayMs(this.#probes);
     const floor = retryAfterMs === undefined ? 0 : Math.min(retryAfterMs, this.#policy.maxRetryAfterMs);
     this.#probes += 1;
-    this.#nextProbeAt = now + Math.max(delay, floor);
+    // Never before a pause the receiver asked for (Retry-After) is over, also one asked for earlier.
+    this.#nextProbeAt = Math.max(now + Math.max(delay, floor), this.#pausedUntil);
     this.#transition('open');
   }
 

@@ -290,6 +290,22 @@ describe('EndpointState slow start (AIMD)', () => {
     expect(endpoint.wakeAt()).toBe(clock.now() + 100);
   });
 
+  it('an open circuit sends its probe no earlier than the end of a Retry-After pause asked for before', () => {
+    const { clock, endpoint } = setup({ failureThreshold: 2 });
+    const tickets = [endpoint.acquire(), endpoint.acquire(), endpoint.acquire()];
+    finish(endpoint, tickets[0] as EndpointTicket, { ...THROTTLED, retryAfterMs: 4_000 });
+    finish(endpoint, tickets[1] as EndpointTicket, REFUSED);
+    finish(endpoint, tickets[2] as EndpointTicket, REFUSED);
+    expect(endpoint.circuit).toBe('open');
+    // The probe delay alone would be 100 ms.
+    expect(endpoint.wakeAt()).toBe(4_000);
+    clock.advance(3_999);
+    expect(endpoint.room()).toBe(0);
+    clock.advance(1);
+    expect(endpoint.circuit).toBe('half-open');
+    expect(endpoint.room()).toBe(1);
+  });
+
   it('a 429 between failures neither resets nor adds to the count that opens the circuit', () => {
     const { endpoint } = setup();
     roundTrip(endpoint, REFUSED);
