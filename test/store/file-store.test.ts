@@ -1,4 +1,4 @@
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, rm, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FileStore } from '../../src/store/file/file-store.js';
@@ -47,6 +47,25 @@ describe('FileStore', () => {
     const third = new FileStore({ dir });
     await third.open();
     await third.close();
+  });
+
+  it('lets only one of two concurrent opens, or an open through a symlink, have the directory', async () => {
+    const dir = await newDir();
+    const stores = [new FileStore({ dir }), new FileStore({ dir })];
+    const opened = await Promise.allSettled(stores.map((store) => store.open()));
+    expect(opened.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    expect(opened.find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'ERR_OUTBOX_LOCKED' } });
+    const owner = stores[opened.findIndex((r) => r.status === 'fulfilled')] as FileStore;
+    await owner.append([makeEvent('accepted')]);
+    const link = `${dir}-link`;
+    await symlink(dir, link);
+    await expect(new FileStore({ dir: link }).open()).rejects.toMatchObject({ code: 'ERR_OUTBOX_LOCKED' });
+    await owner.close();
+    const reopened = new FileStore({ dir });
+    await reopened.open();
+    expect(reopened.stats().pending).toBe(1);
+    await reopened.close();
+    await rm(link);
   });
 
   it('rejects unknown and out-of-range options', () => {

@@ -1,5 +1,6 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, realpathSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { OutboxLockedError } from '../../errors.js';
 import type { FileSystem } from './file-system.js';
 import { isCode, readFully, writeFully } from './file-system.js';
@@ -7,8 +8,24 @@ import { isCode, readFully, writeFully } from './file-system.js';
 /** Name of the lock file inside an outbox directory. */
 export const LOCK_FILE = 'LOCK';
 
-/** Directories locked by this process: a second `open()` in the same process is refused too. */
+/**
+ * Directories (by real path) locked by this process, or being locked right now: a second `open()` in the
+ * same process is refused too, also one started before the first finished, or through another path.
+ */
 const lockedHere = new Set<string>();
+const lockingHere = new Set<string>();
+
+/** The key of `dir` in {@link lockedHere}: its real path (a symlink is the same directory). */
+function dirKey(dir: string): string {
+  try {
+    return realpathSync.native(dir);
+  } catch {
+    return resolve(dir);
+  }
+}
+
+/** How long a lock file that does not hold an owner yet gets to be written by the process that made it. */
+const UNWRITTEN_LOCK_GRACE_MS = 50;
 
 interface LockContent {
   pid: number;
@@ -36,7 +53,7 @@ function processStart(pid: number): string | undefined {
  * different time than recorded is a reused pid, so the lock is stale.
  */
 function ownerAlive(content: LockContent, dir: string): boolean {
-  if (content.pid === process.pid) return lockedHere.has(dir);
+  if (content.pid === process.pid) return lockedHere.has(dirKey(dir));
   try {
     process.kill(content.pid, 0);
   } catch (error) {
@@ -81,7 +98,18 @@ export async function lockOwner(fsys: FileSystem, dir: string): Promise<number |
  * restarted as pid 1), is taken over at once.
  */
 export async function acquireLock(fsys: FileSystem, dir: string): Promise<DirectoryLock> {
-  if (lockedHere.has(dir)) throw new OutboxLockedError(dir, process.pid);
+  const key = dirKey(dir);
+  // Reserved before the first await: two open() calls of this process cannot both get past here.
+  if (lockedHere.has(key) || lockingHere.has(key)) throw new OutboxLockedError(dir, process.pid);
+  lockingHere.add(key);
+  try {
+    return await takeLock(fsys, dir, key);
+  } finally {
+    lockingHere.delete(key);
+  }
+}
+
+async function takeLock(fsys: FileSystem, dir: string, key: string): Promise<DirectoryLock> {
   const path = join(dir, LOCK_FILE);
   const start = processStart(process.pid);
   const content = Buffer.from(JSON.stringify({ pid: process.pid, ...(start === undefined ? {} : { start }) }));
@@ -91,7 +119,12 @@ export async function acquireLock(fsys: FileSystem, dir: string): Promise<Direct
       fd = await fsys.open(path, 'wx', 0o600);
     } catch (error) {
       if (!isCode(error, 'EEXIST')) throw error;
-      const owner = await readOwner(fsys, path);
+      let owner = await readOwner(fsys, path);
+      if (owner === undefined) {
+        // Empty or unreadable: maybe a live owner between creating the file and writing its pid.
+        await delay(UNWRITTEN_LOCK_GRACE_MS);
+        owner = await readOwner(fsys, path);
+      }
       if ((owner !== undefined && ownerAlive(owner, dir)) || attempt > 0) throw new OutboxLockedError(dir, owner?.pid);
       // Stale: remove it and race for it once more with O_EXCL, so two takers cannot both win.
       try {
@@ -108,13 +141,13 @@ export async function acquireLock(fsys: FileSystem, dir: string): Promise<Direct
       await fsys.close(fd);
     }
     await fsys.fsyncDir(dir);
-    lockedHere.add(dir);
+    lockedHere.add(key);
     let released = false;
     return {
       async release() {
         if (released) return;
         released = true;
-        lockedHere.delete(dir);
+        lockedHere.delete(key);
         try {
           await fsys.unlink(path);
         } catch (error) {
