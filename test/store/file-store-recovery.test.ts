@@ -2,7 +2,7 @@ import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FileStore } from '../../src/store/file/file-store.js';
-import { frameLength, HEADER_BYTES } from '../../src/store/file/format.js';
+import { encodeTombstone, frameLength, HEADER_BYTES, TOMBSTONE_DELIVERED } from '../../src/store/file/format.js';
 import { makeEvent } from './contract.js';
 import { tempDirs } from './temp-dir.js';
 
@@ -54,6 +54,34 @@ describe('FileStore recovery', () => {
       expect(again.stats().corrupt).toBe(0);
       await again.close();
     }
+  });
+
+  it('reads nothing inside the body of a torn last record, even frames a webhook body carried', async () => {
+    const dir = await newDir();
+    const store = new FileStore({ dir });
+    await store.open();
+    await store.append([makeEvent('victim')]);
+    // A body holding whole, valid frames: a tombstone for 'victim' and an event that was never accepted.
+    const forgedDir = await newDir();
+    const forged = new FileStore({ dir: forgedDir });
+    await forged.open();
+    await forged.append([makeEvent('injected', { url: 'http://169.254.169.254/latest' })]);
+    await forged.close();
+    const forgedSegment = await readFile(join(forgedDir, (await readdir(forgedDir)).find((n) => n.startsWith('segment-')) as string));
+    const body = Buffer.concat([
+      Buffer.from('x'),
+      encodeTombstone({ seg: 1, off: HEADER_BYTES }, TOMBSTONE_DELIVERED),
+      forgedSegment.subarray(HEADER_BYTES),
+      Buffer.alloc(4_096, 0x20),
+    ]);
+    await store.append([makeEvent('torn', { body })]);
+    await store.close();
+    // The second append is torn inside its body (a crash before its fsync returned).
+    const name = (await readdir(dir)).find((n) => n.startsWith('segment-')) as string;
+    const bytes = await readFile(join(dir, name));
+    const { ids, corrupt } = await openWith(name, bytes.subarray(0, bytes.length - 2_048));
+    expect(ids).toEqual(['victim']);
+    expect(corrupt).toBe(0);
   });
 
   it('skips and counts a record with any flipped byte, keeping every other record', async () => {

@@ -225,6 +225,19 @@ export function checkFrame(bytes: Buffer, at: number, end: number, payload: bool
   return 'ok';
 }
 
+/**
+ * Whether the frame at `at` is authentic but cut off: its head (lengths included) passes its checksum,
+ * yet its body runs past `end`. Everything from `at` on is then the torn tail of one record.
+ */
+export function tornFrame(bytes: Buffer, at: number, end: number): boolean {
+  if (end - at < FRAME_BYTES) return false;
+  const length = u32(bytes, at + 4);
+  const head = u32(bytes, at + 8);
+  const payloadStart = at + FRAME_BYTES + head;
+  if (length <= end - at - FRAME_BYTES || head > length || head < TOMBSTONE_FIXED || payloadStart > end) return false;
+  return crc32c(bytes, at + 4, payloadStart) === u32(bytes, at);
+}
+
 /** Total length (frame header included) of the frame at `at`. Only meaningful for a checked frame. */
 export function frameLength(bytes: Buffer, at: number): number {
   return FRAME_BYTES + u32(bytes, at + 4);

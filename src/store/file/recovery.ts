@@ -1,4 +1,4 @@
-import { checkFrame, FRAME_BYTES, frameLength, HEADER_BYTES } from './format.js';
+import { checkFrame, FRAME_BYTES, frameLength, HEADER_BYTES, tornFrame } from './format.js';
 
 /** What scanning one segment found. */
 export interface ScanResult {
@@ -19,7 +19,7 @@ function resync(bytes: Buffer, from: number, size: number, payload: boolean): nu
  * whose fields do not add up, which is counted like a bad checksum. `payload`: also check payload
  * checksums (done for the newest segment, where a torn write can be; elsewhere payloads are checked when
  * read back). Rules (after Vector's disk buffer v2): a frame the file ends inside is a torn tail and ends
- * the scan; a whole frame with a bad checksum is skipped and counted, and the scan resumes at the next
+ * the scan (without looking inside its body when its head checks out); a whole frame with a bad checksum is skipped and counted, and the scan resumes at the next
  * position where a valid frame starts (found by searching byte by byte, since a flipped length cannot be
  * trusted). Never throws on bad data.
  */
@@ -36,6 +36,9 @@ export function scanSegment(bytes: Buffer, size: number, payload: boolean, onRec
       end = at;
       continue;
     }
+    // A torn record whose head checks out: the rest of the file is its body, and frame-shaped bytes in a
+    // body (a webhook may carry anything) must not be read as records.
+    if (state === 'short' && tornFrame(bytes, at, size)) break;
     const next = resync(bytes, at + 1, size, payload);
     if (next === undefined) {
       if (state === 'bad') corrupt++;
