@@ -17,6 +17,8 @@ export class FaultFs implements FileSystem {
   writeFaults: { code: string; partial: number }[] = [];
   /** Truncate calls fail with this code while set. */
   truncateFault: string | undefined;
+  /** Next unlink calls of segment files fail with this code (each entry is one call). */
+  unlinkFaults: string[] = [];
   #paths = new Map<number, string>();
   #synced = new Map<string, number>();
   #sizes = new Map<string, number>();
@@ -37,6 +39,8 @@ export class FaultFs implements FileSystem {
   fsyncDir = (path: string) => this.#guard(() => nodeFileSystem.fsyncDir(path));
 
   async unlink(path: string): Promise<void> {
+    const fault = path.endsWith('.log') ? this.unlinkFaults.shift() : undefined;
+    if (fault !== undefined) throw sysError(fault, 'injected, unlink');
     await this.#guard(() => nodeFileSystem.unlink(path));
     this.#synced.delete(path);
     this.#sizes.delete(path);

@@ -96,6 +96,28 @@ describe('FileStore under I/O faults (through the file system seam)', () => {
     expect(ids.filter((id) => id !== 'e1')).toEqual(['e2', 'e3']);
   });
 
+  it('a segment whose deletion fails stays tracked: its delivered events do not come back after a reopen', async () => {
+    const dir = await newDir();
+    const fs = new FaultFs();
+    const store = new FileStore({ dir, fs, segmentBytes: 4_096 });
+    await store.open();
+    const delivered = (ids: string[]) => ids.map((id) => ({ id, type: 'delivered' as const, attempt: { at: T0, durationMs: 1, status: 200 } }));
+    let n = 0;
+    while (store.stats().bytesOnDisk < 4_096) await store.append([makeEvent(`e${n++}`)]);
+    await store.append([makeEvent('t0')]);
+    let { events } = await store.claim({ limit: 1_000, now: T0 });
+    fs.unlinkFaults.push('EIO');
+    // All of segment 1 is delivered; deleting it fails once. Its tombstones are in segment 2.
+    await store.settle(delivered(events.filter((e) => e.id.startsWith('e')).map((e) => e.id)));
+    // Deliver everything else too, and move on by two segments, so segment 2 could be deleted.
+    for (let i = 0; i < 80; i++) await store.append([makeEvent(`f${i}`)]);
+    ({ events } = await store.claim({ limit: 1_000, now: T0 }));
+    await store.settle(delivered(['t0', ...events.map((e) => e.id)]));
+    for (let i = 0; i < 80; i++) await store.append([makeEvent(`g${i}`)]);
+    await store.close();
+    expect((await pendingIds(dir)).filter((id) => !id.startsWith('g'))).toEqual([]);
+  });
+
   it('when the journal cannot be restored after a failure, every call fails loudly; a reopen recovers', async () => {
     const dir = await newDir();
     const fs = new FaultFs();

@@ -950,14 +950,18 @@ export class FileStore implements OutboxStore {
   /** Deletes segments nothing refers to any more; runs in the writer, after the records that freed them. */
   async #collect(): Promise<void> {
     const doomed: Segment[] = [];
+    // Tombstone references dropped on the way, to put back for segments that end up not deleted.
+    const dropped: { holder: Segment; id: number; count: number }[] = [];
     const visit = (id: number): void => {
       const segment = this.#segments.get(id);
       if (segment === undefined || segment === this.#active || doomed.includes(segment)) return;
       if (segment.live > 0 || segment.stateRefs > 0 || segment.tombsFor.size > 0) return;
+      // A segment's tombstone holders are visited after it, so they come later in `doomed`.
       doomed.push(segment);
       for (const holder of segment.tombedBy) {
         const other = this.#segments.get(holder);
         if (other === undefined) continue;
+        dropped.push({ holder: other, id, count: other.tombsFor.get(id) ?? 0 });
         other.tombsFor.delete(id);
         visit(holder);
       }
@@ -965,15 +969,33 @@ export class FileStore implements OutboxStore {
     for (const id of this.#candidates) visit(id);
     this.#candidates.clear();
     if (doomed.length === 0) return;
-    // The records that freed these segments may not be synced yet ('write' mode, outcomes): sync them first.
-    if (this.#dirty && this.#active !== undefined) {
-      await this.#fs.fsync(this.#active.fd);
-      this.#dirty = false;
+    const keepFrom = (i: number): void => {
+      const kept = new Set(doomed.slice(i).map((segment) => segment.id));
+      for (const { holder, id, count } of dropped) if (kept.has(id)) holder.tombsFor.set(id, count);
+      for (const id of kept) this.#candidates.add(id);
+    };
+    try {
+      // The records that freed these segments may not be synced yet ('write' mode, outcomes): sync them first.
+      if (this.#dirty && this.#active !== undefined) {
+        await this.#fs.fsync(this.#active.fd);
+        this.#dirty = false;
+      }
+    } catch (error) {
+      keepFrom(0);
+      throw error;
     }
-    for (const segment of doomed) {
+    for (let i = 0; i < doomed.length; i++) {
+      const segment = doomed[i] as Segment;
+      try {
+        await this.#fs.unlink(segment.path);
+      } catch (error) {
+        // The file stays: it, and every segment after it (among them the holders of its tombstones),
+        // stay tracked as they were, so nothing it holds can come back after a reopen.
+        keepFrom(i);
+        throw error;
+      }
       this.#segments.delete(segment.id);
       await this.#fs.close(segment.fd).catch(() => undefined);
-      await this.#fs.unlink(segment.path);
     }
     await this.#fs.fsyncDir(this.#dir);
   }
