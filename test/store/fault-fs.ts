@@ -19,6 +19,8 @@ export class FaultFs implements FileSystem {
   truncateFault: string | undefined;
   /** Next unlink calls of segment files fail with this code (each entry is one call). */
   unlinkFaults: string[] = [];
+  /** Next creations of segment files fail with this code (each entry is one call). */
+  createFaults: string[] = [];
   #paths = new Map<number, string>();
   #synced = new Map<string, number>();
   #sizes = new Map<string, number>();
@@ -47,6 +49,8 @@ export class FaultFs implements FileSystem {
   }
 
   async open(path: string, flags: 'r' | 'r+' | 'wx' | 'wx+', mode?: number): Promise<number> {
+    const fault = flags === 'wx+' && path.endsWith('.log') ? this.createFaults.shift() : undefined;
+    if (fault !== undefined) throw sysError(fault, 'injected, open');
     const fd = await this.#guard(() => nodeFileSystem.open(path, flags, mode));
     this.#paths.set(fd, path);
     if (!this.#sizes.has(path)) {

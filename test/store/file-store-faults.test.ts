@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import { describe, expect, it, vi } from 'vitest';
 import { FileStore, OUTCOME_SYNC_MS } from '../../src/store/file/file-store.js';
 import { makeEvent } from './contract.js';
@@ -116,6 +117,39 @@ describe('FileStore under I/O faults (through the file system seam)', () => {
     for (let i = 0; i < 80; i++) await store.append([makeEvent(`g${i}`)]);
     await store.close();
     expect((await pendingIds(dir)).filter((id) => !id.startsWith('g'))).toEqual([]);
+  });
+
+  it('ENOSPC when a new segment starts: the store goes on in the current one, and open() still starts', async () => {
+    const dir = await newDir();
+    const fs = new FaultFs();
+    const store = new FileStore({ dir, fs, segmentBytes: 4_096 });
+    await store.open();
+    let n = 0;
+    while (store.stats().bytesOnDisk < 4_096) await store.append([makeEvent(`e${n++}`)]);
+    await store.claim({ limit: 1, now: T0 });
+    // The new segment's header write finds the disk full: the append goes into the current segment.
+    fs.writeFaults.push({ code: 'ENOSPC', partial: 0 });
+    await store.append([makeEvent('still-accepted')]);
+    await store.settle([{ id: 'e0', type: 'delivered', attempt: { at: T0, durationMs: 1, status: 200 } }]);
+    await store.append([makeEvent('later')]);
+    await store.close();
+    expect((await readdir(dir)).filter((name) => name.startsWith('segment-')).length).toBeLessThanOrEqual(2);
+    expect((await pendingIds(dir)).length).toBe(n + 1);
+    // A reopen whose newest segment is full, on a disk that cannot take a new one: it starts anyway.
+    const fullDir = await newDir();
+    const full = new FileStore({ dir: fullDir, segmentBytes: 4_096 });
+    await full.open();
+    let m = 0;
+    while (full.stats().bytesOnDisk < 4_096) await full.append([makeEvent(`x${m++}`)]);
+    await full.close();
+    const noRoom = new FaultFs();
+    noRoom.createFaults.push('ENOSPC');
+    const reopened = new FileStore({ dir: fullDir, fs: noRoom, segmentBytes: 4_096 });
+    await reopened.open();
+    expect(reopened.stats().pending).toBe(m);
+    await reopened.append([makeEvent('after-reopen')]);
+    await reopened.close();
+    expect((await pendingIds(fullDir)).length).toBe(m + 1);
   });
 
   it('when the journal cannot be restored after a failure, every call fails loudly; a reopen recovers', async () => {

@@ -916,12 +916,20 @@ export class FileStore implements OutboxStore {
     if (readOnly) return;
     const newest = [...this.#segments.values()].at(-1);
     if (newest !== undefined && newest.size < this.#segmentBytes) this.#active = newest;
-    else await this.#roll();
+    else if (!(await this.#roll())) {
+      // No room for a new segment (a full disk): go on in the newest one; segmentBytes is only a target.
+      if (newest === undefined) throw new StoreIoError(`Cannot create the first segment in ${this.#dir}`);
+      this.#active = newest;
+    }
     for (const id of this.#segments.keys()) this.#candidates.add(id);
     await this.#collect();
   }
 
-  async #roll(): Promise<void> {
+  /**
+   * Starts a new segment. Resolves false, with nothing changed and the half-made file removed, when the
+   * new file cannot be created (a full disk); rejects when syncing the segment being left fails.
+   */
+  async #roll(): Promise<boolean> {
     // Records not synced yet stay in the segment being left: sync them now, nothing else would.
     if (this.#dirty && this.#active !== undefined) {
       await this.#fs.fsync(this.#active.fd);
@@ -930,21 +938,28 @@ export class FileStore implements OutboxStore {
     const id = Math.max(this.#active?.id ?? 0, [...this.#segments.keys()].at(-1) ?? 0, this.#maxSegmentId) + 1;
     this.#maxSegmentId = id;
     const path = join(this.#dir, segmentName(id));
-    const fd = await this.#fs.open(path, 'wx+', 0o600);
+    let fd: number;
+    try {
+      fd = await this.#fs.open(path, 'wx+', 0o600);
+    } catch {
+      return false;
+    }
     const segment: Segment = { id, path, fd, size: 0, written: true, live: 0, stateRefs: 0, tombsFor: new Map(), tombedBy: new Set() };
     try {
       writeFully(this.#fs, fd, encodeHeader(id), 0);
       await this.#fs.fsync(fd);
       await this.#fs.fsyncDir(this.#dir);
-    } catch (error) {
+    } catch {
       await this.#fs.close(fd).catch(() => undefined);
-      throw error;
+      await this.#fs.unlink(path).catch(() => undefined);
+      return false;
     }
     segment.size = HEADER_BYTES;
     const previous = this.#active;
     this.#segments.set(id, segment);
     this.#active = segment;
     if (previous !== undefined) this.#candidates.add(previous.id);
+    return true;
   }
 
   /** Deletes segments nothing refers to any more; runs in the writer, after the records that freed them. */
@@ -1120,6 +1135,8 @@ export class FileStore implements OutboxStore {
     let phase: 'roll' | 'write' | 'fsync' = 'roll';
     let start = 0;
     try {
+      // A segment that cannot be started (a full disk) is tried again at the next commit; this one goes on
+      // in the current segment, where a write that finds no room fails like any other.
       if ((this.#active as Segment).size >= this.#segmentBytes) await this.#roll();
       const active = this.#active as Segment;
       start = active.size;
@@ -1174,7 +1191,7 @@ export class FileStore implements OutboxStore {
       await this.#fs.fsync(active.fd);
       this.#dirty = false;
       active.size = durableSize;
-      if (afterFsync) await this.#roll();
+      if (afterFsync && !(await this.#roll())) throw new Error('cannot start a new segment');
     } catch (error) {
       this.#failed = new StoreIoError('The file store failed: the journal could not be restored after an I/O error; reopen it', { cause: error });
     }
