@@ -150,7 +150,8 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
       globalConcurrency: options.globalConcurrency,
       deliver: async (event, signal) => {
         const result = await runAttempt(transport, event, { timeoutMs, signal, clock, retryOnDnsFailure });
-        this.#metrics.attempt(result);
+        // A request that close() abandoned is no attempt: its event stays pending, untouched.
+        if (!signal.aborted) this.#metrics.attempt(result);
         return result;
       },
       listener: {

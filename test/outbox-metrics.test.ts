@@ -79,6 +79,23 @@ describe('Outbox metrics', () => {
     expect(recorder.callbacks.size).toBe(0);
   });
 
+  it('counts no attempt for a request that close() abandoned (its event stays pending)', async () => {
+    const recorder = recordingMeter();
+    metrics.setGlobalMeterProvider({ getMeter: () => recorder.meter });
+    const rx = (receiver = await startFlakyReceiver({ script: () => ({ hang: true }) }));
+    const store = new MemoryStore();
+    const outbox = await Outbox.open({ store, url: rx.url, retry: FAST_RETRY });
+    await outbox.enqueue({ id: 'hanging', body: 1 });
+    for (let i = 0; i < 500 && rx.inProgress === 0; i++) await new Promise((resolve) => setTimeout(resolve, 2));
+    expect(rx.inProgress).toBe(1);
+    await outbox.close({ timeoutMs: 20 });
+    // The aborted request settles after close() resolved: give it time to be (wrongly) counted.
+    for (let i = 0; i < 500 && rx.inProgress > 0; i++) await new Promise((resolve) => setTimeout(resolve, 2));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(store.stats().pending).toBe(1);
+    expect(recorder.added.filter((a) => a.name === 'webhook_outbox.attempts')).toEqual([]);
+  });
+
   it('labels endpoints by origin and path only (no query, no credentials)', () => {
     expect(endpointAttribute('https://user:pw@example.com:8443/hooks/1?token=abc#x')).toBe('https://example.com:8443/hooks/1');
   });

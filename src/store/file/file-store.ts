@@ -47,9 +47,11 @@ export interface FileStoreOptions {
   /** The outbox directory (created 0700 when missing). One process owns it at a time. */
   dir: string;
   /**
-   * `'fsync'`: `append()` and `settle()` resolve after an fsync that covers their records (survives a
-   * power loss); records arriving while an fsync runs share the next one. `'write'`: they resolve after
-   * `write()` (survives a killed process, not a power loss or kernel crash).
+   * `'fsync'`: `append()`, `replay()` and `purge()` resolve after an fsync that covers their records
+   * (survives a power loss); records arriving while an fsync runs share the next one. `settle()` resolves
+   * once its outcomes are written (they survive a killed process) and they are fsync'd within
+   * `OUTCOME_SYNC_MS`: a lost outcome repeats a delivery, it never loses an event. `'write'`: everything
+   * resolves after `write()` (survives a killed process, not a power loss or kernel crash).
    * @default 'fsync'
    */
   durability?: 'fsync' | 'write';
