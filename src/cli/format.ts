@@ -54,3 +54,21 @@ export function quantile(sorted: readonly number[], q: number): number {
   const rank = Math.min(sorted.length, Math.max(1, Math.ceil(q * sorted.length)));
   return sorted[rank - 1] ?? Number.NaN;
 }
+
+/**
+ * A URL fit for a terminal or a log: user info and query values replaced by `***` (they often carry
+ * credentials). Secrets in the path (some chat webhooks keep theirs there) are not recognised.
+ */
+export function redactUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return '(invalid URL)';
+  }
+  if (parsed.username !== '') parsed.username = '***';
+  if (parsed.password !== '') parsed.password = '***';
+  for (const key of new Set(parsed.searchParams.keys())) parsed.searchParams.set(key, '***');
+  parsed.hash = '';
+  return parsed.toString().replaceAll('%2A%2A%2A', '***');
+}

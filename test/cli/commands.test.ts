@@ -145,6 +145,21 @@ describe('webhook-outbox dead, status and flush', () => {
     expect((await run('dead', 'list', '--dir', outboxDir())).stdout).toBe('No dead letters.\n');
   });
 
+  it('status and dead list never print user info or query values of endpoint URLs', async () => {
+    receiver.setScript([400]);
+    const url = new URL(receiver.url);
+    url.username = 'user';
+    url.password = 'SuperSecretPw';
+    url.search = '?token=SuperSecretToken&v=2';
+    expect((await run('send', url.toString(), '--data', '{}', '--dir', outboxDir(), '--id', 'evt_token')).code).toBe(1);
+    for (const args of [['status', '--json'], ['status'], ['dead', 'list'], ['dead', 'list', '--json']]) {
+      const result = await run(...args, '--dir', outboxDir());
+      expect(result.code).toBe(0);
+      expect(result.stdout).not.toContain('SuperSecret');
+      expect(result.stdout).toContain('token=***');
+    }
+  });
+
   it('status reads a directory another process owns, which flush and replay cannot take', async () => {
     receiver.setScript(() => ({ hang: true }));
     const owner = startCli(cli.entry, ['send', receiver.url, '--data', '{}', '--dir', outboxDir(), '--id', 'evt_held', '--timeout', '20s']);

@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { buildReport, formatReport } from '../../src/cli/demo/report.js';
-import { formatBar, formatBytes, formatDuration, quantile } from '../../src/cli/format.js';
+import { formatBar, formatBytes, formatDuration, quantile, redactUrl } from '../../src/cli/format.js';
 import { ProgressLine } from '../../src/cli/progress.js';
 import type { ReceivedRequest } from '../../src/testing/flaky-receiver.js';
 
@@ -28,6 +28,12 @@ describe('demo report', () => {
 });
 
 describe('formatting', () => {
+  it('redacts user info and query values of a URL, keeping its shape', () => {
+    expect(redactUrl('https://user:pw@example.com:8443/hooks/1?token=abc&v=2#frag')).toBe('https://***:***@example.com:8443/hooks/1?token=***&v=***');
+    expect(redactUrl('http://127.0.0.1:9/x')).toBe('http://127.0.0.1:9/x');
+    expect(redactUrl('not a url')).toBe('(invalid URL)');
+  });
+
   it('formats durations, sizes, bars and quantiles', () => {
     expect([formatDuration(850), formatDuration(12_340), formatDuration(245_000), formatDuration(7_500_000), formatDuration(200_000_000)]).toEqual([
       '850 ms',

@@ -7,7 +7,7 @@ import { isSensitiveHeader } from '../../message.js';
 import type { DeadLetter, OutboxStore } from '../../store/store.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 import type { ExitCodeValue } from '../exit-codes.js';
-import { formatTable } from '../format.js';
+import { formatTable, redactUrl } from '../format.js';
 
 const PREVIEW_CHARS = 200;
 
@@ -41,7 +41,7 @@ export function viewDeadLetter(letter: DeadLetter): DeadLetterView {
   const text = Buffer.from(letter.body).toString('utf8');
   return {
     id: letter.id,
-    url: letter.url,
+    url: redactUrl(letter.url),
     reason: letter.reason,
     attempts: letter.attempts,
     createdAt: new Date(letter.createdAt).toISOString(),

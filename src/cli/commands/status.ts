@@ -6,7 +6,7 @@ import type { Writable } from 'node:stream';
 import { FileStore } from '../../store/file/file-store.js';
 import { ExitCode } from '../exit-codes.js';
 import type { ExitCodeValue } from '../exit-codes.js';
-import { formatBytes, formatDuration, formatTable } from '../format.js';
+import { formatBytes, formatDuration, formatTable, redactUrl } from '../format.js';
 import { assertOutboxDir } from './outbox-dir.js';
 
 /** The `--json` shape of `status`. */
@@ -21,6 +21,7 @@ export interface StatusReport {
   oldestPendingAgeMs: number | null;
   bytesOnDisk: number;
   corrupt: number;
+  /** Per endpoint URL, user info and query values shown as `***`. */
   endpoints: Record<string, { pending: number; dead: number }>;
 }
 
@@ -37,8 +38,19 @@ export async function readStatus(dir: string, now = Date.now()): Promise<StatusR
     oldestPendingAgeMs: stats.oldestPendingAt === undefined ? null : Math.max(0, now - stats.oldestPendingAt),
     bytesOnDisk: stats.bytesOnDisk,
     corrupt: stats.corrupt,
-    endpoints: stats.endpoints,
+    endpoints: redactEndpoints(stats.endpoints),
   };
+}
+
+/** Endpoint counters keyed by redacted URLs (URLs that differ only in what is redacted are added up). */
+function redactEndpoints(endpoints: StatusReport['endpoints']): StatusReport['endpoints'] {
+  const out: StatusReport['endpoints'] = {};
+  for (const [url, counters] of Object.entries(endpoints)) {
+    const key = redactUrl(url);
+    const sum = out[key] ?? { pending: 0, dead: 0 };
+    out[key] = { pending: sum.pending + counters.pending, dead: sum.dead + counters.dead };
+  }
+  return out;
 }
 
 /** Prints the report as text or JSON. */
