@@ -318,9 +318,16 @@ class FlakyReceiverImpl implements FlakyReceiver {
 
     const index = this.#scriptIndex++;
     const script = this.#script;
-    const reply: Reply = typeof script === 'function' ? await script(record, index) : (script[index] ?? 200);
+    let reply: Reply;
+    try {
+      reply = typeof script === 'function' ? await script(record, index) : (script[index] ?? 200);
+    } catch (error) {
+      // A script that throws answers 500, recorded like any other answer.
+      reply = { status: 500, body: error instanceof Error ? error.message : String(error) };
+    }
     const spec: ReplySpec = typeof reply === 'number' ? { status: reply } : reply;
-    if (spec.hang === true) return;
+    // An async script may settle after close(): no timer may start then, it would keep the process alive.
+    if (spec.hang === true || this.#closed || res.destroyed) return;
     await this.#wait(this.#latencyMs + (spec.delayMs ?? 0));
     if (this.#closed || res.destroyed) return;
     if (spec.drop === true) {

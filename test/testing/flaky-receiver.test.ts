@@ -1,5 +1,5 @@
 import { request, Agent } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Webhook } from 'standardwebhooks';
 import { startFlakyReceiver } from '../../src/testing/flaky-receiver.js';
 import type { FlakyReceiver, FlakyReceiverOptions } from '../../src/testing/flaky-receiver.js';
@@ -109,6 +109,27 @@ describe('startFlakyReceiver', () => {
     await receiver2.close();
     expect((await pending) as Error).toBeInstanceOf(Error);
     expect(receiver2.inProgress).toBe(0);
+  });
+
+  it('a throwing script answers 500 and records it; a script settling after close() starts no timer', async () => {
+    const receiver = await start({ script: () => Promise.reject(new Error('boom')) });
+    const answer = await post(receiver.url, 'x');
+    expect(answer).toMatchObject({ status: 500, body: 'boom' });
+    expect(receiver.requests[0]?.status).toBe(500);
+
+    const slow = await start({ latencyMs: 60_000, script: () => new Promise((resolve) => setTimeout(() => resolve(200), 50)) });
+    const setTimer = vi.spyOn(globalThis, 'setTimeout');
+    try {
+      const pending = post(slow.url, 'x').catch((e: unknown) => e);
+      await until(() => slow.inProgress === 1);
+      await slow.close();
+      await pending;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      // A 60 s latency timer started after close() would keep a test process alive for a minute.
+      expect(setTimer.mock.calls.filter(([, ms]) => ms === 60_000)).toEqual([]);
+    } finally {
+      setTimer.mockRestore();
+    }
   });
 
   it('adds latency before answering', async () => {
