@@ -155,7 +155,10 @@ export class Flusher {
   readonly #config: FlusherConfig;
   readonly #policy: EndpointPolicy;
   readonly #lanes = new Map<string, Lane>();
-  /** The lanes in creation order, and where the next round-robin pass over them starts. */
+  /**
+   * The lanes in creation order (lanes are never removed, so it stays in step with `#lanes`; an array
+   * because the dispatch after every answer walks it), and where the next round-robin pass starts.
+   */
   readonly #laneList: Lane[] = [];
   #cursor = 0;
   /** A lane with events and room of its own was held back by `globalConcurrency`: freed slots go round-robin. */
