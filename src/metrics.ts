@@ -80,10 +80,22 @@ export class OutboxMetrics {
       result.observe(inFlight, s.inFlight);
       result.observe(dead, s.dead);
       result.observe(bytes, s.bytesOnDisk);
+      // URLs that differ only in their query or user info share an attribute value: one observation each,
+      // the worst circuit state and the summed concurrency (an exporter keeps one value per attribute set).
+      const byAttribute = new Map<string, { circuit: number; concurrency: number }>();
       for (const [url, endpoint] of Object.entries(s.endpoints)) {
-        const attributes: Attributes = { 'webhook_outbox.endpoint': endpointAttribute(url) };
-        result.observe(circuit, CIRCUIT_STATE_VALUE[endpoint.circuit], attributes);
-        result.observe(concurrency, endpoint.concurrency, attributes);
+        const key = endpointAttribute(url);
+        const seen = byAttribute.get(key);
+        const state = CIRCUIT_STATE_VALUE[endpoint.circuit];
+        byAttribute.set(key, {
+          circuit: Math.max(seen?.circuit ?? 0, state),
+          concurrency: (seen?.concurrency ?? 0) + endpoint.concurrency,
+        });
+      }
+      for (const [endpoint, values] of byAttribute) {
+        const attributes: Attributes = { 'webhook_outbox.endpoint': endpoint };
+        result.observe(circuit, values.circuit, attributes);
+        result.observe(concurrency, values.concurrency, attributes);
       }
     };
     meter.addBatchObservableCallback(this.#callback, this.#gauges);

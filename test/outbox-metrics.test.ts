@@ -96,6 +96,25 @@ describe('Outbox metrics', () => {
     expect(recorder.added.filter((a) => a.name === 'webhook_outbox.attempts')).toEqual([]);
   });
 
+  it('observes one circuit state per endpoint attribute: the worst of the URLs that share it', async () => {
+    const recorder = recordingMeter();
+    metrics.setGlobalMeterProvider({ getMeter: () => recorder.meter });
+    const rx = (receiver = await startFlakyReceiver({ script: () => 503 }));
+    // Probes a minute apart: the circuit stays open while the test looks.
+    const retry = { ...FAST_RETRY, baseDelayMs: 60_000, maxDelayMs: 60_000 };
+    const outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url, retry, random: () => 0.99 });
+    try {
+      // Same origin and path, different queries: the first always fails until its circuit opens.
+      for (let i = 0; i < 6; i++) await outbox.enqueue({ url: `${rx.url}?t=1`, body: i });
+      for (let i = 0; i < 500 && outbox.stats().endpoints[`${rx.url}?t=1`]?.circuit !== 'open'; i++) await new Promise((resolve) => setTimeout(resolve, 2));
+      await outbox.enqueue({ url: `${rx.url}?t=2`, body: 'x' });
+      const states = (await recorder.collect()).filter((o) => o.name === 'webhook_outbox.circuit.state');
+      expect(states).toEqual([{ name: 'webhook_outbox.circuit.state', value: 2, attributes: { 'webhook_outbox.endpoint': rx.url } }]);
+    } finally {
+      await outbox.close({ timeoutMs: 0 });
+    }
+  });
+
   it('labels endpoints by origin and path only (no query, no credentials)', () => {
     expect(endpointAttribute('https://user:pw@example.com:8443/hooks/1?token=abc#x')).toBe('https://example.com:8443/hooks/1');
   });

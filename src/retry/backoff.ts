@@ -28,7 +28,7 @@ export function backoffCeiling(attempt: number, policy: Pick<BackoffPolicy, 'bas
 
 /**
  * The full-jitter delay after failed attempt `attempt` (0 = after the first failure): a whole number of
- * milliseconds drawn uniformly from [0, ceiling]. A random source that strays outside [0, 1) is clamped.
+ * milliseconds drawn uniformly from [0, ceiling). A random source that strays outside [0, 1) is clamped.
  */
 export function backoffDelay(
   attempt: number,
