@@ -97,6 +97,30 @@ describe('FileStore under I/O faults (through the file system seam)', () => {
     expect(ids.filter((id) => id !== 'e1')).toEqual(['e2', 'e3']);
   });
 
+  it('a failed fsync before deleting settled segments deletes nothing and moves to a new segment', async () => {
+    const dir = await newDir();
+    const fs = new FaultFs();
+    const store = new FileStore({ dir, fs, segmentBytes: 4_096 });
+    await store.open();
+    let n = 0;
+    while (store.stats().bytesOnDisk < 4_096) await store.append([makeEvent(`e${n++}`)]);
+    await store.append([makeEvent('t0')]);
+    const { events } = await store.claim({ limit: 1_000, now: T0 });
+    const segments = async (): Promise<string[]> => (await readdir(dir)).filter((name) => name.startsWith('segment-')).sort();
+    expect(await segments()).toHaveLength(2);
+    // Delivering all of segment 1 writes its tombstones (not fsync'd yet) and frees it: the fsync that
+    // must come before deleting it fails.
+    fs.fsyncFaults.push('EIO');
+    await store.settle(events.filter((e) => e.id.startsWith('e')).map((e) => ({ id: e.id, type: 'delivered' as const, attempt: { at: T0, durationMs: 1, status: 200 } })));
+    const after = await segments();
+    expect(after).toHaveLength(3);
+    expect(after[0]).toBe('segment-0000000001.log');
+    await store.append([makeEvent('later')]);
+    await store.close();
+    // No accepted event is lost; delivered ones may come back (their outcomes were not durable).
+    expect(await pendingIds(dir)).toEqual(expect.arrayContaining(['later', 't0']));
+  });
+
   it('a segment whose deletion fails stays tracked: its delivered events do not come back after a reopen', async () => {
     const dir = await newDir();
     const fs = new FaultFs();

@@ -991,15 +991,18 @@ export class FileStore implements OutboxStore {
       for (const { holder, id, count } of dropped) if (kept.has(id)) holder.tombsFor.set(id, count);
       for (const id of kept) this.#candidates.add(id);
     };
-    try {
-      // The records that freed these segments may not be synced yet ('write' mode, outcomes): sync them first.
-      if (this.#dirty && this.#active !== undefined) {
+    // The records that freed these segments may not be synced yet ('write' mode, outcomes): sync them first.
+    if (this.#dirty && this.#active !== undefined) {
+      try {
         await this.#fs.fsync(this.#active.fd);
         this.#dirty = false;
+      } catch {
+        // Those records may be gone although the pages now count as clean: delete nothing, and stop
+        // trusting this file as after any failed fsync (a new segment). At worst an outcome repeats.
+        keepFrom(0);
+        await this.#recoverFromFailure(this.#active.size, true);
+        return;
       }
-    } catch (error) {
-      keepFrom(0);
-      throw error;
     }
     for (let i = 0; i < doomed.length; i++) {
       const segment = doomed[i] as Segment;
