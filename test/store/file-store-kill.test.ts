@@ -37,12 +37,13 @@ function runAndKill(
   prefix: string,
   durability: string,
   killAfterMs: number,
-): Promise<{ acked: Set<string>; claimed: Set<string>; done: Set<string> }> {
+): Promise<{ acked: Set<string>; claimed: Set<string>; done: Set<string>; held: Set<string> }> {
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, [child, dir, prefix, durability], { stdio: ['ignore', 'pipe', 'pipe'] });
     const acked = new Set<string>();
     const done = new Set<string>();
     const claimed = new Set<string>();
+    const held = new Set<string>();
     let buffer = '';
     let stderr = '';
     let timer: NodeJS.Timeout | undefined;
@@ -56,6 +57,7 @@ function runAndKill(
         else if (line.startsWith('ack ')) acked.add(line.slice(4));
         else if (line.startsWith('claim ')) claimed.add(line.slice(6));
         else if (line.startsWith('done ')) done.add(line.slice(5));
+        else if (line.startsWith('hold ')) held.add(line.slice(5));
       }
     });
     proc.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -65,7 +67,7 @@ function runAndKill(
       clearTimeout(timer);
       clearTimeout(safety);
       if (signal !== 'SIGKILL') reject(new Error(`child exited on its own: ${stderr}`));
-      else resolve({ acked, claimed, done });
+      else resolve({ acked, claimed, done, held });
     });
   });
 }
@@ -76,11 +78,13 @@ describe('FileStore survives kill -9', () => {
     const everAcked = new Set<string>();
     const everDone = new Set<string>();
     const everClaimed = new Set<string>();
+    let everHeld = 0;
     const started = Date.now();
     let rounds = 0;
     for (; rounds < 24 && Date.now() - started < 60_000; rounds++) {
       const durability = rounds % 3 === 2 ? 'write' : 'fsync';
-      const { acked, claimed, done } = await runAndKill(dir, `r${rounds}`, durability, 20 + Math.floor(Math.random() * 250));
+      const { acked, claimed, done, held } = await runAndKill(dir, `r${rounds}`, durability, 20 + Math.floor(Math.random() * 250));
+      everHeld += held.size;
       for (const id of acked) everAcked.add(id);
       for (const id of done) everDone.add(id);
       for (const id of claimed) everClaimed.add(id);
@@ -101,6 +105,8 @@ describe('FileStore survives kill -9', () => {
       // Every acknowledged id is pending now, unless the child had claimed it and its delivery was in flight.
       const missing = [...everAcked].filter((id) => !everDone.has(id) && !pendingSet.has(id) && !everClaimed.has(id));
       expect(missing, 'acknowledged and lost').toEqual([]);
+      // A lease is not persisted: an event the child had claimed and never settled is pending again.
+      expect([...held].filter((id) => !pendingSet.has(id)), 'claimed, never settled, and lost').toEqual([]);
       // Deliver what is pending so the next rounds start from a known state, and remember it.
       await store.settle(events.map((e) => ({ id: e.id, type: 'delivered' as const, attempt: { at: 0, durationMs: 1, status: 200 } })));
       for (const e of events) everDone.add(e.id);
@@ -108,5 +114,6 @@ describe('FileStore survives kill -9', () => {
     }
     expect(rounds).toBeGreaterThanOrEqual(20);
     expect(everAcked.size).toBeGreaterThan(rounds * 5);
+    expect(everHeld).toBeGreaterThan(0);
   });
 });
