@@ -30,6 +30,17 @@ async function twoClaimed(): Promise<{ dir: string; fs: FaultFs; store: FileStor
 
 const deliveredE1 = { id: 'e1', type: 'delivered' as const, attempt: { at: T0, durationMs: 1, status: 200 } };
 
+/** A store over a `FaultFs` with 4 KiB segments whose first segment is full of events e0..e(n-1). */
+async function fullFirstSegment(): Promise<{ dir: string; fs: FaultFs; store: FileStore; n: number }> {
+  const dir = await newDir();
+  const fs = new FaultFs();
+  const store = new FileStore({ dir, fs, segmentBytes: 4_096 });
+  await store.open();
+  let n = 0;
+  while (store.stats().bytesOnDisk < 4_096) await store.append([makeEvent(`e${n++}`)]);
+  return { dir, fs, store, n };
+}
+
 describe('FileStore under I/O faults (through the file system seam)', () => {
   it('EIO on fsync: the whole group commit rejects with ERR_STORE_IO, none of it comes back, the store goes on', async () => {
     const dir = await newDir();
@@ -98,12 +109,7 @@ describe('FileStore under I/O faults (through the file system seam)', () => {
   });
 
   it('a failed fsync before deleting settled segments deletes nothing and moves to a new segment', async () => {
-    const dir = await newDir();
-    const fs = new FaultFs();
-    const store = new FileStore({ dir, fs, segmentBytes: 4_096 });
-    await store.open();
-    let n = 0;
-    while (store.stats().bytesOnDisk < 4_096) await store.append([makeEvent(`e${n++}`)]);
+    const { dir, fs, store } = await fullFirstSegment();
     await store.append([makeEvent('t0')]);
     const { events } = await store.claim({ limit: 1_000, now: T0 });
     const segments = async (): Promise<string[]> => (await readdir(dir)).filter((name) => name.startsWith('segment-')).sort();
@@ -144,12 +150,7 @@ describe('FileStore under I/O faults (through the file system seam)', () => {
   });
 
   it('ENOSPC when a new segment starts: the store goes on in the current one, and open() still starts', async () => {
-    const dir = await newDir();
-    const fs = new FaultFs();
-    const store = new FileStore({ dir, fs, segmentBytes: 4_096 });
-    await store.open();
-    let n = 0;
-    while (store.stats().bytesOnDisk < 4_096) await store.append([makeEvent(`e${n++}`)]);
+    const { dir, fs, store, n } = await fullFirstSegment();
     await store.claim({ limit: 1, now: T0 });
     // The new segment's header write finds the disk full: the append goes into the current segment.
     fs.writeFaults.push({ code: 'ENOSPC', partial: 0 });
