@@ -340,13 +340,14 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
     }
   }
 
+  /** Checked after every outcome while a drain waits: the store's stats (one entry per endpoint) come last. */
   #idle(): boolean {
     return (
-      this.#store.stats().pending === 0 &&
       this.#flusher.inFlight === 0 &&
       this.#flusher.settling === 0 &&
       this.#appending.size === 0 &&
-      this.#batch.length === 0
+      this.#batch.length === 0 &&
+      this.#store.stats().pending === 0
     );
   }
 

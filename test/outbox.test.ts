@@ -205,6 +205,21 @@ describe('Outbox lifecycle', () => {
     await box.close({ timeoutMs: Number.POSITIVE_INFINITY });
   });
 
+  it('sends what was enqueued while its first claims were running (a poke as a pump ends is not lost)', async () => {
+    let sends = 0;
+    const transport = {
+      send: (): Promise<never> => {
+        sends++;
+        return new Promise(() => {});
+      },
+    };
+    // Opening starts a pump; the batch lands while its claims run, and its poke just as it ends.
+    const box = (outbox = await Outbox.open({ store: new MemoryStore(), url: 'http://127.0.0.1:9/hook', transport }));
+    await enqueueMany(box, 5);
+    await waitFor(() => sends === 5, 5_000, 'five requests');
+    expect(box.stats()).toMatchObject({ pending: 5, inFlight: 5 });
+  });
+
   it('drain rejects with ERR_DRAIN_TIMEOUT and the remaining count while the receiver hangs', async () => {
     const rx = (receiver = await startFlakyReceiver({ script: () => ({ hang: true }) }));
     const box = (outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url, retry: FAST_RETRY }));

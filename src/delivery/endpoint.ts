@@ -233,6 +233,22 @@ export class EndpointState {
     return this.#limit + 1 === this.#ceiling ? this.#limit * PLATEAU_FACTOR : 1;
   }
 
+  /**
+   * Whether this state is that of an endpoint never seen: closed, at full concurrency, nothing in flight
+   * or unsettled, no failures or throttling counted, no pause. Forgetting such a state changes nothing.
+   */
+  atRest(): boolean {
+    return (
+      this.circuit === 'closed' &&
+      this.#inFlight === 0 &&
+      this.#unsettled === 0 &&
+      this.#consecutiveFailures === 0 &&
+      this.#throttles === 0 &&
+      this.#limit === this.#policy.maxConcurrency &&
+      this.#pausedUntil <= this.#clock.now()
+    );
+  }
+
   /** A copy of the state, for stats. */
   snapshot(): EndpointSnapshot {
     const circuit = this.circuit;

@@ -28,6 +28,12 @@ const STORE_FAULT_PAUSE_MS = 1_000;
 const DEAD_EXCERPT_CHARS = 256;
 /** Re-check delay when work is due but every slot is taken (a finishing request normally pokes sooner). */
 const RECHECK_MS = 250;
+/**
+ * How long the state of a quiet endpoint (nothing buffered, in flight or waited for) is kept when it is not
+ * that of a new endpoint (a lowered limit, failures counted): after this it no longer describes the
+ * endpoint. A quiet endpoint whose state is that of a new one is forgotten at once.
+ */
+export const QUIET_LANE_MS = 10 * 60_000;
 
 /** Emitted once the delivery is recorded in the store (see docs/05 for how durable). */
 export interface DeliveredEvent {
@@ -106,6 +112,10 @@ interface Lane {
   url: string;
   state: EndpointState;
   buffer: StoredEvent[];
+  /** In the flusher's busy list (see `#busy`). */
+  busy: boolean;
+  /** When it was last found quiet. */
+  quietSince: number;
 }
 
 interface Active {
@@ -154,13 +164,20 @@ function attemptRecord(result: AttemptResult): AttemptRecord {
 export class Flusher {
   readonly #config: FlusherConfig;
   readonly #policy: EndpointPolicy;
+  /** The endpoints with a delivery state worth keeping, by URL, and their URLs (for the discovery claim). */
   readonly #lanes = new Map<string, Lane>();
+  readonly #laneUrls = new Set<string>();
   /**
-   * The lanes in creation order (lanes are never removed, so it stays in step with `#lanes`; an array
-   * because the dispatch after every answer walks it), and where the next round-robin pass starts.
+   * The lanes that may have something to do: events buffered, requests in flight or outcomes unsettled, or
+   * a circuit or pause that time will end. Only these are walked per claim and per answer, so the cost of
+   * delivering does not grow with the endpoints seen before. A claim drops the quiet ones (forgetting
+   * those at rest). An array for the round-robin dispatch, with where its next pass starts.
    */
-  readonly #laneList: Lane[] = [];
+  readonly #busy: Lane[] = [];
   #cursor = 0;
+  #nextForgetAt = 0;
+  /** Events in all lanes' read-ahead. */
+  #buffered = 0;
   /** A lane with events and room of its own was held back by `globalConcurrency`: freed slots go round-robin. */
   #starved = false;
   readonly #active = new Map<string, Active>();
@@ -233,7 +250,10 @@ export class Flusher {
     void this.#pump();
   }
 
-  /** Per-endpoint state, for stats. Only endpoints seen since open. */
+  /**
+   * Per-endpoint state, for stats: endpoints with something in progress or a state unlike a new endpoint's
+   * (quiet ones are forgotten after `QUIET_LANE_MS`).
+   */
   endpoints(): Record<string, EndpointSnapshot> {
     const out: Record<string, EndpointSnapshot> = {};
     for (const [url, lane] of this.#lanes) out[url] = lane.state.snapshot();
@@ -282,24 +302,73 @@ export class Flusher {
     if (lane === undefined) {
       const state = new EndpointState(this.#policy, this.#config.clock, (next, previous) => {
         this.#config.listener.circuit({ url, state: next, previous });
+        this.#engage(created);
         // An open circuit's read-ahead goes back to the store; its probe is claimed when it is due.
         if (next === 'open') for (const released of this.#unbuffer(created)) released.catch(() => {});
         // A closed or half-open circuit has room now; an open one has a probe time to wake for. Not at
         // once: transitions happen in the middle of dispatching.
         queueMicrotask(() => this.poke());
       });
-      const created: Lane = { url, state, buffer: [] };
+      const created: Lane = { url, state, buffer: [], busy: false, quietSince: 0 };
       lane = created;
       this.#lanes.set(url, lane);
-      this.#laneList.push(lane);
+      this.#laneUrls.add(url);
     }
     return lane;
+  }
+
+  #engage(lane: Lane): void {
+    if (lane.busy) return;
+    lane.busy = true;
+    this.#busy.push(lane);
+  }
+
+  /**
+   * Drops the quiet lanes from the busy list and forgets those at rest (and, once per `QUIET_LANE_MS`,
+   * those quiet for that long). Returns how many events the lanes and the endpoints without one want claimed
+   * (never 0), and which lanes want nothing.
+   */
+  #survey(now: number): { wanted: number; exclude: Set<string> } {
+    const exclude = new Set<string>();
+    let wanted = 0;
+    const busy = this.#busy;
+    let kept = 0;
+    for (const lane of busy) {
+      const { state } = lane;
+      const quiet = lane.buffer.length === 0 && state.inFlight === 0 && state.unsettled === 0 && state.wakeAt() === undefined;
+      if (quiet) {
+        lane.busy = false;
+        lane.quietSince = now;
+        if (state.atRest()) this.#forget(lane);
+        continue;
+      }
+      busy[kept++] = lane;
+      const deficit = this.#deficit(lane);
+      if (deficit === 0) exclude.add(lane.url);
+      wanted += deficit;
+    }
+    busy.length = kept;
+    if (this.#cursor >= kept) this.#cursor = 0;
+    // A quiet lane wants what a new one does: a window and its read-ahead. So do the endpoints without a
+    // lane (new, or forgotten with retries due later): the claim also learns when their events are due.
+    wanted += (this.#lanes.size - kept + 1) * (1 + READ_AHEAD_WINDOWS) * this.#config.concurrency;
+    if (now >= this.#nextForgetAt) {
+      this.#nextForgetAt = now + QUIET_LANE_MS;
+      for (const lane of this.#lanes.values()) if (!lane.busy && now - lane.quietSince >= QUIET_LANE_MS) this.#forget(lane);
+    }
+    return { wanted, exclude };
+  }
+
+  #forget(lane: Lane): void {
+    this.#lanes.delete(lane.url);
+    this.#laneUrls.delete(lane.url);
   }
 
   /** Hands a lane's read-ahead back to the store. */
   #unbuffer(lane: Lane): Promise<void>[] {
     const events = lane.buffer;
     lane.buffer = [];
+    this.#buffered -= events.length;
     return events.map((event) => this.#settle({ id: event.id, type: 'release' }));
   }
 
@@ -312,6 +381,8 @@ export class Flusher {
       this.#pumping = undefined;
       this.#scheduleWake();
       this.#config.listener.progress();
+      // A poke between the pump's last look at `#again` and here found it still pumping: pump for it now.
+      if (this.#again && this.#running) void this.#pump();
     });
     return this.#pumping;
   }
@@ -350,24 +421,13 @@ export class Flusher {
         // Endpoints without a lane (a new URL, a replay, a previous process's backlog) get a window of their
         // own at once, however old the known lanes' backlogs are and however busy the global limit is.
         const limit = this.#config.concurrency;
-        const found = await store.claim({ limit, now: clock.now(), excludeEndpoints: new Set(this.#lanes.keys()) });
+        const found = await store.claim({ limit, now: clock.now(), excludeEndpoints: this.#laneUrls });
         nextDueAt = found.nextDueAt;
         this.#discover = found.events.length === limit;
         if (!this.#take(found.events)) return;
         this.#dispatchBuffered();
       }
-      const exclude = new Set<string>();
-      let wanted = 0;
-      for (const lane of this.#laneList) {
-        const deficit = this.#deficit(lane);
-        if (deficit === 0) exclude.add(lane.url);
-        wanted += deficit;
-      }
-      if (wanted === 0) {
-        this.#nextDueAt = nextDueAt;
-        if (this.#discover) continue;
-        return;
-      }
+      const { wanted, exclude } = this.#survey(clock.now());
       const limit = Math.min(CLAIM_BATCH, wanted);
       const { events, nextDueAt: due } = await store.claim({ limit, now: clock.now(), excludeEndpoints: exclude });
       this.#nextDueAt = nextDueAt === undefined || (due !== undefined && due < nextDueAt) ? due : nextDueAt;
@@ -383,9 +443,14 @@ export class Flusher {
 
   /** Buffers claimed events in their lanes; false (with everything handed back) when the flusher stopped meanwhile. */
   #take(events: readonly StoredEvent[]): boolean {
-    for (const event of events) this.#lane(event.url).buffer.push(event);
+    for (const event of events) {
+      const lane = this.#lane(event.url);
+      lane.buffer.push(event);
+      this.#engage(lane);
+    }
+    this.#buffered += events.length;
     if (this.#running) return true;
-    for (const lane of this.#laneList) for (const released of this.#unbuffer(lane)) released.catch(() => {});
+    for (const lane of this.#busy) for (const released of this.#unbuffer(lane)) released.catch(() => {});
     return false;
   }
 
@@ -394,7 +459,7 @@ export class Flusher {
    * last, so that lanes competing for `globalConcurrency` share it instead of the first ones taking it all.
    */
   #dispatchBuffered(): void {
-    const lanes = this.#laneList;
+    const lanes = this.#busy;
     const n = lanes.length;
     this.#starved = false;
     for (let turn = 0, idle = 0; idle < n && this.#active.size < this.#config.globalConcurrency; turn++) {
@@ -422,6 +487,7 @@ export class Flusher {
     const { globalConcurrency, retry, clock, listener } = this.#config;
     while (this.#running && lane.buffer.length > 0 && this.#active.size < globalConcurrency && lane.state.room() > 0) {
       const event = lane.buffer.shift() as StoredEvent;
+      this.#buffered -= 1;
       const now = clock.now();
       if (now >= event.createdAt + retry.maxAgeMs) {
         this.#bury(event, 'max-age', undefined, now)
@@ -486,7 +552,10 @@ export class Flusher {
     if (this.#starved) this.#dispatchBuffered();
     else this.#dispatchLane(lane);
     if (this.#active.size < this.#config.globalConcurrency) this.#dispatchBuffered();
-    if (this.#deficit(lane) === 0) {
+    const { globalConcurrency } = this.#config;
+    // Every slot taken and a read-ahead to refill each: a claim now would send nothing sooner.
+    const saturated = this.#active.size >= globalConcurrency && this.#buffered >= globalConcurrency;
+    if (saturated || this.#deficit(lane) === 0) {
       // A Retry-After pause has no finishing request to end it: wake up for it.
       if (lane.state.wakeAt() !== undefined) this.#scheduleWake();
       return;
@@ -586,7 +655,7 @@ export class Flusher {
     if (!this.#running) return;
     const { clock } = this.#config;
     let at = this.#nextDueAt;
-    for (const lane of this.#lanes.values()) {
+    for (const lane of this.#busy) {
       const wake = lane.state.wakeAt();
       if (wake !== undefined && (at === undefined || wake < at)) at = wake;
     }

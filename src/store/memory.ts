@@ -1,5 +1,6 @@
 import { OutboxClosedError, OutboxFullError } from '../errors.js';
 import { OldestPending } from './oldest-pending.js';
+import { takeDue } from './take-due.js';
 import type {
   ClaimRequest,
   ClaimResult,
@@ -58,7 +59,7 @@ export class MemoryStore implements OutboxStore {
     live: (high, low) => this.#bySeq.has(high * 2 ** 32 + low),
     createdAt: (high, low) => (this.#bySeq.get(high * 2 ** 32 + low) as PendingEntry).createdAt,
   });
-  /** Unclaimed pending entries of each endpoint, soonest due first: a claim costs O(limit x endpoints), not O(pending). */
+  /** Unclaimed pending entries of each endpoint with any, soonest due first: a claim does not walk the backlog. */
   readonly #due = new Map<string, DueHeap>();
   #claimed = new Set<string>();
   #dead = new Map<string, DeadEntry>();
@@ -143,23 +144,19 @@ export class MemoryStore implements OutboxStore {
       if (heap !== undefined && request.excludeEndpoints?.has(url) !== true) heaps.push(heap);
     }
     const events: StoredEvent[] = [];
-    while (events.length < request.limit) {
-      let soonest: DueHeap | undefined;
-      for (const heap of heaps) {
-        const top = heap.peek();
-        if (top !== undefined && top.nextAttemptAt <= request.now && (soonest === undefined || dueBefore(top, soonest.peek() as PendingEntry))) soonest = heap;
-      }
-      if (soonest === undefined) break;
-      const entry = soonest.pop();
-      if (soonest.peek() === undefined) this.#due.delete(entry.url);
-      this.#claimed.add(entry.id);
-      events.push(toStored(entry));
-    }
-    let nextDueAt: number | undefined;
-    for (const heap of heaps) {
-      const top = heap.peek();
-      if (top !== undefined && (nextDueAt === undefined || top.nextAttemptAt < nextDueAt)) nextDueAt = top.nextAttemptAt;
-    }
+    const first = takeDue(heaps, request.limit, {
+      before: (a, b) => dueBefore(a.peek() as PendingEntry, b.peek() as PendingEntry),
+      due: (heap) => (heap.peek() as PendingEntry).nextAttemptAt <= request.now,
+      take: (heap) => {
+        const entry = heap.pop();
+        this.#claimed.add(entry.id);
+        events.push(toStored(entry));
+        if (heap.peek() !== undefined) return true;
+        this.#due.delete(entry.url);
+        return false;
+      },
+    });
+    const nextDueAt = first?.peek()?.nextAttemptAt;
     return { events, nextDueAt };
   }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/clock.js';
 import type { AttemptResult } from '../../src/delivery/attempt.js';
-import { FAILURE_THRESHOLD, Flusher } from '../../src/delivery/flusher.js';
+import { FAILURE_THRESHOLD, Flusher, QUIET_LANE_MS } from '../../src/delivery/flusher.js';
 import type { CircuitEvent, FlusherListener, RetryEvent } from '../../src/delivery/flusher.js';
 import { HttpStatusError } from '../../src/errors.js';
 import { OUTBOX_RETRY_DEFAULTS } from '../../src/options.js';
@@ -269,6 +269,85 @@ describe('Flusher', () => {
     // 64 requests over 5 endpoints: 12 or 13 each when shared; the first lanes took them all before.
     expect(Math.min(...sent)).toBeGreaterThanOrEqual(11);
     expect(t.delivered).toHaveLength(60);
+    await t.flusher.stop(0);
+  });
+
+  it('with thousands of endpoints and every slot taken, claims once per batch, not once per answer', async () => {
+    let claims = 0;
+    class CountingStore extends MemoryStore {
+      override claim(request: Parameters<MemoryStore['claim']>[0]): ReturnType<MemoryStore['claim']> {
+        claims++;
+        return super.claim(request);
+      }
+    }
+    const t = await setup({ concurrency: 4, globalConcurrency: 16, store: new CountingStore() });
+    for (let i = 0; i < 2_000; i++) await t.enqueue(1, `http://127.0.0.1:1/tenant/${i}`, `t${i}-`);
+    t.flusher.start();
+    await flush();
+    for (let answered = 0; answered < 2_000; answered++) {
+      t.calls.find((c) => !c.answered)?.answer('ok');
+      if (answered % 16 === 15) await flush();
+    }
+    await flush();
+    expect(t.delivered).toHaveLength(2_000);
+    expect(t.store.stats().pending).toBe(0);
+    // A claim after every answer made 2,000 claims; a batch of up to 256 refills 16 slots many times.
+    expect(claims).toBeLessThan(100);
+    await t.flusher.stop(0);
+  });
+
+  it('forgets an endpoint whose state is a new one\'s at once, and a lowered one after QUIET_LANE_MS', async () => {
+    const t = await setup({ concurrency: 4 });
+    await t.enqueue(1, A, 'a');
+    await t.enqueue(2, B, 'b');
+    t.flusher.start();
+    await flush();
+    for (const call of t.calls.filter((c) => c.event.url === A)) call.answer('ok');
+    // A 429 halves B's limit (4 -> 2); B's events are then delivered while it grows back.
+    t.calls.find((c) => c.event.url === B)?.answer(429);
+    await flush();
+    for (let i = 0; i < 10 && t.delivered.length < 3; i++) {
+      t.clock.advance(1_000);
+      t.flusher.poke();
+      await flush();
+      for (const call of t.calls.filter((c) => !c.answered)) call.answer('ok');
+      await flush();
+    }
+    expect(t.delivered.sort()).toEqual(['a0', 'b0', 'b1']);
+    t.flusher.poke();
+    await flush();
+    expect(Object.keys(t.flusher.endpoints())).toEqual([B]);
+    expect(t.flusher.endpoints()[B]?.circuit).toBe('closed');
+    expect(t.flusher.endpoints()[B]?.concurrency).toBeLessThan(4);
+    t.clock.advance(QUIET_LANE_MS);
+    t.flusher.poke();
+    await flush();
+    expect(t.flusher.endpoints()).toEqual({});
+    // A forgotten endpoint starts like a new one.
+    await t.enqueue(1, B, 'again');
+    t.flusher.poke();
+    await flush();
+    expect(t.flusher.endpoints()[B]).toMatchObject({ circuit: 'closed', concurrency: 4, inFlight: 1 });
+    await t.flusher.stop(0);
+  });
+
+  it('wakes up for the retry of an endpoint it forgot (its state at rest again after a later success)', async () => {
+    const t = await setup({ concurrency: 2 });
+    await t.enqueue(2);
+    t.flusher.start();
+    await flush();
+    t.calls[0]?.answer(500);
+    await flush();
+    t.calls[1]?.answer('ok');
+    await flush();
+    expect(t.flusher.endpoints()).toEqual({});
+    expect(t.retries).toEqual([expect.objectContaining({ id: 'e0', nextAttemptAt: 1_000_500 })]);
+    t.clock.advance(500);
+    await flush();
+    expect(t.calls.map((c) => c.event.id)).toEqual(['e0', 'e1', 'e0']);
+    t.calls[2]?.answer('ok');
+    await flush();
+    expect(t.delivered.sort()).toEqual(['e0', 'e1']);
     await t.flusher.stop(0);
   });
 

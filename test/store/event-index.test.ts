@@ -97,6 +97,41 @@ describe('EventIndex id hash set', () => {
     }
   });
 
+  it('claims look only at endpoints with something scheduled, and an endpoint without events is forgotten', () => {
+    const index = new EventIndex();
+    index.finishRecovery();
+    // 5,000 one-off URLs (per-event callback URLs), each delivered in turn.
+    for (let i = 0; i < 5_000; i++) {
+      const slot = index.add(i, index.endpointOf(`http://127.0.0.1:1/callback/${i}`), 0, 0);
+      index.schedule(slot);
+      const { slots } = index.claim(10, 0, () => true);
+      expect(slots).toEqual([slot]);
+      index.remove(slot);
+    }
+    expect(index.endpoints.length).toBe(1);
+    // 1,000 endpoints with a pending event each, 999 of them claimed: a claim asks about one endpoint.
+    const slots = Array.from({ length: 1_000 }, (_, i) => {
+      const slot = index.add(i, index.endpointOf(`http://127.0.0.1:1/hook/${i}`), 0, i);
+      index.schedule(slot);
+      return slot;
+    });
+    expect(index.claim(999, 1_000, () => true).slots).toEqual(slots.slice(0, 999));
+    let asked = 0;
+    const last = index.claim(10, 1_000, () => {
+      asked++;
+      return true;
+    });
+    expect(last.slots).toEqual([slots[999]]);
+    expect(asked).toBe(1);
+    // A forgotten endpoint's index is reused for a new URL, and the old URL gets an index of its own.
+    for (const slot of slots) index.remove(slot);
+    const reused = index.endpointOf('http://127.0.0.1:1/new');
+    expect(reused).toBeLessThan(1_000);
+    expect(index.endpoints[reused]?.url).toBe('http://127.0.0.1:1/new');
+    expect(index.endpointOf('http://127.0.0.1:1/hook/0')).not.toBe(reused);
+    expect(index.endpointOfBytes(Buffer.from('x http://127.0.0.1:1/new'), 2, 24)).toBe(reused);
+  });
+
   it('keeps arrival order between equal due times across arrival-number compaction', () => {
     const index = new EventIndex(8);
     index.finishRecovery();

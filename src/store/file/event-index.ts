@@ -1,6 +1,9 @@
 import { Float64Chunks, SparseChunks, Uint32Chunks, Uint8Chunks } from '../chunked-array.js';
 import { OldestPending } from '../oldest-pending.js';
+import { takeDue } from '../take-due.js';
 import { hashBytes } from './format.js';
+
+const EMPTY = Buffer.alloc(0);
 
 /**
  * The in-memory index of a `FileStore`: one compact slot per pending or dead event in chunked typed arrays
@@ -71,7 +74,11 @@ export class EventIndex {
   /** Ids of claimed and dead slots (the only ones looked up by id), both ways. */
   readonly names = new Map<string, number>();
   readonly #nameOf = new Map<number, string>();
+  /** By index (the `endpoint` column); an index whose last event is gone is reused for the next new URL. */
   readonly endpoints: EndpointEntry[] = [];
+  readonly #freeEndpoints: number[] = [];
+  /** The endpoints whose heap is not empty: a claim looks at these only. */
+  readonly #scheduled = new Set<EndpointEntry>();
   readonly #endpointByUrl = new Map<string, number>();
   readonly #endpointByHash = new Map<number, number[]>();
   /**
@@ -166,7 +173,11 @@ export class EventIndex {
       const heap = (this.endpoints[this.endpoint.get(slot)] as EndpointEntry).heap;
       heap.items.set(heap.size++, slot);
     }
-    for (const entry of this.endpoints) for (let i = (entry.heap.size >> 1) - 1; i >= 0; i--) this.#siftDown(entry.heap, i, entry.heap.items.get(i));
+    this.endpoints.forEach((entry, index) => {
+      for (let i = (entry.heap.size >> 1) - 1; i >= 0; i--) this.#siftDown(entry.heap, i, entry.heap.items.get(i));
+      if (entry.heap.size > 0) this.#scheduled.add(entry);
+      if (entry.pending === 0 && entry.dead === 0) this.#freeEndpoint(index, entry);
+    });
     this.#retrack(this.pending);
   }
 
@@ -244,7 +255,8 @@ export class EventIndex {
 
   /** Frees a slot (delivered or purged). The slot must not be in a heap. */
   remove(slot: number): void {
-    const entry = this.endpoints[this.endpoint.get(slot)] as EndpointEntry;
+    const index = this.endpoint.get(slot);
+    const entry = this.endpoints[index] as EndpointEntry;
     const status = this.status.get(slot);
     if (status === DEAD) {
       entry.dead--;
@@ -257,7 +269,10 @@ export class EventIndex {
     if (this.#tables.length > 0) this.#deleteHash(slot);
     this.clearName(slot);
     this.status.set(slot, FREE);
-    if (this.#ranges === undefined) this.#free.push(slot);
+    if (this.#ranges === undefined) {
+      this.#free.push(slot);
+      if (entry.pending === 0 && entry.dead === 0) this.#freeEndpoint(index, entry);
+    }
   }
 
   /** Marks a claimed or pending (not in a heap) slot dead. */
@@ -290,7 +305,9 @@ export class EventIndex {
   schedule(slot: number): void {
     if (this.status.get(slot) === CLAIMED) this.claimed--;
     this.status.set(slot, PENDING);
-    const heap = (this.endpoints[this.endpoint.get(slot)] as EndpointEntry).heap;
+    const entry = this.endpoints[this.endpoint.get(slot)] as EndpointEntry;
+    const { heap } = entry;
+    if (heap.size === 0) this.#scheduled.add(entry);
     heap.items.reserve(heap.size + 1);
     let i = heap.size++;
     const items = heap.items;
@@ -309,27 +326,21 @@ export class EventIndex {
    * earliest due time left among them.
    */
   claim(limit: number, now: number, allowed: (url: string) => boolean): { slots: number[]; nextDueAt: number | undefined } {
-    const candidates = this.endpoints.filter((entry) => entry.heap.size > 0 && allowed(entry.url));
+    const candidates: EndpointEntry[] = [];
+    for (const entry of this.#scheduled) if (allowed(entry.url)) candidates.push(entry);
     const slots: number[] = [];
-    while (slots.length < limit) {
-      let best: EndpointEntry | undefined;
-      for (const entry of candidates) {
-        if (entry.heap.size === 0) continue;
-        if (best === undefined || this.#before(entry.heap.items.get(0), best.heap.items.get(0))) best = entry;
-      }
-      if (best === undefined || this.next.get(best.heap.items.get(0)) > now) break;
-      const slot = this.#pop(best.heap);
-      this.status.set(slot, CLAIMED);
-      this.claimed++;
-      slots.push(slot);
-    }
-    let nextDueAt: number | undefined;
-    for (const entry of candidates) {
-      if (entry.heap.size === 0) continue;
-      const due = this.next.get(entry.heap.items.get(0));
-      if (nextDueAt === undefined || due < nextDueAt) nextDueAt = due;
-    }
-    return { slots, nextDueAt };
+    const first = takeDue(candidates, limit, {
+      before: (a, b) => this.#before(a.heap.items.get(0), b.heap.items.get(0)),
+      due: (entry) => this.next.get(entry.heap.items.get(0)) <= now,
+      take: (entry) => {
+        const slot = this.#pop(entry);
+        this.status.set(slot, CLAIMED);
+        this.claimed++;
+        slots.push(slot);
+        return entry.heap.size > 0;
+      },
+    });
+    return { slots, nextDueAt: first === undefined ? undefined : this.next.get(first.heap.items.get(0)) };
   }
 
   /** Creation time of the oldest pending event (claimed ones included); O(1) amortised. */
@@ -355,10 +366,12 @@ export class EventIndex {
     return na < nb || (na === nb && this.seq.get(a) < this.seq.get(b));
   }
 
-  #pop(heap: SlotHeap): number {
+  #pop(entry: EndpointEntry): number {
+    const { heap } = entry;
     const top = heap.items.get(0);
     const last = heap.items.get(--heap.size);
     if (heap.size > 0) this.#siftDown(heap, 0, last);
+    else this.#scheduled.delete(entry);
     return top;
   }
 
@@ -459,12 +472,26 @@ export class EventIndex {
   }
 
   #newEndpoint(url: string, urlBytes: Buffer): number {
-    const index = this.endpoints.length;
-    this.endpoints.push({ url, urlBytes, heap: new SlotHeap(), pending: 0, dead: 0 });
+    const index = this.#freeEndpoints.pop() ?? this.endpoints.length;
+    this.endpoints[index] = { url, urlBytes, heap: new SlotHeap(), pending: 0, dead: 0 };
     this.#endpointByUrl.set(url, index);
     const hash = hashBytes(urlBytes, 0, urlBytes.length);
     this.#endpointByHash.set(hash, [...(this.#endpointByHash.get(hash) ?? []), index]);
     return index;
+  }
+
+  /**
+   * An endpoint without events (none pending, claimed or dead) is forgotten and its index reused, so
+   * memory does not grow with every URL ever enqueued to (per-event callback URLs).
+   */
+  #freeEndpoint(index: number, entry: EndpointEntry): void {
+    this.#endpointByUrl.delete(entry.url);
+    const hash = hashBytes(entry.urlBytes, 0, entry.urlBytes.length);
+    const others = (this.#endpointByHash.get(hash) ?? []).filter((other) => other !== index);
+    if (others.length > 0) this.#endpointByHash.set(hash, others);
+    else this.#endpointByHash.delete(hash);
+    this.endpoints[index] = { url: '', urlBytes: EMPTY, heap: new SlotHeap(), pending: 0, dead: 0 };
+    this.#freeEndpoints.push(index);
   }
 
   #allocate(): number {
