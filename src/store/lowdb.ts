@@ -3,7 +3,7 @@ import { JSONFile } from 'lowdb/node';
 import { stat } from 'node:fs/promises';
 import { InvalidOptionError, OutboxClosedError, StoreIoError, WebhookOutboxError } from '../errors.js';
 import { MemoryStore } from './memory.js';
-import { assertPositiveInteger } from './validate.js';
+import { assertNewEvents, assertPositiveInteger } from './validate.js';
 import type { MemoryStoreSnapshot } from './memory.js';
 import type {
   ClaimRequest,
@@ -45,6 +45,7 @@ function toJson<T extends StoredEvent>(event: T): Omit<T, 'body'> & { body: stri
 }
 
 function fromJson<T extends StoredJson>(event: T): Omit<T, 'body'> & { body: Uint8Array } {
+  if (typeof event?.body !== 'string') throw new Error(`event ${String(event?.id)}: body must be a base64 string`);
   return { ...event, body: new Uint8Array(Buffer.from(event.body, 'base64')) };
 }
 
@@ -52,8 +53,9 @@ function fromJson<T extends StoredJson>(event: T): Omit<T, 'body'> & { body: Uin
  * An `OutboxStore` in one human-readable JSON file, written with lowdb. Every write rewrites the
  * whole file (write to a temporary file, then rename) and nothing is fsync'd: appends slow down as the
  * backlog grows and a power loss can lose or empty the file. Changes made while a write is in progress
- * share the next write. For small outboxes you want to read with a text editor; `FileStore` is the
- * default. One process per file (there is no lock).
+ * share the next write; events are handed out only once the file holds them, and a failed write undoes
+ * what the file does not hold (claims stay). For small outboxes you want to read with a text editor;
+ * `FileStore` is the default. One process per file (there is no lock).
  */
 export class LowdbStore implements OutboxStore {
   readonly #db: Low<LowdbDocument>;
@@ -66,8 +68,17 @@ export class LowdbStore implements OutboxStore {
   #writing: Promise<void> | undefined;
   /** The write that changes made now will be part of, until it starts. */
   #queued: Promise<void> | undefined;
-  /** Counts failed writes: a queued write made on a state that was since rolled back must not report success. */
+  /** Counts failed writes: a change made on a state that was since rolled back must not report success. */
   #rollbacks = 0;
+  /** Ids of the pending events in the file: only these are handed out (an unwritten append may yet fail). */
+  #writtenIds = new Set<string>();
+  /** Ids handed out and not settled: after a rollback they are still claimed. */
+  readonly #claimed = new Set<string>();
+  /** Deliveries counted by the memory stores that rollbacks replaced, and by the one in the file. */
+  #deliveredBefore = 0;
+  #deliveredWritten = 0;
+  /** Changes not resolved or rejected yet: close() waits for them. */
+  readonly #changes = new Set<Promise<unknown>>();
   #bytesOnDisk = 0;
   #closed = false;
 
@@ -87,11 +98,12 @@ export class LowdbStore implements OutboxStore {
     if (this.#closed) throw new OutboxClosedError('The store is closed');
     try {
       await this.#db.read();
+      this.#memory = this.#fromDocument(this.#db.data);
     } catch (error) {
-      throw new StoreIoError(`Cannot read the lowdb outbox ${this.#file}`, { cause: error });
+      throw new StoreIoError(`Cannot read the lowdb outbox ${this.#file}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
     this.#written = this.#db.data;
-    this.#memory = this.#fromDocument(this.#written);
+    this.#writtenIds = new Set(this.#written.pending.map((event) => event.id));
     this.#bytesOnDisk = await fileSize(this.#file);
   }
 
@@ -100,14 +112,29 @@ export class LowdbStore implements OutboxStore {
     await this.#mutate((memory) => memory.append(events));
   }
 
-  /** Claims from memory; claims are not written. */
+  /** Claims from memory, only events the file holds; claims are not written. */
   async claim(request: ClaimRequest): Promise<ClaimResult> {
-    return this.#store().claim(request);
+    const memory = this.#store();
+    const claimed = await memory.claim(request);
+    const unwritten = claimed.events.filter((event) => !this.#writtenIds.has(event.id));
+    if (unwritten.length === 0) {
+      for (const event of claimed.events) this.#claimed.add(event.id);
+      return claimed;
+    }
+    // Appended or replayed but not written yet: back to the queue until their write is done.
+    await memory.settle(unwritten.map((event) => ({ id: event.id, type: 'release' as const })));
+    const events = claimed.events.filter((event) => this.#writtenIds.has(event.id));
+    for (const event of events) this.#claimed.add(event.id);
+    const due = Math.min(...unwritten.map((event) => event.nextAttemptAt));
+    return { events, nextDueAt: claimed.nextDueAt === undefined ? due : Math.min(claimed.nextDueAt, due) };
   }
 
   /** Applies outcomes, then rewrites the file. */
   async settle(outcomes: readonly Outcome[]): Promise<void> {
-    await this.#mutate((memory) => memory.settle(outcomes));
+    await this.#mutate((memory) => {
+      for (const outcome of outcomes) this.#claimed.delete(outcome.id);
+      return memory.settle(outcomes);
+    });
   }
 
   /** Dead letters, oldest first. */
@@ -128,13 +155,14 @@ export class LowdbStore implements OutboxStore {
   /** Counters. */
   stats(): StoreStats {
     const stats = (this.#memory ?? new MemoryStore()).stats();
-    return { ...stats, bytesOnDisk: this.#bytesOnDisk };
+    return { ...stats, delivered: this.#deliveredBefore + stats.delivered, bytesOnDisk: this.#bytesOnDisk };
   }
 
-  /** Waits for the last write; later calls reject with `ERR_OUTBOX_CLOSED`. */
+  /** Waits for the changes made before it and their writes; later calls reject with `ERR_OUTBOX_CLOSED`. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    while (this.#changes.size > 0) await Promise.allSettled([...this.#changes]);
     await this.#writing?.catch(() => undefined);
     await this.#memory?.close();
   }
@@ -145,11 +173,28 @@ export class LowdbStore implements OutboxStore {
     return this.#memory;
   }
 
-  /** Changes the memory store at once, then resolves once a write that includes the change is done. */
-  async #mutate<T>(change: (memory: MemoryStore) => Promise<T>): Promise<T> {
-    const result = await change(this.#store());
-    await (this.#queued ?? this.#queueWrite());
-    return result;
+  /**
+   * Changes the memory store at once, then resolves once a write that includes the change is done. A
+   * change made on a memory that a failed write rolled back meanwhile is gone with it, and rejects.
+   */
+  #mutate<T>(change: (memory: MemoryStore) => Promise<T>): Promise<T> {
+    const rollbacks = this.#rollbacks;
+    const done = (async () => {
+      const result = await change(this.#store());
+      if (rollbacks !== this.#rollbacks) throw this.#undone();
+      await (this.#queued ?? this.#queueWrite());
+      return result;
+    })();
+    this.#changes.add(done);
+    const forget = (): void => {
+      this.#changes.delete(done);
+    };
+    done.then(forget, forget);
+    return done;
+  }
+
+  #undone(): StoreIoError {
+    return new StoreIoError(`The lowdb outbox ${this.#file} went back to its last written state after a failed write; this change was undone`);
   }
 
   /** Queues a write behind the one in progress: it starts when that one ends, with every change made until then. */
@@ -159,9 +204,7 @@ export class LowdbStore implements OutboxStore {
     const write = (async () => {
       await previous?.catch(() => undefined);
       this.#queued = undefined;
-      if (rollbacks !== this.#rollbacks) {
-        throw new StoreIoError(`The lowdb outbox ${this.#file} went back to its last written state after a failed write; this change was undone`);
-      }
+      if (rollbacks !== this.#rollbacks) throw this.#undone();
       await this.#write();
     })();
     this.#queued = write;
@@ -170,26 +213,52 @@ export class LowdbStore implements OutboxStore {
   }
 
   async #write(): Promise<void> {
-    const state = (this.#memory as MemoryStore).snapshot();
+    const memory = this.#memory as MemoryStore;
+    const state = memory.snapshot();
+    const delivered = this.#deliveredBefore + memory.stats().delivered;
     const document: LowdbDocument = { version: 1, pending: state.pending.map(toJson), dead: state.dead.map(toJson) };
     this.#db.data = document;
     try {
       await this.#db.write();
     } catch (error) {
-      // Undo in memory everything that did not reach the file (claims of this process are dropped with it).
+      // Undo in memory everything that did not reach the file; what this process holds claimed stays claimed.
       this.#rollbacks++;
       this.#queued = undefined;
       this.#db.data = this.#written;
-      this.#memory = this.#fromDocument(this.#written);
+      this.#memory = await this.#restore(this.#written);
+      this.#deliveredBefore = this.#deliveredWritten;
       if (error instanceof WebhookOutboxError) throw error;
       throw new StoreIoError(`Cannot write the lowdb outbox ${this.#file}`, { cause: error });
     }
     this.#written = document;
+    this.#writtenIds = new Set(document.pending.map((event) => event.id));
+    this.#deliveredWritten = delivered;
     this.#bytesOnDisk = await fileSize(this.#file);
   }
 
+  /** A memory store in the state of `document`, with the events this process holds claimed claimed again. */
+  async #restore(document: LowdbDocument): Promise<MemoryStore> {
+    const memory = this.#fromDocument(document);
+    if (this.#claimed.size === 0) return memory;
+    const all = await memory.claim({ limit: Number.POSITIVE_INFINITY, now: Number.POSITIVE_INFINITY });
+    await memory.settle(all.events.filter((event) => !this.#claimed.has(event.id)).map((event) => ({ id: event.id, type: 'release' as const })));
+    const held = new Set(all.events.map((event) => event.id));
+    for (const id of this.#claimed) if (!held.has(id)) this.#claimed.delete(id);
+    return memory;
+  }
+
+  /** A memory store in the state of `document`; throws when it is not an outbox document. */
   #fromDocument(document: LowdbDocument): MemoryStore {
+    if (document?.version !== 1 || !Array.isArray(document.pending) || !Array.isArray(document.dead)) {
+      throw new Error('not an outbox document (expected { version: 1, pending: [...], dead: [...] })');
+    }
     const snapshot: MemoryStoreSnapshot = { pending: document.pending.map(fromJson), dead: document.dead.map(fromJson) };
+    for (const event of [...snapshot.pending, ...snapshot.dead]) {
+      assertNewEvents([event]);
+      if (!Number.isSafeInteger(event.attempts) || event.attempts < 0 || !Array.isArray(event.history)) {
+        throw new Error(`event ${event.id}: attempts must be a whole number and history an array`);
+      }
+    }
     return new MemoryStore({ ...(this.#maxBytes === undefined ? {} : { maxBytes: this.#maxBytes }), snapshot });
   }
 }
