@@ -4,7 +4,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { sleep } from './clock.js';
-import { createTransportStack, runAttempt, type AttemptFailure } from './delivery/attempt.js';
+import { createTransportStack, runAttempt, secretRedactions, type AttemptFailure } from './delivery/attempt.js';
 import { NetworkError, OutboxClosedError, RetriesExhaustedError, type WebhookOutboxError } from './errors.js';
 import { prepareMessage, type WebhookMessage } from './message.js';
 import { normalizeSenderOptions, type SenderOptions } from './options.js';
@@ -55,7 +55,7 @@ export function createSender(options?: SenderOptions): Sender {
   const o = normalizeSenderOptions(options);
   const transport = createTransportStack(o);
   const { clock, retry } = o;
-  const redact = o.signingSecret === undefined ? [] : [o.signingSecret];
+  const redact = secretRedactions(o.signingSecret);
   let closing: Promise<void> | undefined;
   // close() aborts every send() still running: mid-request or mid-backoff, each rejects with ERR_OUTBOX_CLOSED.
   const closer = new AbortController();

@@ -94,6 +94,19 @@ describe.each(stores)('Outbox delivery ($name)', (kind) => {
     expect(errors).toEqual([]);
   }, 60_000);
 
+  it('keeps the signing secret and sent credentials out of dead-letter excerpts', async () => {
+    const secret = newSecret();
+    const rx = (receiver = await startFlakyReceiver({ secret }));
+    rx.setScript(() => ({ status: 400, body: `bad signature, expected key ${secret} (${secret.slice(6)}), you sent Bearer tok-123456` }));
+    const box = await openOutbox(rx, secret, await kind.create(), { headers: { authorization: 'Bearer tok-123456' } });
+    await box.enqueue({ body: 1 });
+    await box.drain({ timeoutMs: 5_000 });
+    const [letter] = await box.deadLetters();
+    const error = letter?.history.at(-1)?.error ?? '';
+    expect(error).toContain('bad signature, expected key [redacted] ([redacted]), you sent [redacted]');
+    expect(error).not.toContain(secret.slice(6, 20));
+  });
+
   it('dead-letters 400, 410 and 422 after one attempt, with status and excerpt; replay delivers them', async () => {
     const secret = newSecret();
     const rx = (receiver = await startFlakyReceiver({ secret }));

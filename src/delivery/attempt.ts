@@ -57,6 +57,12 @@ export interface AttemptOptions {
   redact?: readonly string[];
 }
 
+/** What to blank out of excerpts for a signing secret: the secret, and its key alone (without `whsec_`). */
+export function secretRedactions(signingSecret: string | undefined): string[] {
+  if (signingSecret === undefined) return [];
+  return signingSecret.startsWith('whsec_') ? [signingSecret, signingSecret.slice('whsec_'.length)] : [signingSecret];
+}
+
 /** The values of a request's credential-like headers: what must never be echoed into an excerpt. */
 export function sensitiveValues(headers: Record<string, string>): string[] {
   return Object.entries(headers)
