@@ -37,6 +37,15 @@ export const systemClock: Clock = {
 };
 
 /**
+ * Keeps the process alive until the returned function is called: the clock's timers are unref'd so a
+ * running outbox never holds a process open, but someone awaiting `drain()` or `send()` must.
+ */
+export function holdProcessOpen(): () => void {
+  const handle = setInterval(() => {}, 2 ** 30);
+  return () => clearInterval(handle);
+}
+
+/**
  * Resolves after `ms` on `clock`, or rejects with `signal.reason` as soon as `signal` aborts.
  */
 export function sleep(ms: number, clock: Clock = systemClock, signal?: AbortSignal): Promise<void> {

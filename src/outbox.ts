@@ -3,6 +3,7 @@
  * once it is durable; the flusher (in this process unless `autoFlush: false`) delivers it later.
  */
 import { EventEmitter } from 'node:events';
+import { holdProcessOpen } from './clock.js';
 import { DrainTimeoutError, InvalidOptionError, OutboxClosedError, OutboxFullError } from './errors.js';
 import { createTransportStack, runAttempt, secretRedactions } from './delivery/attempt.js';
 import type { CircuitEvent, DeadEvent, DeliveredEvent, RetryEvent } from './delivery/flusher.js';
@@ -252,7 +253,7 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
     if (this.#closing !== undefined) throw new OutboxClosedError();
     this.#drains += 1;
     this.#flusher.start();
-    const keepAlive = setInterval(() => {}, 1 << 30);
+    const release = holdProcessOpen();
     try {
       await new Promise<void>((resolve, reject) => {
         const cancel = this.#options.clock.setTimer(() => {
@@ -276,7 +277,7 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
         waiter.check();
       });
     } finally {
-      clearInterval(keepAlive);
+      release();
       this.#drains -= 1;
       if (this.#drains === 0 && !this.#options.autoFlush) this.#flusher.pause();
     }

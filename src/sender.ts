@@ -3,7 +3,7 @@
  * for fire-and-forget delivery that survives restarts and long outages, use the outbox.
  */
 import { setMaxListeners } from 'node:events';
-import { sleep } from './clock.js';
+import { holdProcessOpen, sleep } from './clock.js';
 import { createTransportStack, runAttempt, secretRedactions, type AttemptFailure } from './delivery/attempt.js';
 import { NetworkError, OutboxClosedError, RetriesExhaustedError, type WebhookOutboxError } from './errors.js';
 import { prepareMessage, type WebhookMessage } from './message.js';
@@ -95,10 +95,13 @@ export function createSender(options?: SenderOptions): Sender {
         const delay = nextDelay(attempt - 1, retry, o.random, result.retryAfterMs);
         const elapsed = clock.now() - start;
         giveUpUnless(elapsed + delay < retry.maxAgeMs, attempt, `retry.maxAgeMs (${retry.maxAgeMs} ms) would pass before the next attempt`, result);
+        const release = holdProcessOpen();
         try {
           await sleep(delay, clock, signal);
         } catch {
           throw stopped() ?? aborted(caller);
+        } finally {
+          release();
         }
       }
     } finally {

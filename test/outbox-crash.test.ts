@@ -53,6 +53,32 @@ describe('Outbox process lifetime', () => {
   });
 });
 
+describe('Sender process lifetime', () => {
+  it('a script awaiting send() stays alive through its backoff and gets the answer', async () => {
+    let requests = 0;
+    const receiver = await startFlakyReceiver({ script: () => (++requests <= 2 ? 500 : 200) });
+    const entry = join(built.entry, '..', '..', 'index.js');
+    const script = [
+      `const { createSender } = await import(${JSON.stringify(pathToFileURL(entry).href)});`,
+      `const sender = createSender({ retry: { baseDelayMs: 300, maxDelayMs: 300 } });`,
+      `const result = await sender.send({ url: ${JSON.stringify(receiver.url)}, body: 1 });`,
+      `console.log('sent ' + result.status + ' after ' + result.attempts);`,
+      `await sender.close();`,
+    ].join('\n');
+    try {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => child.on('exit', (exitCode) => resolve(exitCode)));
+      // Exit code 13 (an unsettled top-level await) with nothing printed, when only unref'd timers waited.
+      expect({ code, stdout: stdout.trim() }).toEqual({ code: 0, stdout: 'sent 200 after 3' });
+      expect(receiver.requests).toHaveLength(3);
+    } finally {
+      await receiver.close();
+    }
+  });
+});
+
 describe('Outbox after kill -9', () => {
   it('delivers everything acknowledged after a restart; duplicates only for requests in flight, same webhook-id', async () => {
     const secret = newSecret();
