@@ -65,7 +65,7 @@ export class HttpStatusError extends WebhookOutboxError {
   readonly status: number;
   /** The first bytes of the response body (bounded, for diagnostics). */
   readonly bodyExcerpt: string;
-  /** Whether this status is worth retrying (5xx/408/425/429). */
+  /** Whether this status is worth retrying (500/502/503/504/408/425/429). */
   readonly retryable: boolean;
 
   constructor(status: number, bodyExcerpt: string, retryable: boolean) {

@@ -16,7 +16,7 @@ export interface WebhookMessage {
    * as `application/json`.
    */
   body: unknown;
-  /** Extra request headers. Values must be strings. `webhook-*`, `content-length`, `host` are reserved. */
+  /** Extra request headers. Values must be strings. `webhook-id`, `webhook-timestamp`, `webhook-signature` and hop-by-hop headers (`content-length`, `host`, `connection`...) are reserved. */
   headers?: Record<string, string>;
   /** Idempotency key sent as `webhook-id`; generated (`msg_<ulid>`) if absent. Visible ASCII, 1-256 chars. */
   id?: string;

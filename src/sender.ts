@@ -33,7 +33,8 @@ export interface Sender {
   /**
    * Delivers `message`, retrying retryable failures with full-jitter backoff. Resolves on a 2xx; rejects with
    * a `WebhookOutboxError`: `ERR_INVALID_*`/`ERR_BODY_TOO_LARGE` before any request, `ERR_HTTP_STATUS` at
-   * once for a permanent status, `ERR_RETRIES_EXHAUSTED` (cause: the last failure) when attempts or
+   * once for a permanent status, `ERR_NETWORK` at once for `ENOTFOUND` (unless `retryOnDnsFailure`),
+   * `ERR_RETRIES_EXHAUSTED` (cause: the last failure) when attempts or
    * `retry.maxAgeMs` run out, `ERR_ABORTED` when `signal` aborts, `ERR_OUTBOX_CLOSED` after `close()`.
    */
   send(message: WebhookMessage, options?: SendOptions): Promise<SendResult>;

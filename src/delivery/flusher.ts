@@ -57,7 +57,7 @@ export interface RetryEvent {
   counted: boolean;
   /** The status, when the receiver answered. */
   status?: number | undefined;
-  /** Error code (`ERR_HTTP_STATUS`, `ERR_NETWORK`, `ERR_TIMEOUT`) and errno when there is one. */
+  /** What failed: `HTTP 503` for a status, else the error code and errno when there is one (`ERR_NETWORK ECONNREFUSED`, `ERR_TIMEOUT ETIMEDOUT`). */
   error: string;
 }
 
