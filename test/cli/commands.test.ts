@@ -202,6 +202,10 @@ describe.concurrent('bad arguments and help', () => {
     [['status', '--dir', '/nonexistent/outbox'], 'no outbox directory'],
     [['flush', '--dir', '/nonexistent/outbox'], 'no outbox directory'],
     [['dead', 'list', '--dir', '/nonexistent/outbox'], 'no outbox directory'],
+    // A directory that exists but was never an outbox (a mistyped --dir) is not an empty outbox.
+    [['status', '--dir', '.'], 'holds no outbox'],
+    [['dead', 'list', '--dir', '.'], 'holds no outbox'],
+    [['flush', '--dir', '.'], 'holds no outbox'],
     [['dead', 'purge', 'a', '--all', '--dir', '.'], 'not both'],
     [['dead', 'frobnicate'], "unknown command 'frobnicate'"],
     [['demo', '--events', '0'], 'expected an integer >= 1'],

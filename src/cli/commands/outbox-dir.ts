@@ -1,16 +1,22 @@
 /**
  * Opening the outbox directory named by `--dir`, shared by the commands.
  */
-import { stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { Outbox } from '../../outbox.js';
 import type { OutboxOptions } from '../../options.js';
+import { isOutboxFile } from '../../store/file/file-store.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 
-/** Fails with the usage code when `dir` is not an existing directory: commands never create one by mistake. */
+/**
+ * Fails with the usage code unless `dir` is a directory an outbox has used: commands never create one by
+ * mistake, and a mistyped `--dir` is not reported as an empty outbox.
+ */
 export async function assertOutboxDir(dir: string): Promise<void> {
   const info = await stat(dir).catch(() => undefined);
   if (info === undefined) throw new CliError(ExitCode.usage, `no outbox directory at ${dir} (use --dir)`);
   if (!info.isDirectory()) throw new CliError(ExitCode.usage, `${dir} is not a directory`);
+  const names = await readdir(dir).catch(() => []);
+  if (!names.some(isOutboxFile)) throw new CliError(ExitCode.usage, `${dir} holds no outbox (no journal files; check --dir)`);
 }
 
 /** Opens an `Outbox` on the directory `dir` (taking its lock: `ERR_OUTBOX_LOCKED`, exit 3, when an app owns it). */

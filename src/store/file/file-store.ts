@@ -39,7 +39,7 @@ import {
   TOMBSTONE_PURGED,
 } from './format.js';
 import type { DirectoryLock } from './lock.js';
-import { acquireLock, lockOwner } from './lock.js';
+import { LOCK_FILE, acquireLock, lockOwner } from './lock.js';
 import { scanSegment } from './recovery.js';
 
 /** Options of {@link FileStore}. */
@@ -98,6 +98,11 @@ const MAX_KEPT_COMMIT_BUFFER = 4 * 1024 * 1024;
 const OPTION_KEYS = new Set(['dir', 'durability', 'maxBytes', 'fullPolicy', 'segmentBytes', 'fs']);
 const SEGMENT_NAME = /^segment-(\d{10})\.log$/;
 const SEGMENT_ASIDE = /^segment-(\d{10})\.log\.corrupt$/;
+
+/** Whether a file of this name belongs to a FileStore directory (a journal segment, one set aside, the lock). */
+export function isOutboxFile(name: string): boolean {
+  return SEGMENT_NAME.test(name) || SEGMENT_ASIDE.test(name) || name === LOCK_FILE;
+}
 
 function segmentName(id: number): string {
   return `segment-${String(id).padStart(10, '0')}.log`;
