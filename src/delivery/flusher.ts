@@ -256,7 +256,12 @@ export class Flusher {
    */
   endpoints(): Record<string, EndpointSnapshot> {
     const out: Record<string, EndpointSnapshot> = {};
-    for (const [url, lane] of this.#lanes) out[url] = lane.state.snapshot();
+    const now = this.#config.clock.now();
+    for (const [url, lane] of this.#lanes) {
+      // Forgotten here too: an idle outbox makes no claim that would forget it.
+      if (!lane.busy && now - lane.quietSince >= QUIET_LANE_MS) this.#forget(lane);
+      else out[url] = lane.state.snapshot();
+    }
     return out;
   }
 

@@ -74,6 +74,8 @@ export class LowdbStore implements OutboxStore {
   #writtenIds = new Set<string>();
   /** Ids handed out and not settled: after a rollback they are still claimed. */
   readonly #claimed = new Set<string>();
+  /** Ids whose outcome is applied but not written yet (a retry may be due before its write is done). */
+  readonly #settling = new Map<string, number>();
   /** Deliveries counted by the memory stores that rollbacks replaced, and by the one in the file. */
   #deliveredBefore = 0;
   #deliveredWritten = 0;
@@ -112,29 +114,44 @@ export class LowdbStore implements OutboxStore {
     await this.#mutate((memory) => memory.append(events));
   }
 
-  /** Claims from memory, only events the file holds; claims are not written. */
+  /**
+   * Claims from memory, only events whose state the file holds (not an append, replay or outcome still
+   * being written); claims are not written.
+   */
   async claim(request: ClaimRequest): Promise<ClaimResult> {
     const memory = this.#store();
     const claimed = await memory.claim(request);
-    const unwritten = claimed.events.filter((event) => !this.#writtenIds.has(event.id));
-    if (unwritten.length === 0) {
-      for (const event of claimed.events) this.#claimed.add(event.id);
-      return claimed;
+    if (memory !== this.#memory) {
+      // A failed write replaced the memory meanwhile: these leases were on the old one. Try again soon.
+      return { events: [], nextDueAt: request.now };
     }
-    // Appended or replayed but not written yet: back to the queue until their write is done.
-    await memory.settle(unwritten.map((event) => ({ id: event.id, type: 'release' as const })));
-    const events = claimed.events.filter((event) => this.#writtenIds.has(event.id));
+    const ready = (event: StoredEvent): boolean => this.#writtenIds.has(event.id) && !this.#settling.has(event.id);
+    const held = claimed.events.filter((event) => !ready(event));
+    const events = held.length === 0 ? claimed.events : claimed.events.filter(ready);
     for (const event of events) this.#claimed.add(event.id);
-    const due = Math.min(...unwritten.map((event) => event.nextAttemptAt));
+    if (held.length === 0) return claimed;
+    // Back to the queue until their write is done (MemoryStore applies a release at once).
+    void memory.settle(held.map((event) => ({ id: event.id, type: 'release' as const })));
+    const due = Math.min(...held.map((event) => event.nextAttemptAt));
     return { events, nextDueAt: claimed.nextDueAt === undefined ? due : Math.min(claimed.nextDueAt, due) };
   }
 
   /** Applies outcomes, then rewrites the file. */
   async settle(outcomes: readonly Outcome[]): Promise<void> {
-    await this.#mutate((memory) => {
-      for (const outcome of outcomes) this.#claimed.delete(outcome.id);
-      return memory.settle(outcomes);
-    });
+    const ids = outcomes.map((outcome) => outcome.id);
+    for (const id of ids) this.#settling.set(id, (this.#settling.get(id) ?? 0) + 1);
+    try {
+      await this.#mutate((memory) => {
+        for (const id of ids) this.#claimed.delete(id);
+        return memory.settle(outcomes);
+      });
+    } finally {
+      for (const id of ids) {
+        const left = (this.#settling.get(id) ?? 1) - 1;
+        if (left > 0) this.#settling.set(id, left);
+        else this.#settling.delete(id);
+      }
+    }
   }
 
   /** Dead letters, oldest first. */
@@ -225,7 +242,7 @@ export class LowdbStore implements OutboxStore {
       this.#rollbacks++;
       this.#queued = undefined;
       this.#db.data = this.#written;
-      this.#memory = await this.#restore(this.#written);
+      this.#memory = this.#restore(this.#written);
       this.#deliveredBefore = this.#deliveredWritten;
       if (error instanceof WebhookOutboxError) throw error;
       throw new StoreIoError(`Cannot write the lowdb outbox ${this.#file}`, { cause: error });
@@ -236,14 +253,18 @@ export class LowdbStore implements OutboxStore {
     this.#bytesOnDisk = await fileSize(this.#file);
   }
 
-  /** A memory store in the state of `document`, with the events this process holds claimed claimed again. */
-  async #restore(document: LowdbDocument): Promise<MemoryStore> {
+  /**
+   * A memory store in the state of `document`, with the events this process holds claimed claimed again.
+   * Synchronous, so that nothing can be applied to or claimed from the memory it replaces meanwhile:
+   * MemoryStore applies a claim or an outcome at once, before its promise settles.
+   */
+  #restore(document: LowdbDocument): MemoryStore {
     const memory = this.#fromDocument(document);
     if (this.#claimed.size === 0) return memory;
-    const all = await memory.claim({ limit: Number.POSITIVE_INFINITY, now: Number.POSITIVE_INFINITY });
-    await memory.settle(all.events.filter((event) => !this.#claimed.has(event.id)).map((event) => ({ id: event.id, type: 'release' as const })));
-    const held = new Set(all.events.map((event) => event.id));
-    for (const id of this.#claimed) if (!held.has(id)) this.#claimed.delete(id);
+    void memory.claim({ limit: Number.POSITIVE_INFINITY, now: Number.POSITIVE_INFINITY });
+    const ids = new Set(document.pending.map((event) => event.id));
+    void memory.settle([...ids].filter((id) => !this.#claimed.has(id)).map((id) => ({ id, type: 'release' as const })));
+    for (const id of this.#claimed) if (!ids.has(id)) this.#claimed.delete(id);
     return memory;
   }
 
