@@ -51,8 +51,13 @@ export class OutboxMetrics {
   readonly #callback: BatchObservableCallback;
   #closed = false;
 
-  constructor(snapshot: () => MetricsSnapshot, meter: Meter = metrics.getMeter(METER_NAME)) {
+  readonly #base: Attributes | undefined;
+
+  /** `name`: the outbox's `name` option, carried by every observation as `webhook_outbox.name`. */
+  constructor(snapshot: () => MetricsSnapshot, name?: string, meter: Meter = metrics.getMeter(METER_NAME)) {
     this.#meter = meter;
+    const base: Attributes | undefined = name === undefined ? undefined : { 'webhook_outbox.name': name };
+    this.#base = base;
     this.#attempts = meter.createCounter('webhook_outbox.attempts', {
       description: 'Delivery attempts, by outcome (delivered, retryable, permanent) and HTTP status',
       unit: '{attempt}',
@@ -75,11 +80,11 @@ export class OutboxMetrics {
     this.#gauges = [depth, age, inFlight, dead, bytes, circuit, concurrency];
     this.#callback = (result) => {
       const s = snapshot();
-      result.observe(depth, s.pending);
-      result.observe(age, (s.oldestPendingAgeMs ?? 0) / 1000);
-      result.observe(inFlight, s.inFlight);
-      result.observe(dead, s.dead);
-      result.observe(bytes, s.bytesOnDisk);
+      result.observe(depth, s.pending, base);
+      result.observe(age, (s.oldestPendingAgeMs ?? 0) / 1000, base);
+      result.observe(inFlight, s.inFlight, base);
+      result.observe(dead, s.dead, base);
+      result.observe(bytes, s.bytesOnDisk, base);
       // URLs that differ only in their query or user info share an attribute value: one observation each,
       // the worst circuit state and the summed concurrency (an exporter keeps one value per attribute set).
       const byAttribute = new Map<string, { circuit: number; concurrency: number }>();
@@ -93,7 +98,7 @@ export class OutboxMetrics {
         });
       }
       for (const [endpoint, values] of byAttribute) {
-        const attributes: Attributes = { 'webhook_outbox.endpoint': endpoint };
+        const attributes: Attributes = { ...base, 'webhook_outbox.endpoint': endpoint };
         result.observe(circuit, values.circuit, attributes);
         result.observe(concurrency, values.concurrency, attributes);
       }
@@ -104,14 +109,14 @@ export class OutboxMetrics {
   /** Counts one attempt. */
   attempt(result: AttemptResult): void {
     const outcome = result.ok ? 'delivered' : result.retryable ? 'retryable' : 'permanent';
-    const attributes: Attributes = { outcome };
+    const attributes: Attributes = { ...this.#base, outcome };
     if (result.status !== undefined) attributes['http.response.status_code'] = result.status;
     this.#attempts.add(1, attributes);
   }
 
   /** Counts one dead letter. */
   dead(reason: DeadReason): void {
-    this.#deadLettered.add(1, { reason });
+    this.#deadLettered.add(1, { ...this.#base, reason });
   }
 
   /** Stops observing (the outbox is closed). */

@@ -346,6 +346,12 @@ export interface OutboxOptions extends SenderOptions {
    * @default 64
    */
   globalConcurrency?: number;
+  /**
+   * This outbox's name in its metrics: every instrument carries it as `webhook_outbox.name`. Give one to each
+   * outbox when a process runs several, or their gauges cannot be told apart.
+   * @default undefined (no such attribute)
+   */
+  name?: string;
 }
 
 /** Outbox options after validation, with every default filled in. */
@@ -357,6 +363,7 @@ export interface NormalizedOutboxOptions extends NormalizedSenderOptions {
   autoFlush: boolean;
   concurrency: number;
   globalConcurrency: number;
+  name: string | undefined;
 }
 
 /**
@@ -372,7 +379,7 @@ export const OUTBOX_RETRY_DEFAULTS: Readonly<NormalizedRetryOptions> = Object.fr
   maxRetryAfterMs: 3_600_000,
 });
 
-const OUTBOX_OPTION_KEYS = ['dir', 'store', 'durability', 'maxBytes', 'autoFlush', 'concurrency', 'globalConcurrency'];
+const OUTBOX_OPTION_KEYS = ['dir', 'store', 'durability', 'maxBytes', 'autoFlush', 'concurrency', 'globalConcurrency', 'name'];
 
 /** Validates `Outbox.open()` options and fills in defaults. Throws `InvalidOptionError` naming the option. */
 export function normalizeOutboxOptions(input: unknown): NormalizedOutboxOptions {
@@ -381,6 +388,9 @@ export function normalizeOutboxOptions(input: unknown): NormalizedOutboxOptions 
   const store = checkPort<OutboxStore>(o.store, 'store', ['open', 'append', 'claim', 'settle', 'deadLetters', 'replay', 'purge', 'stats', 'close']);
   if (o.dir !== undefined && (typeof o.dir !== 'string' || o.dir.length === 0)) {
     throw new InvalidOptionError('dir', `expected a non-empty directory path, got ${describeValue(o.dir)}`);
+  }
+  if (o.name !== undefined && (typeof o.name !== 'string' || o.name.length === 0 || o.name.length > 256)) {
+    throw new InvalidOptionError('name', `expected a non-empty string of at most 256 characters, got ${describeValue(o.name)}`);
   }
   if (store === undefined && o.dir === undefined) {
     throw new InvalidOptionError('dir', 'give `dir` (a directory for the default FileStore) or `store`');
@@ -399,5 +409,6 @@ export function normalizeOutboxOptions(input: unknown): NormalizedOutboxOptions 
     autoFlush: checkBoolean(o.autoFlush, 'autoFlush', true),
     concurrency: checkInteger(o.concurrency, 'concurrency', 16, { min: 1, max: 1024 }),
     globalConcurrency: checkInteger(o.globalConcurrency, 'globalConcurrency', 64, { min: 1, max: 65_536 }),
+    name: o.name as string | undefined,
   };
 }

@@ -140,7 +140,7 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
     this.#options = options;
     this.#store = store;
     this.#transport = transport;
-    this.#metrics = new OutboxMetrics(() => this.stats());
+    this.#metrics = new OutboxMetrics(() => this.stats(), options.name);
     const { clock, timeoutMs, retryOnDnsFailure } = options;
     const redact = secretRedactions(options.signingSecret);
     this.#flusher = new Flusher({

@@ -115,6 +115,31 @@ describe('Outbox metrics', () => {
     }
   });
 
+  it('tells two outboxes in one process apart by their name option', async () => {
+    const recorder = recordingMeter();
+    metrics.setGlobalMeterProvider({ getMeter: () => recorder.meter });
+    const rx = (receiver = await startFlakyReceiver({ script: [422] as Reply[] }));
+    const orders = await Outbox.open({ store: new MemoryStore(), url: rx.url, retry: FAST_RETRY, autoFlush: false, name: 'orders' });
+    const billing = await Outbox.open({ store: new MemoryStore(), url: rx.url, retry: FAST_RETRY, autoFlush: false, name: 'billing' });
+    await orders.enqueue({ id: 'o1', body: 1 });
+    await orders.enqueue({ id: 'o2', body: 2 });
+    await billing.enqueue({ id: 'b1', body: 3 });
+    const depth = (await recorder.collect()).filter((o) => o.name === 'webhook_outbox.queue.depth');
+    expect(depth).toEqual([
+      { name: 'webhook_outbox.queue.depth', value: 2, attributes: { 'webhook_outbox.name': 'orders' } },
+      { name: 'webhook_outbox.queue.depth', value: 1, attributes: { 'webhook_outbox.name': 'billing' } },
+    ]);
+    await billing.drain({ timeoutMs: 5_000 });
+    expect(recorder.added.filter((a) => a.name === 'webhook_outbox.dead_lettered')).toEqual([
+      { name: 'webhook_outbox.dead_lettered', value: 1, attributes: { 'webhook_outbox.name': 'billing', reason: 'http-status' } },
+    ]);
+    const circuits = (await recorder.collect()).filter((o) => o.name === 'webhook_outbox.circuit.state');
+    expect(circuits.map((o) => o.attributes?.['webhook_outbox.name'])).toEqual(['orders', 'billing']);
+    await orders.close();
+    await billing.close();
+    await expect(Outbox.open({ store: new MemoryStore(), url: rx.url, name: '' })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', option: 'name' });
+  });
+
   it('labels endpoints by origin and path only (no query, no credentials)', () => {
     expect(endpointAttribute('https://user:pw@example.com:8443/hooks/1?token=abc#x')).toBe('https://example.com:8443/hooks/1');
   });
