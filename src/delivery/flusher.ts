@@ -57,7 +57,10 @@ export interface RetryEvent {
   counted: boolean;
   /** The status, when the receiver answered. */
   status?: number | undefined;
-  /** What failed: `HTTP 503` for a status, else the error code and errno when there is one (`ERR_NETWORK ECONNREFUSED`, `ERR_TIMEOUT ETIMEDOUT`). */
+  /**
+   * What failed: `HTTP 503` for a status, else the error code and the errno when there is one
+   * (`ERR_NETWORK ECONNREFUSED`, `ERR_TIMEOUT ETIMEDOUT`).
+   */
   error: string;
 }
 
@@ -116,6 +119,11 @@ interface Lane {
   busy: boolean;
   /** When it was last found quiet. */
   quietSince: number;
+}
+
+/** A lane quiet for `QUIET_LANE_MS`: its state no longer describes the endpoint. */
+function isStale(lane: Lane, now: number): boolean {
+  return !lane.busy && now - lane.quietSince >= QUIET_LANE_MS;
 }
 
 interface Active {
@@ -259,7 +267,7 @@ export class Flusher {
     const now = this.#config.clock.now();
     for (const [url, lane] of this.#lanes) {
       // Forgotten here too: an idle outbox makes no claim that would forget it.
-      if (!lane.busy && now - lane.quietSince >= QUIET_LANE_MS) this.#forget(lane);
+      if (isStale(lane, now)) this.#forget(lane);
       else out[url] = lane.state.snapshot();
     }
     return out;
@@ -359,7 +367,7 @@ export class Flusher {
     wanted += (this.#lanes.size - kept + 1) * (1 + READ_AHEAD_WINDOWS) * this.#config.concurrency;
     if (now >= this.#nextForgetAt) {
       this.#nextForgetAt = now + QUIET_LANE_MS;
-      for (const lane of this.#lanes.values()) if (!lane.busy && now - lane.quietSince >= QUIET_LANE_MS) this.#forget(lane);
+      for (const lane of this.#lanes.values()) if (isStale(lane, now)) this.#forget(lane);
     }
     return { wanted, exclude };
   }
