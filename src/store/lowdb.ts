@@ -131,7 +131,7 @@ export class LowdbStore implements OutboxStore {
     for (const event of events) this.#claimed.add(event.id);
     if (held.length === 0) return claimed;
     // Back to the queue until their write is done (MemoryStore applies a release at once).
-    void memory.settle(held.map((event) => ({ id: event.id, type: 'release' as const })));
+    memory.settle(held.map((event) => ({ id: event.id, type: 'release' as const }))).catch(() => undefined);
     const due = Math.min(...held.map((event) => event.nextAttemptAt));
     return { events, nextDueAt: claimed.nextDueAt === undefined ? due : Math.min(claimed.nextDueAt, due) };
   }
@@ -261,9 +261,9 @@ export class LowdbStore implements OutboxStore {
   #restore(document: LowdbDocument): MemoryStore {
     const memory = this.#fromDocument(document);
     if (this.#claimed.size === 0) return memory;
-    void memory.claim({ limit: Number.POSITIVE_INFINITY, now: Number.POSITIVE_INFINITY });
+    memory.claim({ limit: Number.POSITIVE_INFINITY, now: Number.POSITIVE_INFINITY }).catch(() => undefined);
     const ids = new Set(document.pending.map((event) => event.id));
-    void memory.settle([...ids].filter((id) => !this.#claimed.has(id)).map((id) => ({ id, type: 'release' as const })));
+    memory.settle([...ids].filter((id) => !this.#claimed.has(id)).map((id) => ({ id, type: 'release' as const }))).catch(() => undefined);
     for (const id of this.#claimed) if (!ids.has(id)) this.#claimed.delete(id);
     return memory;
   }
