@@ -57,7 +57,7 @@ export const RESERVED_HEADERS: ReadonlySet<string> = new Set([
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const CRLF = /[\r\n]/;
 const ID = /^[\x21-\x7e]{1,256}$/;
-const SENSITIVE = /auth|cookie|token|secret|signature|password|session|api-?key/i;
+const SENSITIVE = /auth|cookie|token|secret|signature|passw|session|credential|api[-_]?key|(^|[-_])key$/i;
 
 /**
  * Whether a header's value must never appear in errors, logs or dead-letter excerpts

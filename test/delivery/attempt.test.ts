@@ -1,7 +1,7 @@
 import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
-import { createTransportStack, redactExcerpt, runAttempt } from '../../src/delivery/attempt.js';
+import { createTransportStack, redactExcerpt, runAttempt, urlSecrets } from '../../src/delivery/attempt.js';
 import { HttpStatusError, NetworkError } from '../../src/errors.js';
 import { prepareMessage } from '../../src/message.js';
 import { normalizeSenderOptions } from '../../src/options.js';
@@ -91,5 +91,23 @@ describe('redactExcerpt', () => {
     expect(redactExcerpt('a tok b tok', ['tok'])).toBe('a [redacted] b [redacted]');
     expect(redactExcerpt('sig v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE= end', [])).toBe('sig [redacted] end');
     expect(redactExcerpt('x'.repeat(20), [], 5)).toBe('xxxxx...');
+  });
+
+  it('finds a secret in the forms receivers echo it in, and its start where the excerpt ends', () => {
+    const secret = 'ab+/cd==efgh/ij+k==';
+    const unpadded = secret.replace(/=+$/, '');
+    for (const form of [secret, secret.replaceAll('/', '\\/'), encodeURIComponent(secret), unpadded, unpadded.replaceAll('+', '-').replaceAll('/', '_')]) {
+      expect(redactExcerpt(`got ${form} here`, [secret]), form).toBe('got [redacted] here');
+    }
+    expect(redactExcerpt(`cut at ${secret.slice(0, 9)}`, [secret])).toBe('cut at [redacted]');
+    // Fewer than 8 characters at the end are too likely to be ordinary text.
+    expect(redactExcerpt(`ends ab+/c`, [secret])).toBe('ends ab+/c');
+  });
+});
+
+describe('urlSecrets', () => {
+  it('takes user info and query values of 8 characters or more', () => {
+    expect(urlSecrets('https://u:longpassword@example.test/p?format=json&token=abcdefgh12')).toEqual(['longpassword', 'abcdefgh12']);
+    expect(urlSecrets('not a url')).toEqual([]);
   });
 });

@@ -15,7 +15,10 @@ export async function assertOutboxDir(dir: string): Promise<void> {
   const info = await stat(dir).catch(() => undefined);
   if (info === undefined) throw new CliError(ExitCode.usage, `no outbox directory at ${dir} (use --dir)`);
   if (!info.isDirectory()) throw new CliError(ExitCode.usage, `${dir} is not a directory`);
-  const names = await readdir(dir).catch(() => []);
+  const names = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
+    // Not a typo in --dir but a directory this user may not read: say that, as an I/O failure.
+    throw new CliError(ExitCode.failure, `cannot read the outbox directory ${dir} (${error.code ?? error.message})`);
+  });
   if (!names.some(isOutboxFile)) throw new CliError(ExitCode.usage, `${dir} holds no outbox (no journal files; check --dir)`);
 }
 
