@@ -14,6 +14,7 @@ import { deliveryRows } from './rows/delivery.mjs';
 import { backlogScaleRows } from './rows/backlog-scale.mjs';
 import { storeFlatRows } from './rows/store-flat.mjs';
 import { drainRows } from './rows/drain.mjs';
+import { manyEndpointsRows } from './rows/many-endpoints.mjs';
 
 const quick = process.env.BENCH_QUICK === '1';
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim());
@@ -45,6 +46,7 @@ const GROUPS = [
   { rows: ['5'], run: deliveryRows },
   { rows: ['6'], run: bullmqRows },
   { rows: ['7'], run: drainRows },
+  { rows: ['8'], run: manyEndpointsRows },
 ];
 
 if (!existsSync(join(BUILD_DIR, 'index.js'))) {
