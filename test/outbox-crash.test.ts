@@ -22,6 +22,15 @@ afterAll(async () => {
   await built?.cleanup();
 });
 
+/** Runs `script` as an ES module in a child process until it exits on its own; its exit code and stdout. */
+async function runModule(script: string): Promise<{ code: number | null; stdout: string }> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (exitCode) => resolve(exitCode)));
+  return { code, stdout };
+}
+
 const CONCURRENCY = 8;
 
 describe('Outbox process lifetime', () => {
@@ -36,10 +45,7 @@ describe('Outbox process lifetime', () => {
       `await outbox.enqueue({ id: 'evt-1', body: 1 });`,
     ].join('\n');
     try {
-      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      const code = await new Promise<number | null>((resolve) => child.on('exit', (exitCode) => resolve(exitCode)));
+      const { code, stdout } = await runModule(script);
       // It exited on its own with the event's retry scheduled a minute ahead, and the event stayed on disk.
       expect(code).toBe(0);
       expect(stdout).toContain('retry evt-1');
@@ -66,10 +72,7 @@ describe('Sender process lifetime', () => {
       `await sender.close();`,
     ].join('\n');
     try {
-      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      const code = await new Promise<number | null>((resolve) => child.on('exit', (exitCode) => resolve(exitCode)));
+      const { code, stdout } = await runModule(script);
       // Exit code 13 (an unsettled top-level await) with nothing printed, when only unref'd timers waited.
       expect({ code, stdout: stdout.trim() }).toEqual({ code: 0, stdout: 'sent 200 after 3' });
       expect(receiver.requests).toHaveLength(3);
