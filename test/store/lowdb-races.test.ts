@@ -3,18 +3,13 @@ import { join } from 'node:path';
 import { Low } from 'lowdb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FakeClock } from '../../src/clock.js';
-import type { AttemptResult } from '../../src/delivery/attempt.js';
-import { Flusher, QUIET_LANE_MS } from '../../src/delivery/flusher.js';
-import type { FlusherListener } from '../../src/delivery/flusher.js';
-import { HttpStatusError } from '../../src/errors.js';
-import { OUTBOX_RETRY_DEFAULTS } from '../../src/options.js';
+import { QUIET_LANE_MS } from '../../src/delivery/flusher.js';
 import { LowdbStore } from '../../src/store/lowdb.js';
 import { MemoryStore } from '../../src/store/memory.js';
-import type { OutboxStore, StoredEvent } from '../../src/store/store.js';
+import { A, setup } from '../delivery/flusher-harness.js';
 import { tempDirs } from './temp-dir.js';
 
 const newDir = tempDirs('lowdb-races');
-const A = 'http://a.test/hook';
 const FAR = 1e15;
 
 function newEvent(id: string) {
@@ -25,56 +20,9 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-interface Call {
-  event: StoredEvent;
-  answered: boolean;
-  answer(result: 'ok' | 500 | 429): void;
-}
-
 /** Lets promise chains and real file I/O run. */
 async function settleDown(): Promise<void> {
   for (let i = 0; i < 20; i++) await new Promise((resolve) => setTimeout(resolve, 1));
-}
-
-function harness(store: OutboxStore, clock: FakeClock, options: { concurrency: number; globalConcurrency: number }) {
-  const calls: Call[] = [];
-  const errors: unknown[] = [];
-  const delivered: string[] = [];
-  const listener: FlusherListener = {
-    delivered: (event) => delivered.push(event.id),
-    retry: () => {},
-    dead: () => {},
-    circuit: () => {},
-    error: (error) => errors.push(error),
-    progress: () => {},
-  };
-  const flusher = new Flusher({
-    store,
-    clock,
-    random: () => 0.5,
-    retry: { ...OUTBOX_RETRY_DEFAULTS, baseDelayMs: 1_000, maxDelayMs: 60_000, maxAttempts: 10, maxAgeMs: 3_600_000 },
-    concurrency: options.concurrency,
-    globalConcurrency: options.globalConcurrency,
-    listener,
-    deliver: (event) =>
-      new Promise<AttemptResult>((resolve) => {
-        const at = clock.now();
-        const call: Call = {
-          event,
-          answered: false,
-          answer: (result) => {
-            call.answered = true;
-            resolve(
-              result === 'ok'
-                ? { ok: true, status: 200, at, durationMs: 1 }
-                : { ok: false, retryable: true, throttled: result === 429, status: result, error: new HttpStatusError(result, '', true), at, durationMs: 1 },
-            );
-          },
-        };
-        calls.push(call);
-      }),
-  });
-  return { flusher, calls, errors, delivered };
 }
 
 /** Makes the next lowdb write hang until `fail()` is called, then reject. */
@@ -93,7 +41,7 @@ describe('LowdbStore and the flusher around a failed write, and quiet endpoints'
     const store = new LowdbStore({ file: join(await newDir(), 'outbox.json') });
     await store.open();
     await store.append([{ id: 'x', url: A, headers: {}, body: new Uint8Array([1]), createdAt: clock.now(), nextAttemptAt: clock.now() }]);
-    const t = harness(store, clock, { concurrency: 4, globalConcurrency: 4 });
+    const t = await setup({ store, clock, concurrency: 4, globalConcurrency: 4, collectErrors: true });
     t.flusher.start();
     await settleDown();
     expect(t.calls.map((c) => c.event.id)).toEqual(['x']);
@@ -181,7 +129,7 @@ describe('LowdbStore and the flusher around a failed write, and quiet endpoints'
     const store = new MemoryStore();
     await store.open();
     await store.append([newEvent('b0'), newEvent('b1')].map((e) => ({ ...e, createdAt: clock.now(), nextAttemptAt: clock.now() })));
-    const t = harness(store, clock, { concurrency: 4, globalConcurrency: 4 });
+    const t = await setup({ store, clock, concurrency: 4, globalConcurrency: 4, collectErrors: true });
     t.flusher.start();
     await settleDown();
     // A 429 halves the endpoint's limit (4 -> 2); then everything is delivered.
