@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EventIndex, PENDING } from '../../src/store/file/event-index.js';
 import { hashBytes } from '../../src/store/file/format.js';
-
-/** A deterministic pseudo-random sequence (xorshift), so a failure can be replayed. */
-function random(seed: number): () => number {
-  let x = seed;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
+import { seededRandom } from './seeded-random.js';
 
 describe('EventIndex id hash set', () => {
   it('finds exactly the live slots of a hash through inserts and deletes with colliding, wrapping hashes', () => {
@@ -22,7 +12,7 @@ describe('EventIndex id hash set', () => {
     // and wrap around; the top bits pick one of 64 tables: most share the first, two the last.
     const hashes = [0, 1, 2, 15, 31, 1023, 1024 + 1023, 2048, 0xfc00000f, 0xfc00001f];
     const live = new Map<number, number>();
-    const next = random(7);
+    const next = seededRandom(7);
     for (let step = 0; step < 20_000; step++) {
       if (live.size < 400 && (live.size === 0 || next() < 0.55)) {
         const hash = hashes[Math.floor(next() * hashes.length)] as number;
@@ -47,7 +37,7 @@ describe('EventIndex id hash set', () => {
     const index = new EventIndex();
     index.finishRecovery();
     const endpoint = index.endpointOf('http://127.0.0.1:1/a');
-    const next = random(11);
+    const next = seededRandom(11);
     const hashOf = new Map<number, number>();
     for (let i = 0; i < 200_000; i++) {
       const hash = Math.floor(next() * 2 ** 32);
@@ -74,7 +64,7 @@ describe('EventIndex id hash set', () => {
     const index = new EventIndex();
     index.finishRecovery();
     const endpoint = index.endpointOf('http://127.0.0.1:1/a');
-    const next = random(5);
+    const next = seededRandom(5);
     // The model: pending events as [due, arrival, slot].
     let model: [number, number, number][] = [];
     for (let step = 0, arrival = 0; step < 3000; step++) {

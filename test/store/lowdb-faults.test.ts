@@ -1,12 +1,12 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Low } from 'lowdb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Outbox } from '../../src/outbox.js';
 import { LowdbStore } from '../../src/store/lowdb.js';
 import type { Transport } from '../../src/transport/transport.js';
 import { FAST_RETRY, waitFor } from '../outbox-helpers.js';
 import { makeEvent } from './contract.js';
+import { failNextWrite, fileIds } from './lowdb-write-faults.js';
 import { tempDirs } from './temp-dir.js';
 
 const newDir = tempDirs('lowdb-faults');
@@ -15,23 +15,6 @@ const FAR = Date.now() + 1e12;
 afterEach(() => {
   vi.restoreAllMocks();
 });
-
-async function fileIds(file: string): Promise<string[]> {
-  const document = JSON.parse(await readFile(file, 'utf8')) as { pending: { id: string }[] };
-  return document.pending.map((e) => e.id);
-}
-
-/** Makes the next lowdb write hang until `fail()` is called, then reject. */
-function failNextWrite(): { fail: () => void; started: () => boolean } {
-  let reject: ((error: Error) => void) | undefined;
-  vi.spyOn(Low.prototype, 'write').mockImplementationOnce(
-    () => new Promise<void>((_resolve, r) => (reject = r)),
-  );
-  return {
-    started: () => reject !== undefined,
-    fail: () => reject?.(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })),
-  };
-}
 
 describe('LowdbStore around a failed write', () => {
   it('a change made in the tick a write fails is either rejected or on disk, never acknowledged and lost', async () => {

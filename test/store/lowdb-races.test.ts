@@ -1,12 +1,11 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Low } from 'lowdb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FakeClock } from '../../src/clock.js';
 import { QUIET_LANE_MS } from '../../src/delivery/flusher.js';
 import { LowdbStore } from '../../src/store/lowdb.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { A, setup } from '../delivery/flusher-harness.js';
+import { failNextWrite, fileIds } from './lowdb-write-faults.js';
 import { tempDirs } from './temp-dir.js';
 
 const newDir = tempDirs('lowdb-races');
@@ -23,16 +22,6 @@ afterEach(() => {
 /** Lets promise chains and real file I/O run. */
 async function settleDown(): Promise<void> {
   for (let i = 0; i < 20; i++) await new Promise((resolve) => setTimeout(resolve, 1));
-}
-
-/** Makes the next lowdb write hang until `fail()` is called, then reject. */
-function failNextWrite(): { fail: () => void; started: () => boolean } {
-  let reject: ((error: Error) => void) | undefined;
-  vi.spyOn(Low.prototype, 'write').mockImplementationOnce(() => new Promise<void>((_resolve, r) => (reject = r)));
-  return {
-    started: () => reject !== undefined,
-    fail: () => reject?.(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })),
-  };
 }
 
 describe('LowdbStore and the flusher around a failed write, and quiet endpoints', () => {
@@ -93,7 +82,7 @@ describe('LowdbStore and the flusher around a failed write, and quiet endpoints'
       );
       const pending = store.stats().pending;
       await store.close();
-      const onDisk = (JSON.parse(await readFile(file, 'utf8')) as { pending: { id: string }[] }).pending.map((e) => e.id);
+      const onDisk = await fileIds(file);
       // Acknowledged: it must be in the store and in the file.
       if (resolved && (!onDisk.includes('late') || pending !== 3)) lost.push(k);
     }

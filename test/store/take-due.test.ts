@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { takeDue } from '../../src/store/take-due.js';
-
-/** A deterministic pseudo-random sequence (xorshift), so a failure can be replayed. */
-function random(seed: number): () => number {
-  let x = seed;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
+import { seededRandom } from './seeded-random.js';
 
 interface Item {
   due: number;
@@ -19,7 +9,7 @@ interface Item {
 
 describe('takeDue', () => {
   it('takes what a full sort would, earliest due then arrival, and returns the queue holding the earliest rest', () => {
-    const next = random(11);
+    const next = seededRandom(11);
     for (let round = 0; round < 300; round++) {
       let seq = 0;
       const queues: Item[][] = Array.from({ length: 1 + Math.floor(next() * 12) }, () =>
