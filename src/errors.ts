@@ -128,10 +128,14 @@ export class OutboxClosedError extends WebhookOutboxError {
 export class OutboxLockedError extends WebhookOutboxError {
   /** The pid recorded in the lock file, when readable. */
   readonly pid: number | undefined;
+  /** The owner's host, when it is not this one (another container or machine sharing the directory). */
+  readonly host: string | undefined;
 
-  constructor(dir: string, pid: number | undefined) {
-    super('ERR_OUTBOX_LOCKED', `Outbox directory ${dir} is locked by ${pid === undefined ? 'another owner' : `pid ${pid}`}`);
+  constructor(dir: string, pid: number | undefined, host?: string) {
+    const owner = pid === undefined ? 'another owner' : `pid ${pid}${host === undefined ? '' : ` on host ${host}`}`;
+    super('ERR_OUTBOX_LOCKED', `Outbox directory ${dir} is locked by ${owner}`);
     this.pid = pid;
+    this.host = host;
   }
 }
 

@@ -149,3 +149,59 @@ describe('Outbox after kill -9', () => {
     }
   });
 });
+
+describe('Outbox lock across containers', () => {
+  /**
+   * Starts a process in its own pid namespace (as pid 1, like a container's app), with its own host name
+   * when `host` is given, that opens `dir`, enqueues one event, prints `open` and holds the directory until
+   * its stdin ends. `--kill-child` takes it down with `unshare` when that is killed.
+   */
+  async function containerHolding(dir: string, host?: string): Promise<{ child: ChildProcess; exited: Promise<number | null> }> {
+    const entry = pathToFileURL(join(built.entry, '..', '..', 'index.js')).href;
+    const script = [
+      `const { Outbox } = await import(${JSON.stringify(entry)});`,
+      `const outbox = await Outbox.open({ dir: ${JSON.stringify(dir)}, url: 'http://127.0.0.1:9/hook', autoFlush: false });`,
+      `await outbox.enqueue({ body: 1 });`,
+      `console.log('open');`,
+      'process.stdin.resume();',
+      `process.stdin.on('end', async () => { await outbox.close(); process.exit(0); });`,
+    ].join('\n');
+    const shell = `${host === undefined ? '' : `hostname ${host} && `}exec "$0" --input-type=module -e "$1"`;
+    const namespaces = ['--user', '--map-root-user', '--pid', '--fork', '--mount-proc', '--kill-child', ...(host === undefined ? [] : ['--uts'])];
+    const child = spawn('unshare', [...namespaces, 'sh', '-c', shell, process.execPath, script], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    await waitFor(() => stdout.includes('open') || child.exitCode !== null, 10_000, 'the contained process to open the outbox');
+    if (!stdout.includes('open')) throw new Error(`the contained process did not open the outbox: ${stderr}`);
+    return { child, exited };
+  }
+
+  it('a sibling container (its own pid namespace and host name) keeps its lock while it runs', async () => {
+    const dir = await tempDir();
+    const { child, exited } = await containerHolding(dir, 'sibling');
+    try {
+      // Its pid is 1 in its namespace; here pid 1 is this machine's init, alive: not a pid to check.
+      await expect(Outbox.open({ dir, url: 'http://127.0.0.1:9/hook' })).rejects.toMatchObject({ code: 'ERR_OUTBOX_LOCKED', pid: 1, host: 'sibling' });
+      child.stdin?.end();
+      expect(await exited).toBe(0);
+      const outbox = await Outbox.open({ dir, url: 'http://127.0.0.1:9/hook', autoFlush: false });
+      expect(outbox.stats().pending).toBe(1);
+      await outbox.close();
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  it('a container restarted after kill -9 (same host name, new pid namespace) takes its lock over at once', async () => {
+    const dir = await tempDir();
+    const { child, exited } = await containerHolding(dir);
+    child.kill('SIGKILL');
+    await exited;
+    const outbox = await Outbox.open({ dir, url: 'http://127.0.0.1:9/hook', autoFlush: false });
+    expect(outbox.stats().pending).toBe(1);
+    await outbox.close();
+  });
+});

@@ -14,6 +14,8 @@ export interface StatusReport {
   dir: string;
   /** The pid of the live process that owns the directory, or `null`. */
   ownerPid: number | null;
+  /** Its host, when that is not this one (another container or machine sharing the directory), or `null`. */
+  ownerHost: string | null;
   pending: number;
   /** Requests in flight: 0 when no process owns the directory; `null` when one does (only it knows). */
   inFlight: number | null;
@@ -28,10 +30,11 @@ export interface StatusReport {
 /** Reads the directory and builds the report. */
 export async function readStatus(dir: string, now = Date.now()): Promise<StatusReport> {
   await assertOutboxDir(dir);
-  const { stats, ownerPid } = await FileStore.inspect(dir, { deadLetterLimit: 0 });
+  const { stats, ownerPid, ownerHost } = await FileStore.inspect(dir, { deadLetterLimit: 0 });
   return {
     dir,
     ownerPid: ownerPid ?? null,
+    ownerHost: ownerHost ?? null,
     pending: stats.pending,
     inFlight: ownerPid === undefined ? 0 : null,
     dead: stats.dead,
@@ -61,7 +64,7 @@ export function printStatus(report: StatusReport, json: boolean, out: Writable):
   }
   const summary = formatTable([
     ['outbox', report.dir],
-    ['owner', report.ownerPid === null ? 'none (no process has it open)' : `pid ${report.ownerPid}`],
+    ['owner', report.ownerPid === null ? 'none (no process has it open)' : `pid ${report.ownerPid}${report.ownerHost === null ? '' : ` on host ${report.ownerHost}`}`],
     ['pending', String(report.pending)],
     ['in flight', report.inFlight === null ? 'known only to the owning process' : String(report.inFlight)],
     ['dead', String(report.dead)],

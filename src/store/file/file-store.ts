@@ -87,6 +87,8 @@ export interface FileStoreInspection {
   deadLetters: DeadLetter[];
   /** The pid of the live process that holds the directory's lock, if any. */
   ownerPid: number | undefined;
+  /** That process's host, when it is not this one (another container or machine sharing the directory). */
+  ownerHost: string | undefined;
 }
 
 /** Most bytes read in one call when claimed events lie next to each other in a segment. */
@@ -243,7 +245,8 @@ export class FileStore implements OutboxStore {
       await store.#recover(true);
       store.#state = 'open';
       const deadLetters = await store.deadLetters(options.deadLetterLimit === undefined ? {} : { limit: options.deadLetterLimit });
-      return { stats: store.stats(), deadLetters, ownerPid: await lockOwner(store.#fs, store.#dir) };
+      const owner = await lockOwner(store.#fs, store.#dir);
+      return { stats: store.stats(), deadLetters, ownerPid: owner?.pid, ownerHost: owner?.host };
     } catch (error) {
       throw ioError(`inspecting ${store.#dir}`, error);
     } finally {

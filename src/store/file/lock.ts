@@ -1,4 +1,5 @@
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { OutboxLockedError } from '../../errors.js';
@@ -27,10 +28,56 @@ function dirKey(dir: string): string {
 /** How long a lock file that does not hold an owner yet gets to be written by the process that made it. */
 const UNWRITTEN_LOCK_GRACE_MS = 50;
 
+/**
+ * How often the owner rewrites `beat` in its lock file, and how long an owner on another host (whose
+ * pid cannot be checked from here) may stay silent before its lock counts as stale.
+ */
+export const LOCK_HEARTBEAT_MS = 10_000;
+export const LOCK_LEASE_MS = 30_000;
+
 interface LockContent {
   pid: number;
   /** Process start time in clock ticks since boot (Linux `/proc/<pid>/stat`), to detect a reused pid. */
   start?: string;
+  /** The owner's host name: a container's own unless it shares the host's UTS namespace. */
+  host?: string;
+  /** The kernel's boot id and the owner's pid namespace (Linux): where its pid means something. */
+  boot?: string;
+  pidns?: string;
+  /** When the owner last wrote the file (ms since the epoch, its clock). */
+  beat?: number;
+}
+
+/** Where this process's pids mean something (fields are absent where `/proc` does not tell). */
+interface PidSpace {
+  host: string;
+  boot?: string;
+  pidns?: string;
+}
+
+let pidSpaceHere: PidSpace | undefined;
+
+function procText(read: () => string): string | undefined {
+  try {
+    return read().trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function thisPidSpace(): PidSpace {
+  if (pidSpaceHere === undefined) {
+    const boot = procText(() => readFileSync('/proc/sys/kernel/random/boot_id', 'latin1'));
+    const pidns = procText(() => readlinkSync('/proc/self/ns/pid'));
+    pidSpaceHere = { host: hostname(), ...(boot === undefined ? {} : { boot }), ...(pidns === undefined ? {} : { pidns }) };
+  }
+  return pidSpaceHere;
+}
+
+/** Who holds a lock: its pid, and its host when that is not this one. */
+export interface LockOwner {
+  pid: number;
+  host?: string;
 }
 
 /** A held lock on an outbox directory. */
@@ -49,10 +96,18 @@ function processStart(pid: number): string | undefined {
 }
 
 /**
- * Whether the owner recorded in a lock file is still running. A pid that exists but started at a
- * different time than recorded is a reused pid, so the lock is stale.
+ * Whether the owner recorded in a lock file is still running. Its pid is checked when it lives in this
+ * pid namespace: a pid that exists but started at a different time than recorded is a reused pid, so the
+ * lock is stale. An owner on this host in another pid namespace, or before a reboot, is an earlier run of
+ * this container or machine: stale. An owner on another host (another container or machine sharing the
+ * directory) cannot be checked from here: it is alive while its heartbeat is younger than the lease.
  */
 function ownerAlive(content: LockContent, dir: string): boolean {
+  const here = thisPidSpace();
+  if (content.host !== undefined && content.host !== here.host) {
+    return content.beat !== undefined && Date.now() - content.beat < LOCK_LEASE_MS;
+  }
+  if ((content.boot !== undefined && content.boot !== here.boot) || (content.pidns !== undefined && content.pidns !== here.pidns)) return false;
   if (content.pid === process.pid) return lockedHere.has(dirKey(dir));
   try {
     process.kill(content.pid, 0);
@@ -64,6 +119,15 @@ function ownerAlive(content: LockContent, dir: string): boolean {
   return start === undefined || start === content.start;
 }
 
+function ownerOf(content: LockContent): LockOwner {
+  return content.host === undefined || content.host === thisPidSpace().host ? { pid: content.pid } : { pid: content.pid, host: content.host };
+}
+
+function lockContent(beat: number): Buffer {
+  const start = processStart(process.pid);
+  return Buffer.from(JSON.stringify({ pid: process.pid, ...(start === undefined ? {} : { start }), ...thisPidSpace(), beat }));
+}
+
 async function readOwner(fsys: FileSystem, path: string): Promise<LockContent | undefined> {
   let fd: number;
   try {
@@ -73,12 +137,17 @@ async function readOwner(fsys: FileSystem, path: string): Promise<LockContent | 
     throw error;
   }
   try {
-    const buffer = Buffer.alloc(256);
+    const buffer = Buffer.alloc(1024);
     const read = await readFully(fsys, fd, buffer, buffer.length, 0);
-    const parsed = JSON.parse(buffer.toString('utf8', 0, read)) as Partial<LockContent>;
-    return typeof parsed.pid === 'number' && Number.isSafeInteger(parsed.pid) && parsed.pid > 0
-      ? { pid: parsed.pid, ...(typeof parsed.start === 'string' ? { start: parsed.start } : {}) }
-      : undefined;
+    const parsed = JSON.parse(buffer.toString('utf8', 0, read)) as Partial<Record<keyof LockContent, unknown>>;
+    if (typeof parsed.pid !== 'number' || !Number.isSafeInteger(parsed.pid) || parsed.pid <= 0) return undefined;
+    const content: LockContent = { pid: parsed.pid };
+    for (const key of ['start', 'host', 'boot', 'pidns'] as const) {
+      const value = parsed[key];
+      if (typeof value === 'string') content[key] = value;
+    }
+    if (typeof parsed.beat === 'number' && Number.isFinite(parsed.beat)) content.beat = parsed.beat;
+    return content;
   } catch {
     return undefined;
   } finally {
@@ -86,33 +155,32 @@ async function readOwner(fsys: FileSystem, path: string): Promise<LockContent | 
   }
 }
 
-/** Reads the pid of a live owner of `dir`, or `undefined` when nobody holds the lock. */
-export async function lockOwner(fsys: FileSystem, dir: string): Promise<number | undefined> {
+/** The live owner of `dir`, or `undefined` when nobody holds the lock. */
+export async function lockOwner(fsys: FileSystem, dir: string): Promise<LockOwner | undefined> {
   const owner = await readOwner(fsys, join(dir, LOCK_FILE));
-  return owner !== undefined && ownerAlive(owner, dir) ? owner.pid : undefined;
+  return owner !== undefined && ownerAlive(owner, dir) ? ownerOf(owner) : undefined;
 }
 
 /**
- * Takes the exclusive lock of `dir` (created with `O_EXCL`, holding this pid and its start time).
- * A lock left by a dead process, or by an earlier process that had this same pid (a container that
- * restarted as pid 1), is taken over at once.
+ * Takes the exclusive lock of `dir` (created with `O_EXCL`, holding this pid, its start time, host, boot
+ * and pid namespace, and a heartbeat rewritten every `heartbeatMs` while held). A lock left by a dead
+ * process, or by an earlier process that had this same pid (a container that restarted as pid 1), is
+ * taken over at once; one from another host once its heartbeat is older than {@link LOCK_LEASE_MS}.
  */
-export async function acquireLock(fsys: FileSystem, dir: string): Promise<DirectoryLock> {
+export async function acquireLock(fsys: FileSystem, dir: string, heartbeatMs = LOCK_HEARTBEAT_MS): Promise<DirectoryLock> {
   const key = dirKey(dir);
   // Reserved before the first await: two open() calls of this process cannot both get past here.
   if (lockedHere.has(key) || lockingHere.has(key)) throw new OutboxLockedError(dir, process.pid);
   lockingHere.add(key);
   try {
-    return await takeLock(fsys, dir, key);
+    return await takeLock(fsys, dir, key, heartbeatMs);
   } finally {
     lockingHere.delete(key);
   }
 }
 
-async function takeLock(fsys: FileSystem, dir: string, key: string): Promise<DirectoryLock> {
+async function takeLock(fsys: FileSystem, dir: string, key: string, heartbeatMs: number): Promise<DirectoryLock> {
   const path = join(dir, LOCK_FILE);
-  const start = processStart(process.pid);
-  const content = Buffer.from(JSON.stringify({ pid: process.pid, ...(start === undefined ? {} : { start }) }));
   for (let attempt = 0; ; attempt++) {
     let fd: number;
     try {
@@ -125,7 +193,10 @@ async function takeLock(fsys: FileSystem, dir: string, key: string): Promise<Dir
         await delay(UNWRITTEN_LOCK_GRACE_MS);
         owner = await readOwner(fsys, path);
       }
-      if ((owner !== undefined && ownerAlive(owner, dir)) || attempt > 0) throw new OutboxLockedError(dir, owner?.pid);
+      if ((owner !== undefined && ownerAlive(owner, dir)) || attempt > 0) {
+        const holder = owner === undefined ? undefined : ownerOf(owner);
+        throw new OutboxLockedError(dir, holder?.pid, holder?.host);
+      }
       // Stale: remove it and race for it once more with O_EXCL, so two takers cannot both win.
       try {
         await fsys.unlink(path);
@@ -135,7 +206,7 @@ async function takeLock(fsys: FileSystem, dir: string, key: string): Promise<Dir
       continue;
     }
     try {
-      writeFully(fsys, fd, content, 0);
+      writeFully(fsys, fd, lockContent(Date.now()), 0);
       await fsys.fsync(fd);
     } finally {
       await fsys.close(fd);
@@ -143,10 +214,17 @@ async function takeLock(fsys: FileSystem, dir: string, key: string): Promise<Dir
     await fsys.fsyncDir(dir);
     lockedHere.add(key);
     let released = false;
+    // The heartbeat rewrites the file in place (same length: only the 13 digits of `beat` change), without
+    // an fsync: after a crash of this host the beat is old anyway. A failed beat is retried at the next one.
+    const heartbeat = setInterval(() => {
+      void beat(fsys, path).catch(() => undefined);
+    }, heartbeatMs);
+    heartbeat.unref();
     return {
       async release() {
         if (released) return;
         released = true;
+        clearInterval(heartbeat);
         lockedHere.delete(key);
         try {
           await fsys.unlink(path);
@@ -155,5 +233,14 @@ async function takeLock(fsys: FileSystem, dir: string, key: string): Promise<Dir
         }
       },
     };
+  }
+}
+
+async function beat(fsys: FileSystem, path: string): Promise<void> {
+  const fd = await fsys.open(path, 'r+');
+  try {
+    writeFully(fsys, fd, lockContent(Date.now()), 0);
+  } finally {
+    await fsys.close(fd);
   }
 }
