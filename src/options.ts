@@ -50,10 +50,12 @@ export interface SenderOptions {
   url?: string;
   /**
    * Standard Webhooks secret (`whsec_` + base64 of 24 to 64 bytes). When set, every attempt carries
-   * `webhook-signature: v1,<base64 HMAC-SHA256>`.
+   * `webhook-signature: v1,<base64 HMAC-SHA256>`. To rotate without a gap, pass the new and the old
+   * secret (up to 10): each attempt then carries one signature per secret, space-separated, in this
+   * order, and a receiver holding either accepts it.
    * @default undefined (unsigned)
    */
-  signingSecret?: string;
+  signingSecret?: string | readonly string[];
   /**
    * Overall deadline of one attempt (connect, send, response), in ms.
    * @default 15000
@@ -105,7 +107,8 @@ export interface NormalizedRetryOptions {
 /** Sender options after validation, with every default filled in. */
 export interface NormalizedSenderOptions {
   url: string | undefined;
-  signingSecret: string | undefined;
+  /** One or more secrets (a rotation), or `undefined`. */
+  signingSecret: readonly string[] | undefined;
   timeoutMs: number;
   maxBodyBytes: number;
   headers: Record<string, string>;
@@ -242,6 +245,25 @@ export function signingSecretProblem(secret: unknown): string | undefined {
   return undefined;
 }
 
+/** Most secrets signed with at once (a rotation needs two). */
+export const MAX_SIGNING_SECRETS = 10;
+
+/** The `signingSecret` option (one secret or a list) as a list of valid secrets, or undefined. */
+export function checkSigningSecrets(value: unknown, option = 'signingSecret'): readonly string[] | undefined {
+  if (value === undefined) return undefined;
+  const secrets: unknown[] = Array.isArray(value) ? value : [value];
+  if (secrets.length === 0 || secrets.length > MAX_SIGNING_SECRETS) {
+    throw new InvalidOptionError(option, `expected one secret or a list of 1 to ${MAX_SIGNING_SECRETS}, got a list of ${secrets.length}`);
+  }
+  secrets.forEach((secret, i) => {
+    const field = Array.isArray(value) ? `${option}[${i}]` : option;
+    const problem = signingSecretProblem(secret);
+    if (problem !== undefined) throw new InvalidOptionError(field, problem);
+    if (secrets.indexOf(secret) !== i) throw new InvalidOptionError(field, `repeats ${option}[${secrets.indexOf(secret)}]`);
+  });
+  return Object.freeze([...(secrets as string[])]);
+}
+
 /** Validates the `retry` block against `defaults`. */
 export function normalizeRetryOptions(value: unknown, defaults: Readonly<NormalizedRetryOptions>, option = 'retry'): NormalizedRetryOptions {
   const input = checkObject(value, option);
@@ -277,16 +299,12 @@ export function normalizeSenderOptions(
 ): NormalizedSenderOptions {
   const o = checkObject(input, 'options');
   checkKnownKeys(o, [...SENDER_OPTION_KEYS, ...(config.extraKeys ?? [])]);
-  if (o.signingSecret !== undefined) {
-    const problem = signingSecretProblem(o.signingSecret);
-    if (problem !== undefined) throw new InvalidOptionError('signingSecret', problem);
-  }
   if (o.random !== undefined && typeof o.random !== 'function') {
     throw new InvalidOptionError('random', `expected a function returning [0, 1), got ${describeValue(o.random)}`);
   }
   return {
     url: checkUrl(o.url, 'url'),
-    signingSecret: o.signingSecret as string | undefined,
+    signingSecret: checkSigningSecrets(o.signingSecret),
     timeoutMs: checkInteger(o.timeoutMs, 'timeoutMs', 15_000, { min: 1, max: MAX_TIMER_MS }),
     maxBodyBytes: checkInteger(o.maxBodyBytes, 'maxBodyBytes', 1_048_576, { min: 1 }),
     headers:

@@ -77,6 +77,9 @@ describe('normalizeSenderOptions', () => {
     ['a secret without prefix', { signingSecret: 'MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' }, 'signingSecret', /whsec_/],
     ['a secret that is too short', { signingSecret: 'whsec_c2hvcnQ=' }, 'signingSecret', /5 bytes/],
     ['a secret with bad base64', { signingSecret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS!' }, 'signingSecret', /format/],
+    ['an empty list of secrets', { signingSecret: [] }, 'signingSecret', /list of 0/],
+    ['a bad secret in a rotation', { signingSecret: [SECRET, 'whsec_c2hvcnQ='] }, 'signingSecret[1]', /5 bytes/],
+    ['the same secret twice', { signingSecret: [SECRET, SECRET] }, 'signingSecret[1]', /repeats/],
   ];
   it.each(cases)('rejects %s, naming the option and the bad value', (_name, input, option, message) => {
     const error = rejection(input);

@@ -194,6 +194,21 @@ describe('createSender().send', () => {
     for (const secret of ['sk_live_abc123', SECRET, SECRET.slice(6), 'v1,']) expect(everything).not.toContain(secret);
   });
 
+  it('while rotating secrets, receivers on the old and on the new one both verify, and an echo of either is redacted', async () => {
+    const NEW = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+    for (const receiverSecret of [SECRET, NEW]) {
+      const { r, s } = await setup({ secret: receiverSecret }, { signingSecret: [NEW, SECRET] });
+      await s.send({ body: { order: 1 } });
+      expect(r.requests.map((q) => q.signatureValid)).toEqual([true]);
+      expect(String(r.requests[0]?.headers['webhook-signature']).split(' ')).toHaveLength(2);
+      await sender?.close();
+      await receiver?.close();
+    }
+    const { s } = await setup({ script: () => ({ status: 400, body: `got ${SECRET} and ${NEW}` }) }, { signingSecret: [NEW, SECRET] });
+    const error = await rejection(s.send({ body: 1 }));
+    expect((error as HttpStatusError).bodyExcerpt).toBe('got [redacted] and [redacted]');
+  });
+
   it('close() closes the transport; later sends reject with ERR_OUTBOX_CLOSED', async () => {
     let closed = 0;
     const s = createSender({

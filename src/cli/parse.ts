@@ -6,7 +6,8 @@
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError } from 'commander';
 import { urlProblem } from '../message.js';
-import { signingSecretProblem } from '../options.js';
+import type { InvalidOptionError } from '../errors.js';
+import { checkSigningSecrets } from '../options.js';
 import { CliError, ExitCode } from './exit-codes.js';
 
 /** Parses an integer >= `min`. */
@@ -54,11 +55,21 @@ export function header(value: string, previous: Record<string, string> | undefin
   return { ...previous, [value.slice(0, colon).trim().toLowerCase()]: value.slice(colon + 1).trim() };
 }
 
-/** Checks a Standard Webhooks secret: `whsec_` followed by base64. */
-export function signingSecret(value: string): string {
-  const problem = signingSecretProblem(value);
-  if (problem !== undefined) throw unquoted("option '--secret' (or WEBHOOK_OUTBOX_SECRET)", problem);
-  return value;
+/**
+ * Checks Standard Webhooks secrets: `whsec_` followed by base64, several separated by spaces while rotating
+ * (new first: each request is signed with every one).
+ */
+export function signingSecret(value: string): string[] {
+  const secrets = value.trim().split(/\s+/);
+  try {
+    checkSigningSecrets(secrets, 'secret');
+  } catch (error) {
+    const { option, message } = error as InvalidOptionError;
+    const which = /\[(\d+)\]/.exec(option)?.[1];
+    const problem = message.slice(message.indexOf(': ') + 2);
+    throw unquoted("option '--secret' (or WEBHOOK_OUTBOX_SECRET)", secrets.length > 1 && which !== undefined ? `secret ${Number(which) + 1} of ${secrets.length}: ${problem}` : problem);
+  }
+  return secrets;
 }
 
 /**

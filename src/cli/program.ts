@@ -107,7 +107,7 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
     .addOption(new Option('--header <name:value...>', 'extra request header (repeatable)').argParser(header))
     .option('--id <id>', 'idempotency key sent as webhook-id (default: generated)')
     .addOption(new Option('--timeout <duration>', 'how long to wait for the outcome').argParser(duration).default(30_000, '30s'))
-    .action(async (url: string, options: { data: string; dir: string; secret?: string; header?: Record<string, string>; id?: string; timeout: number }) => {
+    .action(async (url: string, options: { data: string; dir: string; secret?: string[]; header?: Record<string, string>; id?: string; timeout: number }) => {
       const body = await readJsonData(options.data);
       setCode(
         await send(
@@ -125,7 +125,7 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
     .addOption(secretOption())
     .addOption(new Option('--timeout <duration>', 'give up after this long').argParser(duration).default(600_000, '10m'))
     .option('--quiet', 'no progress bar', false)
-    .action(async (options: { dir: string; secret?: string; timeout: number; quiet: boolean }) => {
+    .action(async (options: { dir: string; secret?: string[]; timeout: number; quiet: boolean }) => {
       setCode(await flush({ dir: options.dir, secret: options.secret, timeoutMs: options.timeout, quiet: options.quiet }, io.stdout, io.stderr));
     });
 

@@ -57,10 +57,9 @@ export interface AttemptOptions {
   redact?: readonly string[];
 }
 
-/** What to blank out of excerpts for a signing secret: the secret, and its key alone (without `whsec_`). */
-export function secretRedactions(signingSecret: string | undefined): string[] {
-  if (signingSecret === undefined) return [];
-  return signingSecret.startsWith('whsec_') ? [signingSecret, signingSecret.slice('whsec_'.length)] : [signingSecret];
+/** What to blank out of excerpts for signing secrets: each secret, and its key alone (without `whsec_`). */
+export function secretRedactions(signingSecret: readonly string[] | undefined): string[] {
+  return (signingSecret ?? []).flatMap((secret) => (secret.startsWith('whsec_') ? [secret, secret.slice('whsec_'.length)] : [secret]));
 }
 
 /** The values of a request's credential-like headers: what must never be echoed into an excerpt. */

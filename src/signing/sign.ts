@@ -4,7 +4,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { InvalidOptionError } from '../errors.js';
-import { signingSecretProblem } from '../options.js';
+import { checkSigningSecrets, signingSecretProblem } from '../options.js';
 
 /** Decodes a `whsec_` secret to its HMAC key. Throws `InvalidOptionError` (without quoting the secret). */
 export function signingKey(secret: string): Buffer {
@@ -70,12 +70,14 @@ function header(headers: IncomingHeaders, name: string): string | undefined {
 /**
  * Checks a received webhook the Standard Webhooks way: the headers are present, the timestamp is within
  * `toleranceSeconds` of now, and one of the space-separated `v1,` signatures matches (constant-time).
- * `body` must be the raw request body, before any JSON parsing. Throws `ERR_INVALID_OPTION` only for a
+ * `secret` may be a list (while rotating: the new and the old secret): a signature made with any of them
+ * counts. `body` must be the raw request body, before any JSON parsing. Throws `ERR_INVALID_OPTION` only for a
  * malformed secret, headers that are not an object, a body that is not text or bytes, a
  * `toleranceSeconds` that is not a number >= 0, or a `now` that is not a finite number.
  */
-export function verifyWebhook(secret: string, headers: IncomingHeaders, body: RawBody, options: VerifyOptions = {}): VerifyResult {
-  const key = signingKey(secret);
+export function verifyWebhook(secret: string | readonly string[], headers: IncomingHeaders, body: RawBody, options: VerifyOptions = {}): VerifyResult {
+  if (secret === undefined) throw new InvalidOptionError('signingSecret', String(signingSecretProblem(secret)));
+  const keys = (checkSigningSecrets(secret) ?? []).map(signingKey);
   if (typeof headers !== 'object' || headers === null) throw new InvalidOptionError('headers', 'must be the request headers (an object or a Headers)');
   const bytes = rawBytes(body);
   const tolerance = options.toleranceSeconds ?? 300;
@@ -89,15 +91,14 @@ export function verifyWebhook(secret: string, headers: IncomingHeaders, body: Ra
   if (!/^\d{1,15}$/.test(timestampText)) return { ok: false, reason: 'bad-timestamp' };
   const timestamp = Number(timestampText);
   if (Math.abs(Math.floor(now / 1000) - timestamp) > tolerance) return { ok: false, reason: 'timestamp-out-of-tolerance' };
-  const expected = hmac(key, id, timestamp, bytes);
+  const expected = keys.map((key) => hmac(key, id, timestamp, bytes));
   for (const entry of signatures.split(' ')) {
     const [version, encoded] = entry.split(',', 2);
     if (version !== 'v1' || encoded === undefined) continue;
     const given = Buffer.from(encoded, 'base64');
     // Buffer.from skips characters outside base64: only the canonical text of a signature counts.
-    if (given.byteLength === expected.byteLength && given.toString('base64') === encoded && timingSafeEqual(given, expected)) {
-      return { ok: true, id, timestamp };
-    }
+    if (given.toString('base64') !== encoded) continue;
+    if (expected.some((mac) => given.byteLength === mac.byteLength && timingSafeEqual(given, mac))) return { ok: true, id, timestamp };
   }
   return { ok: false, reason: 'signature-mismatch' };
 }

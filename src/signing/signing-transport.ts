@@ -10,18 +10,18 @@ import { signWithKey, signingKey } from './sign.js';
 
 /** Options of {@link withSigning}. */
 export interface SigningOptions {
-  /** `whsec_` secret; without it only `webhook-timestamp` is set. */
-  signingSecret?: string | undefined;
+  /** `whsec_` secrets, one signature each (a rotation); without any only `webhook-timestamp` is set. */
+  signingSecret?: readonly string[] | undefined;
   /** Source of the timestamp. */
   clock: Clock;
 }
 
 /**
- * Wraps `transport` so each request carries `webhook-timestamp` (seconds, this attempt) and, with a secret,
- * `webhook-signature`. The request must already carry `webhook-id`.
+ * Wraps `transport` so each request carries `webhook-timestamp` (seconds, this attempt) and, with secrets,
+ * `webhook-signature` (`v1,<sig>` per secret, space-separated). The request must already carry `webhook-id`.
  */
 export function withSigning(transport: Transport, options: SigningOptions): Transport {
-  const key = options.signingSecret === undefined ? undefined : signingKey(options.signingSecret);
+  const keys = (options.signingSecret ?? []).map(signingKey);
   const signed: Transport = {
     send(request: TransportRequest): Promise<TransportResponse> {
       const id = request.headers['webhook-id'];
@@ -30,7 +30,7 @@ export function withSigning(transport: Transport, options: SigningOptions): Tran
       }
       const timestamp = Math.floor(options.clock.now() / 1000);
       const headers: Record<string, string> = { ...request.headers, 'webhook-timestamp': String(timestamp) };
-      if (key !== undefined) headers['webhook-signature'] = signWithKey(key, id, timestamp, request.body);
+      if (keys.length > 0) headers['webhook-signature'] = keys.map((key) => signWithKey(key, id, timestamp, request.body)).join(' ');
       return transport.send({ ...request, headers });
     },
   };

@@ -72,6 +72,17 @@ describe('webhook-outbox send', () => {
     ]);
   });
 
+  it('signs with every secret of WEBHOOK_OUTBOX_SECRET while rotating (space-separated, new first)', async () => {
+    const next = `whsec_${Buffer.from('the next secret, thirty-two byte').toString('base64')}`;
+    const sent = await runCli(cli.entry, ['send', receiver.url, '--data', '{"rotating":true}', '--dir', outboxDir()], {
+      env: { WEBHOOK_OUTBOX_SECRET: `${next} ${secret}` },
+    });
+    expect(sent.code).toBe(0);
+    const [request] = receiver.requests;
+    expect(request?.signatureValid).toBe(true);
+    expect(String(request?.headers['webhook-signature']).split(' ')).toHaveLength(2);
+  });
+
   it('exits 1 with a dead letter on a permanent failure, and 4 when still pending at --timeout (kept on disk)', async () => {
     receiver.setScript([{ status: 400, body: 'bad payload' }]);
     const dead = await run('send', receiver.url, '--data', '{}', '--dir', outboxDir(), '--id', 'evt_dead');
@@ -197,6 +208,7 @@ describe.concurrent('bad arguments and help', () => {
     [['send', 'http://example.test/x', '--data', '{oops'], 'not valid JSON'],
     [['send', 'http://example.test/x', '--data', '@/nonexistent/body.json'], 'cannot read'],
     [['send', 'http://example.test/x', '--data', '{}', '--secret', 'whsec_short'], "expected 'whsec_'"],
+    [['send', 'http://example.test/x', '--data', '{}', '--secret', `${secret} whsec_short`], 'secret 2 of 2: expected'],
     [['send', 'http://example.test/x', '--data', '{}', '--header', 'no-colon'], 'expected name:value'],
     [['send', 'http://example.test/x', '--data', '{}', '--timeout', 'soon'], 'expected a duration'],
     [['status', '--dir', '/nonexistent/outbox'], 'no outbox directory'],
@@ -222,6 +234,7 @@ describe.concurrent('bad arguments and help', () => {
     const cases: [string[], Record<string, string>?][] = [
       [['send', 'http://example.test/x', '--data', '{}', '--secret', 'whsec_SuperSecretButTooShort']],
       [['send', 'http://example.test/x', '--data', '{}'], { WEBHOOK_OUTBOX_SECRET: 'whsec_SuperSecretButTooShort' }],
+      [['send', 'http://example.test/x', '--data', '{}'], { WEBHOOK_OUTBOX_SECRET: `${secret} whsec_SuperSecretButTooShort` }],
       [['send', 'http://example.test/x', '--data', '{}', '--header', 'authorization Bearer sk_live_SuperSecret']],
       [['send', 'ftp://user:SuperSecret@example.test/x', '--data', '{}']],
     ];

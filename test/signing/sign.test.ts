@@ -11,6 +11,8 @@ const ID = 'msg_p5jXN8AQM9LWM0D4loKWxJek';
 const TS = 1614265330;
 const BODY = '{"test": 2432232314}';
 const SIGNATURE = 'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=';
+const NEW_SECRET = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+const OTHER_SECRET = `whsec_${Buffer.alloc(32, 9).toString('base64')}`;
 
 describe('signPayload', () => {
   it('reproduces the spec test vector, for strings and bytes alike', () => {
@@ -105,7 +107,7 @@ describe('withSigning', () => {
   it('stamps every attempt with its own timestamp and a signature standardwebhooks verifies', async () => {
     const clock = new FakeClock(1_700_000_000_000);
     const { transport, seen } = recorder();
-    const signed = withSigning(transport, { signingSecret: SECRET, clock });
+    const signed = withSigning(transport, { signingSecret: [SECRET], clock });
     await signed.send(request('msg_a'));
     clock.advance(90_000);
     await signed.send(request('msg_a'));
@@ -126,6 +128,27 @@ describe('withSigning', () => {
     }
   });
 
+  it('signs with every secret of a rotation, new first; a receiver holding either one accepts', async () => {
+    const { transport, seen } = recorder();
+    const signed = withSigning(transport, { signingSecret: [NEW_SECRET, SECRET], clock: new FakeClock(TS * 1000) });
+    await signed.send(request('msg_r'));
+    const r = seen[0] as TransportRequest;
+    const [fromNew, fromOld] = String(r.headers['webhook-signature']).split(' ');
+    expect(fromNew).toBe(signPayload(NEW_SECRET, 'msg_r', TS, r.body));
+    expect(fromOld).toBe(signPayload(SECRET, 'msg_r', TS, r.body));
+    for (const secret of [SECRET, NEW_SECRET]) {
+      expect(verifyWebhook(secret, r.headers, r.body, { now: TS * 1000 }).ok).toBe(true);
+      const real = Date.now;
+      Date.now = () => TS * 1000;
+      try {
+        expect(() => new Webhook(secret).verify(Buffer.from(r.body), r.headers)).not.toThrow();
+      } finally {
+        Date.now = real;
+      }
+    }
+    expect(verifyWebhook(OTHER_SECRET, r.headers, r.body, { now: TS * 1000 })).toEqual({ ok: false, reason: 'signature-mismatch' });
+  });
+
   it('sets only the timestamp without a secret, and refuses a request without webhook-id', async () => {
     const { transport, seen } = recorder();
     const signed = withSigning(transport, { clock: new FakeClock(5_000) });
@@ -142,5 +165,35 @@ describe('withSigning', () => {
     expect(withSigning(transport, { clock: new FakeClock() }).close).toBeUndefined();
     await withSigning({ ...transport, close: () => (closed++, Promise.resolve()) }, { clock: new FakeClock() }).close?.();
     expect(closed).toBe(1);
+  });
+});
+
+describe('verifyWebhook with several secrets (a receiver rotating its secret)', () => {
+  const headers = { 'webhook-id': ID, 'webhook-timestamp': String(TS), 'webhook-signature': SIGNATURE };
+
+  it('accepts a signature made with any of them, and only those', () => {
+    expect(verifyWebhook([NEW_SECRET, SECRET], headers, BODY, { now: TS * 1000 })).toEqual({ ok: true, id: ID, timestamp: TS });
+    expect(verifyWebhook([SECRET], headers, BODY, { now: TS * 1000 }).ok).toBe(true);
+    expect(verifyWebhook([NEW_SECRET, OTHER_SECRET], headers, BODY, { now: TS * 1000 })).toEqual({ ok: false, reason: 'signature-mismatch' });
+  });
+
+  it('rejects an empty list, a repeated or malformed secret, and more than ten, without quoting any', () => {
+    const many = Array.from({ length: 11 }, (_, i) => `whsec_${Buffer.alloc(32, i).toString('base64')}`);
+    for (const [secrets, option, message] of [
+      [[], 'signingSecret', /list of 0/],
+      [[SECRET, SECRET], 'signingSecret[1]', /repeats signingSecret\[0\]/],
+      [[SECRET, 'whsec_short'], 'signingSecret[1]', /format/],
+      [many, 'signingSecret', /list of 11/],
+    ] as const) {
+      let error: unknown;
+      try {
+        verifyWebhook(secrets, headers, BODY, { now: TS * 1000 });
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error).toMatchObject({ code: 'ERR_INVALID_OPTION', option });
+      expect((error as Error).message).toMatch(message);
+      expect((error as Error).message).not.toContain(SECRET.slice(6));
+    }
   });
 });

@@ -11,7 +11,7 @@ import { assertOutboxDir, openOutbox } from './outbox-dir.js';
 /** What `flush` needs. */
 export interface FlushArgs {
   dir: string;
-  secret: string | undefined;
+  secret: readonly string[] | undefined;
   timeoutMs: number;
   quiet: boolean;
 }

@@ -16,7 +16,7 @@ export interface SendArgs {
   url: string;
   body: unknown;
   dir: string;
-  secret: string | undefined;
+  secret: readonly string[] | undefined;
   headers: Record<string, string>;
   id: string | undefined;
   timeoutMs: number;
