@@ -12,7 +12,7 @@ import type { EndpointSnapshot } from './delivery/endpoint.js';
 import { prepareMessage } from './message.js';
 import type { WebhookMessage } from './message.js';
 import { OutboxMetrics } from './metrics.js';
-import { checkInteger, checkKnownKeys, checkObject, normalizeOutboxOptions } from './options.js';
+import { checkInteger, checkKnownKeys, checkObject, checkUrl, normalizeOutboxOptions } from './options.js';
 import type { NormalizedOutboxOptions, OutboxOptions } from './options.js';
 import { FileStore } from './store/file/file-store.js';
 import type { DeadLetter, DeadLetterQuery, NewEvent, OutboxStore } from './store/store.js';
@@ -66,6 +66,16 @@ export interface OutboxStats {
   bytesOnDisk: number;
   /** Per endpoint URL. */
   endpoints: Record<string, EndpointStats>;
+}
+
+/** Options of {@link Outbox.replay}. */
+export interface ReplayOptions {
+  /**
+   * Send the replayed events to this URL from now on, instead of the one they were enqueued for (the
+   * receiver moved). `http:` or `https:`. The change is durable: it holds after a restart.
+   * @default undefined (each event keeps its URL)
+   */
+  url?: string;
 }
 
 /** Options of {@link Outbox.drain}. */
@@ -293,11 +303,17 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
     return this.#store.deadLetters(query);
   }
 
-  /** Puts dead letters (all, or those `ids`) back in the queue with fresh attempts; resolves with how many. */
-  async replay(ids?: readonly string[]): Promise<number> {
+  /**
+   * Puts dead letters (all, or those `ids`) back in the queue with fresh attempts; resolves with how many.
+   * With `url`, they go there from now on (the receiver moved): same id, headers and body.
+   */
+  async replay(ids?: readonly string[], options: ReplayOptions = {}): Promise<number> {
     checkIds(ids, 'ids');
+    const o = checkObject(options, 'options');
+    checkKnownKeys(o, ['url']);
+    const url = checkUrl(o.url, 'url');
     if (this.#closing !== undefined) throw new OutboxClosedError();
-    const count = await this.#store.replay(ids, this.#options.clock.now());
+    const count = await this.#store.replay(ids, this.#options.clock.now(), url);
     this.#flusher.poke();
     return count;
   }

@@ -146,6 +146,33 @@ describe.each(stores)('Outbox delivery ($name)', (kind) => {
     expect(box.stats()).toMatchObject({ pending: 0, dead: 0, delivered: 4 });
   });
 
+  it('replays dead letters to the URL a receiver moved to: same webhook-id and body, signed, old URL not asked again', async () => {
+    const secret = newSecret();
+    const old = (receiver = await startFlakyReceiver({ secret, script: () => ({ status: 410, body: 'moved' }) }));
+    const moved = await startFlakyReceiver({ secret });
+    try {
+      const box = await openOutbox(old, secret, await kind.create());
+      const ids = [];
+      for (let n = 0; n < 3; n++) ids.push((await box.enqueue({ body: bodyOf(n) })).id);
+      await box.drain({ timeoutMs: 5_000 });
+      expect(box.stats()).toMatchObject({ dead: 3 });
+      const url = `${moved.url}?tenant=7`;
+      await expect(box.replay(ids, { url: 'ftp://example.test/x' })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', option: 'url' });
+      await expect(box.replay(ids, { uri: url } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+      expect(box.stats()).toMatchObject({ dead: 3, pending: 0 });
+      expect(await box.replay(ids.slice(0, 2), { url })).toBe(2);
+      await box.drain({ timeoutMs: 5_000 });
+      expect(old.requests).toHaveLength(3);
+      expect(moved.requests.map((r) => [r.id, r.path, r.signatureValid, JSON.parse(r.body)])).toEqual(
+        ids.slice(0, 2).map((id, n) => [id, `${new URL(moved.url).pathname}?tenant=7`, true, bodyOf(n)]),
+      );
+      expect((await box.deadLetters()).map((l) => [l.id, l.url])).toEqual([[ids[2], old.url]]);
+      expect(box.stats()).toMatchObject({ pending: 0, dead: 1, delivered: 2 });
+    } finally {
+      await moved.close();
+    }
+  });
+
   it('moves events older than maxAge to the dead letters while the receiver keeps failing', async () => {
     const secret = newSecret();
     const rx = (receiver = await startFlakyReceiver({ secret, script: () => 500 }));

@@ -164,8 +164,9 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
     .description('Put dead letters back in the queue with fresh attempts (all of them without ids); the app or `flush` delivers them.')
     .argument('[ids...]', 'only these ids')
     .addOption(dirOption())
-    .action(async (ids: string[], options: { dir: string }) => {
-      setCode(await withDeadLetters(options.dir, (outbox) => deadReplay(outbox, ids, io.stdout)));
+    .option('--url <url>', 'send them to this URL from now on (the receiver moved)', httpUrl)
+    .action(async (ids: string[], options: { dir: string; url?: string }) => {
+      setCode(await withDeadLetters(options.dir, (outbox) => deadReplay(outbox, ids, io.stdout, options.url)));
     });
   dead
     .command('purge')

@@ -160,8 +160,8 @@ export class LowdbStore implements OutboxStore {
   }
 
   /** Replays dead letters, then rewrites the file. */
-  async replay(ids?: readonly string[], now?: number): Promise<number> {
-    return this.#mutate((memory) => memory.replay(ids, now));
+  async replay(ids?: readonly string[], now?: number, url?: string): Promise<number> {
+    return this.#mutate((memory) => memory.replay(ids, now, url));
   }
 
   /** Purges dead letters, then rewrites the file. */

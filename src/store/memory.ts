@@ -214,19 +214,23 @@ export class MemoryStore implements OutboxStore {
     return result;
   }
 
-  /** Makes dead letters pending again, due at `now`, with attempts and the age basis reset. */
-  async replay(ids?: readonly string[], now: number = Date.now()): Promise<number> {
+  /** Makes dead letters pending again, due at `now`, with attempts and the age basis reset; to `url` when given. */
+  async replay(ids?: readonly string[], now: number = Date.now(), url?: string): Promise<number> {
     this.#assertOpen();
     let count = 0;
     for (const id of ids ?? [...this.#dead.keys()]) {
       const entry = this.#dead.get(id);
       if (entry === undefined) continue;
       this.#dead.delete(id);
-      this.#endpoint(entry.url).dead--;
+      const from = this.#endpoint(entry.url);
+      from.dead--;
+      this.#dropEndpointIfEmpty(entry.url, from);
       const { reason: _reason, deadAt: _deadAt, ...rest } = entry;
-      const pending: PendingEntry = { ...rest, attempts: 0, createdAt: now, nextAttemptAt: now, seq: ++this.#seq };
+      const pending: PendingEntry = { ...rest, url: url ?? entry.url, attempts: 0, createdAt: now, nextAttemptAt: now, seq: ++this.#seq };
+      pending.size = eventSize(pending);
+      this.#bytes += pending.size - entry.size;
       this.#addPending(pending);
-      this.#endpoint(entry.url).pending++;
+      this.#endpoint(pending.url).pending++;
       count++;
     }
     return count;

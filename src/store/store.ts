@@ -16,7 +16,9 @@
  *   killed (a store may defer their fsync: losing an outcome repeats work, it never loses an event). `delivered`
  *   removes the event; `retry` keeps it pending with a new attempt count and due time; `dead` moves it to
  *   the dead letters; `release` returns it unchanged (nothing is written).
- * - Dead letters are kept until `purge()`; `replay()` makes them pending again with attempts reset.
+ * - Dead letters are kept until `purge()`; `replay()` makes them pending again with attempts reset, and
+ *   with a `url` sends them there from now on (the event keeps its id, headers and body; a new URL
+ *   survives a restart).
  * - `stats()` is synchronous and cheap (counters kept in memory).
  * - After `close()` every method rejects with `ERR_OUTBOX_CLOSED`; `close()` itself is idempotent.
  */
@@ -31,8 +33,11 @@ export interface OutboxStore {
   settle(outcomes: readonly Outcome[]): Promise<void>;
   /** Lists dead letters, oldest first, with their payload and attempt history. */
   deadLetters(query?: DeadLetterQuery): Promise<DeadLetter[]>;
-  /** Makes dead letters pending again (all of them when `ids` is omitted); resolves with how many. */
-  replay(ids?: readonly string[], now?: number): Promise<number>;
+  /**
+   * Makes dead letters pending again (all of them when `ids` is omitted), to `url` when given (an absolute
+   * http(s) URL the caller checked); resolves with how many.
+   */
+  replay(ids?: readonly string[], now?: number, url?: string): Promise<number>;
   /** Deletes dead letters for good (all of them when `ids` is omitted); resolves with how many. */
   purge(ids?: readonly string[]): Promise<number>;
   /** Counters, kept in memory. */

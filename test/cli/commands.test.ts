@@ -140,11 +140,16 @@ describe('webhook-outbox dead, status and flush', () => {
     const replayed = await run('dead', 'replay', 'evt_a', '--dir', outboxDir());
     expect([replayed.code, replayed.stdout]).toEqual([0, 'Replayed 1 dead letter: pending again.\n']);
     expect(await status()).toMatchObject({ pending: 1, dead: 1 });
+    expect((await run('dead', 'replay', 'evt_b', '--url', 'ftp://x.test/', '--dir', outboxDir())).code).toBe(2);
+    const moved = await run('dead', 'replay', 'evt_b', '--url', `${receiver.url}?token=abcdefgh12345`, '--dir', outboxDir());
+    expect([moved.code, moved.stdout]).toEqual([0, `Replayed 1 dead letter: pending again, to ${receiver.url}?token=***.\n`]);
+    expect((await status()).endpoints).toEqual({ [receiver.url]: { pending: 1, dead: 0 }, [`${receiver.url}?token=***`]: { pending: 1, dead: 0 } });
 
     const flushed = await run('flush', '--dir', outboxDir(), '--secret', secret, '--quiet');
     expect(flushed.code).toBe(0);
-    expect(flushed.stdout).toContain('1 pending at start: 1 delivered, 0 dead-lettered, 0 still pending');
-    expect(receiver.deliveredIds()).toEqual(new Set(['evt_a']));
+    expect(flushed.stdout).toContain('2 pending at start: 2 delivered, 0 dead-lettered, 0 still pending');
+    expect(receiver.deliveredIds()).toEqual(new Set(['evt_a', 'evt_b']));
+    expect(receiver.requests.find((r) => r.id === 'evt_b' && r.status === 200)?.path).toBe(`${new URL(receiver.url).pathname}?token=abcdefgh12345`);
     expect(receiver.requests.at(-1)?.signatureValid).toBe(true);
 
     const noIds = await run('dead', 'purge', '--dir', outboxDir());

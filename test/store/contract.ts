@@ -20,6 +20,7 @@ export interface StoreUnderTest {
 const T0 = 1_700_000_000_000;
 const A = 'http://127.0.0.1:1/a';
 const B = 'http://127.0.0.1:1/b';
+const C = 'http://127.0.0.1:2/moved-here';
 
 /** Builds a test event. */
 export function makeEvent(id: string, overrides: Partial<NewEvent> = {}): NewEvent {
@@ -263,6 +264,29 @@ export function describeStoreContract(name: string, target: ContractTarget): voi
       expect(store.stats()).toMatchObject({ pending: 2, dead: 0 });
     });
 
+    it('replays dead letters to another URL: same id, headers and body there; counters and claims follow', async () => {
+      const { store } = await setup();
+      await store.append([makeEvent('m1', { headers: { 'x-k': 'v' } }), makeEvent('m2'), makeEvent('stay', { url: B })]);
+      await store.claim({ limit: 10, now: T0 });
+      await store.settle(['m1', 'm2', 'stay'].map((id) => ({ id, type: 'dead' as const, reason: 'http-status' as const, attempt: attempt(1, 404), at: T0 + 1 })));
+      expect(await store.replay(['m1', 'm2'], T0 + 5, C)).toBe(2);
+      expect(store.stats().endpoints).toEqual({ [B]: { pending: 0, dead: 1 }, [C]: { pending: 2, dead: 0 } });
+      expect((await store.claim({ limit: 10, now: T0 + 5, excludeEndpoints: new Set([C]) })).events).toEqual([]);
+      const { events } = await store.claim({ limit: 10, now: T0 + 5, endpoint: C });
+      expect(events.map((e) => e.id).sort()).toEqual(['m1', 'm2']);
+      expect(events.find((e) => e.id === 'm1')).toEqual({
+        ...makeEvent('m1', { headers: { 'x-k': 'v' }, url: C }),
+        createdAt: T0 + 5,
+        nextAttemptAt: T0 + 5,
+        attempts: 0,
+        history: [attempt(1, 404)],
+      });
+      await store.settle([{ id: 'm2', type: 'dead', reason: 'invalid', at: T0 + 6 }]);
+      expect((await store.deadLetters({ ids: ['m2'] }))[0]?.url).toBe(C);
+      expect(await store.replay(['stay'], T0 + 7)).toBe(1);
+      expect(store.stats().endpoints).toEqual({ [B]: { pending: 1, dead: 0 }, [C]: { pending: 1, dead: 1 } });
+    });
+
     it('purges dead letters by id or all of them', async () => {
       const { store } = await setup();
       await store.append([makeEvent('d1'), makeEvent('d2'), makeEvent('d3'), makeEvent('p')]);
@@ -417,6 +441,35 @@ export function describeStoreContract(name: string, target: ContractTarget): voi
     });
 
     if (!target.durable) return;
+
+    it('keeps a dead letter replayed to another URL there across reopens, retries, death and replay', async () => {
+      const sut = await setup();
+      if (sut.reopen === undefined) throw new Error('a durable target must return reopen');
+      await sut.store.append([makeEvent('mv'), makeEvent('other')]);
+      await sut.store.claim({ limit: 10, now: T0, endpoint: A });
+      await sut.store.settle([{ id: 'mv', type: 'dead', reason: 'http-status', attempt: attempt(1, 410), at: T0 + 1 }, { id: 'other', type: 'release' }]);
+      expect(await sut.store.replay(['mv'], T0 + 2, C)).toBe(1);
+      let store = await reopened(sut);
+      expect(store.stats().endpoints).toEqual({ [A]: { pending: 1, dead: 0 }, [C]: { pending: 1, dead: 0 } });
+      let [event] = (await store.claim({ limit: 10, now: T0 + 2, endpoint: C })).events;
+      expect(event).toMatchObject({ id: 'mv', url: C, body: makeEvent('mv').body });
+      await store.settle([{ id: 'mv', type: 'retry', attempt: attempt(2, 503), nextAttemptAt: T0 + 3, countsAsAttempt: true }]);
+      store = await reopened({ store, reopen: sut.reopen });
+      [event] = (await store.claim({ limit: 10, now: T0 + 3, endpoint: C })).events;
+      expect(event).toMatchObject({ id: 'mv', url: C, attempts: 1 });
+      await store.settle([{ id: 'mv', type: 'dead', reason: 'max-attempts', attempt: attempt(3, 503), at: T0 + 4 }]);
+      store = await reopened({ store, reopen: sut.reopen });
+      expect((await store.deadLetters()).map((d) => [d.id, d.url])).toEqual([['mv', C]]);
+      expect(await store.replay(['mv'], T0 + 5)).toBe(1);
+      store = await reopened({ store, reopen: sut.reopen });
+      expect(store.stats().endpoints).toEqual({ [A]: { pending: 1, dead: 0 }, [C]: { pending: 1, dead: 0 } });
+      [event] = (await store.claim({ limit: 10, now: T0 + 5, endpoint: C })).events;
+      expect(event).toMatchObject({ id: 'mv', url: C, history: [attempt(1, 410), attempt(2, 503), attempt(3, 503)] });
+      await store.settle([{ id: 'mv', type: 'delivered', attempt: attempt(4, 200) }]);
+      store = await reopened({ store, reopen: sut.reopen });
+      expect(store.stats()).toMatchObject({ pending: 1, dead: 0 });
+      expect(store.stats().endpoints).toEqual({ [A]: { pending: 1, dead: 0 } });
+    });
 
     it('keeps pending state, dead letters and deliveries across a reopen; claims are not kept', async () => {
       const sut = await setup();

@@ -12,8 +12,13 @@ const NOW = T0 + 1_000_000;
 interface Model {
   pending: Map<string, number>;
   dead: Set<string>;
+  /** Where each pending or dead event goes (a replay may move it). */
+  urls: Map<string, string>;
   nextId: number;
 }
+
+const ORIGIN = makeEvent('x').url;
+const MOVED = ['http://127.0.0.1:3/one', 'http://127.0.0.1:3/two'] as const;
 
 interface Real {
   dir: string;
@@ -24,6 +29,13 @@ type Kind = 'delivered' | 'retry' | 'dead' | 'release';
 
 function check(model: Model, real: Real): void {
   expect(real.store.stats()).toMatchObject({ pending: model.pending.size, dead: model.dead.size, claimed: 0, corrupt: 0 });
+  const endpoints: Record<string, { pending: number; dead: number }> = {};
+  for (const [id, url] of model.urls) {
+    const counts = (endpoints[url] ??= { pending: 0, dead: 0 });
+    if (model.dead.has(id)) counts.dead++;
+    else counts.pending++;
+  }
+  expect(real.store.stats().endpoints).toEqual(endpoints);
 }
 
 class Append implements fc.AsyncCommand<Model, Real> {
@@ -32,7 +44,10 @@ class Append implements fc.AsyncCommand<Model, Real> {
   async run(model: Model, real: Real): Promise<void> {
     const events = Array.from({ length: this.count }, () => makeEvent(`m${model.nextId++}`, { body: new Uint8Array(this.size) }));
     await real.store.append(events);
-    for (const e of events) model.pending.set(e.id, 0);
+    for (const e of events) {
+      model.pending.set(e.id, 0);
+      model.urls.set(e.id, e.url);
+    }
     check(model, real);
   }
   toString = (): string => `append(${this.count}x${this.size})`;
@@ -46,10 +61,12 @@ class Settle implements fc.AsyncCommand<Model, Real> {
     expect(events.length).toBe(Math.min(this.limit, model.pending.size));
     const outcomes = events.map((e, i) => {
       expect(e.attempts).toBe(model.pending.get(e.id));
+      expect(e.url).toBe(model.urls.get(e.id));
       const kind = this.kinds[i % this.kinds.length] as Kind;
       const attempt = { at: T0, durationMs: 1, status: kind === 'delivered' ? 200 : 503 };
       if (kind === 'delivered') {
         model.pending.delete(e.id);
+        model.urls.delete(e.id);
         return { id: e.id, type: kind, attempt };
       }
       if (kind === 'retry') {
@@ -70,19 +87,24 @@ class Settle implements fc.AsyncCommand<Model, Real> {
 }
 
 class ReplayOrPurge implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly replay: boolean, readonly take: number) {}
+  /** `to`: replay there; `undefined`: replay where they went; `null`: purge. */
+  constructor(readonly to: string | undefined | null, readonly take: number) {}
   check = (model: Readonly<Model>): boolean => model.dead.size > 0;
   async run(model: Model, real: Real): Promise<void> {
     const ids = [...model.dead].slice(0, this.take);
-    const count = this.replay ? await real.store.replay(ids, T0) : await real.store.purge(ids);
+    const count = this.to === null ? await real.store.purge(ids) : await real.store.replay(ids, T0, this.to);
     expect(count).toBe(ids.length);
     for (const id of ids) {
       model.dead.delete(id);
-      if (this.replay) model.pending.set(id, 0);
+      if (this.to === null) model.urls.delete(id);
+      else {
+        model.pending.set(id, 0);
+        if (this.to !== undefined) model.urls.set(id, this.to);
+      }
     }
     check(model, real);
   }
-  toString = (): string => `${this.replay ? 'replay' : 'purge'}(${this.take})`;
+  toString = (): string => (this.to === null ? `purge(${this.take})` : `replay(${this.take}${this.to === undefined ? '' : ` to ${this.to}`})`);
 }
 
 class Reopen implements fc.AsyncCommand<Model, Real> {
@@ -93,19 +115,21 @@ class Reopen implements fc.AsyncCommand<Model, Real> {
     await real.store.open();
     check(model, real);
     const dead = await real.store.deadLetters();
-    expect(dead.map((d) => d.id).sort()).toEqual([...model.dead].sort());
+    expect(dead.map((d) => [d.id, d.url]).sort()).toEqual([...model.dead].map((id) => [id, model.urls.get(id)]).sort());
   }
   toString = (): string => 'reopen';
 }
 
 describe('FileStore against a trivial model (fast-check commands)', () => {
-  it('agrees with the model through appends, outcomes, replays, purges and reopens', async () => {
+  it('agrees with the model through appends, outcomes, replays (also to other URLs), purges and reopens', async () => {
     const commands = [
       fc.tuple(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 1500 })).map(([n, size]) => new Append(n, size)),
       fc
         .tuple(fc.integer({ min: 1, max: 8 }), fc.array(fc.constantFrom<Kind>('delivered', 'retry', 'dead', 'release'), { minLength: 1, maxLength: 4 }))
         .map(([limit, kinds]) => new Settle(limit, kinds)),
-      fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 3 })).map(([replay, take]) => new ReplayOrPurge(replay, take)),
+      fc
+        .tuple(fc.constantFrom<string | undefined | null>(null, undefined, ORIGIN, ...MOVED), fc.integer({ min: 1, max: 3 }))
+        .map(([to, take]) => new ReplayOrPurge(to, take)),
       fc.constant(new Reopen()),
     ];
     await fc.assert(
@@ -114,7 +138,7 @@ describe('FileStore against a trivial model (fast-check commands)', () => {
         const real: Real = { dir, store: new FileStore({ dir, segmentBytes: 4096 }) };
         await real.store.open();
         try {
-          const model: Model = { pending: new Map(), dead: new Set(), nextId: 0 };
+          const model: Model = { pending: new Map(), dead: new Set(), urls: new Map(), nextId: 0 };
           await fc.asyncModelRun(() => ({ model, real }), cmds);
           await new Reopen().run(model, real);
         } finally {

@@ -4,6 +4,7 @@
  */
 import type { Writable } from 'node:stream';
 import { isSensitiveHeader } from '../../message.js';
+import type { ReplayOptions } from '../../outbox.js';
 import type { DeadLetter, OutboxStore } from '../../store/store.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 import type { ExitCodeValue } from '../exit-codes.js';
@@ -11,9 +12,9 @@ import { formatTable, redactUrl } from '../format.js';
 
 const PREVIEW_CHARS = 200;
 
-/** What `replay` and `purge` need: an `Outbox` or an `OutboxStore` provides it. */
+/** What `replay` and `purge` need: an `Outbox` provides it. */
 export type DeadLetterSource = Pick<OutboxStore, 'deadLetters' | 'purge'> & {
-  replay(ids?: readonly string[]): Promise<number>;
+  replay(ids?: readonly string[], options?: ReplayOptions): Promise<number>;
 };
 
 /** A dead letter as the CLI shows it: sensitive header values redacted, the body cut to a preview. */
@@ -94,11 +95,11 @@ async function checkIds(store: DeadLetterSource, ids: readonly string[]): Promis
   }
 }
 
-/** Puts dead letters (all, or only `ids`) back in the queue with their attempts reset. */
-export async function deadReplay(store: DeadLetterSource, ids: readonly string[], out: Writable): Promise<ExitCodeValue> {
+/** Puts dead letters (all, or only `ids`) back in the queue with their attempts reset; to `url` when given. */
+export async function deadReplay(store: DeadLetterSource, ids: readonly string[], out: Writable, url?: string): Promise<ExitCodeValue> {
   await checkIds(store, ids);
-  const count = await store.replay(ids.length === 0 ? undefined : ids);
-  out.write(`Replayed ${count} dead letter${count === 1 ? '' : 's'}: pending again.\n`);
+  const count = await store.replay(ids.length === 0 ? undefined : ids, url === undefined ? {} : { url });
+  out.write(`Replayed ${count} dead letter${count === 1 ? '' : 's'}: pending again${url === undefined ? '' : `, to ${redactUrl(url)}`}.\n`);
   return ExitCode.ok;
 }
 

@@ -301,6 +301,26 @@ export class EventIndex {
     this.#track(slot);
   }
 
+  /**
+   * Moves a slot that is in no heap (dead, or pending during recovery) to endpoint `index`; its old
+   * endpoint is forgotten once empty (outside recovery, like {@link remove}).
+   */
+  moveTo(slot: number, index: number): void {
+    const from = this.endpoint.get(slot);
+    if (from === index) return;
+    const old = this.endpoints[from] as EndpointEntry;
+    const next = this.endpoints[index] as EndpointEntry;
+    if (this.status.get(slot) === DEAD) {
+      old.dead--;
+      next.dead++;
+    } else {
+      old.pending--;
+      next.pending++;
+    }
+    this.endpoint.set(slot, index);
+    if (this.#ranges === undefined && old.pending === 0 && old.dead === 0) this.#freeEndpoint(from, old);
+  }
+
   /** Puts a pending slot into its endpoint's heap (after append, retry, release or recovery). */
   schedule(slot: number): void {
     if (this.status.get(slot) === CLAIMED) this.claimed--;

@@ -16,7 +16,7 @@ import type {
 } from '../store.js';
 import { assertNewEvents, assertPositiveInteger, withAttempt } from '../validate.js';
 import { CLAIMED, DEAD, EventIndex, PENDING } from './event-index.js';
-import type { Location } from './event-index.js';
+import type { EndpointEntry, Location } from './event-index.js';
 import type { FileSystem } from './file-system.js';
 import { isCode, nodeFileSystem, readFully, readFullySync, writeFully } from './file-system.js';
 import type { EventRef } from './format.js';
@@ -201,6 +201,8 @@ export class FileStore implements OutboxStore {
   #writeSoon: NodeJS.Immediate | undefined;
   #busy = new Set<number>();
   #claimedHistory = new Map<number, AttemptRecord[]>();
+  /** Slots replayed to another URL than their event record's: each of their state records carries it. */
+  #moved = new Set<number>();
   #candidates = new Set<number>();
   /** Ids whose append is being written: a second append of one waits for that write. */
   #appending = new Map<string, Promise<void>>();
@@ -434,7 +436,7 @@ export class FileStore implements OutboxStore {
           createdAt,
           nextAttemptAt: outcome.nextAttemptAt,
         };
-        frames.push(encodeState({ id: outcome.id, event, dead: undefined, deadAt: 0, history: withAttempt(history, outcome.attempt), ...state }));
+        frames.push(encodeState({ id: outcome.id, event, dead: undefined, deadAt: 0, history: withAttempt(history, outcome.attempt), url: this.#stateUrl(slot), ...state }));
         applies.push((location) => {
           this.#setState(slot, location, { status: PENDING, deadAt: 0, ...state });
           this.#index.clearName(slot);
@@ -447,7 +449,7 @@ export class FileStore implements OutboxStore {
           nextAttemptAt: this.#index.next.get(slot),
           deadAt: outcome.at,
         };
-        frames.push(encodeState({ id: outcome.id, event, dead: outcome.reason, history: withAttempt(history, outcome.attempt), ...state }));
+        frames.push(encodeState({ id: outcome.id, event, dead: outcome.reason, history: withAttempt(history, outcome.attempt), url: this.#stateUrl(slot), ...state }));
         applies.push((location) => this.#setState(slot, location, { status: DEAD, ...state }));
       }
     }
@@ -492,8 +494,11 @@ export class FileStore implements OutboxStore {
     return letters;
   }
 
-  /** Makes dead letters pending again, due at `now`, with attempts and the age basis reset. */
-  async replay(ids?: readonly string[], now: number = Date.now()): Promise<number> {
+  /**
+   * Makes dead letters pending again, due at `now`, with attempts and the age basis reset; to `url` when
+   * given (the URL is checked by the caller).
+   */
+  async replay(ids?: readonly string[], now: number = Date.now(), url?: string): Promise<number> {
     this.#assertUsable();
     const slots = this.#deadSlots(ids);
     const frames: Buffer[] = [];
@@ -511,7 +516,8 @@ export class FileStore implements OutboxStore {
       if (this.#index.status.get(slot) !== DEAD || this.#busy.has(slot) || this.#index.names.get(id) !== slot) continue;
       this.#busy.add(slot);
       chosen.push({ slot, id });
-      frames.push(encodeState({ id, event: this.#ref(slot), dead: undefined, attempts: 0, createdAt: now, nextAttemptAt: now, deadAt: 0, history }));
+      const to = url ?? this.#stateUrl(slot);
+      frames.push(encodeState({ id, event: this.#ref(slot), dead: undefined, attempts: 0, createdAt: now, nextAttemptAt: now, deadAt: 0, history, url: to }));
     }
     if (frames.length === 0) return 0;
     await this.#write(
@@ -519,6 +525,7 @@ export class FileStore implements OutboxStore {
       (locations) =>
         chosen.forEach(({ slot }, i) => {
           this.#busy.delete(slot);
+          if (url !== undefined) this.#moveTo(slot, url);
           this.#setState(slot, locations[i] as Location, { status: PENDING, attempts: 0, createdAt: now, nextAttemptAt: now, deadAt: 0 });
           this.#index.clearName(slot);
           this.#index.schedule(slot);
@@ -587,6 +594,7 @@ export class FileStore implements OutboxStore {
       this.#closedStats = this.stats();
       this.#index = new EventIndex();
       this.#claimedHistory.clear();
+      this.#moved.clear();
       this.#candidates.clear();
       await this.#closeFiles();
       await this.#lock?.release();
@@ -618,6 +626,16 @@ export class FileStore implements OutboxStore {
   /** Where a slot's event record is: how its state records and tombstone refer to it. */
   #ref(slot: number): EventRef {
     return { seg: this.#index.evSeg.get(slot), off: this.#index.evOff.get(slot) };
+  }
+
+  /** The URL a slot goes to (its endpoint's). */
+  #urlOf(slot: number): string {
+    return (this.#index.endpoints[this.#index.endpoint.get(slot)] as EndpointEntry).url;
+  }
+
+  /** What a new state record of `slot` must carry as its URL: the one it was moved to, if any. */
+  #stateUrl(slot: number): string | undefined {
+    return this.#moved.has(slot) ? this.#urlOf(slot) : undefined;
   }
 
   #deadSlots(ids: readonly string[] | undefined): number[] {
@@ -725,7 +743,7 @@ export class FileStore implements OutboxStore {
       state,
       event: {
         id: eventBytes.toString('utf8', record.idStart, record.idEnd),
-        url: eventBytes.toString('utf8', record.urlStart, record.urlEnd),
+        url: this.#urlOf(slot),
         headers: decodeHeaders(eventBytes, record),
         // A view of the bytes read, not a copy (the buffer behind it may hold other records, as a pooled Buffer does).
         body: new Uint8Array(eventBytes.buffer, eventBytes.byteOffset + record.bodyStart, record.bodyEnd - record.bodyStart),
@@ -798,8 +816,15 @@ export class FileStore implements OutboxStore {
     if (segment !== undefined && --segment.stateRefs === 0) this.#candidates.add(seg);
   }
 
+  /** Points a slot (in no heap) at `url` for good: its state records carry the URL from now on. */
+  #moveTo(slot: number, url: string): void {
+    this.#index.moveTo(slot, this.#index.endpointOf(url));
+    this.#moved.add(slot);
+  }
+
   #removeEvent(slot: number, tombSeg: number): void {
     const evSeg = this.#index.evSeg.get(slot);
+    this.#moved.delete(slot);
     this.#unrefState(slot);
     this.#index.remove(slot);
     const eventSegment = this.#segments.get(evSeg);
@@ -824,6 +849,7 @@ export class FileStore implements OutboxStore {
     const slot = index.recoveredSlot(view.eventSeg, view.eventOff);
     if (slot === undefined) return true;
     if (view.type === RECORD_STATE) {
+      if (view.urlEnd > view.urlStart) this.#moveTo(slot, bytes.toString('utf8', view.urlStart, view.urlEnd));
       this.#setState(slot, location, { ...view, status: view.dead ? DEAD : PENDING });
       if (view.dead) index.setName(slot, bytes.toString('utf8', view.idStart, view.idEnd));
       else index.clearName(slot);

@@ -18,9 +18,13 @@ import { crc32c } from './crc32c.js';
  * changes and is never reused, so recovery needs no map from ids to events.
  * - event (1): head = u8 type, u8 0, u16 id length, u32 url length, u32 headers length, f64 createdAt,
  *   f64 nextAttemptAt, id, url. Payload = headers (JSON object), body bytes.
- * - state (2): head = u8 type, u8 status (1 pending, 2 dead), u8 dead reason, u8 0, u32 event segment,
- *   u32 event offset, u32 attempts, f64 createdAt, f64 nextAttemptAt, f64 deadAt, u16 id length, u16 0, id.
- *   Payload = history (JSON array). The whole retry state of an event: the newest state record wins.
+ * - state (2): head = u8 type, u8 status (1 pending, 2 dead), u8 dead reason, u8 flags, u32 event segment,
+ *   u32 event offset, u32 attempts, f64 createdAt, f64 nextAttemptAt, f64 deadAt, u16 id length, u16 0, id,
+ *   then with flag 1 (`STATE_URL`) the URL the event now goes to (the rest of the head; a dead letter
+ *   replayed to another endpoint; every later state record of that event repeats it). Flags were always 0
+ *   before that flag existed, and a reader without it rejects such a record as corrupt (the event keeps
+ *   its previous state, it is not lost). Payload = history (JSON array). The whole retry state of an
+ *   event: the newest state record wins.
  * - tombstone (3): head = u8 type, u8 kind (1 delivered, 2 purged), u16 0, u32 event segment,
  *   u32 event offset. The event is gone.
  */
@@ -39,6 +43,8 @@ const TOMBSTONE_FIXED = 12;
 
 export const STATUS_PENDING = 1;
 export const STATUS_DEAD = 2;
+/** State record flag: the head ends with the URL the event goes to, instead of its event record's. */
+export const STATE_URL = 1;
 export const TOMBSTONE_DELIVERED = 1;
 export const TOMBSTONE_PURGED = 2;
 
@@ -170,14 +176,17 @@ export function encodeState(state: {
   nextAttemptAt: number;
   deadAt: number;
   history: readonly AttemptRecord[];
+  /** The URL the event goes to when it is not its event record's. */
+  url?: string | undefined;
 }): Buffer {
   const id = Buffer.from(state.id);
+  const url = state.url === undefined ? undefined : Buffer.from(state.url);
   const history = Buffer.from(JSON.stringify(state.history));
-  return frame(STATE_FIXED + id.length, history.length, (out, h, p) => {
+  return frame(STATE_FIXED + id.length + (url?.length ?? 0), history.length, (out, h, p) => {
     out.writeUInt8(RECORD_STATE, h);
     out.writeUInt8(state.dead === undefined ? STATUS_PENDING : STATUS_DEAD, h + 1);
     out.writeUInt8(state.dead === undefined ? 0 : REASONS.indexOf(state.dead), h + 2);
-    out.writeUInt8(0, h + 3);
+    out.writeUInt8(url === undefined ? 0 : STATE_URL, h + 3);
     out.writeUInt32LE(state.event.seg, h + 4);
     out.writeUInt32LE(state.event.off, h + 8);
     out.writeUInt32LE(state.attempts, h + 12);
@@ -187,6 +196,7 @@ export function encodeState(state: {
     out.writeUInt16LE(id.length, h + 40);
     out.writeUInt16LE(0, h + 42);
     id.copy(out, h + STATE_FIXED);
+    url?.copy(out, h + STATE_FIXED + id.length);
     history.copy(out, p);
   });
 }
@@ -253,6 +263,7 @@ export class RecordView {
   /** Event: the id and url bytes, the headers JSON and the body. State: the id bytes, the history JSON. */
   idStart = 0;
   idEnd = 0;
+  /** Event: its URL. State: the URL it now goes to when `urlEnd > urlStart`, else none. */
   urlStart = 0;
   urlEnd = 0;
   headersStart = 0;
@@ -303,9 +314,11 @@ export class RecordView {
       if (payload - h < STATE_FIXED) return false;
       const status = bytes[h + 1];
       const reason = REASONS[bytes[h + 2] as number];
+      const flags = bytes[h + 3] as number;
       const idLength = bytes.readUInt16LE(h + 40);
-      if ((status !== STATUS_PENDING && status !== STATUS_DEAD) || reason === undefined) return false;
-      if (h + STATE_FIXED + idLength !== payload) return false;
+      if ((status !== STATUS_PENDING && status !== STATUS_DEAD) || reason === undefined || (flags & ~STATE_URL) !== 0) return false;
+      const idEnd = h + STATE_FIXED + idLength;
+      if (flags === STATE_URL ? idEnd >= payload : idEnd !== payload) return false;
       this.dead = status === STATUS_DEAD;
       this.reason = reason;
       this.eventSeg = u32(bytes, h + 4);
@@ -315,7 +328,9 @@ export class RecordView {
       this.nextAttemptAt = bytes.readDoubleLE(h + 24);
       this.deadAt = bytes.readDoubleLE(h + 32);
       this.idStart = h + STATE_FIXED;
-      this.idEnd = payload;
+      this.idEnd = idEnd;
+      this.urlStart = idEnd;
+      this.urlEnd = payload;
       this.historyStart = payload;
       this.historyEnd = end;
       return true;
