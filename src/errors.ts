@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'ERR_NETWORK'
   | 'ERR_TIMEOUT'
   | 'ERR_ABORTED'
+  | 'ERR_SIGNING'
   | 'ERR_RETRIES_EXHAUSTED'
   | 'ERR_DRAIN_TIMEOUT'
   | 'ERR_STORE_IO';
@@ -89,6 +90,16 @@ export class NetworkError extends WebhookOutboxError {
   ) {
     super(code, message, options);
     this.errno = errno;
+  }
+}
+
+/**
+ * The `signingSecret` function threw, or returned what is not a secret, for a request's URL: the attempt
+ * failed without a request and is retried (the secret store may be down). `cause` says why.
+ */
+export class SigningError extends WebhookOutboxError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_SIGNING', message, options);
   }
 }
 

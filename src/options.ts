@@ -41,6 +41,13 @@ export interface RetryOptions {
   maxRetryAfterMs?: number;
 }
 
+/**
+ * Picks the signing secret(s) for a request by its URL (a secret per endpoint), or `undefined` to leave it
+ * unsigned. May be async (a secret store); a rejection or a value that is not a secret fails that attempt,
+ * which is retried like a network error.
+ */
+export type SigningSecretResolver = (url: string) => string | readonly string[] | undefined | Promise<string | readonly string[] | undefined>;
+
 /** Options of `createSender()`. Every field is optional. */
 export interface SenderOptions {
   /**
@@ -52,10 +59,12 @@ export interface SenderOptions {
    * Standard Webhooks secret (`whsec_` + base64 of 24 to 64 bytes). When set, every attempt carries
    * `webhook-signature: v1,<base64 HMAC-SHA256>`. To rotate without a gap, pass the new and the old
    * secret (up to 10): each attempt then carries one signature per secret, space-separated, in this
-   * order, and a receiver holding either accepts it.
+   * order, and a receiver holding either accepts it. For a secret per endpoint (each customer's receiver
+   * has its own), a function of the request's URL returning its secret(s), or `undefined` to send that
+   * one unsigned; asked at every attempt, so secrets are never stored with events.
    * @default undefined (unsigned)
    */
-  signingSecret?: string | readonly string[];
+  signingSecret?: string | readonly string[] | SigningSecretResolver;
   /**
    * Overall deadline of one attempt (connect, send, response), in ms.
    * @default 15000
@@ -107,8 +116,8 @@ export interface NormalizedRetryOptions {
 /** Sender options after validation, with every default filled in. */
 export interface NormalizedSenderOptions {
   url: string | undefined;
-  /** One or more secrets (a rotation), or `undefined`. */
-  signingSecret: readonly string[] | undefined;
+  /** One or more secrets (a rotation), a resolver, or `undefined`. */
+  signingSecret: readonly string[] | SigningSecretResolver | undefined;
   timeoutMs: number;
   maxBodyBytes: number;
   headers: Record<string, string>;
@@ -304,7 +313,7 @@ export function normalizeSenderOptions(
   }
   return {
     url: checkUrl(o.url, 'url'),
-    signingSecret: checkSigningSecrets(o.signingSecret),
+    signingSecret: typeof o.signingSecret === 'function' ? (o.signingSecret as SigningSecretResolver) : checkSigningSecrets(o.signingSecret),
     timeoutMs: checkInteger(o.timeoutMs, 'timeoutMs', 15_000, { min: 1, max: MAX_TIMER_MS }),
     maxBodyBytes: checkInteger(o.maxBodyBytes, 'maxBodyBytes', 1_048_576, { min: 1 }),
     headers:

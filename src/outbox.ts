@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { holdProcessOpen } from './clock.js';
 import { DrainTimeoutError, InvalidOptionError, OutboxClosedError, OutboxFullError } from './errors.js';
-import { createTransportStack, runAttempt, secretRedactions } from './delivery/attempt.js';
+import { createTransportStack, runAttempt } from './delivery/attempt.js';
 import type { CircuitEvent, DeadEvent, DeliveredEvent, RetryEvent } from './delivery/flusher.js';
 import { Flusher } from './delivery/flusher.js';
 import type { EndpointSnapshot } from './delivery/endpoint.js';
@@ -152,7 +152,6 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
     this.#transport = transport;
     this.#metrics = new OutboxMetrics(() => this.stats(), options.name);
     const { clock, timeoutMs, retryOnDnsFailure } = options;
-    const redact = secretRedactions(options.signingSecret);
     this.#flusher = new Flusher({
       store,
       clock,
@@ -161,7 +160,7 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
       concurrency: options.concurrency,
       globalConcurrency: options.globalConcurrency,
       deliver: async (event, signal) => {
-        const result = await runAttempt(transport, event, { timeoutMs, signal, clock, retryOnDnsFailure, redact });
+        const result = await runAttempt(transport, event, { timeoutMs, signal, clock, retryOnDnsFailure });
         // A request that close() abandoned is no attempt: its event stays pending, untouched.
         if (!signal.aborted) this.#metrics.attempt(result);
         return result;

@@ -4,7 +4,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { holdProcessOpen, sleep } from './clock.js';
-import { createTransportStack, runAttempt, secretRedactions, type AttemptFailure } from './delivery/attempt.js';
+import { createTransportStack, runAttempt, type AttemptFailure } from './delivery/attempt.js';
 import { NetworkError, OutboxClosedError, RetriesExhaustedError, type WebhookOutboxError } from './errors.js';
 import { prepareMessage, type WebhookMessage } from './message.js';
 import { normalizeSenderOptions, type SenderOptions } from './options.js';
@@ -56,7 +56,6 @@ export function createSender(options?: SenderOptions): Sender {
   const o = normalizeSenderOptions(options);
   const transport = createTransportStack(o);
   const { clock, retry } = o;
-  const redact = secretRedactions(o.signingSecret);
   let closing: Promise<void> | undefined;
   // close() aborts every send() still running: mid-request or mid-backoff, each rejects with ERR_OUTBOX_CLOSED.
   const closer = new AbortController();
@@ -86,7 +85,6 @@ export function createSender(options?: SenderOptions): Sender {
           signal,
           clock,
           retryOnDnsFailure: o.retryOnDnsFailure,
-          redact,
         });
         if (result.ok) return { id: prepared.id, status: result.status, attempts: attempt, durationMs: clock.now() - start };
         const after = stopped();

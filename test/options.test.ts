@@ -47,6 +47,17 @@ describe('normalizeSenderOptions', () => {
     expect(o.clock).toBe(clock);
   });
 
+  it('keeps a signingSecret function as it is, and a list as a frozen copy', () => {
+    const resolver = (url: string): string | undefined => (url.startsWith('https://') ? SECRET : undefined);
+    expect(normalizeSenderOptions({ signingSecret: resolver }).signingSecret).toBe(resolver);
+    const list = [SECRET];
+    const normalized = normalizeSenderOptions({ signingSecret: list }).signingSecret;
+    list.push('whsec_changed-after-open');
+    expect(normalized).toEqual([SECRET]);
+    expect(Object.isFrozen(normalized)).toBe(true);
+    expect(rejection({ signingSecret: 42 }).option).toBe('signingSecret');
+  });
+
   it('takes other retry defaults and extra keys for an extended options type', () => {
     const defaults = { baseDelayMs: 1_000, maxDelayMs: 600_000, maxAttempts: Infinity, maxAgeMs: 259_200_000, maxRetryAfterMs: 3_600_000 };
     const o = normalizeSenderOptions({ dir: '.outbox' }, { retryDefaults: defaults, extraKeys: ['dir'] });

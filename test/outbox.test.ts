@@ -173,6 +173,36 @@ describe.each(stores)('Outbox delivery ($name)', (kind) => {
     }
   });
 
+  it('signs each endpoint with its own secret through a resolver; a resolver outage delays, never loses', async () => {
+    const [secretA, secretB] = [newSecret(), newSecret()];
+    const a = (receiver = await startFlakyReceiver({ secret: secretA }));
+    const b = await startFlakyReceiver({ secret: secretB });
+    let outage = 2;
+    try {
+      const box = (outbox = await Outbox.open({
+        store: await kind.create(),
+        retry: FAST_RETRY,
+        signingSecret: async (url) => {
+          if (url === b.url && outage-- > 0) throw new Error('vault sealed');
+          return url === a.url ? secretA : secretB;
+        },
+      }));
+      const retries: string[] = [];
+      box.on('retry', (event) => retries.push(event.error));
+      for (let n = 0; n < 4; n++) await box.enqueue({ url: n % 2 === 0 ? a.url : b.url, body: bodyOf(n) });
+      await box.drain({ timeoutMs: 5_000 });
+      expect(box.stats()).toMatchObject({ pending: 0, dead: 0, delivered: 4 });
+      for (const rx of [a, b]) {
+        expect(rx.requests.map((r) => r.signatureValid)).toEqual([true, true]);
+        expect(rx.deliveredIds().size).toBe(2);
+      }
+      // The two failed attempts sent nothing, and say why.
+      expect(retries).toEqual(['ERR_SIGNING', 'ERR_SIGNING']);
+    } finally {
+      await b.close();
+    }
+  });
+
   it('moves events older than maxAge to the dead letters while the receiver keeps failing', async () => {
     const secret = newSecret();
     const rx = (receiver = await startFlakyReceiver({ secret, script: () => 500 }));

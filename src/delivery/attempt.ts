@@ -3,18 +3,16 @@
  * (signed) transport and turn whatever happened into one normalised result, classified for retrying.
  */
 import type { Clock } from '../clock.js';
-import { HttpStatusError, type NetworkError } from '../errors.js';
+import { HttpStatusError, SigningError, type NetworkError } from '../errors.js';
 import type { PreparedMessage } from '../message.js';
-import { isSensitiveHeader } from '../message.js';
 import type { NormalizedSenderOptions } from '../options.js';
 import { classifyError, classifyStatus, isSuccessStatus, toNetworkError } from '../retry/classify.js';
+import { redactExcerpt, sensitiveValues, urlSecrets } from '../redact.js';
 import { parseRetryAfter } from '../retry/retry-after.js';
 import { withSigning } from '../signing/signing-transport.js';
 import { createGotTransport } from '../transport/got-transport.js';
 import type { Transport } from '../transport/transport.js';
 
-/** Longest response-body excerpt kept on an `HttpStatusError`. */
-export const EXCERPT_CHARS = 1024;
 
 /** A 2xx answer. */
 export interface AttemptSuccess {
@@ -36,8 +34,11 @@ export interface AttemptFailure {
   status?: number;
   /** The receiver's `Retry-After`, in ms, when it sent one on a retryable answer. */
   retryAfterMs?: number;
-  /** `HttpStatusError` (status + redacted excerpt) or `NetworkError` (`ERR_NETWORK`, `ERR_TIMEOUT`, `ERR_ABORTED`). */
-  error: HttpStatusError | NetworkError;
+  /**
+   * `HttpStatusError` (status + redacted excerpt), `NetworkError` (`ERR_NETWORK`, `ERR_TIMEOUT`,
+   * `ERR_ABORTED`) or `SigningError` (`ERR_SIGNING`: no secret for the URL, nothing sent).
+   */
+  error: HttpStatusError | NetworkError | SigningError;
   at: number;
   durationMs: number;
 }
@@ -53,80 +54,6 @@ export interface AttemptOptions {
   clock: Clock;
   /** Retry `ENOTFOUND`. */
   retryOnDnsFailure?: boolean;
-  /** Strings to blank out of the response excerpt (credentials we sent, which an echoing server returns). */
-  redact?: readonly string[];
-}
-
-/** What to blank out of excerpts for signing secrets: each secret, and its key alone (without `whsec_`). */
-export function secretRedactions(signingSecret: readonly string[] | undefined): string[] {
-  return (signingSecret ?? []).flatMap((secret) => (secret.startsWith('whsec_') ? [secret, secret.slice('whsec_'.length)] : [secret]));
-}
-
-/** The values of a request's credential-like headers: what must never be echoed into an excerpt. */
-export function sensitiveValues(headers: Record<string, string>): string[] {
-  return Object.entries(headers)
-    .filter(([name, value]) => isSensitiveHeader(name) && value.length >= 4)
-    .map(([, value]) => value);
-}
-
-/**
- * The credentials a URL carries: user info, and query values long enough to be tokens (`?format=json` is
- * not). The CLI shows both as `***`; an echoing receiver (a 404 page quoting the path) must not leak them.
- */
-export function urlSecrets(url: string): string[] {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return [];
-  }
-  const found = [decodeURIComponent(parsed.username), decodeURIComponent(parsed.password), ...parsed.searchParams.values()];
-  return found.filter((value) => value.length >= 8);
-}
-
-/** Shortest start of a secret that is blanked where an excerpt ends (the transport may have cut it there). */
-const MIN_CUT_SECRET = 8;
-
-/**
- * The forms a secret takes in a receiver's answer: as sent, JSON-escaped (`\/`, as PHP writes it),
- * percent-encoded (a form body or an echoed URL), and for base64 also unpadded and base64url.
- */
-function secretForms(secret: string): string[] {
-  const unpadded = secret.replace(/=+$/, '');
-  const forms = new Set([
-    secret,
-    JSON.stringify(secret).slice(1, -1),
-    secret.replaceAll('/', '\\/'),
-    encodeURIComponent(secret),
-    unpadded,
-    unpadded.replaceAll('+', '-').replaceAll('/', '_'),
-  ]);
-  // Longest first, so that a form is replaced before a shorter one inside it.
-  return [...forms].filter((form) => form.length > 0).sort((a, b) => b.length - a.length);
-}
-
-// The signing wrapper adds the signature after this module builds the headers, so an echoed signature
-// is recognised by its shape instead.
-const SIGNATURE = /\bv1a?,[A-Za-z0-9+/]{16,}={0,2}/g;
-
-/**
- * `text` cut to `max` characters, with every occurrence of each secret (in the forms of
- * {@link secretForms}) and anything shaped like a Standard Webhooks signature replaced by `[redacted]`;
- * text ending in the start of a secret (an excerpt the transport cut through it) loses that start too.
- */
-export function redactExcerpt(text: string, secrets: readonly string[], max: number = EXCERPT_CHARS): string {
-  let out = text.replace(SIGNATURE, '[redacted]');
-  const forms = secrets.filter((secret) => secret.length > 0).flatMap(secretForms);
-  for (const form of forms) out = out.split(form).join('[redacted]');
-  for (const form of forms) {
-    for (let length = Math.min(form.length - 1, out.length); length >= MIN_CUT_SECRET; length--) {
-      if (out.endsWith(form.slice(0, length))) {
-        out = `${out.slice(0, out.length - length)}[redacted]`;
-        break;
-      }
-    }
-  }
-  return out.length > max ? `${out.slice(0, max)}...` : out;
 }
 
 /**
@@ -148,7 +75,8 @@ export async function runAttempt(transport: Transport, message: PreparedMessage,
     const durationMs = clock.now() - at;
     if (isSuccessStatus(response.status)) return { ok: true, status: response.status, at, durationMs };
     const { retryable, throttled } = classifyStatus(response.status);
-    const excerpt = redactExcerpt(response.bodyExcerpt, [...sensitiveValues(headers), ...urlSecrets(message.url), ...(options.redact ?? [])]);
+    // The signing layer has blanked its secrets already; what is left are the credentials in headers and URL.
+    const excerpt = redactExcerpt(response.bodyExcerpt, [...sensitiveValues(headers), ...urlSecrets(message.url)]);
     const failure: AttemptFailure = {
       ok: false,
       retryable,
@@ -162,6 +90,8 @@ export async function runAttempt(transport: Transport, message: PreparedMessage,
     if (retryAfterMs !== undefined) failure.retryAfterMs = retryAfterMs;
     return failure;
   } catch (caught) {
+    // Nothing was sent; the secret store may be back by the next attempt.
+    if (caught instanceof SigningError) return { ok: false, retryable: true, throttled: false, error: caught, at, durationMs: clock.now() - at };
     const error = toNetworkError(caught, options.signal);
     const classified = classifyError(error, { retryOnDnsFailure: options.retryOnDnsFailure === true });
     return { ok: false, ...classified, error, at, durationMs: clock.now() - at };

@@ -1,7 +1,8 @@
 import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
-import { createTransportStack, redactExcerpt, runAttempt, urlSecrets } from '../../src/delivery/attempt.js';
+import { createTransportStack, runAttempt } from '../../src/delivery/attempt.js';
+import { redactExcerpt, urlSecrets } from '../../src/redact.js';
 import { HttpStatusError, NetworkError } from '../../src/errors.js';
 import { prepareMessage } from '../../src/message.js';
 import { normalizeSenderOptions } from '../../src/options.js';

@@ -149,6 +149,56 @@ describe('withSigning', () => {
     expect(verifyWebhook(OTHER_SECRET, r.headers, r.body, { now: TS * 1000 })).toEqual({ ok: false, reason: 'signature-mismatch' });
   });
 
+  it('asks a resolver for the secrets of each request URL, at every attempt (a secret per endpoint)', async () => {
+    const { transport, seen } = recorder();
+    const asked: string[] = [];
+    const secretFor: Record<string, string | string[] | undefined> = { 'http://a.test/': SECRET, 'http://b.test/': [NEW_SECRET, SECRET], 'http://c.test/': undefined };
+    const signed = withSigning(transport, {
+      signingSecret: async (url) => (asked.push(url), secretFor[url]),
+      clock: new FakeClock(TS * 1000),
+    });
+    for (const url of ['http://a.test/', 'http://b.test/', 'http://c.test/', 'http://a.test/']) await signed.send({ ...request('msg_x'), url });
+    expect(asked).toEqual(['http://a.test/', 'http://b.test/', 'http://c.test/', 'http://a.test/']);
+    const at = { now: TS * 1000 };
+    expect(verifyWebhook(SECRET, seen[0]?.headers ?? {}, seen[0]?.body ?? '', at).ok).toBe(true);
+    expect(verifyWebhook(NEW_SECRET, seen[0]?.headers ?? {}, seen[0]?.body ?? '', at).ok).toBe(false);
+    expect(String(seen[1]?.headers['webhook-signature']).split(' ')).toHaveLength(2);
+    expect(verifyWebhook(NEW_SECRET, seen[1]?.headers ?? {}, seen[1]?.body ?? '', at).ok).toBe(true);
+    expect(seen[2]?.headers['webhook-signature']).toBeUndefined();
+    expect(seen[2]?.headers['webhook-timestamp']).toBe(String(TS));
+  });
+
+  it('fails with ERR_SIGNING and sends nothing when the resolver throws or returns what is not a secret, never quoting it', async () => {
+    const { transport, seen } = recorder();
+    const down = new Error('secret store unavailable');
+    const answers: unknown[] = [down, 'whsec_c2hvcnQ=', [SECRET, 'not-a-secret'], 42];
+    const signed = withSigning(transport, {
+      signingSecret: () => {
+        const next = answers.shift();
+        if (next instanceof Error) throw next;
+        return next as string;
+      },
+      clock: new FakeClock(TS * 1000),
+    });
+    await expect(signed.send(request('msg_y'))).rejects.toMatchObject({ code: 'ERR_SIGNING', cause: down, message: expect.stringContaining('secret store unavailable') });
+    await expect(signed.send(request('msg_y'))).rejects.toMatchObject({ code: 'ERR_SIGNING', message: expect.stringMatching(/no valid secret for this URL: .*5 bytes/) });
+    const mixed = await signed.send(request('msg_y')).catch((error: unknown) => error as Error);
+    expect(mixed).toMatchObject({ code: 'ERR_SIGNING', message: expect.stringContaining('signingSecret[1]') });
+    expect((mixed as Error).message).not.toContain('not-a-secret');
+    await expect(signed.send(request('msg_y'))).rejects.toMatchObject({ code: 'ERR_SIGNING', message: expect.stringContaining('got number') });
+    expect(seen).toHaveLength(0);
+  });
+
+  it('blanks the secrets it signed with out of the answer, also those a resolver picked', async () => {
+    const echo: Transport = {
+      send: async () => ({ status: 400, headers: {}, bodyExcerpt: `you used ${NEW_SECRET} and ${SECRET.slice(6)}` }),
+    };
+    for (const signingSecret of [[NEW_SECRET, SECRET], () => [NEW_SECRET, SECRET]]) {
+      const response = await withSigning(echo, { signingSecret, clock: new FakeClock(TS * 1000) }).send(request('msg_z'));
+      expect(response.bodyExcerpt).toBe('you used [redacted] and [redacted]');
+    }
+  });
+
   it('sets only the timestamp without a secret, and refuses a request without webhook-id', async () => {
     const { transport, seen } = recorder();
     const signed = withSigning(transport, { clock: new FakeClock(5_000) });
