@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main as undiciMain } from './custom-transport-undici.js';
+import { main as multiTenantMain } from './multi-tenant-secrets.js';
 import { main as receiverMain } from './receiver-verifying-signatures.js';
 
 afterEach(() => {
@@ -17,5 +18,11 @@ describe('examples run', () => {
     const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
     await receiverMain();
     expect(log.mock.calls[0]?.[0]).toMatch(/^processed once: evt_1; impostor: .*401/);
+  });
+
+  it('multi-tenant-secrets signs each customer with its own secret, one of them rotating', async () => {
+    const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    await multiTenantMain();
+    expect(log.mock.calls[0]?.[0]).toBe('acme: acme-invoice-1, acme-invoice-2; globex: globex-invoice-1, globex-invoice-2; dead: 0');
   });
 });
