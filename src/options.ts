@@ -257,20 +257,22 @@ export function signingSecretProblem(secret: unknown): string | undefined {
 /** Most secrets signed with at once (a rotation needs two). */
 export const MAX_SIGNING_SECRETS = 10;
 
-/** The `signingSecret` option (one secret or a list) as a list of valid secrets, or undefined. */
+/**
+ * The `signingSecret` option (one secret or a list) as a list of valid, distinct secrets (a repeated one,
+ * as when the old and the new secret of a finished rotation are the same value, counts once), or undefined.
+ */
 export function checkSigningSecrets(value: unknown, option = 'signingSecret'): readonly string[] | undefined {
   if (value === undefined) return undefined;
   const secrets: unknown[] = Array.isArray(value) ? value : [value];
   if (secrets.length === 0 || secrets.length > MAX_SIGNING_SECRETS) {
     throw new InvalidOptionError(option, `expected one secret or a list of 1 to ${MAX_SIGNING_SECRETS}, got a list of ${secrets.length}`);
   }
-  secrets.forEach((secret, i) => {
-    const field = Array.isArray(value) ? `${option}[${i}]` : option;
-    const problem = signingSecretProblem(secret);
-    if (problem !== undefined) throw new InvalidOptionError(field, problem);
-    if (secrets.indexOf(secret) !== i) throw new InvalidOptionError(field, `repeats ${option}[${secrets.indexOf(secret)}]`);
-  });
-  return Object.freeze([...(secrets as string[])]);
+  // An index loop: forEach would skip the holes of a sparse array.
+  for (let i = 0; i < secrets.length; i++) {
+    const problem = signingSecretProblem(secrets[i]);
+    if (problem !== undefined) throw new InvalidOptionError(Array.isArray(value) ? `${option}[${i}]` : option, problem);
+  }
+  return Object.freeze([...new Set(secrets as string[])]);
 }
 
 /** Validates the `retry` block against `defaults`. */

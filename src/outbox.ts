@@ -72,7 +72,9 @@ export interface OutboxStats {
 export interface ReplayOptions {
   /**
    * Send the replayed events to this URL from now on, instead of the one they were enqueued for (the
-   * receiver moved). `http:` or `https:`. The change is durable: it holds after a restart.
+   * receiver moved). `http:` or `https:`. The change is durable: it holds after a restart. Needs the
+   * `ids` (all of one endpoint's events: `moveEndpoint()`), and a store that can move events (one with
+   * `moveEndpoint()`: all of this package's).
    * @default undefined (each event keeps its URL)
    */
   url?: string;
@@ -311,10 +313,68 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
     const o = checkObject(options, 'options');
     checkKnownKeys(o, ['url']);
     const url = checkUrl(o.url, 'url');
+    if (url !== undefined) {
+      // Every dead letter to one URL would hand each endpoint's events (and credentials) to that one.
+      if (ids === undefined) throw new InvalidOptionError('ids', 'name the dead letters to send to the new URL (to move all of one endpoint: moveEndpoint())');
+      if (this.#store.moveEndpoint === undefined) throw new InvalidOptionError('url', 'this store cannot change where events go (it has no moveEndpoint())');
+    }
     if (this.#closing !== undefined) throw new OutboxClosedError();
     const count = await this.#store.replay(ids, this.#options.clock.now(), url);
     this.#flusher.poke();
     return count;
+  }
+
+  /**
+   * Sends everything queued for endpoint URL `from` to `to` from now on (the receiver moved): pending
+   * events are due at once with their attempts reset (their age, for `retry.maxAgeMs`, goes on), dead
+   * letters stay dead but replay to `to`. Durable, like a replay's URL. Requests to `from` in flight finish
+   * first (waiting up to `timeoutMs`, default 30 s); if one fails, its event moves too. Events read ahead
+   * for `from` are handed back and moved. Resolves with how many events moved; what is still at `from`
+   * then (a request in flight past `timeoutMs`, events enqueued for `from` meanwhile, an unreadable
+   * event) stays there: `stats().endpoints` tells. Rejects with `ERR_INVALID_OPTION` for a bad URL or timeout, or
+   * a store without `moveEndpoint()`.
+   */
+  async moveEndpoint(from: string, to: string, options: DrainOptions = {}): Promise<number> {
+    const fromUrl = checkUrl(from, 'from');
+    const toUrl = checkUrl(to, 'to');
+    if (fromUrl === undefined || toUrl === undefined) throw new InvalidOptionError(fromUrl === undefined ? 'from' : 'to', 'expected an http(s) URL, got undefined');
+    const timeoutMs = timeoutOption(options, DEFAULT_DRAIN_TIMEOUT_MS);
+    if (this.#closing !== undefined) throw new OutboxClosedError();
+    const store = this.#store;
+    if (store.moveEndpoint === undefined) throw new InvalidOptionError('store', 'this store cannot move endpoints (it has no moveEndpoint())');
+    const { clock } = this.#options;
+    const deadline = clock.now() + timeoutMs;
+    const release = holdProcessOpen();
+    try {
+      await this.#flusher.hold(fromUrl);
+      let moved = 0;
+      for (;;) {
+        moved += await store.moveEndpoint(fromUrl, toUrl, clock.now());
+        const left = store.stats().endpoints[fromUrl];
+        if (left === undefined || left.pending + left.dead === 0 || clock.now() >= deadline || this.#closing !== undefined) return moved;
+        // What is left is in flight, or has its outcome being written: try again after the next outcome.
+        // Anything else (enqueued for `from` meanwhile, unreadable) stays.
+        if (!this.#flusher.busyWith(fromUrl) && this.#flusher.settling === 0) return moved;
+        await this.#progress(deadline - clock.now());
+      }
+    } finally {
+      this.#flusher.unhold(fromUrl);
+      release();
+    }
+  }
+
+  /** Resolves after the flusher's next progress, or after `ms`. */
+  #progress(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        cancel();
+        this.#waiters.delete(waiter);
+        resolve();
+      };
+      const waiter: Waiter = { check: done };
+      const cancel = this.#options.clock.setTimer(done, Math.max(0, ms));
+      this.#waiters.add(waiter);
+    });
   }
 
   /** Deletes dead letters (all, or those `ids`) for good; resolves with how many. */

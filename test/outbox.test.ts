@@ -203,6 +203,30 @@ describe.each(stores)('Outbox delivery ($name)', (kind) => {
     }
   });
 
+  it('moves an endpoint: waits for the request in flight, then everything queued goes to the new URL only', async () => {
+    const secret = newSecret();
+    const old = (receiver = await startFlakyReceiver({ secret, latencyMs: 40, script: () => 503 }));
+    const moved = await startFlakyReceiver({ secret });
+    try {
+      // Backoff of a minute: without the move these would wait at the old URL.
+      const box = await openOutbox(old, secret, await kind.create(), { concurrency: 2, retry: { baseDelayMs: 60_000, maxDelayMs: 60_000 } });
+      const ids: string[] = [];
+      for (let n = 0; n < 20; n++) ids.push((await box.enqueue({ body: bodyOf(n) })).id);
+      await waitFor(() => old.requests.length >= 3 && old.inProgress > 0, 5_000, 'requests in flight to the old URL');
+      expect(await box.moveEndpoint(old.url, moved.url)).toBe(20);
+      const sentToOld = old.requests.length;
+      expect(old.inProgress).toBe(0);
+      await box.drain({ timeoutMs: 10_000 });
+      expect(old.requests).toHaveLength(sentToOld);
+      expect(moved.deliveredIds()).toEqual(new Set(ids));
+      expect(moved.requests.every((r) => r.signatureValid)).toBe(true);
+      expect(box.stats()).toMatchObject({ pending: 0, dead: 0, delivered: 20 });
+      for (const counts of Object.values(box.stats().endpoints)) expect(counts).toMatchObject({ pending: 0, dead: 0 });
+    } finally {
+      await moved.close();
+    }
+  });
+
   it('moves events older than maxAge to the dead letters while the receiver keeps failing', async () => {
     const secret = newSecret();
     const rx = (receiver = await startFlakyReceiver({ secret, script: () => 500 }));
@@ -475,6 +499,26 @@ describe('Outbox lifecycle', () => {
     expect(rx.requests.map((r) => r.body).sort()).toEqual(['1', '2', '3', '4']);
   });
 
+  it('rejects a bad moveEndpoint with ERR_INVALID_OPTION, also on a store that cannot move', async () => {
+    const store = new MemoryStore();
+    const box = (outbox = await Outbox.open({ store, url: 'http://127.0.0.1:9/hook', autoFlush: false }));
+    await box.enqueue({ body: 1 });
+    for (const [from, to, option] of [
+      ['ftp://x.test/', 'http://127.0.0.1:9/new', 'from'],
+      ['http://127.0.0.1:9/hook', 'not a url', 'to'],
+      [undefined, 'http://127.0.0.1:9/new', 'from'],
+    ] as const) {
+      await expect(box.moveEndpoint(from as string, to)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', option });
+    }
+    await expect(box.moveEndpoint('http://127.0.0.1:9/hook', 'http://127.0.0.1:9/new', { timeoutMs: -1 })).rejects.toMatchObject({ option: 'timeoutMs' });
+    expect(box.stats().endpoints['http://127.0.0.1:9/hook']).toMatchObject({ pending: 1, dead: 0 });
+    expect(box.stats().endpoints['http://127.0.0.1:9/new']).toBeUndefined();
+    await box.close();
+    const plain: OutboxStore = Object.assign(new MemoryStore(), { moveEndpoint: undefined });
+    const other = (outbox = await Outbox.open({ store: plain, url: 'http://127.0.0.1:9/hook', autoFlush: false }));
+    await expect(other.moveEndpoint('http://127.0.0.1:9/hook', 'http://127.0.0.1:9/new')).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', option: 'store' });
+  });
+
   it('rejects bad dead-letter arguments with ERR_INVALID_OPTION and changes nothing', async () => {
     const box = (outbox = await Outbox.open({ store: new MemoryStore(), url: 'http://127.0.0.1:9/hook', autoFlush: false }));
     const bad: (() => Promise<unknown>)[] = [
@@ -511,5 +555,34 @@ describe('Outbox lifecycle', () => {
     }
     await expect(Outbox.open(undefined as unknown as OutboxOptions)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', option: 'dir' });
     await expect(Outbox.open(null as unknown as OutboxOptions)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+  });
+});
+
+describe('Outbox.replay to a new URL with a store that cannot move events', () => {
+  /** A custom store as docs/10 describes the port without the optional moveEndpoint(): replay(ids?, now?). */
+  class PlainStore implements OutboxStore {
+    readonly #inner = new MemoryStore();
+    open = (): Promise<void> => this.#inner.open();
+    append = (events: readonly NewEvent[], _options?: AppendOptions): Promise<void> => this.#inner.append(events);
+    claim: OutboxStore['claim'] = (request) => this.#inner.claim(request);
+    settle: OutboxStore['settle'] = (outcomes) => this.#inner.settle(outcomes);
+    deadLetters: OutboxStore['deadLetters'] = (query) => this.#inner.deadLetters(query);
+    replay = (ids?: readonly string[], now?: number): Promise<number> => this.#inner.replay(ids, now);
+    purge: OutboxStore['purge'] = (ids) => this.#inner.purge(ids);
+    stats: OutboxStore['stats'] = () => this.#inner.stats();
+    close = (): Promise<void> => this.#inner.close();
+  }
+
+  it('refuses with ERR_INVALID_OPTION instead of reporting a replay that goes to the old URL', async () => {
+    const secret = newSecret();
+    const old = (receiver = await startFlakyReceiver({ secret, script: () => ({ status: 410, body: 'moved' }) }));
+    outbox = await Outbox.open({ store: new PlainStore(), url: old.url, signingSecret: secret, retry: FAST_RETRY });
+    const { id } = await outbox.enqueue({ body: bodyOf(1) });
+    await outbox.drain({ timeoutMs: 5_000 });
+    await expect(outbox.replay([id], { url: 'http://127.0.0.1:9/new' })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', option: 'url' });
+    // Every dead letter to one URL is refused on any store: name them, or move one endpoint.
+    await expect(outbox.replay(undefined, { url: 'http://127.0.0.1:9/new' })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', option: 'ids' });
+    expect(outbox.stats()).toMatchObject({ dead: 1, pending: 0 });
+    expect(old.requests).toHaveLength(1);
   });
 });

@@ -41,12 +41,17 @@ function unquoted(what: string, problem: string): CliError {
   return new CliError(ExitCode.usage, `${what}: ${problem} (the value is not shown: it may carry a credential).`);
 }
 
-/** Checks an http: or https: URL. */
-export function httpUrl(value: string): string {
-  const problem = urlProblem(value);
-  if (problem !== undefined) throw unquoted("argument 'url'", problem);
-  return value;
+/** Checks an http: or https: URL given as `what` (`argument 'url'`, `option '--url'`). */
+export function httpUrlAs(what: string): (value: string) => string {
+  return (value) => {
+    const problem = urlProblem(value);
+    if (problem !== undefined) throw unquoted(what, problem);
+    return value;
+  };
 }
+
+/** Checks the `<url>` argument. */
+export const httpUrl = httpUrlAs("argument 'url'");
 
 /** Parses a repeatable `name:value` header into the accumulated record. */
 export function header(value: string, previous: Record<string, string> | undefined): Record<string, string> {

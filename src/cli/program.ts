@@ -12,9 +12,10 @@ import { printStatus, readStatus } from './commands/status.js';
 import { FileStore } from '../store/file/file-store.js';
 import { runDemo } from './demo/run-demo.js';
 import { runDemoWorker } from './demo/worker.js';
-import { ExitCode, exitCodeOf } from './exit-codes.js';
+import { CliError, ExitCode, exitCodeOf } from './exit-codes.js';
 import type { ExitCodeValue } from './exit-codes.js';
-import { duration, header, httpUrl, integerAtLeast, readJsonData, signingSecret } from './parse.js';
+import { redactUrl } from './format.js';
+import { duration, header, httpUrl, httpUrlAs, integerAtLeast, readJsonData, signingSecret } from './parse.js';
 
 /** Where the CLI writes, and the script a child process runs to get this CLI. */
 export interface CliIo {
@@ -138,8 +139,7 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
       setCode(printStatus(await readStatus(options.dir), options.json, io.stdout));
     });
 
-  const dead = program.command('dead').description('List, replay or purge dead letters (events given up on).');
-  const withDeadLetters = async <T>(dir: string, use: (outbox: Outbox) => Promise<T>): Promise<T> => {
+  const withOutbox = async <T>(dir: string, use: (outbox: Outbox) => Promise<T>): Promise<T> => {
     await assertOutboxDir(dir);
     const outbox = await openOutbox(dir, { autoFlush: false });
     try {
@@ -148,6 +148,20 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
       await outbox.close();
     }
   };
+
+  program
+    .command('move')
+    .description('Send everything queued for one endpoint URL (pending and dead letters) to another from now on: the receiver moved. Pending events are due at once with fresh attempts. Takes the lock (exit 3 while an app owns the directory: call outbox.moveEndpoint() there).')
+    .argument('<from>', 'the URL the events were enqueued for', httpUrlAs("argument 'from'"))
+    .argument('<to>', 'the URL to send them to', httpUrlAs("argument 'to'"))
+    .addOption(dirOption())
+    .action(async (from: string, to: string, options: { dir: string }) => {
+      const moved = await withOutbox(options.dir, (outbox) => outbox.moveEndpoint(from, to));
+      io.stdout.write(`Moved ${moved} event${moved === 1 ? '' : 's'} from ${redactUrl(from)} to ${redactUrl(to)}.\n`);
+      setCode(ExitCode.ok);
+    });
+
+  const dead = program.command('dead').description('List, replay or purge dead letters (events given up on).');
   dead
     .command('list')
     .description('Show dead letters with their reason, attempts and last answer (sensitive header values redacted); reads without taking the lock. Exit 1 if a named id is not a dead letter.')
@@ -164,9 +178,12 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
     .description('Put dead letters back in the queue with fresh attempts (all of them without ids); the app or `flush` delivers them.')
     .argument('[ids...]', 'only these ids')
     .addOption(dirOption())
-    .option('--url <url>', 'send them to this URL from now on (the receiver moved)', httpUrl)
+    .option('--url <url>', 'send them to this URL from now on (the receiver moved); needs the ids', httpUrlAs("option '--url'"))
     .action(async (ids: string[], options: { dir: string; url?: string }) => {
-      setCode(await withDeadLetters(options.dir, (outbox) => deadReplay(outbox, ids, io.stdout, options.url)));
+      if (options.url !== undefined && ids.length === 0) {
+        throw new CliError(ExitCode.usage, '--url needs the ids of the dead letters to send there (to move all of one URL: webhook-outbox move)');
+      }
+      setCode(await withOutbox(options.dir, (outbox) => deadReplay(outbox, ids, io.stdout, options.url)));
     });
   dead
     .command('purge')
@@ -176,7 +193,7 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
     .option('--all', 'purge every dead letter', false)
     .action(async (ids: string[], options: { dir: string; all: boolean }) => {
       checkPurgeArgs(ids, options.all);
-      setCode(await withDeadLetters(options.dir, (outbox) => deadPurge(outbox, ids, options.all, io.stdout)));
+      setCode(await withOutbox(options.dir, (outbox) => deadPurge(outbox, ids, options.all, io.stdout)));
     });
 
   return program;

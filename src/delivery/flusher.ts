@@ -175,6 +175,8 @@ export class Flusher {
   /** The endpoints with a delivery state worth keeping, by URL, and their URLs (for the discovery claim). */
   readonly #lanes = new Map<string, Lane>();
   readonly #laneUrls = new Set<string>();
+  /** Endpoints not to claim for now (see {@link hold}). */
+  readonly #held = new Set<string>();
   /**
    * The lanes that may have something to do: events buffered, requests in flight or outcomes unsettled, or
    * a circuit or pause that time will end. Only these are walked per claim and per answer, so the cost of
@@ -234,6 +236,28 @@ export class Flusher {
   /** Outcomes waiting to be written. */
   get settling(): number {
     return this.#settleQueue.length + (this.#settling === undefined ? 0 : 1);
+  }
+
+  /**
+   * Stops claiming events of endpoint `url` and hands its read-ahead back to the store (resolves once
+   * that is done); requests in flight go on ({@link busyWith} tells). Undone by {@link unhold}.
+   */
+  async hold(url: string): Promise<void> {
+    this.#held.add(url);
+    const lane = this.#lanes.get(url);
+    if (lane !== undefined) await Promise.allSettled(this.#unbuffer(lane));
+  }
+
+  /** Claims events of `url` again. */
+  unhold(url: string): void {
+    this.#held.delete(url);
+    this.poke();
+  }
+
+  /** Whether a request to `url` is in flight or its outcome not yet written. */
+  busyWith(url: string): boolean {
+    const state = this.#lanes.get(url)?.state;
+    return state !== undefined && (state.inFlight > 0 || state.unsettled > 0);
   }
 
   /** Starts (or resumes) claiming work. */
@@ -362,6 +386,7 @@ export class Flusher {
     }
     busy.length = kept;
     if (this.#cursor >= kept) this.#cursor = 0;
+    for (const url of this.#held) exclude.add(url);
     // A quiet lane wants what a new one does: a window and its read-ahead. So do the endpoints without a
     // lane (new, or forgotten with retries due later): the claim also learns when their events are due.
     wanted += (this.#lanes.size - kept + 1) * (1 + READ_AHEAD_WINDOWS) * this.#config.concurrency;
@@ -434,7 +459,8 @@ export class Flusher {
         // Endpoints without a lane (a new URL, a replay, a previous process's backlog) get a window of their
         // own at once, however old the known lanes' backlogs are and however busy the global limit is.
         const limit = this.#config.concurrency;
-        const found = await store.claim({ limit, now: clock.now(), excludeEndpoints: this.#laneUrls });
+        const excluded = this.#held.size === 0 ? this.#laneUrls : new Set([...this.#laneUrls, ...this.#held]);
+        const found = await store.claim({ limit, now: clock.now(), excludeEndpoints: excluded });
         nextDueAt = found.nextDueAt;
         this.#discover = found.events.length === limit;
         if (!this.#take(found.events)) return;
@@ -457,11 +483,16 @@ export class Flusher {
   /** Buffers claimed events in their lanes; false (with everything handed back) when the flusher stopped meanwhile. */
   #take(events: readonly StoredEvent[]): boolean {
     for (const event of events) {
+      if (this.#held.has(event.url)) {
+        // Claimed while its endpoint was put on hold: straight back.
+        this.#settle({ id: event.id, type: 'release' }).catch(() => {});
+        continue;
+      }
       const lane = this.#lane(event.url);
       lane.buffer.push(event);
       this.#engage(lane);
+      this.#buffered++;
     }
-    this.#buffered += events.length;
     if (this.#running) return true;
     for (const lane of this.#busy) for (const released of this.#unbuffer(lane)) released.catch(() => {});
     return false;

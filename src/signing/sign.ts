@@ -71,8 +71,9 @@ function header(headers: IncomingHeaders, name: string): string | undefined {
  * Checks a received webhook the Standard Webhooks way: the headers are present, the timestamp is within
  * `toleranceSeconds` of now, and one of the space-separated `v1,` signatures matches (constant-time).
  * `secret` may be a list (while rotating: the new and the old secret): a signature made with any of them
- * counts. `body` must be the raw request body, before any JSON parsing. Throws `ERR_INVALID_OPTION` only for a
- * malformed secret, headers that are not an object, a body that is not text or bytes, a
+ * counts (a repeated one counts once). `body` must be the raw request body, before any JSON parsing.
+ * Throws `ERR_INVALID_OPTION` only for a malformed secret (or a list that is empty or longer than 10),
+ * headers that are not an object, a body that is not text or bytes, a
  * `toleranceSeconds` that is not a number >= 0, or a `now` that is not a finite number.
  */
 export function verifyWebhook(secret: string | readonly string[], headers: IncomingHeaders, body: RawBody, options: VerifyOptions = {}): VerifyResult {

@@ -164,6 +164,11 @@ export class LowdbStore implements OutboxStore {
     return this.#mutate((memory) => memory.replay(ids, now, url));
   }
 
+  /** Moves an endpoint's pending and dead events to another URL, then rewrites the file. */
+  async moveEndpoint(from: string, to: string, now?: number): Promise<number> {
+    return this.#mutate((memory) => memory.moveEndpoint(from, to, now));
+  }
+
   /** Purges dead letters, then rewrites the file. */
   async purge(ids?: readonly string[]): Promise<number> {
     return this.#mutate((memory) => memory.purge(ids));

@@ -236,6 +236,43 @@ export class MemoryStore implements OutboxStore {
     return count;
   }
 
+  /**
+   * Sends every pending (not claimed) and dead event of `from` to `to`: pending ones due at once with
+   * attempts reset, dead ones stay dead.
+   */
+  async moveEndpoint(from: string, to: string, now: number = Date.now()): Promise<number> {
+    this.#assertOpen();
+    if (from === to) return 0;
+    let moved = 0;
+    const heap = this.#due.get(from);
+    this.#due.delete(from);
+    for (const entry of heap?.takeAll() ?? []) {
+      this.#retarget(entry, to, 'pending');
+      entry.attempts = 0;
+      entry.nextAttemptAt = Math.min(entry.nextAttemptAt, now);
+      this.#pushDue(entry);
+      moved++;
+    }
+    for (const entry of this.#dead.values()) {
+      if (entry.url !== from) continue;
+      this.#retarget(entry, to, 'dead');
+      moved++;
+    }
+    return moved;
+  }
+
+  /** Points an entry at another URL, with its endpoint counters and size. */
+  #retarget(entry: PendingEntry | DeadEntry, to: string, counter: 'pending' | 'dead'): void {
+    const from = this.#endpoint(entry.url);
+    from[counter]--;
+    this.#dropEndpointIfEmpty(entry.url, from);
+    this.#endpoint(to)[counter]++;
+    const size = eventSize({ ...entry, url: to });
+    this.#bytes += size - entry.size;
+    entry.size = size;
+    entry.url = to;
+  }
+
   /** Deletes dead letters. */
   async purge(ids?: readonly string[]): Promise<number> {
     this.#assertOpen();
@@ -342,6 +379,11 @@ class DueHeap {
       i = parent;
     }
     items[i] = entry;
+  }
+
+  /** Empties the heap; returns what it held, in no order. */
+  takeAll(): PendingEntry[] {
+    return this.#items.splice(0);
   }
 
   /** Removes and returns the first entry; the heap must not be empty. */

@@ -35,9 +35,17 @@ export interface OutboxStore {
   deadLetters(query?: DeadLetterQuery): Promise<DeadLetter[]>;
   /**
    * Makes dead letters pending again (all of them when `ids` is omitted), to `url` when given (an absolute
-   * http(s) URL the caller checked); resolves with how many.
+   * http(s) URL the caller checked; only passed to a store with {@link moveEndpoint}, which must honour it);
+   * resolves with how many.
    */
   replay(ids?: readonly string[], now?: number, url?: string): Promise<number>;
+  /**
+   * Sends every pending (not claimed) and dead event of endpoint URL `from` to `to` from now on (durably,
+   * like a replay's URL): pending ones due at once with their attempts reset, dead ones stay dead.
+   * Events claimed at the time stay at `from`. Resolves with how many moved. Optional: a store without it
+   * cannot move endpoints (`Outbox.moveEndpoint()` then rejects).
+   */
+  moveEndpoint?(from: string, to: string, now?: number): Promise<number>;
   /** Deletes dead letters for good (all of them when `ids` is omitted); resolves with how many. */
   purge(ids?: readonly string[]): Promise<number>;
   /** Counters, kept in memory. */

@@ -161,6 +161,20 @@ describe('webhook-outbox dead, status and flush', () => {
     expect((await run('dead', 'list', '--dir', outboxDir())).stdout).toBe('No dead letters.\n');
   });
 
+  it('move sends what a stopped app left for one URL (pending and dead) to another; flush delivers it there', async () => {
+    receiver.setScript([503, 400]);
+    const gone = 'http://127.0.0.1:9/gone?key=abcdefgh12345';
+    expect((await run('send', gone, '--data', '{"n":1}', '--dir', outboxDir(), '--id', 'evt_p', '--timeout', '1ms')).code).toBe(4);
+    expect((await run('send', receiver.url, '--data', '{"n":2}', '--dir', outboxDir(), '--id', 'evt_d')).code).toBe(1);
+    expect((await status()).endpoints).toMatchObject({ 'http://127.0.0.1:9/gone?key=***': { pending: 1, dead: 0 }, [receiver.url]: { pending: 0, dead: 1 } });
+    expect((await run('move', 'http://127.0.0.1:9/x', 'ftp://x.test/', '--dir', outboxDir())).code).toBe(2);
+    const moved = await run('move', gone, receiver.url, '--dir', outboxDir());
+    expect([moved.code, moved.stdout]).toEqual([0, `Moved 1 event from http://127.0.0.1:9/gone?key=*** to ${receiver.url}.\n`]);
+    expect((await status()).endpoints).toEqual({ [receiver.url]: { pending: 1, dead: 1 } });
+    expect((await run('flush', '--dir', outboxDir(), '--quiet')).code).toBe(0);
+    expect(receiver.deliveredIds()).toEqual(new Set(['evt_p']));
+  });
+
   it('status and dead list never print user info or query values of endpoint URLs', async () => {
     receiver.setScript([400]);
     const url = new URL(receiver.url);
@@ -224,6 +238,9 @@ describe.concurrent('bad arguments and help', () => {
     [['dead', 'list', '--dir', '.'], 'holds no outbox'],
     [['flush', '--dir', '.'], 'holds no outbox'],
     [['dead', 'purge', 'a', '--all', '--dir', '.'], 'not both'],
+    [['dead', 'replay', '--url', 'http://127.0.0.1:9/new', '--dir', '.'], '--url needs the ids'],
+    [['dead', 'replay', 'a', '--url', 'ftp://x.test/', '--dir', '.'], "option '--url'"],
+    [['move', 'http://127.0.0.1:9/a', 'ftp://x.test/', '--dir', '.'], "argument 'to'"],
     [['dead', 'frobnicate'], "unknown command 'frobnicate'"],
     [['demo', '--events', '0'], 'expected an integer >= 1'],
     [['demo', '--kill-at', '1.5'], 'below 1'],
@@ -264,7 +281,7 @@ describe.concurrent('bad arguments and help', () => {
     }
   });
 
-  it.each([[[]], [['demo']], [['send']], [['status']], [['flush']], [['dead']], [['dead', 'list']], [['dead', 'replay']], [['dead', 'purge']]])(
+  it.each([[[]], [['demo']], [['send']], [['status']], [['flush']], [['move']], [['dead']], [['dead', 'list']], [['dead', 'replay']], [['dead', 'purge']]])(
     '%j --help exits 0',
     async (args) => {
       const result = await run(...args, '--help');

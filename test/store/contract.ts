@@ -287,6 +287,35 @@ export function describeStoreContract(name: string, target: ContractTarget): voi
       expect(store.stats().endpoints).toEqual({ [B]: { pending: 1, dead: 0 }, [C]: { pending: 1, dead: 1 } });
     });
 
+    it('moves an endpoint: pending due at once with attempts reset, dead stay dead, claimed and other endpoints stay', async () => {
+      const { store } = await setup();
+      if (store.moveEndpoint === undefined) throw new Error('every store of this package can move an endpoint');
+      await store.append([makeEvent('p1', { nextAttemptAt: T0 + 500 }), makeEvent('p2'), makeEvent('d1'), makeEvent('c1'), makeEvent('b1', { url: B })]);
+      const first = await store.claim({ limit: 10, now: T0 });
+      expect(first.events.map((e) => e.id).sort()).toEqual(['b1', 'c1', 'd1', 'p2']);
+      await store.settle([
+        { id: 'p2', type: 'retry', attempt: attempt(1, 503), nextAttemptAt: T0 + 900, countsAsAttempt: true },
+        { id: 'd1', type: 'dead', reason: 'http-status', attempt: attempt(2, 404), at: T0 + 3 },
+        { id: 'b1', type: 'release' },
+      ]);
+      // c1 stays claimed (in flight) through the move.
+      expect(await store.moveEndpoint(A, C, T0 + 100)).toBe(3);
+      expect(store.stats()).toMatchObject({ pending: 4, claimed: 1, dead: 1 });
+      expect(store.stats().endpoints).toEqual({ [A]: { pending: 1, dead: 0 }, [B]: { pending: 1, dead: 0 }, [C]: { pending: 2, dead: 1 } });
+      const moved = (await store.claim({ limit: 10, now: T0 + 100, endpoint: C })).events;
+      // Both due at the move's time; the earlier arrival first.
+      expect(moved.map((e) => [e.id, e.url, e.attempts, e.nextAttemptAt, e.createdAt])).toEqual([
+        ['p1', C, 0, T0 + 100, T0],
+        ['p2', C, 0, T0 + 100, T0],
+      ]);
+      expect(moved[1]?.history).toEqual([attempt(1, 503)]);
+      expect(await store.deadLetters()).toEqual([{ ...makeEvent('d1', { url: C }), attempts: 1, history: [attempt(2, 404)], reason: 'http-status', deadAt: T0 + 3 }]);
+      await store.settle([{ id: 'c1', type: 'retry', attempt: attempt(3, 503), nextAttemptAt: T0 + 200, countsAsAttempt: true }]);
+      expect((await store.claim({ limit: 10, now: T0 + 200, endpoint: A })).events.map((e) => e.id)).toEqual(['c1']);
+      expect(await store.moveEndpoint(C, C, T0)).toBe(0);
+      expect(await store.moveEndpoint('http://127.0.0.1:1/nobody', C, T0)).toBe(0);
+    });
+
     it('purges dead letters by id or all of them', async () => {
       const { store } = await setup();
       await store.append([makeEvent('d1'), makeEvent('d2'), makeEvent('d3'), makeEvent('p')]);
@@ -441,6 +470,34 @@ export function describeStoreContract(name: string, target: ContractTarget): voi
     });
 
     if (!target.durable) return;
+
+    it('keeps a moved endpoint moved across reopens, with attempts, histories and dead reasons', async () => {
+      const sut = await setup();
+      if (sut.reopen === undefined || sut.store.moveEndpoint === undefined) throw new Error('a durable target must return reopen');
+      await sut.store.append([makeEvent('r1'), makeEvent('n1', { nextAttemptAt: T0 + 50 }), makeEvent('x1'), makeEvent('b1', { url: B })]);
+      await sut.store.claim({ limit: 10, now: T0, endpoint: A });
+      await sut.store.settle([
+        { id: 'r1', type: 'retry', attempt: attempt(1, 500), nextAttemptAt: T0 + 9_000, countsAsAttempt: true },
+        { id: 'x1', type: 'dead', reason: 'max-attempts', attempt: attempt(2, 503), at: T0 + 4 },
+      ]);
+      expect(await sut.store.moveEndpoint(A, C, T0 + 10)).toBe(3);
+      let store = await reopened(sut);
+      expect(store.stats().endpoints).toEqual({ [B]: { pending: 1, dead: 0 }, [C]: { pending: 2, dead: 1 } });
+      const events = (await store.claim({ limit: 10, now: T0 + 10, endpoint: C })).events;
+      expect(events.map((e) => [e.id, e.url, e.attempts, e.nextAttemptAt])).toEqual([
+        ['r1', C, 0, T0 + 10],
+        ['n1', C, 0, T0 + 10],
+      ]);
+      expect(events[0]?.history).toEqual([attempt(1, 500)]);
+      await store.settle([{ id: 'r1', type: 'retry', attempt: attempt(3, 500), nextAttemptAt: T0 + 20, countsAsAttempt: true }, { id: 'n1', type: 'release' }]);
+      store = await reopened({ store, reopen: sut.reopen });
+      expect(store.stats().endpoints).toEqual({ [B]: { pending: 1, dead: 0 }, [C]: { pending: 2, dead: 1 } });
+      expect((await store.deadLetters()).map((d) => [d.id, d.url, d.reason, d.deadAt])).toEqual([['x1', C, 'max-attempts', T0 + 4]]);
+      expect((await store.claim({ limit: 10, now: T0 + 20, endpoint: C })).events.map((e) => [e.id, e.attempts])).toEqual([
+        ['n1', 0],
+        ['r1', 1],
+      ]);
+    });
 
     it('keeps a dead letter replayed to another URL there across reopens, retries, death and replay', async () => {
       const sut = await setup();

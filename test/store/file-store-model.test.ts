@@ -39,10 +39,10 @@ function check(model: Model, real: Real): void {
 }
 
 class Append implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly count: number, readonly size: number) {}
+  constructor(readonly count: number, readonly size: number, readonly url: string) {}
   check = (): boolean => true;
   async run(model: Model, real: Real): Promise<void> {
-    const events = Array.from({ length: this.count }, () => makeEvent(`m${model.nextId++}`, { body: new Uint8Array(this.size) }));
+    const events = Array.from({ length: this.count }, () => makeEvent(`m${model.nextId++}`, { body: new Uint8Array(this.size), url: this.url }));
     await real.store.append(events);
     for (const e of events) {
       model.pending.set(e.id, 0);
@@ -50,7 +50,7 @@ class Append implements fc.AsyncCommand<Model, Real> {
     }
     check(model, real);
   }
-  toString = (): string => `append(${this.count}x${this.size})`;
+  toString = (): string => `append(${this.count}x${this.size} to ${this.url})`;
 }
 
 class Settle implements fc.AsyncCommand<Model, Real> {
@@ -107,6 +107,21 @@ class ReplayOrPurge implements fc.AsyncCommand<Model, Real> {
   toString = (): string => (this.to === null ? `purge(${this.take})` : `replay(${this.take}${this.to === undefined ? '' : ` to ${this.to}`})`);
 }
 
+class MoveEndpoint implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly from: string, readonly to: string) {}
+  check = (): boolean => true;
+  async run(model: Model, real: Real): Promise<void> {
+    const ids = [...model.urls].filter(([, url]) => url === this.from && this.from !== this.to).map(([id]) => id);
+    expect(await real.store.moveEndpoint?.(this.from, this.to, T0)).toBe(ids.length);
+    for (const id of ids) {
+      model.urls.set(id, this.to);
+      if (model.pending.has(id)) model.pending.set(id, 0);
+    }
+    check(model, real);
+  }
+  toString = (): string => `move(${this.from} -> ${this.to})`;
+}
+
 class Reopen implements fc.AsyncCommand<Model, Real> {
   check = (): boolean => true;
   async run(model: Model, real: Real): Promise<void> {
@@ -121,9 +136,12 @@ class Reopen implements fc.AsyncCommand<Model, Real> {
 }
 
 describe('FileStore against a trivial model (fast-check commands)', () => {
-  it('agrees with the model through appends, outcomes, replays (also to other URLs), purges and reopens', async () => {
+  it('agrees with the model through appends, outcomes, replays (also to other URLs), endpoint moves, purges and reopens', async () => {
     const commands = [
-      fc.tuple(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 1500 })).map(([n, size]) => new Append(n, size)),
+      fc
+        .tuple(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 1500 }), fc.constantFrom(ORIGIN, ...MOVED))
+        .map(([n, size, url]) => new Append(n, size, url)),
+      fc.tuple(fc.constantFrom(ORIGIN, ...MOVED), fc.constantFrom(ORIGIN, ...MOVED)).map(([from, to]) => new MoveEndpoint(from, to)),
       fc
         .tuple(fc.integer({ min: 1, max: 8 }), fc.array(fc.constantFrom<Kind>('delivered', 'retry', 'dead', 'release'), { minLength: 1, maxLength: 4 }))
         .map(([limit, kinds]) => new Settle(limit, kinds)),

@@ -2,10 +2,11 @@ import { readFileSync, readlinkSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FileStore } from '../../src/store/file/file-store.js';
 import { nodeFileSystem } from '../../src/store/file/file-system.js';
-import { LOCK_FILE, LOCK_LEASE_MS, acquireLock } from '../../src/store/file/lock.js';
+import { LOCK_FILE, LOCK_HEARTBEAT_MS, LOCK_LEASE_MS, acquireLock } from '../../src/store/file/lock.js';
+import { makeEvent } from './contract.js';
 import { waitFor } from '../outbox-helpers.js';
 import { tempDirs } from './temp-dir.js';
 
@@ -56,7 +57,7 @@ describe('Directory lock', () => {
 
   it('rewrites its heartbeat while held, and stops with release', async () => {
     const dir = await newDir();
-    const lock = await acquireLock(nodeFileSystem, dir, 20);
+    const lock = await acquireLock(nodeFileSystem, dir, { heartbeatMs: 20 });
     const first = (await lockContent(dir)).beat as number;
     expect(Math.abs(first - Date.now())).toBeLessThan(5_000);
     let latest = first;
@@ -67,5 +68,56 @@ describe('Directory lock', () => {
     await lock.release();
     await expect(readFile(join(dir, LOCK_FILE))).rejects.toMatchObject({ code: 'ENOENT' });
     await rm(dir, { recursive: true, force: true });
+  });
+});
+
+describe('Directory lock taken over while held', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** What another host leaves after taking the lock over as stale (a longer JSON than ours). */
+  const theirs = { pid: 7, start: '123456', host: `replica-${'x'.repeat(40)}`, boot: 'b'.repeat(36), pidns: 'pid:[4026532999]', beat: Date.now() };
+
+  it('stops its heartbeat without touching the new owner\'s file, reports the owner, and release leaves that file', async () => {
+    const dir = await newDir();
+    const lost: unknown[] = [];
+    const lock = await acquireLock(nodeFileSystem, dir, { heartbeatMs: 20, onLost: (owner) => lost.push(owner) });
+    // This process stalled past the lease (a paused VM, a blocked event loop); another host took the lock.
+    await rm(join(dir, LOCK_FILE));
+    await leaveLock(dir, theirs);
+    await waitFor(() => lost.length > 0, 5_000, 'the loss to be noticed');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(lost).toEqual([{ pid: 7, host: theirs.host }]);
+    expect(await readFile(join(dir, LOCK_FILE), 'utf8')).toBe(JSON.stringify(theirs));
+    await lock.release();
+    expect(await readFile(join(dir, LOCK_FILE), 'utf8')).toBe(JSON.stringify(theirs));
+    expect(await FileStore.inspect(dir)).toMatchObject({ ownerPid: 7, ownerHost: theirs.host });
+  });
+
+  it('fails every FileStore operation with ERR_OUTBOX_LOCKED after the next heartbeat; what it accepted stays', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    const dir = await newDir();
+    const store = new FileStore({ dir });
+    await store.open();
+    await store.append([makeEvent('before')]);
+    await rm(join(dir, LOCK_FILE));
+    await leaveLock(dir, theirs);
+    vi.advanceTimersByTime(LOCK_HEARTBEAT_MS);
+    // The heartbeat reads LOCK asynchronously: poll with a claim of nothing until the store refuses.
+    let failure: unknown;
+    for (let i = 0; i < 500 && failure === undefined; i++) {
+      failure = await store.claim({ limit: 0, now: Date.now() }).then(() => undefined, (error: unknown) => error);
+      if (failure === undefined) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(failure).toMatchObject({ code: 'ERR_OUTBOX_LOCKED', pid: 7, host: theirs.host });
+    await expect(store.append([makeEvent('after')])).rejects.toMatchObject({ code: 'ERR_OUTBOX_LOCKED' });
+    await store.close();
+    expect(await readFile(join(dir, LOCK_FILE), 'utf8')).toBe(JSON.stringify(theirs));
+    await rm(join(dir, LOCK_FILE));
+    const reopened = new FileStore({ dir });
+    await reopened.open();
+    expect(reopened.stats().pending).toBe(1);
+    await reopened.close();
   });
 });

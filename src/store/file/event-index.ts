@@ -321,6 +321,33 @@ export class EventIndex {
     if (this.#ranges === undefined && old.pending === 0 && old.dead === 0) this.#freeEndpoint(from, old);
   }
 
+  /** The index of the endpoint of `url`, if it has events. */
+  findEndpoint(url: string): number | undefined {
+    return this.#endpointByUrl.get(url);
+  }
+
+  /** The pending (claimed included) and dead slots of endpoint `index`, in slot order. */
+  slotsOf(index: number): number[] {
+    const slots: number[] = [];
+    for (let slot = 0; slot < this.#used; slot++) if (this.status.get(slot) !== FREE && this.endpoint.get(slot) === index) slots.push(slot);
+    return slots;
+  }
+
+  /** Takes `slots` out of endpoint `index`'s heap (they stay pending, claimable by nobody until scheduled again). */
+  unschedule(index: number, slots: ReadonlySet<number>): void {
+    const entry = this.endpoints[index] as EndpointEntry;
+    const { heap } = entry;
+    const kept: number[] = [];
+    for (let i = 0; i < heap.size; i++) {
+      const slot = heap.items.get(i);
+      if (!slots.has(slot)) kept.push(slot);
+    }
+    if (kept.length === heap.size) return;
+    heap.size = 0;
+    this.#scheduled.delete(entry);
+    for (const slot of kept) this.schedule(slot);
+  }
+
   /** Puts a pending slot into its endpoint's heap (after append, retry, release or recovery). */
   schedule(slot: number): void {
     if (this.status.get(slot) === CLAIMED) this.claimed--;

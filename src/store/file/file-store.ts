@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path';
-import { InvalidOptionError, OutboxClosedError, OutboxFullError, StoreIoError, WebhookOutboxError } from '../../errors.js';
+import { InvalidOptionError, OutboxClosedError, OutboxFullError, OutboxLockedError, StoreIoError, WebhookOutboxError } from '../../errors.js';
 import type {
   AppendOptions,
   AttemptRecord,
@@ -17,6 +17,7 @@ import type {
 import { assertNewEvents, assertPositiveInteger, withAttempt } from '../validate.js';
 import { CLAIMED, DEAD, EventIndex, PENDING } from './event-index.js';
 import type { EndpointEntry, Location } from './event-index.js';
+import { SparseChunks } from '../chunked-array.js';
 import type { FileSystem } from './file-system.js';
 import { isCode, nodeFileSystem, readFully, readFullySync, writeFully } from './file-system.js';
 import type { EventRef } from './format.js';
@@ -129,6 +130,8 @@ interface Segment {
 
 /** How much of the newest journal this process wrote is read synchronously (see `#readAt`). */
 const HOT_READ_BYTES = 64 * 1024 * 1024;
+/** Events moved per write by `moveEndpoint()` (each is read back first: this bounds the memory it takes). */
+const MOVE_BATCH = 1024;
 
 /** Longest an outcome record waits for an fsync with durability 'fsync' (see `#syncSoon`). */
 export const OUTCOME_SYNC_MS = 100;
@@ -201,8 +204,11 @@ export class FileStore implements OutboxStore {
   #writeSoon: NodeJS.Immediate | undefined;
   #busy = new Set<number>();
   #claimedHistory = new Map<number, AttemptRecord[]>();
-  /** Slots replayed to another URL than their event record's: each of their state records carries it. */
-  #moved = new Set<number>();
+  /**
+   * 1 for slots sent to another URL than their event record's (a replay to a URL, a moved endpoint): each
+   * of their state records carries it. Sparse: only ranges with such a slot take memory (1 byte a slot).
+   */
+  #moved = new SparseChunks(Uint8Array);
   #candidates = new Set<number>();
   /** Ids whose append is being written: a second append of one waits for that write. */
   #appending = new Map<string, Promise<void>>();
@@ -263,7 +269,12 @@ export class FileStore implements OutboxStore {
     this.#state = 'opening';
     try {
       await this.#fs.mkdir(this.#dir, 0o700);
-      this.#lock = await acquireLock(this.#fs, this.#dir);
+      this.#lock = await acquireLock(this.#fs, this.#dir, {
+        // Another process took the lock over (this one was silent past the lease): it owns the journal now.
+        onLost: (owner) => {
+          this.#failed ??= new OutboxLockedError(this.#dir, owner?.pid, owner?.host);
+        },
+      });
       await this.#recover(false);
       this.#state = 'open';
     } catch (error) {
@@ -535,6 +546,68 @@ export class FileStore implements OutboxStore {
     return chosen.length;
   }
 
+  /**
+   * Sends every pending (not claimed) and dead event of endpoint `from` to `to` from now on: pending ones
+   * due at once with attempts reset, dead ones stay dead. Each gets a state record carrying `to`. Events
+   * claimed, or whose outcome is being written, stay where they are (the caller holds the endpoint).
+   */
+  async moveEndpoint(from: string, to: string, now: number = Date.now()): Promise<number> {
+    this.#assertUsable();
+    const index = this.#index.findEndpoint(from);
+    if (from === to || index === undefined) return 0;
+    const slots = this.#index.slotsOf(index).filter((slot) => this.#index.status.get(slot) !== CLAIMED && !this.#busy.has(slot));
+    let moved = 0;
+    for (let i = 0; i < slots.length; i += MOVE_BATCH) moved += await this.#moveBatch(index, slots.slice(i, i + MOVE_BATCH), to, now);
+    return moved;
+  }
+
+  async #moveBatch(index: number, slots: readonly number[], to: string, now: number): Promise<number> {
+    // Out of the endpoint's heap (no claim can take them) and busy (no replay or purge) while this runs.
+    const taken = slots.filter((slot) => this.#index.endpoint.get(slot) === index && this.#index.status.get(slot) !== CLAIMED && !this.#busy.has(slot));
+    this.#index.unschedule(index, new Set(taken));
+    for (const slot of taken) this.#busy.add(slot);
+    const giveBack = (slot: number): void => {
+      this.#busy.delete(slot);
+      if (this.#index.status.get(slot) === PENDING) this.#index.schedule(slot);
+    };
+    const chosen: { slot: number; state: { status: typeof PENDING | typeof DEAD; attempts: number; createdAt: number; nextAttemptAt: number; deadAt: number } }[] = [];
+    const frames: Buffer[] = [];
+    for (const slot of taken) {
+      let read: { event: StoredEvent; state: RecordView | undefined };
+      try {
+        read = await this.#read(slot);
+      } catch (error) {
+        if (error instanceof CorruptRecordError) {
+          // Left where it is: it is dropped (and counted) when it is claimed or listed, as anywhere else.
+          giveBack(slot);
+          continue;
+        }
+        for (const other of taken) if (this.#busy.has(other)) giveBack(other);
+        throw ioError('reading events to move', error);
+      }
+      const dead = this.#index.status.get(slot) === DEAD;
+      const state = dead
+        ? { status: DEAD, attempts: this.#index.attempts.get(slot), createdAt: this.#index.createdAt(slot), nextAttemptAt: read.state?.nextAttemptAt ?? 0, deadAt: this.#index.next.get(slot) }
+        : { status: PENDING, attempts: 0, createdAt: this.#index.createdAt(slot), nextAttemptAt: Math.min(this.#index.next.get(slot), now), deadAt: 0 };
+      chosen.push({ slot, state: state as (typeof chosen)[number]['state'] });
+      const reason = dead ? (read.state?.reason ?? 'invalid') : undefined;
+      frames.push(encodeState({ id: read.event.id, event: this.#ref(slot), dead: reason, history: read.event.history, url: to, ...state }));
+    }
+    if (frames.length === 0) return 0;
+    await this.#write(
+      frames,
+      (locations) =>
+        chosen.forEach(({ slot, state }, i) => {
+          this.#busy.delete(slot);
+          this.#setState(slot, locations[i] as Location, state);
+          this.#moveTo(slot, to);
+          if (state.status === PENDING) this.#index.schedule(slot);
+        }),
+      () => chosen.forEach(({ slot }) => giveBack(slot)),
+    );
+    return chosen.length;
+  }
+
   /** Deletes dead letters for good. */
   async purge(ids?: readonly string[]): Promise<number> {
     this.#assertUsable();
@@ -594,7 +667,7 @@ export class FileStore implements OutboxStore {
       this.#closedStats = this.stats();
       this.#index = new EventIndex();
       this.#claimedHistory.clear();
-      this.#moved.clear();
+      this.#moved = new SparseChunks(Uint8Array);
       this.#candidates.clear();
       await this.#closeFiles();
       await this.#lock?.release();
@@ -635,7 +708,7 @@ export class FileStore implements OutboxStore {
 
   /** What a new state record of `slot` must carry as its URL: the one it was moved to, if any. */
   #stateUrl(slot: number): string | undefined {
-    return this.#moved.has(slot) ? this.#urlOf(slot) : undefined;
+    return this.#moved.get(slot) === 1 ? this.#urlOf(slot) : undefined;
   }
 
   #deadSlots(ids: readonly string[] | undefined): number[] {
@@ -819,12 +892,12 @@ export class FileStore implements OutboxStore {
   /** Points a slot (in no heap) at `url` for good: its state records carry the URL from now on. */
   #moveTo(slot: number, url: string): void {
     this.#index.moveTo(slot, this.#index.endpointOf(url));
-    this.#moved.add(slot);
+    this.#moved.set(slot, 1);
   }
 
   #removeEvent(slot: number, tombSeg: number): void {
     const evSeg = this.#index.evSeg.get(slot);
-    this.#moved.delete(slot);
+    this.#moved.set(slot, 0);
     this.#unrefState(slot);
     this.#index.remove(slot);
     const eventSegment = this.#segments.get(evSeg);

@@ -21,9 +21,9 @@ import { crc32c } from './crc32c.js';
  * - state (2): head = u8 type, u8 status (1 pending, 2 dead), u8 dead reason, u8 flags, u32 event segment,
  *   u32 event offset, u32 attempts, f64 createdAt, f64 nextAttemptAt, f64 deadAt, u16 id length, u16 0, id,
  *   then with flag 1 (`STATE_URL`) the URL the event now goes to (the rest of the head; a dead letter
- *   replayed to another endpoint; every later state record of that event repeats it). Flags were always 0
- *   before that flag existed, and a reader without it rejects such a record as corrupt (the event keeps
- *   its previous state, it is not lost). Payload = history (JSON array). The whole retry state of an
+ *   replayed or moved to another endpoint; every later state record of that event repeats it). Flags were
+ *   always 0 before that flag existed, and a reader without it skips such a record as corrupt: the event
+ *   falls back to its previous state record, or its event record; it is not lost. Payload = history (JSON array). The whole retry state of an
  *   event: the newest state record wins.
  * - tombstone (3): head = u8 type, u8 kind (1 delivered, 2 purged), u16 0, u32 event segment,
  *   u32 event offset. The event is gone.

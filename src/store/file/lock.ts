@@ -119,6 +119,18 @@ function ownerAlive(content: LockContent, dir: string): boolean {
   return start === undefined || start === content.start;
 }
 
+/** Whether a lock file's owner is this very process (same pid in the same pid space, same start). */
+function isThisProcess(content: LockContent): boolean {
+  const here = thisPidSpace();
+  return (
+    content.pid === process.pid &&
+    (content.host ?? here.host) === here.host &&
+    content.boot === here.boot &&
+    content.pidns === here.pidns &&
+    content.start === processStart(process.pid)
+  );
+}
+
 function ownerOf(content: LockContent): LockOwner {
   return content.host === undefined || content.host === thisPidSpace().host ? { pid: content.pid } : { pid: content.pid, host: content.host };
 }
@@ -166,25 +178,31 @@ export async function lockOwner(fsys: FileSystem, dir: string): Promise<LockOwne
  * and pid namespace, and a heartbeat rewritten every `heartbeatMs` while held). A lock left by a dead
  * process, or by an earlier process that had this same pid (a container that restarted as pid 1), is
  * taken over at once; one from another host once its heartbeat is older than {@link LOCK_LEASE_MS}.
+ * A heartbeat that finds LOCK taken over (this process was silent past the lease) stops and calls
+ * `onLost` with the new owner; `release()` then leaves that owner's file alone.
  */
-export async function acquireLock(fsys: FileSystem, dir: string, heartbeatMs = LOCK_HEARTBEAT_MS): Promise<DirectoryLock> {
+export async function acquireLock(
+  fsys: FileSystem,
+  dir: string,
+  options: { heartbeatMs?: number; onLost?: (owner: LockOwner | undefined) => void } = {},
+): Promise<DirectoryLock> {
   const key = dirKey(dir);
   // Reserved before the first await: two open() calls of this process cannot both get past here.
   if (lockedHere.has(key) || lockingHere.has(key)) throw new OutboxLockedError(dir, process.pid);
   lockingHere.add(key);
   try {
-    return await takeLock(fsys, dir, key, heartbeatMs);
+    return await takeLock(fsys, dir, key, options.heartbeatMs ?? LOCK_HEARTBEAT_MS, options.onLost ?? (() => undefined));
   } finally {
     lockingHere.delete(key);
   }
 }
 
-async function takeLock(fsys: FileSystem, dir: string, key: string, heartbeatMs: number): Promise<DirectoryLock> {
+async function takeLock(fsys: FileSystem, dir: string, key: string, heartbeatMs: number, onLost: (owner: LockOwner | undefined) => void): Promise<DirectoryLock> {
   const path = join(dir, LOCK_FILE);
   for (let attempt = 0; ; attempt++) {
     let fd: number;
     try {
-      fd = await fsys.open(path, 'wx', 0o600);
+      fd = await fsys.open(path, 'wx+', 0o600);
     } catch (error) {
       if (!isCode(error, 'EEXIST')) throw error;
       let owner = await readOwner(fsys, path);
@@ -208,16 +226,32 @@ async function takeLock(fsys: FileSystem, dir: string, key: string, heartbeatMs:
     try {
       writeFully(fsys, fd, lockContent(Date.now()), 0);
       await fsys.fsync(fd);
-    } finally {
-      await fsys.close(fd);
+      await fsys.fsyncDir(dir);
+    } catch (error) {
+      await fsys.close(fd).catch(() => undefined);
+      throw error;
     }
-    await fsys.fsyncDir(dir);
     lockedHere.add(key);
     let released = false;
-    // The heartbeat rewrites the file in place (same length: only the 13 digits of `beat` change), without
-    // an fsync: after a crash of this host the beat is old anyway. A failed beat is retried at the next one.
+    // Whether LOCK still holds this process's lock (another process may have taken it over as stale).
+    const stillOurs = async (): Promise<LockOwner | undefined | true> => {
+      const owner = await readOwner(fsys, path);
+      return owner !== undefined && isThisProcess(owner) ? true : owner === undefined ? undefined : ownerOf(owner);
+    };
+    // The heartbeat rewrites this process's own file through its descriptor (same length: only the 13
+    // digits of `beat` change; no fsync: after a crash of this host the beat is old anyway), never one that
+    // replaced it. Finding LOCK taken over, it stops and reports: another process owns the journal now.
     const heartbeat = setInterval(() => {
-      void beat(fsys, path).catch(() => undefined);
+      void stillOurs()
+        .then((owner) => {
+          if (released) return;
+          if (owner === true) writeFully(fsys, fd, lockContent(Date.now()), 0);
+          else {
+            clearInterval(heartbeat);
+            onLost(owner);
+          }
+        })
+        .catch(() => undefined);
     }, heartbeatMs);
     heartbeat.unref();
     return {
@@ -227,20 +261,14 @@ async function takeLock(fsys: FileSystem, dir: string, key: string, heartbeatMs:
         clearInterval(heartbeat);
         lockedHere.delete(key);
         try {
-          await fsys.unlink(path);
+          // Only our own file: a process that took the lock over keeps its lock.
+          if ((await stillOurs()) === true) await fsys.unlink(path);
         } catch (error) {
           if (!isCode(error, 'ENOENT')) throw error;
+        } finally {
+          await fsys.close(fd).catch(() => undefined);
         }
       },
     };
-  }
-}
-
-async function beat(fsys: FileSystem, path: string): Promise<void> {
-  const fd = await fsys.open(path, 'r+');
-  try {
-    writeFully(fsys, fd, lockContent(Date.now()), 0);
-  } finally {
-    await fsys.close(fd);
   }
 }
