@@ -332,7 +332,7 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
    * for `from` are handed back and moved. Resolves with how many events moved; what is still at `from`
    * then (a request in flight past `timeoutMs`, events enqueued for `from` meanwhile, an unreadable
    * event) stays there: `stats().endpoints` tells. Rejects with `ERR_INVALID_OPTION` for a bad URL or timeout, or
-   * a store without `moveEndpoint()`.
+   * a store without `moveEndpoint()`; with `ERR_OUTBOX_CLOSED` after `close()`.
    */
   async moveEndpoint(from: string, to: string, options: DrainOptions = {}): Promise<number> {
     const fromUrl = checkUrl(from, 'from');
@@ -354,7 +354,7 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
         if (left === undefined || left.pending + left.dead === 0 || clock.now() >= deadline || this.#closing !== undefined) return moved;
         // What is left is in flight, or has its outcome being written: try again after the next outcome.
         // Anything else (enqueued for `from` meanwhile, unreadable) stays.
-        if (!this.#flusher.busyWith(fromUrl) && this.#flusher.settling === 0) return moved;
+        if (!this.#flusher.busyWith(fromUrl)) return moved;
         await this.#progress(deadline - clock.now());
       }
     } finally {

@@ -244,3 +244,25 @@ describe('createSender().send', () => {
     expect(() => createSender({ retry: { maxAttempts: 0 } })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION', option: 'retry.maxAttempts' }));
   });
 });
+
+describe('createSender with a signingSecret function that never answers', () => {
+  it('still ends the attempt at timeoutMs, and a caller abort or close() still ends send()', async () => {
+    const s = (sender = createSender({
+      url: 'http://127.0.0.1:9/hook',
+      timeoutMs: 50,
+      retry: { maxAttempts: 1 },
+      signingSecret: () => new Promise<string>(() => {}),
+    }));
+    const within = <T>(promise: Promise<T>, ms: number): Promise<T | 'still pending'> =>
+      Promise.race([promise, new Promise<'still pending'>((resolve) => setTimeout(() => resolve('still pending'), ms))]);
+    const timedOut = await within(rejection(s.send({ body: { n: 1 } })), 1_000);
+    const controller = new AbortController();
+    const aborting = rejection(s.send({ body: { n: 2 } }, { signal: controller.signal }));
+    controller.abort();
+    const aborted = await within(aborting, 500);
+    expect({ timedOut: timedOut === 'still pending' ? timedOut : 'ended', aborted: aborted === 'still pending' ? aborted : 'ended' }).toEqual({
+      timedOut: 'ended',
+      aborted: 'ended',
+    });
+  });
+});

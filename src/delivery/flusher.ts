@@ -175,8 +175,10 @@ export class Flusher {
   /** The endpoints with a delivery state worth keeping, by URL, and their URLs (for the discovery claim). */
   readonly #lanes = new Map<string, Lane>();
   readonly #laneUrls = new Set<string>();
-  /** Endpoints not to claim for now (see {@link hold}). */
-  readonly #held = new Set<string>();
+  /** Endpoints not to claim for now, with how many holds each (see {@link hold}). */
+  readonly #held = new Map<string, number>();
+  /** Hand-backs of events a claim brought for a held endpoint, until a `hold()` waits for them. */
+  #heldReleases: Promise<void>[] = [];
   /**
    * The lanes that may have something to do: events buffered, requests in flight or outcomes unsettled, or
    * a circuit or pause that time will end. Only these are walked per claim and per answer, so the cost of
@@ -243,14 +245,19 @@ export class Flusher {
    * that is done); requests in flight go on ({@link busyWith} tells). Undone by {@link unhold}.
    */
   async hold(url: string): Promise<void> {
-    this.#held.add(url);
+    this.#held.set(url, (this.#held.get(url) ?? 0) + 1);
+    // A claim already under way may bring events of `url`: `#take` hands those back. Wait for it.
+    await this.#pumping;
     const lane = this.#lanes.get(url);
-    if (lane !== undefined) await Promise.allSettled(this.#unbuffer(lane));
+    await Promise.allSettled([...this.#heldReleases.splice(0), ...(lane === undefined ? [] : this.#unbuffer(lane))]);
   }
 
-  /** Claims events of `url` again. */
+  /** Claims events of `url` again (once every {@link hold} of it is undone). */
   unhold(url: string): void {
-    this.#held.delete(url);
+    const holds = (this.#held.get(url) ?? 1) - 1;
+    if (holds > 0) this.#held.set(url, holds);
+    else this.#held.delete(url);
+    if (this.#held.size === 0) this.#heldReleases = [];
     this.poke();
   }
 
@@ -386,7 +393,7 @@ export class Flusher {
     }
     busy.length = kept;
     if (this.#cursor >= kept) this.#cursor = 0;
-    for (const url of this.#held) exclude.add(url);
+    for (const url of this.#held.keys()) exclude.add(url);
     // A quiet lane wants what a new one does: a window and its read-ahead. So do the endpoints without a
     // lane (new, or forgotten with retries due later): the claim also learns when their events are due.
     wanted += (this.#lanes.size - kept + 1) * (1 + READ_AHEAD_WINDOWS) * this.#config.concurrency;
@@ -459,7 +466,7 @@ export class Flusher {
         // Endpoints without a lane (a new URL, a replay, a previous process's backlog) get a window of their
         // own at once, however old the known lanes' backlogs are and however busy the global limit is.
         const limit = this.#config.concurrency;
-        const excluded = this.#held.size === 0 ? this.#laneUrls : new Set([...this.#laneUrls, ...this.#held]);
+        const excluded = this.#held.size === 0 ? this.#laneUrls : new Set([...this.#laneUrls, ...this.#held.keys()]);
         const found = await store.claim({ limit, now: clock.now(), excludeEndpoints: excluded });
         nextDueAt = found.nextDueAt;
         this.#discover = found.events.length === limit;
@@ -484,8 +491,8 @@ export class Flusher {
   #take(events: readonly StoredEvent[]): boolean {
     for (const event of events) {
       if (this.#held.has(event.url)) {
-        // Claimed while its endpoint was put on hold: straight back.
-        this.#settle({ id: event.id, type: 'release' }).catch(() => {});
+        // Claimed while its endpoint was put on hold: straight back (`hold()` waits for it).
+        this.#heldReleases.push(this.#settle({ id: event.id, type: 'release' }).catch(() => {}));
         continue;
       }
       const lane = this.#lane(event.url);

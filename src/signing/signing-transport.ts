@@ -36,13 +36,28 @@ function keysOf(secrets: readonly string[]): Keys {
 
 const UNSIGNED = keysOf([]);
 
-/** Asks the resolver for `url`'s secrets (checked like the option; never quoted in an error). */
-async function resolveKeys(resolve: SigningSecretResolver, url: string): Promise<Keys> {
+/**
+ * Asks the resolver for the request's secrets (checked like the option; never quoted in an error), within
+ * the attempt's deadline and abort signal: a secret store that hangs must not hold the attempt forever.
+ */
+async function resolveKeys(resolve: SigningSecretResolver, request: TransportRequest): Promise<Keys> {
   let value: unknown;
+  let cancel: (() => void) | undefined;
   try {
-    value = await resolve(url);
-  } catch (error) {
-    throw new SigningError(`The signingSecret function failed for this URL: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    value = await new Promise<unknown>((settle, fail) => {
+      const timer = setTimeout(() => fail(new SigningError(`The signingSecret function did not answer within ${request.timeoutMs} ms`)), request.timeoutMs);
+      const abort = (): void => fail(request.signal?.reason ?? new Error('aborted'));
+      request.signal?.addEventListener('abort', abort, { once: true });
+      cancel = () => {
+        clearTimeout(timer);
+        request.signal?.removeEventListener('abort', abort);
+      };
+      if (request.signal?.aborted === true) abort();
+      // Through a promise of its own, so that a function that throws at once is caught like one that rejects.
+      else new Promise<unknown>((answer) => answer(resolve(request.url))).then(settle, (error: unknown) => fail(new SigningError('The signingSecret function failed for this URL (see cause)', { cause: error })));
+    });
+  } finally {
+    cancel?.();
   }
   let secrets: readonly string[] | undefined;
   try {
@@ -78,7 +93,11 @@ export function withSigning(transport: Transport, options: SigningOptions): Tran
         return Promise.reject(new WebhookOutboxError('ERR_INVALID_MESSAGE', 'A signed request needs a webhook-id header'));
       }
       if (fixed !== undefined) return sign(request, id, fixed);
-      return resolveKeys(signingSecret as SigningSecretResolver, request.url).then((keys) => sign(request, id, keys));
+      const started = Date.now();
+      return resolveKeys(signingSecret as SigningSecretResolver, request).then((keys) =>
+        // The attempt's deadline covers the lookup too.
+        sign({ ...request, timeoutMs: Math.max(1, request.timeoutMs - (Date.now() - started)) }, id, keys),
+      );
     },
   };
   if (transport.close !== undefined) signed.close = () => transport.close?.() ?? Promise.resolve();

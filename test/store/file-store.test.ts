@@ -208,3 +208,33 @@ describe('FileStore', () => {
     expect(after.stats.pending).toBe(2);
   });
 });
+
+describe('FileStore.moveEndpoint', () => {
+  const FROM = 'http://127.0.0.1:1/a';
+  const TO = 'http://127.0.0.1:2/moved-here';
+
+  it('keeps a dead letter that a purge races during a move of more than one batch (1024) consistent', async () => {
+    const dir = await newDir();
+    const store = new FileStore({ dir, durability: 'write' });
+    await store.open();
+    // 1024 pending events (the first batch), then one dead letter (in the second batch).
+    const pending = Array.from({ length: 1024 }, (_, i) => makeEvent(`p${i}`, { nextAttemptAt: T0 + 1e9 }));
+    await store.append(pending);
+    await store.append([makeEvent('dead1')]);
+    expect((await store.claim({ limit: 10, now: T0 })).events.map((e) => e.id)).toEqual(['dead1']);
+    await store.settle([{ id: 'dead1', type: 'dead', reason: 'invalid', at: T0 }]);
+    const moving = store.moveEndpoint(FROM, TO, T0);
+    // The move holds every event it takes until it is written: a purge meanwhile skips it (count 0).
+    expect(await store.purge(['dead1'])).toBe(0);
+    expect(await moving).toBe(1025);
+    expect(store.stats()).toMatchObject({ pending: 1024, dead: 1, endpoints: { [TO]: { pending: 1024, dead: 1 } } });
+    expect((await store.deadLetters()).map((d) => [d.id, d.url])).toEqual([['dead1', TO]]);
+    expect(await store.purge(['dead1'])).toBe(1);
+    await store.append([makeEvent('later', { url: TO })]);
+    const claimed = (await store.claim({ limit: 2000, now: T0 + 2e9 })).events.map((e) => e.id);
+    expect(claimed).toHaveLength(1025);
+    expect(claimed).not.toContain('dead1');
+    expect(store.stats()).toMatchObject({ pending: 1025, claimed: 1025, dead: 0, endpoints: { [TO]: { pending: 1025, dead: 0 } } });
+    await store.close();
+  });
+});

@@ -121,3 +121,36 @@ describe('Directory lock taken over while held', () => {
     await reopened.close();
   });
 });
+
+describe('Directory lock heartbeat and a transient read error', () => {
+  it('does not report its own live lock as lost when one read of LOCK fails (EIO) or comes back short', async () => {
+    for (const fault of ['EIO', 'short'] as const) {
+      const dir = await newDir();
+      let failNextRead = false;
+      const fsys = {
+        ...nodeFileSystem,
+        read: (fd: number, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> => {
+          if (failNextRead) {
+            failNextRead = false;
+            if (fault === 'EIO') return Promise.reject(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }));
+            return Promise.resolve(0);
+          }
+          return nodeFileSystem.read(fd, buffer, offset, length, position);
+        },
+      };
+      const lost: unknown[] = [];
+      let beats = 0;
+      const lock = await acquireLock(fsys, dir, { heartbeatMs: 20, onLost: (owner) => lost.push(owner) });
+      failNextRead = true;
+      const first = (await lockContent(dir)).beat as number;
+      await waitFor(() => {
+        const beat = JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).beat as number;
+        if (beat > first) beats++;
+        return beats > 0 || lost.length > 0;
+      }, 5_000, 'a heartbeat or a loss');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await lock.release();
+      expect({ fault, lost }).toEqual({ fault, lost: [] });
+    }
+  });
+});

@@ -555,35 +555,45 @@ export class FileStore implements OutboxStore {
     this.#assertUsable();
     const index = this.#index.findEndpoint(from);
     if (from === to || index === undefined) return 0;
-    const slots = this.#index.slotsOf(index).filter((slot) => this.#index.status.get(slot) !== CLAIMED && !this.#busy.has(slot));
+    // All taken at once, out of the endpoint's heap (no claim can take them) and busy (no replay, purge or
+    // other move touches them) until their batch is written or they are given back.
+    const taken = this.#index.slotsOf(index).filter((slot) => {
+      const status = this.#index.status.get(slot);
+      return (status === PENDING || status === DEAD) && !this.#busy.has(slot);
+    });
+    this.#index.unschedule(index, new Set(taken));
+    for (const slot of taken) this.#busy.add(slot);
     let moved = 0;
-    for (let i = 0; i < slots.length; i += MOVE_BATCH) moved += await this.#moveBatch(index, slots.slice(i, i + MOVE_BATCH), to, now);
+    try {
+      for (let i = 0; i < taken.length; i += MOVE_BATCH) moved += await this.#moveBatch(taken.slice(i, i + MOVE_BATCH), to, now);
+    } finally {
+      // After a failure: what is not moved goes back where it was.
+      for (const slot of taken) if (this.#busy.has(slot)) this.#giveBack(slot);
+    }
     return moved;
   }
 
-  async #moveBatch(index: number, slots: readonly number[], to: string, now: number): Promise<number> {
-    // Out of the endpoint's heap (no claim can take them) and busy (no replay or purge) while this runs.
-    const taken = slots.filter((slot) => this.#index.endpoint.get(slot) === index && this.#index.status.get(slot) !== CLAIMED && !this.#busy.has(slot));
-    this.#index.unschedule(index, new Set(taken));
-    for (const slot of taken) this.#busy.add(slot);
-    const giveBack = (slot: number): void => {
-      this.#busy.delete(slot);
-      if (this.#index.status.get(slot) === PENDING) this.#index.schedule(slot);
-    };
+  /** Ends a move's hold on a slot it did not move: not busy, and back in its endpoint's heap if pending. */
+  #giveBack(slot: number): void {
+    this.#busy.delete(slot);
+    if (this.#index.status.get(slot) === PENDING) this.#index.schedule(slot);
+  }
+
+  /** Moves slots taken by {@link moveEndpoint}: reads each, writes its state record carrying `to`. */
+  async #moveBatch(slots: readonly number[], to: string, now: number): Promise<number> {
     const chosen: { slot: number; state: { status: typeof PENDING | typeof DEAD; attempts: number; createdAt: number; nextAttemptAt: number; deadAt: number } }[] = [];
     const frames: Buffer[] = [];
-    for (const slot of taken) {
+    // Event records in one read per run of neighbours, as a claim reads them.
+    const records = await this.#readEventRecords(slots);
+    for (const slot of slots) {
       let read: { event: StoredEvent; state: RecordView | undefined };
       try {
-        read = await this.#read(slot);
+        read = await this.#read(slot, records.get(slot));
       } catch (error) {
-        if (error instanceof CorruptRecordError) {
-          // Left where it is: it is dropped (and counted) when it is claimed or listed, as anywhere else.
-          giveBack(slot);
-          continue;
-        }
-        for (const other of taken) if (this.#busy.has(other)) giveBack(other);
-        throw ioError('reading events to move', error);
+        if (!(error instanceof CorruptRecordError)) throw ioError('reading events to move', error);
+        // Left where it is: it is dropped (and counted) when it is claimed or listed, as anywhere else.
+        this.#giveBack(slot);
+        continue;
       }
       const dead = this.#index.status.get(slot) === DEAD;
       const state = dead
@@ -594,16 +604,13 @@ export class FileStore implements OutboxStore {
       frames.push(encodeState({ id: read.event.id, event: this.#ref(slot), dead: reason, history: read.event.history, url: to, ...state }));
     }
     if (frames.length === 0) return 0;
-    await this.#write(
-      frames,
-      (locations) =>
-        chosen.forEach(({ slot, state }, i) => {
-          this.#busy.delete(slot);
-          this.#setState(slot, locations[i] as Location, state);
-          this.#moveTo(slot, to);
-          if (state.status === PENDING) this.#index.schedule(slot);
-        }),
-      () => chosen.forEach(({ slot }) => giveBack(slot)),
+    await this.#write(frames, (locations) =>
+      chosen.forEach(({ slot, state }, i) => {
+        this.#busy.delete(slot);
+        this.#setState(slot, locations[i] as Location, state);
+        this.#moveTo(slot, to);
+        if (state.status === PENDING) this.#index.schedule(slot);
+      }),
     );
     return chosen.length;
   }

@@ -119,40 +119,48 @@ function ownerAlive(content: LockContent, dir: string): boolean {
   return start === undefined || start === content.start;
 }
 
-/** Whether a lock file's owner is this very process (same pid in the same pid space, same start). */
-function isThisProcess(content: LockContent): boolean {
-  const here = thisPidSpace();
-  return (
-    content.pid === process.pid &&
-    (content.host ?? here.host) === here.host &&
-    content.boot === here.boot &&
-    content.pidns === here.pidns &&
-    content.start === processStart(process.pid)
-  );
-}
-
 function ownerOf(content: LockContent): LockOwner {
   return content.host === undefined || content.host === thisPidSpace().host ? { pid: content.pid } : { pid: content.pid, host: content.host };
 }
 
-function lockContent(beat: number): Buffer {
-  const start = processStart(process.pid);
-  return Buffer.from(JSON.stringify({ pid: process.pid, ...(start === undefined ? {} : { start }), ...thisPidSpace(), beat }));
+let ownIdentity: LockContent | undefined;
+
+/**
+ * What this process writes into its lock files, read once: a transient failure to read `/proc` later must
+ * not change it (the heartbeat would write another length, and no longer recognise its own lock).
+ */
+function identity(): LockContent {
+  if (ownIdentity === undefined) {
+    const start = processStart(process.pid);
+    ownIdentity = { pid: process.pid, ...(start === undefined ? {} : { start }), ...thisPidSpace() };
+  }
+  return ownIdentity;
 }
 
-async function readOwner(fsys: FileSystem, path: string): Promise<LockContent | undefined> {
+function lockContent(beat: number): Buffer {
+  return Buffer.from(JSON.stringify({ ...identity(), beat }));
+}
+
+/** Whether a lock file's owner is this very process. */
+function isThisProcess(content: LockContent): boolean {
+  const me = identity();
+  return content.pid === me.pid && content.start === me.start && content.host === me.host && content.boot === me.boot && content.pidns === me.pidns;
+}
+
+/** A lock file's owner; `'missing'` when there is no file, `'unreadable'` when it holds no owner (yet). */
+async function readLock(fsys: FileSystem, path: string): Promise<LockContent | 'missing' | 'unreadable'> {
   let fd: number;
   try {
     fd = await fsys.open(path, 'r');
   } catch (error) {
-    if (isCode(error, 'ENOENT')) return undefined;
+    if (isCode(error, 'ENOENT')) return 'missing';
     throw error;
   }
   try {
     const buffer = Buffer.alloc(1024);
     const read = await readFully(fsys, fd, buffer, buffer.length, 0);
     const parsed = JSON.parse(buffer.toString('utf8', 0, read)) as Partial<Record<keyof LockContent, unknown>>;
-    if (typeof parsed.pid !== 'number' || !Number.isSafeInteger(parsed.pid) || parsed.pid <= 0) return undefined;
+    if (typeof parsed.pid !== 'number' || !Number.isSafeInteger(parsed.pid) || parsed.pid <= 0) return 'unreadable';
     const content: LockContent = { pid: parsed.pid };
     for (const key of ['start', 'host', 'boot', 'pidns'] as const) {
       const value = parsed[key];
@@ -161,10 +169,15 @@ async function readOwner(fsys: FileSystem, path: string): Promise<LockContent | 
     if (typeof parsed.beat === 'number' && Number.isFinite(parsed.beat)) content.beat = parsed.beat;
     return content;
   } catch {
-    return undefined;
+    return 'unreadable';
   } finally {
     await fsys.close(fd);
   }
+}
+
+async function readOwner(fsys: FileSystem, path: string): Promise<LockContent | undefined> {
+  const owner = await readLock(fsys, path);
+  return typeof owner === 'string' ? undefined : owner;
 }
 
 /** The live owner of `dir`, or `undefined` when nobody holds the lock. */
@@ -233,20 +246,26 @@ async function takeLock(fsys: FileSystem, dir: string, key: string, heartbeatMs:
     }
     lockedHere.add(key);
     let released = false;
-    // Whether LOCK still holds this process's lock (another process may have taken it over as stale).
-    const stillOurs = async (): Promise<LockOwner | undefined | true> => {
-      const owner = await readOwner(fsys, path);
-      return owner !== undefined && isThisProcess(owner) ? true : owner === undefined ? undefined : ownerOf(owner);
+    // Whether LOCK is still this process's: `true`; the owner that took it over (`undefined`: LOCK was
+    // deleted); or `'unknown'` when it could not be read or parsed this time (ask again at the next beat).
+    const stillOurs = async (): Promise<true | LockOwner | undefined | 'unknown'> => {
+      const owner = await readLock(fsys, path).catch(() => 'unreadable' as const);
+      if (owner === 'missing') return undefined;
+      if (owner === 'unreadable') return 'unknown';
+      return isThisProcess(owner) ? true : ownerOf(owner);
     };
-    // The heartbeat rewrites this process's own file through its descriptor (same length: only the 13
-    // digits of `beat` change; no fsync: after a crash of this host the beat is old anyway), never one that
-    // replaced it. Finding LOCK taken over, it stops and reports: another process owns the journal now.
+    // The heartbeat rewrites this process's own file through its descriptor, never one that replaced it
+    // (no fsync: after a crash of this host the beat is old anyway). Finding LOCK taken over or deleted,
+    // it stops and reports: another process owns the journal now.
     const heartbeat = setInterval(() => {
       void stillOurs()
-        .then((owner) => {
-          if (released) return;
-          if (owner === true) writeFully(fsys, fd, lockContent(Date.now()), 0);
-          else {
+        .then(async (owner) => {
+          if (released || owner === 'unknown') return;
+          if (owner === true) {
+            const content = lockContent(Date.now());
+            writeFully(fsys, fd, content, 0);
+            await fsys.truncate(fd, content.length);
+          } else {
             clearInterval(heartbeat);
             onLost(owner);
           }
