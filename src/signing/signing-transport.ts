@@ -24,14 +24,13 @@ export interface SigningOptions {
 }
 
 interface Keys {
-  secrets: readonly string[];
   keys: readonly Buffer[];
   /** What to blank out of an answer's excerpt. */
   redact: readonly string[];
 }
 
 function keysOf(secrets: readonly string[]): Keys {
-  return { secrets, keys: secrets.map(signingKey), redact: secretRedactions(secrets) };
+  return { keys: secrets.map(signingKey), redact: secretRedactions(secrets) };
 }
 
 const UNSIGNED = keysOf([]);
@@ -71,8 +70,9 @@ async function resolveKeys(resolve: SigningSecretResolver, request: TransportReq
 /**
  * Wraps `transport` so each request carries `webhook-timestamp` (seconds, this attempt) and, with secrets,
  * `webhook-signature` (`v1,<sig>` per secret, space-separated). The request must already carry
- * `webhook-id`. A resolver is asked at every attempt; when it throws or returns something that is not a
- * secret, the request is not sent and the attempt fails with `ERR_SIGNING` (retried like a network error).
+ * `webhook-id`. A resolver is asked at every attempt, within its `timeoutMs` and `signal`; when it throws,
+ * returns something that is not a secret or does not answer in time, the request is not sent and the
+ * attempt fails with `ERR_SIGNING` (retried like a network error).
  */
 export function withSigning(transport: Transport, options: SigningOptions): Transport {
   const { signingSecret } = options;
