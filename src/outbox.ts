@@ -349,6 +349,7 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
       await this.#flusher.hold(fromUrl);
       let moved = 0;
       for (;;) {
+        if (this.#closing !== undefined) return moved;
         moved += await store.moveEndpoint(fromUrl, toUrl, clock.now());
         const left = store.stats().endpoints[fromUrl];
         if (left === undefined || left.pending + left.dead === 0 || clock.now() >= deadline || this.#closing !== undefined) return moved;

@@ -177,8 +177,12 @@ export class Flusher {
   readonly #laneUrls = new Set<string>();
   /** Endpoints not to claim for now, with how many holds each (see {@link hold}). */
   readonly #held = new Map<string, number>();
-  /** Hand-backs of events a claim brought for a held endpoint, until a `hold()` waits for them. */
+  /** Hand-backs of events a claim brought for a held endpoint (cleared once nothing is held). */
   #heldReleases: Promise<void>[] = [];
+  /** The store claim under way, if any (see {@link hold}). */
+  #claiming: Promise<unknown> | undefined;
+  /** Read-ahead events past their age being buried, by URL (no lane counts them). */
+  readonly #burying = new Map<string, number>();
   /**
    * The lanes that may have something to do: events buffered, requests in flight or outcomes unsettled, or
    * a circuit or pause that time will end. Only these are walked per claim and per answer, so the cost of
@@ -246,10 +250,11 @@ export class Flusher {
    */
   async hold(url: string): Promise<void> {
     this.#held.set(url, (this.#held.get(url) ?? 0) + 1);
-    // A claim already under way may bring events of `url`: `#take` hands those back. Wait for it.
-    await this.#pumping;
+    // A claim already under way may bring events of `url`: `#take` (which runs before this resumes) hands
+    // those back. Later claims skip `url`.
+    await this.#claiming?.catch(() => undefined);
     const lane = this.#lanes.get(url);
-    await Promise.allSettled([...this.#heldReleases.splice(0), ...(lane === undefined ? [] : this.#unbuffer(lane))]);
+    await Promise.allSettled([...this.#heldReleases, ...(lane === undefined ? [] : this.#unbuffer(lane))]);
   }
 
   /** Claims events of `url` again (once every {@link hold} of it is undone). */
@@ -261,10 +266,10 @@ export class Flusher {
     this.poke();
   }
 
-  /** Whether a request to `url` is in flight or its outcome not yet written. */
+  /** Whether a request to `url` is in flight or an outcome of it (a burial included) not yet written. */
   busyWith(url: string): boolean {
     const state = this.#lanes.get(url)?.state;
-    return state !== undefined && (state.inFlight > 0 || state.unsettled > 0);
+    return (this.#burying.get(url) ?? 0) > 0 || (state !== undefined && (state.inFlight > 0 || state.unsettled > 0));
   }
 
   /** Starts (or resumes) claiming work. */
@@ -467,7 +472,7 @@ export class Flusher {
         // own at once, however old the known lanes' backlogs are and however busy the global limit is.
         const limit = this.#config.concurrency;
         const excluded = this.#held.size === 0 ? this.#laneUrls : new Set([...this.#laneUrls, ...this.#held.keys()]);
-        const found = await store.claim({ limit, now: clock.now(), excludeEndpoints: excluded });
+        const found = await (this.#claiming = store.claim({ limit, now: clock.now(), excludeEndpoints: excluded }));
         nextDueAt = found.nextDueAt;
         this.#discover = found.events.length === limit;
         if (!this.#take(found.events)) return;
@@ -475,7 +480,7 @@ export class Flusher {
       }
       const { wanted, exclude } = this.#survey(clock.now());
       const limit = Math.min(CLAIM_BATCH, wanted);
-      const { events, nextDueAt: due } = await store.claim({ limit, now: clock.now(), excludeEndpoints: exclude });
+      const { events, nextDueAt: due } = await (this.#claiming = store.claim({ limit, now: clock.now(), excludeEndpoints: exclude }));
       this.#nextDueAt = nextDueAt === undefined || (due !== undefined && due < nextDueAt) ? due : nextDueAt;
       // A short batch means nothing else is due outside the excluded (full) endpoints.
       if (events.length < limit) this.#discover = false;
@@ -541,9 +546,15 @@ export class Flusher {
       this.#buffered -= 1;
       const now = clock.now();
       if (now >= event.createdAt + retry.maxAgeMs) {
+        this.#burying.set(event.url, (this.#burying.get(event.url) ?? 0) + 1);
         this.#bury(event, 'max-age', undefined, now)
           .catch((error: unknown) => listener.error(error))
-          .finally(() => listener.progress());
+          .finally(() => {
+            const left = (this.#burying.get(event.url) ?? 1) - 1;
+            if (left > 0) this.#burying.set(event.url, left);
+            else this.#burying.delete(event.url);
+            listener.progress();
+          });
         continue;
       }
       this.#dispatch(event, lane);

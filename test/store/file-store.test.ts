@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { FileStore } from '../../src/store/file/file-store.js';
 import { hashBytes } from '../../src/store/file/format.js';
 import { describeStoreContract, makeEvent } from './contract.js';
+import { FaultFs } from './fault-fs.js';
 import { tempDirs } from './temp-dir.js';
 
 const newDir = tempDirs('file-store');
@@ -209,6 +210,18 @@ describe('FileStore', () => {
   });
 });
 
+async function backlog(n: number, options: { durability?: 'write' | 'fsync'; fs?: FaultFs } = {}): Promise<{ dir: string; store: FileStore }> {
+  const dir = await newDir();
+  const first = new FileStore({ dir, durability: 'write' });
+  await first.open();
+  await first.append(Array.from({ length: n }, (_, i) => makeEvent(`p${i}`, { nextAttemptAt: T0 + 1e9 })));
+  await first.close();
+  // Reopened: the segments are cold (read through the thread pool), as after a restart.
+  const store = new FileStore({ dir, durability: options.durability ?? 'write', ...(options.fs === undefined ? {} : { fs: options.fs }) });
+  await store.open();
+  return { dir, store };
+}
+
 describe('FileStore.moveEndpoint', () => {
   const FROM = 'http://127.0.0.1:1/a';
   const TO = 'http://127.0.0.1:2/moved-here';
@@ -235,6 +248,51 @@ describe('FileStore.moveEndpoint', () => {
     expect(claimed).toHaveLength(1025);
     expect(claimed).not.toContain('dead1');
     expect(store.stats()).toMatchObject({ pending: 1025, claimed: 1025, dead: 0, endpoints: { [TO]: { pending: 1025, dead: 0 } } });
+    await store.close();
+  });
+
+  for (const durability of ['write', 'fsync'] as const) {
+    it(`close() during a move of more than one batch (${durability}): the move resolves or rejects with ERR_OUTBOX_CLOSED, reopen finds every event once`, async () => {
+      const { dir, store } = await backlog(3000, { durability });
+      const moving = store.moveEndpoint(FROM, TO, T0);
+      await new Promise((r) => setImmediate(r));
+      const closing = store.close();
+      const [moved, closed] = await Promise.allSettled([moving, closing]);
+      expect(closed.status).toBe('fulfilled');
+      if (moved.status === 'rejected') expect(moved.reason).toMatchObject({ code: 'ERR_OUTBOX_CLOSED' });
+      const reopened = new FileStore({ dir, durability: 'write' });
+      await reopened.open();
+      expect(reopened.stats()).toMatchObject({ pending: 3000, corrupt: 0 });
+      await reopened.close();
+    });
+  }
+
+  it('a write that fails in the second batch gives the rest back: every event claimable once, counters right', async () => {
+    const fs = new FaultFs();
+    const { store } = await backlog(3000, { fs });
+    fs.writeFaults.push({ code: 'EIO', partial: 0 });
+    // First batch written, second fails.
+    const moving = store.moveEndpoint(FROM, TO, T0);
+    // Let the first batch through: fault only the second write.
+    fs.writeFaults.length = 0;
+    const original = fs.write.bind(fs);
+    let writes = 0;
+    fs.write = (fd, data, position) => {
+      writes++;
+      if (writes === 2) throw Object.assign(new Error('EIO injected'), { code: 'EIO' });
+      return original(fd, data, position);
+    };
+    await expect(moving).rejects.toMatchObject({ code: 'ERR_STORE_IO' });
+    expect(store.stats()).toMatchObject({ pending: 3000, claimed: 0, endpoints: { [FROM]: { pending: 3000 - 1024 }, [TO]: { pending: 1024 } } });
+    const claimed = (await store.claim({ limit: 5000, now: T0 + 2e9 })).events;
+    expect(claimed).toHaveLength(3000);
+    expect(new Set(claimed.map((e) => e.id)).size).toBe(3000);
+    expect(claimed.filter((e) => e.url === TO)).toHaveLength(1024);
+    // A second move takes the rest.
+    await store.settle(claimed.map((e) => ({ id: e.id, type: 'release' as const })));
+    expect(await store.moveEndpoint(FROM, TO, T0)).toBe(3000 - 1024);
+    expect(store.stats()).toMatchObject({ pending: 3000, endpoints: { [TO]: { pending: 3000 } } });
+    expect(store.stats().endpoints[FROM]).toBeUndefined();
     await store.close();
   });
 });

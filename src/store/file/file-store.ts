@@ -581,6 +581,7 @@ export class FileStore implements OutboxStore {
 
   /** Moves slots taken by {@link moveEndpoint}: reads each, writes its state record carrying `to`. */
   async #moveBatch(slots: readonly number[], to: string, now: number): Promise<number> {
+    this.#assertUsable();
     const chosen: { slot: number; state: { status: typeof PENDING | typeof DEAD; attempts: number; createdAt: number; nextAttemptAt: number; deadAt: number } }[] = [];
     const frames: Buffer[] = [];
     // Event records in one read per run of neighbours, as a claim reads them.
@@ -590,6 +591,7 @@ export class FileStore implements OutboxStore {
       try {
         read = await this.#read(slot, records.get(slot));
       } catch (error) {
+        this.#assertUsable(); // closed meanwhile: say so, not what reading a dropped index made of it
         if (!(error instanceof CorruptRecordError)) throw ioError('reading events to move', error);
         // Left where it is: it is dropped (and counted) when it is claimed or listed, as anywhere else.
         this.#giveBack(slot);
@@ -604,6 +606,7 @@ export class FileStore implements OutboxStore {
       frames.push(encodeState({ id: read.event.id, event: this.#ref(slot), dead: reason, history: read.event.history, url: to, ...state }));
     }
     if (frames.length === 0) return 0;
+    this.#assertUsable();
     await this.#write(frames, (locations) =>
       chosen.forEach(({ slot, state }, i) => {
         this.#busy.delete(slot);
