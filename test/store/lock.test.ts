@@ -7,6 +7,7 @@ import { FileStore } from '../../src/store/file/file-store.js';
 import { nodeFileSystem } from '../../src/store/file/file-system.js';
 import { LOCK_FILE, LOCK_HEARTBEAT_MS, LOCK_LEASE_MS, acquireLock } from '../../src/store/file/lock.js';
 import { makeEvent } from './contract.js';
+import { FaultFs } from './fault-fs.js';
 import { waitFor } from '../outbox-helpers.js';
 import { tempDirs } from './temp-dir.js';
 
@@ -152,5 +153,17 @@ describe('Directory lock heartbeat and a transient read error', () => {
       await lock.release();
       expect({ fault, lost }).toEqual({ fault, lost: [] });
     }
+  });
+});
+
+describe('Directory lock that cannot be made durable', () => {
+  it('leaves no LOCK behind when its fsync fails, so the next open (here or elsewhere) can take it', async () => {
+    const dir = await newDir();
+    const fs = new FaultFs();
+    fs.fsyncFaults.push('EIO');
+    await expect(acquireLock(fs, dir)).rejects.toMatchObject({ code: 'EIO' });
+    await expect(readFile(join(dir, LOCK_FILE))).rejects.toMatchObject({ code: 'ENOENT' });
+    const lock = await acquireLock(nodeFileSystem, dir);
+    await lock.release();
   });
 });

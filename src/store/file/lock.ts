@@ -241,7 +241,9 @@ async function takeLock(fsys: FileSystem, dir: string, key: string, heartbeatMs:
       await fsys.fsync(fd);
       await fsys.fsyncDir(dir);
     } catch (error) {
+      // Not taken after all: a LOCK naming this live process would shut every other opener out.
       await fsys.close(fd).catch(() => undefined);
+      await fsys.unlink(path).catch(() => undefined);
       throw error;
     }
     lockedHere.add(key);
