@@ -6,7 +6,7 @@ import { LowdbStore } from '../../src/store/lowdb.js';
 import type { Transport } from '../../src/transport/transport.js';
 import { FAST_RETRY, waitFor } from '../outbox-helpers.js';
 import { makeEvent } from './contract.js';
-import { failNextWrite, fileIds } from './lowdb-write-faults.js';
+import { fileIds, hangNextWrite } from './lowdb-write-faults.js';
 import { tempDirs } from './temp-dir.js';
 
 const newDir = tempDirs('lowdb-faults');
@@ -22,11 +22,8 @@ describe('LowdbStore around a failed write', () => {
     const store = new LowdbStore({ file });
     await store.open();
     await store.append([makeEvent('kept')]);
-    const write = failNextWrite();
-    const inWrite = store.append([makeEvent('in-write')]);
-    inWrite.catch(() => {});
-    await vi.waitFor(() => expect(write.started()).toBe(true));
-    write.fail();
+    const { fail } = await hangNextWrite(() => store.append([makeEvent('in-write')]));
+    fail();
     // Same tick as the failure: applied to the memory that is about to be rolled back.
     const late = store.append([makeEvent('late')]);
     const verdict = await late.then(
@@ -55,10 +52,8 @@ describe('LowdbStore around a failed write', () => {
     const first = await store.claim({ now: FAR, limit: 10 });
     expect(first.events.map((e) => e.id)).toEqual(['in-flight']);
     // An unrelated write fails while 'in-flight' is being delivered.
-    const write = failNextWrite();
-    const other = store.append([makeEvent('other')]);
-    await vi.waitFor(() => expect(write.started()).toBe(true));
-    write.fail();
+    const { fail, result: other } = await hangNextWrite(() => store.append([makeEvent('other')]));
+    fail();
     await expect(other).rejects.toMatchObject({ code: 'ERR_STORE_IO' });
     expect(store.stats().claimed).toBe(1);
     const second = await store.claim({ now: FAR, limit: 10 });
@@ -72,10 +67,8 @@ describe('LowdbStore around a failed write', () => {
     await store.open();
     await store.append([makeEvent('e1')]);
     await store.claim({ now: FAR, limit: 10 });
-    const write = failNextWrite();
-    const other = store.append([makeEvent('other')]);
-    await vi.waitFor(() => expect(write.started()).toBe(true));
-    write.fail();
+    const { fail, result: other } = await hangNextWrite(() => store.append([makeEvent('other')]));
+    fail();
     await expect(other).rejects.toMatchObject({ code: 'ERR_STORE_IO' });
     // The receiver answered 2xx for e1; the flusher records it and reports 'delivered'.
     await store.settle([{ id: 'e1', type: 'delivered', attempt: { at: FAR, durationMs: 1, status: 200 } }]);
@@ -91,10 +84,8 @@ describe('LowdbStore around a failed write', () => {
     await store.claim({ now: FAR, limit: 10 });
     await store.settle([{ id: 'e1', type: 'delivered', attempt: { at: FAR, durationMs: 1, status: 200 } }]);
     expect(store.stats().delivered).toBe(1);
-    const write = failNextWrite();
-    const other = store.append([makeEvent('other')]);
-    await vi.waitFor(() => expect(write.started()).toBe(true));
-    write.fail();
+    const { fail, result: other } = await hangNextWrite(() => store.append([makeEvent('other')]));
+    fail();
     await expect(other).rejects.toMatchObject({ code: 'ERR_STORE_IO' });
     expect(store.stats().delivered).toBe(1);
     await store.close();
@@ -122,13 +113,10 @@ describe('LowdbStore around a failed write', () => {
     const file = join(await newDir(), 'outbox.json');
     const store = new LowdbStore({ file });
     await store.open();
-    const write = failNextWrite();
-    const appended = store.append([makeEvent('not-durable')]);
-    appended.catch(() => {});
-    await vi.waitFor(() => expect(write.started()).toBe(true));
+    const { fail, result: appended } = await hangNextWrite(() => store.append([makeEvent('not-durable')]));
     // The flusher claims while the append's write is in progress...
     const claimed = (await store.claim({ now: FAR, limit: 10 })).events.map((e) => e.id);
-    write.fail();
+    fail();
     const verdict = await appended.then(
       () => 'resolved',
       (error: { code?: string }) => error.code,
@@ -155,11 +143,8 @@ describe('LowdbStore around a failed write', () => {
     const { id } = await outbox.enqueue({ body: { n: 1 } });
     await waitFor(() => release !== undefined, 5_000, 'the first request');
     // While that request is in flight, the disk fails one write: the next enqueue is rejected, as it must be.
-    const write = failNextWrite();
-    const failed = outbox.enqueue({ body: { n: 2 } });
-    failed.catch(() => {});
-    await vi.waitFor(() => expect(write.started()).toBe(true));
-    write.fail();
+    const { fail, result: failed } = await hangNextWrite(() => outbox.enqueue({ body: { n: 2 } }));
+    fail();
     await expect(failed).rejects.toMatchObject({ code: 'ERR_STORE_IO' });
     // The receiver answers 2xx to the first request.
     release?.();

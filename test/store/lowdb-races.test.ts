@@ -5,7 +5,7 @@ import { QUIET_LANE_MS } from '../../src/delivery/flusher.js';
 import { LowdbStore } from '../../src/store/lowdb.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { A, setup } from '../delivery/flusher-harness.js';
-import { failNextWrite, fileIds } from './lowdb-write-faults.js';
+import { failNextWrite, fileIds, hangNextWrite } from './lowdb-write-faults.js';
 import { tempDirs } from './temp-dir.js';
 
 const newDir = tempDirs('lowdb-races');
@@ -69,11 +69,8 @@ describe('LowdbStore and the flusher around a failed write, and quiet endpoints'
       await store.append([newEvent('held'), newEvent('kept')]);
       // One event is being delivered, so the rollback keeps it claimed (restore() then awaits a claim and a settle).
       await store.claim({ now: FAR, limit: 1 });
-      const write = failNextWrite();
-      const inWrite = store.append([newEvent('in-write')]);
-      inWrite.catch(() => {});
-      await vi.waitFor(() => expect(write.started()).toBe(true));
-      write.fail();
+      const { fail } = await hangNextWrite(() => store.append([newEvent('in-write')]));
+      fail();
       // A producer whose append comes a few microtasks after the failure (e.g. at the end of its own promise chain).
       for (let i = 0; i < k; i++) await Promise.resolve();
       const resolved = await store.append([newEvent('late')]).then(
@@ -96,11 +93,8 @@ describe('LowdbStore and the flusher around a failed write, and quiet endpoints'
       const store = new LowdbStore({ file: join(await newDir(), 'outbox.json') });
       await store.open();
       await store.append([newEvent('x')]);
-      const write = failNextWrite();
-      const inWrite = store.append([newEvent('in-write')]);
-      inWrite.catch(() => {});
-      await vi.waitFor(() => expect(write.started()).toBe(true));
-      write.fail();
+      const { fail, result: inWrite } = await hangNextWrite(() => store.append([newEvent('in-write')]));
+      fail();
       for (let i = 0; i < k; i++) await Promise.resolve();
       // The flusher claims x while the failure is being handled, and starts delivering it...
       const first = (await store.claim({ now: FAR, limit: 10 })).events.map((e) => e.id);

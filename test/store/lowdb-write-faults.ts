@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Low } from 'lowdb';
-import { vi } from 'vitest';
+import { expect, vi } from 'vitest';
 
 /** Makes the next lowdb write hang until `fail()` is called, then reject with ENOSPC. */
 export function failNextWrite(): { fail: () => void; started: () => boolean } {
@@ -14,6 +14,18 @@ export function failNextWrite(): { fail: () => void; started: () => boolean } {
     started: () => reject !== undefined,
     fail: () => reject?.(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })),
   };
+}
+
+/**
+ * Starts `op` with the next lowdb write hanging; resolves once that write is under way, with `fail()` and
+ * the op's promise (a rejection of it is handled here, so a test may leave it unobserved).
+ */
+export async function hangNextWrite<T>(op: () => Promise<T>): Promise<{ fail: () => void; result: Promise<T> }> {
+  const write = failNextWrite();
+  const result = op();
+  result.catch(() => {});
+  await vi.waitFor(() => expect(write.started()).toBe(true));
+  return { fail: write.fail, result };
 }
 
 /** The ids of the pending events in the lowdb file. */
