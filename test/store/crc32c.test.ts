@@ -27,4 +27,9 @@ describe('crc32c', () => {
     }
     expect(crc32c(bytes, 3, 4099)).toBe(reference(bytes, 3, 4099));
   });
+
+  it('continues a checksum from a seed: the CRC of the concatenation', () => {
+    const bytes = Uint8Array.from({ length: 300 }, (_, i) => (i * 131) & 0xff);
+    for (const cut of [0, 1, 7, 8, 9, 150, 299, 300]) expect(crc32c(bytes, cut, 300, crc32c(bytes, 0, cut))).toBe(crc32c(bytes));
+  });
 });

@@ -2,7 +2,7 @@ import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FileStore } from '../../src/store/file/file-store.js';
-import { encodeTombstone, frameLength, HEADER_BYTES, TOMBSTONE_DELIVERED } from '../../src/store/file/format.js';
+import { encodeTombstone, EventRecords, frameLength, HEADER_BYTES, readHeader, sealFrame, TOMBSTONE_DELIVERED } from '../../src/store/file/format.js';
 import { makeEvent } from './contract.js';
 import { tempDirs } from './temp-dir.js';
 
@@ -23,6 +23,24 @@ async function journal(): Promise<{ bytes: Buffer; starts: number[]; name: strin
   for (let at = HEADER_BYTES; at < bytes.length; at += frameLength(bytes, at)) starts.push(at);
   expect(starts).toHaveLength(3);
   return { bytes, starts, name };
+}
+
+/**
+ * Whole frames as a webhook body could carry them, with head checksums computed from `salt`: a tombstone
+ * for the first record of segment 1 and an event that was never accepted.
+ */
+function forgedFrames(salt: number): Buffer {
+  const tombstone = encodeTombstone({ seg: 1, off: HEADER_BYTES }, TOMBSTONE_DELIVERED);
+  sealFrame(tombstone, 0, salt);
+  const records = new EventRecords([makeEvent('injected', { url: 'http://169.254.169.254/latest' })]);
+  const event = Buffer.alloc(records.size);
+  records.encodeInto(event, 0, salt);
+  return Buffer.concat([tombstone, event]);
+}
+
+async function segmentOf(dir: string): Promise<{ name: string; bytes: Buffer }> {
+  const name = (await readdir(dir)).find((n) => n.startsWith('segment-')) as string;
+  return { name, bytes: await readFile(join(dir, name)) };
 }
 
 async function openWith(name: string, bytes: Buffer): Promise<{ ids: string[]; corrupt: number; dir: string }> {
@@ -61,27 +79,37 @@ describe('FileStore recovery', () => {
     const store = new FileStore({ dir });
     await store.open();
     await store.append([makeEvent('victim')]);
-    // A body holding whole, valid frames: a tombstone for 'victim' and an event that was never accepted.
-    const forgedDir = await newDir();
-    const forged = new FileStore({ dir: forgedDir });
-    await forged.open();
-    await forged.append([makeEvent('injected', { url: 'http://169.254.169.254/latest' })]);
-    await forged.close();
-    const forgedSegment = await readFile(join(forgedDir, (await readdir(forgedDir)).find((n) => n.startsWith('segment-')) as string));
-    const body = Buffer.concat([
-      Buffer.from('x'),
-      encodeTombstone({ seg: 1, off: HEADER_BYTES }, TOMBSTONE_DELIVERED),
-      forgedSegment.subarray(HEADER_BYTES),
-      Buffer.alloc(4_096, 0x20),
-    ]);
-    await store.append([makeEvent('torn', { body })]);
+    // A body holding whole frames that would pass every check, even with the segment's own salt.
+    const salt = readHeader((await segmentOf(dir)).bytes, 1)?.salt as number;
+    expect(salt).toBeGreaterThan(0);
+    await store.append([makeEvent('torn', { body: Buffer.concat([Buffer.from('x'), forgedFrames(salt), Buffer.alloc(4_096, 0x20)]) })]);
     await store.close();
     // The second append is torn inside its body (a crash before its fsync returned).
-    const name = (await readdir(dir)).find((n) => n.startsWith('segment-')) as string;
-    const bytes = await readFile(join(dir, name));
+    const { name, bytes } = await segmentOf(dir);
     const { ids, corrupt } = await openWith(name, bytes.subarray(0, bytes.length - 2_048));
     expect(ids).toEqual(['victim']);
     expect(corrupt).toBe(0);
+  });
+
+  it('reads no frame a body carries when a damaged head makes recovery search onward from inside that record', async () => {
+    const dir = await newDir();
+    const store = new FileStore({ dir });
+    await store.open();
+    await store.append([makeEvent('victim')]);
+    // Checksums as whoever sent this body could compute them: the segment's salt never leaves the disk.
+    await store.append([makeEvent('carrier', { body: Buffer.concat([Buffer.from('x'), forgedFrames(0)]) })]);
+    await store.append([makeEvent('after')]);
+    await store.close();
+    const { name, bytes } = await segmentOf(dir);
+    const carrier = HEADER_BYTES + frameLength(bytes, HEADER_BYTES);
+    const headEnd = carrier + 16 + bytes.readUInt32LE(carrier + 8);
+    for (let at = carrier; at < headEnd; at++) {
+      const damaged = Buffer.from(bytes);
+      damaged[at] = (damaged[at] as number) ^ 0x5a;
+      const { ids, corrupt } = await openWith(name, damaged);
+      expect(ids, `byte ${at}`).toEqual(['victim', 'after']);
+      expect(corrupt, `byte ${at}`).toBe(1);
+    }
   });
 
   it('skips and counts a record with any flipped byte, keeping every other record', async () => {
@@ -245,4 +273,46 @@ describe('FileStore recovery', () => {
       await reopened.close();
     });
   }
+
+  it('opens a format 2 directory as it was, writes only format 3 segments, and deletes the old ones once settled', async () => {
+    const fixture = new URL('fixtures/format-v2/', import.meta.url);
+    const dir = await newDir();
+    const old = (await readdir(fixture)).filter((n) => n.startsWith('segment-')).sort();
+    expect(old).toHaveLength(3);
+    for (const name of old) await copyFile(new URL(name, fixture), join(dir, name));
+    const A = 'http://127.0.0.1:9/a';
+    const C = 'http://127.0.0.1:9/c';
+    const store = new FileStore({ dir, segmentBytes: 4096 });
+    await store.open();
+    expect(store.stats()).toMatchObject({ pending: 5, dead: 1, corrupt: 0, endpoints: { [A]: { pending: 3, dead: 1 }, [C]: { pending: 2, dead: 0 } } });
+    await store.append([makeEvent('new', { url: A })]);
+    const written = (await readdir(dir)).filter((n) => n.startsWith('segment-') && !old.includes(n));
+    expect(written).toEqual(['segment-0000000004.log']);
+    expect(readHeader(await readFile(join(dir, written[0] as string)), 4)).toMatchObject({ length: HEADER_BYTES });
+    await store.close();
+
+    const again = new FileStore({ dir, segmentBytes: 4096 });
+    await again.open();
+    const { events } = await again.claim({ limit: 20, now: T0 + 60_000 });
+    const seen = events.map((e) => ({ id: e.id, url: e.url, attempts: e.attempts, statuses: e.history.map((h) => h.status) }));
+    expect(seen.sort((a, b) => a.id.localeCompare(b.id))).toEqual([
+      { id: 'late', url: A, attempts: 0, statuses: [] },
+      { id: 'moved', url: C, attempts: 0, statuses: [] },
+      { id: 'new', url: A, attempts: 0, statuses: [] },
+      { id: 'pending', url: A, attempts: 0, statuses: [] },
+      { id: 'replayed', url: C, attempts: 0, statuses: [410] },
+      { id: 'retried', url: A, attempts: 1, statuses: [503] },
+    ]);
+    expect(JSON.parse(Buffer.from(events.find((e) => e.id === 'pending')?.body as Uint8Array).toString())).toMatchObject({ id: 'pending' });
+    expect((await again.deadLetters()).map((d) => ({ id: d.id, reason: d.reason, statuses: d.history.map((h) => h.status) }))).toEqual([
+      { id: 'dead', reason: 'http-status', statuses: [410] },
+    ]);
+    await again.settle(events.map((e) => ({ id: e.id, type: 'delivered' as const, attempt: { at: T0, durationMs: 1, status: 200 } })));
+    expect(await again.purge()).toBe(1);
+    await again.append([makeEvent('last')]);
+    expect(again.stats()).toMatchObject({ pending: 1, dead: 0, corrupt: 0 });
+    await again.close();
+    const left = (await readdir(dir)).filter((n) => n.startsWith('segment-'));
+    expect(left.some((n) => old.includes(n))).toBe(false);
+  });
 });

@@ -21,10 +21,13 @@ function buildTables(): Int32Array {
   return tables;
 }
 
-/** CRC-32C of `bytes[start, end)`, as an unsigned 32-bit integer. */
-export function crc32c(bytes: Uint8Array, start = 0, end = bytes.length): number {
+/**
+ * CRC-32C of `bytes[start, end)`, as an unsigned 32-bit integer. `seed` continues a checksum:
+ * `crc32c(b, 0, b.length, crc32c(a))` is the CRC-32C of `a` followed by `b`.
+ */
+export function crc32c(bytes: Uint8Array, start = 0, end = bytes.length, seed = 0): number {
   const t = TABLES;
-  let crc = -1;
+  let crc = ~seed;
   let i = start;
   const fast = end - ((end - start) & 7);
   while (i < fast) {

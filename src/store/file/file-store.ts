@@ -32,10 +32,12 @@ import {
   hashBytes,
   hashText,
   HEADER_BYTES,
-  isValidHeader,
+  newSalt,
+  readHeader,
   RECORD_EVENT,
   RECORD_STATE,
   RecordView,
+  sealFrame,
   TOMBSTONE_DELIVERED,
   TOMBSTONE_PURGED,
 } from './format.js';
@@ -116,6 +118,8 @@ interface Segment {
   path: string;
   fd: number;
   size: number;
+  /** The seed of its head checksums; 0 for a format version 2 segment. */
+  salt: number;
   /** Started by this process (so recently written and in the page cache), not found at open. */
   written: boolean;
   /** Pending or dead events whose event record is here. */
@@ -168,9 +172,9 @@ function ioError(action: string, error: unknown): WebhookOutboxError {
   return new StoreIoError(`File store I/O failed while ${action}${code}`, { cause: error });
 }
 
-/** Checks and decodes one record read from disk; `payload`: check its payload checksum too. */
-function decodeRecord(bytes: Buffer, payload: boolean): [Buffer, RecordView] {
-  if (checkFrame(bytes, 0, bytes.length, payload) !== 'ok') throw new CorruptRecordError('bad checksum');
+/** Checks and decodes one record read from a segment with this salt; `payload`: check its payload checksum too. */
+function decodeRecord(bytes: Buffer, payload: boolean, salt: number): [Buffer, RecordView] {
+  if (checkFrame(bytes, 0, bytes.length, payload, salt) !== 'ok') throw new CorruptRecordError('bad checksum');
   const view = new RecordView();
   if (!view.decode(bytes, 0)) throw new CorruptRecordError('undecodable record');
   return [bytes, view];
@@ -812,7 +816,7 @@ export class FileStore implements OutboxStore {
     const seg = index.evSeg.get(slot);
     const off = index.evOff.get(slot);
     const [eventBytes, record] =
-      eventRecord === undefined ? await this.#readRecord(seg, off, index.evLen.get(slot), true) : decodeRecord(eventRecord, true);
+      eventRecord === undefined ? await this.#readRecord(seg, off, index.evLen.get(slot), true) : decodeRecord(eventRecord, true, this.#segment(seg).salt);
     if (record.type !== RECORD_EVENT) throw new CorruptRecordError('not an event record');
     let state: RecordView | undefined;
     let history: AttemptRecord[] = [];
@@ -840,12 +844,18 @@ export class FileStore implements OutboxStore {
 
   /** Reads one record; `payload`: check its payload checksum too. */
   async #readRecord(seg: number, off: number, len: number, payload: boolean): Promise<[Buffer, RecordView]> {
-    const segment = this.#segments.get(seg);
-    if (segment === undefined) throw new CorruptRecordError(`segment ${seg} is gone`);
+    const segment = this.#segment(seg);
     const bytes = Buffer.allocUnsafe(len);
     const read = await this.#readAt(segment, bytes, off);
     if (read !== len) throw new CorruptRecordError('bad checksum');
-    return decodeRecord(bytes, payload);
+    return decodeRecord(bytes, payload, segment.salt);
+  }
+
+  /** The segment a live record is in. */
+  #segment(seg: number): Segment {
+    const segment = this.#segments.get(seg);
+    if (segment === undefined) throw new CorruptRecordError(`segment ${seg} is gone`);
+    return segment;
   }
 
   /**
@@ -991,7 +1001,8 @@ export class FileStore implements OutboxStore {
         next = last ? undefined : load(i + 1);
         let keep = false;
         try {
-          if (!isValidHeader(bytes.subarray(0, read), id)) {
+          const header = readHeader(bytes.subarray(0, read), id);
+          if (header === undefined) {
             if (readOnly) {
               if (read >= HEADER_BYTES) this.#corrupt++;
               continue;
@@ -1006,13 +1017,13 @@ export class FileStore implements OutboxStore {
             await this.#fs.fsyncDir(this.#dir);
             continue;
           }
-          const segment: Segment = { id, path, fd, size: read, written: false, live: 0, stateRefs: 0, tombsFor: new Map(), tombedBy: new Set() };
+          const segment: Segment = { id, path, fd, size: read, salt: header.salt, written: false, live: 0, stateRefs: 0, tombsFor: new Map(), tombedBy: new Set() };
           this.#segments.set(id, segment);
           keep = true;
           this.#index.beginSegment(id);
           location.seg = id;
           // Payload checksums are checked here only in the newest segment, where a torn write can be.
-          const result = scanSegment(bytes, read, last, (offset, length) => {
+          const result = scanSegment(bytes, read, last, header, (offset, length) => {
             location.off = offset;
             location.len = length;
             return this.#onRecovered(segment, bytes, view, location);
@@ -1034,7 +1045,8 @@ export class FileStore implements OutboxStore {
     this.#index.finishRecovery();
     if (readOnly) return;
     const newest = [...this.#segments.values()].at(-1);
-    if (newest !== undefined && newest.size < this.#segmentBytes) this.#active = newest;
+    // A version 2 segment is not continued: every record this version writes is salted.
+    if (newest !== undefined && newest.size < this.#segmentBytes && newest.salt !== 0) this.#active = newest;
     else if (!(await this.#roll())) {
       // No room for a new segment (a full disk): go on in the newest one; segmentBytes is only a target.
       if (newest === undefined) throw new StoreIoError(`Cannot create the first segment in ${this.#dir}`);
@@ -1063,9 +1075,10 @@ export class FileStore implements OutboxStore {
     } catch {
       return false;
     }
-    const segment: Segment = { id, path, fd, size: 0, written: true, live: 0, stateRefs: 0, tombsFor: new Map(), tombedBy: new Set() };
+    const salt = newSalt();
+    const segment: Segment = { id, path, fd, size: 0, salt, written: true, live: 0, stateRefs: 0, tombsFor: new Map(), tombedBy: new Set() };
     try {
-      writeFully(this.#fs, fd, encodeHeader(id), 0);
+      writeFully(this.#fs, fd, encodeHeader(id, salt), 0);
       await this.#fs.fsync(fd);
       await this.#fs.fsyncDir(this.#dir);
     } catch {
@@ -1181,7 +1194,7 @@ export class FileStore implements OutboxStore {
    * written at a time): a fresh buffer of a few hundred KiB per commit costs more in page faults than
    * encoding its records.
    */
-  #encodeCommit(batch: WriteOp[], size: number): Buffer {
+  #encodeCommit(batch: WriteOp[], size: number, salt: number): Buffer {
     let out = this.#commitBuffer;
     if (size > out.length) {
       out = Buffer.allocUnsafe(Math.max(size, Math.min(2 * out.length, MAX_KEPT_COMMIT_BUFFER)));
@@ -1189,10 +1202,14 @@ export class FileStore implements OutboxStore {
     }
     let at = 0;
     for (const op of batch) {
-      if (op.frames instanceof EventRecords) op.frames.encodeInto(out, at);
+      if (op.frames instanceof EventRecords) op.frames.encodeInto(out, at, salt);
       else {
         let from = at;
-        for (const frame of op.frames) from += frame.copy(out, from);
+        for (const frame of op.frames) {
+          frame.copy(out, from);
+          sealFrame(out, from, salt);
+          from += frame.length;
+        }
       }
       at += op.size;
     }
@@ -1271,7 +1288,7 @@ export class FileStore implements OutboxStore {
         }),
       );
       phase = 'write';
-      writeFully(this.#fs, active.fd, this.#encodeCommit(batch, at - start), start);
+      writeFully(this.#fs, active.fd, this.#encodeCommit(batch, at - start, active.salt), start);
       if (this.#fsync && batch.some((op) => op.durable)) {
         phase = 'fsync';
         await this.#fs.fsync(active.fd);

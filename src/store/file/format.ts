@@ -3,16 +3,22 @@ import type { AttemptRecord, DeadReason, NewEvent } from '../store.js';
 import { crc32c } from './crc32c.js';
 
 /**
- * The on-disk format of a journal segment, version 2 (little-endian throughout).
+ * The on-disk format of a journal segment, version 3 (little-endian throughout).
  *
- * Segment header, 16 bytes: `"WHOX"`, u16 version, u16 flags (0), u32 segment id, u32 CRC-32C of the
- * first 12 bytes.
+ * Segment header, 20 bytes: `"WHOX"`, u16 version, u16 flags (0), u32 segment id, u32 salt (random per
+ * segment), u32 CRC-32C of the first 16 bytes.
  *
  * Then frames of 16 bytes plus a body: u32 head CRC, u32 body length L, u32 head length H, u32 payload
- * CRC, body. The body is a head (`body[0, H)`) and a payload (`body[H, L)`). The head CRC (CRC-32C)
- * covers frame bytes 4..16 and the head, so the lengths and the payload CRC are protected too; the
- * payload CRC covers the payload. Recovery checks heads (small) and the payload of the newest segment;
- * payloads of older segments are checked when they are read back.
+ * CRC, body. The body is a head (`body[0, H)`) and a payload (`body[H, L)`). The head CRC (CRC-32C
+ * continued from the segment's salt, see `crc32c`'s seed) covers frame bytes 4..16 and the head, so the
+ * lengths and the payload CRC are protected too; the payload CRC covers the payload. Recovery checks
+ * heads (small) and the payload of the newest segment; payloads of older segments are checked when they
+ * are read back. The salt is what keeps bytes inside a record from passing for a record when recovery
+ * searches for the next frame after damage: a webhook body can carry frames whose checksums its sender
+ * computed, but not with a salt it never saw.
+ *
+ * Version 2 is version 3 without the salt: a 16-byte header (no salt field, CRC of the first 12 bytes) and
+ * head CRCs that start from no salt (seed 0). Its segments are still read; new segments are version 3.
  *
  * Records refer to an event by where its event record is (segment id, frame offset), which never
  * changes and is never reused, so recovery needs no map from ids to events.
@@ -21,16 +27,17 @@ import { crc32c } from './crc32c.js';
  * - state (2): head = u8 type, u8 status (1 pending, 2 dead), u8 dead reason, u8 flags, u32 event segment,
  *   u32 event offset, u32 attempts, f64 createdAt, f64 nextAttemptAt, f64 deadAt, u16 id length, u16 0, id,
  *   then with flag 1 (`STATE_URL`) the URL the event now goes to (the rest of the head; a dead letter
- *   replayed or moved to another endpoint; every later state record of that event repeats it). Flags were
- *   always 0 before that flag existed, and a reader without it skips such a record as corrupt: the event
- *   falls back to its previous state record, or its event record; it is not lost. Payload = history (JSON array). The whole retry state of an
- *   event: the newest state record wins.
+ *   replayed or moved to another endpoint; every later state record of that event repeats it; format 2
+ *   segments written since that flag existed hold it too). Payload = history (JSON array). The whole
+ *   retry state of an event: the newest state record wins.
  * - tombstone (3): head = u8 type, u8 kind (1 delivered, 2 purged), u16 0, u32 event segment,
  *   u32 event offset. The event is gone.
  */
 export const SEGMENT_MAGIC = 0x584f4857;
-export const FORMAT_VERSION = 2;
-export const HEADER_BYTES = 16;
+export const FORMAT_VERSION = 3;
+/** Header length of a version 3 segment (version 2: 16 bytes). */
+export const HEADER_BYTES = 20;
+const V2_HEADER_BYTES = 16;
 export const FRAME_BYTES = 16;
 
 export const RECORD_EVENT = 1;
@@ -50,38 +57,63 @@ export const TOMBSTONE_PURGED = 2;
 
 const REASONS: readonly DeadReason[] = ['http-status', 'max-age', 'max-attempts', 'invalid'];
 
-/** The header of segment `id`. */
-export function encodeHeader(id: number): Buffer {
+/**
+ * A fresh salt for a new segment: unpredictable, so no one outside can compute checksums for it. Never 0,
+ * which stands for a version 2 segment.
+ */
+export function newSalt(): number {
+  return randomBytes(4).readUInt32LE(0) || 1;
+}
+
+/** The header of a new segment `id` with this salt. */
+export function encodeHeader(id: number, salt: number): Buffer {
   const header = Buffer.alloc(HEADER_BYTES);
   header.writeUInt32LE(SEGMENT_MAGIC, 0);
   header.writeUInt16LE(FORMAT_VERSION, 4);
   header.writeUInt16LE(0, 6);
   header.writeUInt32LE(id, 8);
-  header.writeUInt32LE(crc32c(header, 0, 12), 12);
+  header.writeUInt32LE(salt, 12);
+  header.writeUInt32LE(crc32c(header, 0, 16), 16);
   return header;
 }
 
-/** Whether `bytes` start with a valid header for segment `id`. */
-export function isValidHeader(bytes: Buffer, id: number): boolean {
-  return (
-    bytes.length >= HEADER_BYTES &&
-    bytes.readUInt32LE(0) === SEGMENT_MAGIC &&
-    bytes.readUInt16LE(4) === FORMAT_VERSION &&
-    bytes.readUInt32LE(8) === id &&
-    bytes.readUInt32LE(12) === crc32c(bytes, 0, 12)
-  );
+/** A segment's header, read. */
+export interface SegmentHeader {
+  /** Where its first frame starts. */
+  length: number;
+  /** The seed of its head checksums (0 in version 2). */
+  salt: number;
 }
 
-/** Builds a frame around `head` and `payload` parts (each written by `fill`). */
+/** The header `bytes` start with, when it is a valid version 2 or 3 header for segment `id`. */
+export function readHeader(bytes: Buffer, id: number): SegmentHeader | undefined {
+  if (bytes.length < V2_HEADER_BYTES || bytes.readUInt32LE(0) !== SEGMENT_MAGIC || bytes.readUInt32LE(8) !== id) return undefined;
+  const version = bytes.readUInt16LE(4);
+  if (version === 2 && bytes.readUInt32LE(12) === crc32c(bytes, 0, 12)) return { length: V2_HEADER_BYTES, salt: 0 };
+  if (version === FORMAT_VERSION && bytes.length >= HEADER_BYTES && bytes.readUInt32LE(16) === crc32c(bytes, 0, 16)) {
+    return { length: HEADER_BYTES, salt: bytes.readUInt32LE(12) };
+  }
+  return undefined;
+}
+
+/**
+ * Builds a frame around `head` and `payload` parts (each written by `fill`). Its head checksum is left
+ * for {@link sealFrame}: the segment it goes to, and so its salt, is known only when it is written.
+ */
 function frame(headLength: number, payloadLength: number, fill: (out: Buffer, head: number, payload: number) => void): Buffer {
   const out = Buffer.allocUnsafe(FRAME_BYTES + headLength + payloadLength);
   const payload = FRAME_BYTES + headLength;
   fill(out, FRAME_BYTES, payload);
+  out.writeUInt32LE(0, 0);
   out.writeUInt32LE(headLength + payloadLength, 4);
   out.writeUInt32LE(headLength, 8);
   out.writeUInt32LE(crc32c(out, payload, out.length), 12);
-  out.writeUInt32LE(crc32c(out, 4, payload), 0);
   return out;
+}
+
+/** Writes the head checksum of the frame at `at` (lengths and payload checksum in place) with a segment's salt. */
+export function sealFrame(out: Buffer, at: number, salt: number): void {
+  out.writeUInt32LE(crc32c(out, at + 4, at + FRAME_BYTES + u32(out, at + 8), salt), at);
 }
 
 /**
@@ -123,8 +155,8 @@ export class EventRecords {
     this.size = size;
   }
 
-  /** Writes the frames into `out` from `at`. */
-  encodeInto(out: Buffer, at: number): void {
+  /** Writes the frames into `out` from `at`, for a segment with this salt. */
+  encodeInto(out: Buffer, at: number, salt: number): void {
     const events = this.#events;
     for (let i = 0; i < events.length; i++) {
       const event = events[i] as NewEvent;
@@ -144,7 +176,7 @@ export class EventRecords {
       out.writeUInt32LE(end - h, at + 4);
       out.writeUInt32LE(payload - h, at + 8);
       out.writeUInt32LE(crc32c(out, payload, end), at + 12);
-      out.writeUInt32LE(crc32c(out, at + 4, payload), at);
+      out.writeUInt32LE(crc32c(out, at + 4, payload, salt), at);
       at = end;
     }
   }
@@ -166,7 +198,7 @@ export interface EventRef {
   off: number;
 }
 
-/** Encodes a state record frame. */
+/** Encodes a state record frame (to be sealed when written). */
 export function encodeState(state: {
   id: string;
   event: EventRef;
@@ -201,7 +233,7 @@ export function encodeState(state: {
   });
 }
 
-/** Encodes a tombstone frame. */
+/** Encodes a tombstone frame (to be sealed when written). */
 export function encodeTombstone(event: EventRef, kind: typeof TOMBSTONE_DELIVERED | typeof TOMBSTONE_PURGED): Buffer {
   return frame(TOMBSTONE_FIXED, 0, (out, h) => {
     out.writeUInt8(RECORD_TOMBSTONE, h);
@@ -218,10 +250,11 @@ function u32(bytes: Buffer, at: number): number {
 }
 
 /**
- * Checks the frame at `at`: `'ok'` when whole with a matching head checksum (and payload checksum when
- * `payload` is true), `'short'` when the file ends inside it, `'bad'` when whole but damaged.
+ * Checks the frame at `at` of a segment with this salt: `'ok'` when whole with a matching head checksum
+ * (and payload checksum when `payload` is true), `'short'` when the file ends inside it, `'bad'` when
+ * whole but damaged.
  */
-export function checkFrame(bytes: Buffer, at: number, end: number, payload: boolean): 'ok' | 'short' | 'bad' {
+export function checkFrame(bytes: Buffer, at: number, end: number, payload: boolean, salt: number): 'ok' | 'short' | 'bad' {
   if (end - at < FRAME_BYTES) return 'short';
   const length = u32(bytes, at + 4);
   if (length > end - at - FRAME_BYTES) return 'short';
@@ -230,7 +263,7 @@ export function checkFrame(bytes: Buffer, at: number, end: number, payload: bool
   const type = bytes[at + FRAME_BYTES];
   if (type !== RECORD_EVENT && type !== RECORD_STATE && type !== RECORD_TOMBSTONE) return 'bad';
   const payloadStart = at + FRAME_BYTES + head;
-  if (crc32c(bytes, at + 4, payloadStart) !== u32(bytes, at)) return 'bad';
+  if (crc32c(bytes, at + 4, payloadStart, salt) !== u32(bytes, at)) return 'bad';
   if (payload && crc32c(bytes, payloadStart, at + FRAME_BYTES + length) !== u32(bytes, at + 12)) return 'bad';
   return 'ok';
 }
@@ -239,13 +272,13 @@ export function checkFrame(bytes: Buffer, at: number, end: number, payload: bool
  * Whether the frame at `at` is authentic but cut off: its head (lengths included) passes its checksum,
  * yet its body runs past `end`. Everything from `at` on is then the torn tail of one record.
  */
-export function tornFrame(bytes: Buffer, at: number, end: number): boolean {
+export function tornFrame(bytes: Buffer, at: number, end: number, salt: number): boolean {
   if (end - at < FRAME_BYTES) return false;
   const length = u32(bytes, at + 4);
   const head = u32(bytes, at + 8);
   const payloadStart = at + FRAME_BYTES + head;
   if (length <= end - at - FRAME_BYTES || head > length || head < TOMBSTONE_FIXED || payloadStart > end) return false;
-  return crc32c(bytes, at + 4, payloadStart) === u32(bytes, at);
+  return crc32c(bytes, at + 4, payloadStart, salt) === u32(bytes, at);
 }
 
 /** Total length (frame header included) of the frame at `at`. Only meaningful for a checked frame. */

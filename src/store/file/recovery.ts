@@ -1,4 +1,5 @@
-import { checkFrame, FRAME_BYTES, frameLength, HEADER_BYTES, tornFrame } from './format.js';
+import type { SegmentHeader } from './format.js';
+import { checkFrame, FRAME_BYTES, frameLength, tornFrame } from './format.js';
 
 /** What scanning one segment found. */
 export interface ScanResult {
@@ -8,27 +9,33 @@ export interface ScanResult {
   corrupt: number;
 }
 
-function resync(bytes: Buffer, from: number, size: number, payload: boolean): number | undefined {
-  for (let at = from; at + FRAME_BYTES <= size; at++) if (checkFrame(bytes, at, size, payload) === 'ok') return at;
+function resync(bytes: Buffer, from: number, size: number, payload: boolean, salt: number): number | undefined {
+  for (let at = from; at + FRAME_BYTES <= size; at++) if (checkFrame(bytes, at, size, payload, salt) === 'ok') return at;
   return undefined;
 }
 
 /**
- * Walks the frames of a segment image (`bytes[0, size)`, header already checked) and calls `onRecord`
+ * Walks the frames of a segment image (`bytes[0, size)`, its header already read) and calls `onRecord`
  * for every valid one, in order, with its offset and length; `onRecord` returns `false` for a frame
  * whose fields do not add up, which is counted like a bad checksum. `payload`: also check payload
  * checksums (done for the newest segment, where a torn write can be; elsewhere payloads are checked when
  * read back). Rules (after Vector's disk buffer v2): a frame the file ends inside is a torn tail and ends
  * the scan (without looking inside its body when its head checks out); a whole frame with a bad checksum is skipped and counted, and the scan resumes at the next
  * position where a valid frame starts (found by searching byte by byte, since a flipped length cannot be
- * trusted). Never throws on bad data.
+ * trusted; the segment's salt keeps frames a record's body carries from passing). Never throws on bad data.
  */
-export function scanSegment(bytes: Buffer, size: number, payload: boolean, onRecord: (offset: number, length: number) => boolean): ScanResult {
-  let at = HEADER_BYTES;
-  let end = HEADER_BYTES;
+export function scanSegment(
+  bytes: Buffer,
+  size: number,
+  payload: boolean,
+  header: SegmentHeader,
+  onRecord: (offset: number, length: number) => boolean,
+): ScanResult {
+  let at = header.length;
+  let end = header.length;
   let corrupt = 0;
   while (at < size) {
-    const state = checkFrame(bytes, at, size, payload);
+    const state = checkFrame(bytes, at, size, payload, header.salt);
     if (state === 'ok') {
       const length = frameLength(bytes, at);
       if (!onRecord(at, length)) corrupt++;
@@ -38,8 +45,8 @@ export function scanSegment(bytes: Buffer, size: number, payload: boolean, onRec
     }
     // A torn record whose head checks out: the rest of the file is its body, and frame-shaped bytes in a
     // body (a webhook may carry anything) must not be read as records.
-    if (state === 'short' && tornFrame(bytes, at, size)) break;
-    const next = resync(bytes, at + 1, size, payload);
+    if (state === 'short' && tornFrame(bytes, at, size, header.salt)) break;
+    const next = resync(bytes, at + 1, size, payload, header.salt);
     if (next === undefined) {
       if (state === 'bad') corrupt++;
       break;
