@@ -1,9 +1,10 @@
-import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FileStore } from '../../src/store/file/file-store.js';
 import { encodeTombstone, EventRecords, frameLength, HEADER_BYTES, readHeader, sealFrame, TOMBSTONE_DELIVERED } from '../../src/store/file/format.js';
 import { makeEvent } from './contract.js';
+import { FaultFs } from './fault-fs.js';
 import { tempDirs } from './temp-dir.js';
 
 const newDir = tempDirs('file-recovery');
@@ -27,10 +28,10 @@ async function journal(): Promise<{ bytes: Buffer; starts: number[]; name: strin
 
 /**
  * Whole frames as a webhook body could carry them, with head checksums computed from `salt`: a tombstone
- * for the first record of segment 1 and an event that was never accepted.
+ * for the first record of segment 1 (at `first`) and an event that was never accepted.
  */
-function forgedFrames(salt: number): Buffer {
-  const tombstone = encodeTombstone({ seg: 1, off: HEADER_BYTES }, TOMBSTONE_DELIVERED);
+function forgedFrames(salt: number, first = HEADER_BYTES): Buffer {
+  const tombstone = encodeTombstone({ seg: 1, off: first }, TOMBSTONE_DELIVERED);
   sealFrame(tombstone, 0, salt);
   const records = new EventRecords([makeEvent('injected', { url: 'http://169.254.169.254/latest' })]);
   const event = Buffer.alloc(records.size);
@@ -275,11 +276,7 @@ describe('FileStore recovery', () => {
   }
 
   it('opens a format 2 directory as it was, writes only format 3 segments, and deletes the old ones once settled', async () => {
-    const fixture = new URL('fixtures/format-v2/', import.meta.url);
-    const dir = await newDir();
-    const old = (await readdir(fixture)).filter((n) => n.startsWith('segment-')).sort();
-    expect(old).toHaveLength(3);
-    for (const name of old) await copyFile(new URL(name, fixture), join(dir, name));
+    const { dir, old } = await formatV2Dir();
     const A = 'http://127.0.0.1:9/a';
     const C = 'http://127.0.0.1:9/c';
     const store = new FileStore({ dir, segmentBytes: 4096 });
@@ -315,4 +312,58 @@ describe('FileStore recovery', () => {
     const left = (await readdir(dir)).filter((n) => n.startsWith('segment-'));
     expect(left.some((n) => old.includes(n))).toBe(false);
   });
+
+  it('leaves a format 2 segment kept at open by a full disk with the next append: a body there cannot forge records', async () => {
+    const { dir } = await formatV2Dir();
+    const newestV2 = join(dir, 'segment-0000000003.log');
+    const before = (await stat(newestV2)).size;
+    const fs = new FaultFs();
+    fs.createFaults.push('ENOSPC');
+    const store = new FileStore({ dir, fs });
+    await store.open();
+    expect(fs.createFaults).toEqual([]);
+    // Unsalted frames for the fixture, whose first record ('pending') is right after a 16-byte header.
+    await store.append([makeEvent('carrier', { body: Buffer.concat([Buffer.from('x'), forgedFrames(0, 16)]) })]);
+    await store.append([makeEvent('after')]);
+    await store.close();
+    expect((await stat(newestV2)).size).toBe(before);
+    // The segment id the failed creation took is not reused.
+    const name = (await readdir(dir)).filter((n) => n.endsWith('.log')).sort().at(-1) as string;
+    expect(name).toBe('segment-0000000005.log');
+    const path = join(dir, name);
+    const bytes = await readFile(path);
+    expect(readHeader(bytes, 5)?.salt).toBeGreaterThan(0);
+    bytes[HEADER_BYTES] = (bytes[HEADER_BYTES] as number) ^ 0x5a;
+    await writeFile(path, bytes);
+    const again = new FileStore({ dir });
+    await again.open();
+    const ids = (await again.claim({ limit: 50, now: T0 + 3_600_000 })).events.map((e) => e.id).sort();
+    expect(ids).toEqual(['after', 'late', 'moved', 'pending', 'replayed', 'retried']);
+    expect(again.stats().corrupt).toBe(1);
+    await again.close();
+  });
+
+  it('counts a damaged header the same in inspect() as in open(), also in a segment shorter than a format 3 header', async () => {
+    const { dir } = await formatV2Dir();
+    // Segment 2 as a format 2 segment with no records (16 bytes) whose header rotted.
+    const header = Buffer.from((await readFile(join(dir, 'segment-0000000002.log'))).subarray(0, 16));
+    header[12] = (header[12] as number) ^ 0xff;
+    await writeFile(join(dir, 'segment-0000000002.log'), header);
+    const inspected = (await FileStore.inspect(dir)).stats.corrupt;
+    const store = new FileStore({ dir });
+    await store.open();
+    expect(store.stats().corrupt).toBe(1);
+    await store.close();
+    expect(inspected).toBe(1);
+  });
 });
+
+/** A copy of the format 2 fixture: segments 1-3 written by a version before format 3 (see its make.mjs). */
+async function formatV2Dir(): Promise<{ dir: string; old: string[] }> {
+  const fixture = new URL('fixtures/format-v2/', import.meta.url);
+  const dir = await newDir();
+  const old = (await readdir(fixture)).filter((n) => n.startsWith('segment-')).sort();
+  expect(old).toHaveLength(3);
+  for (const name of old) await copyFile(new URL(name, fixture), join(dir, name));
+  return { dir, old };
+}

@@ -1003,11 +1003,12 @@ export class FileStore implements OutboxStore {
         try {
           const header = readHeader(bytes.subarray(0, read), id);
           if (header === undefined) {
+            const cutShort = last && read < HEADER_BYTES;
             if (readOnly) {
-              if (read >= HEADER_BYTES) this.#corrupt++;
+              if (!cutShort) this.#corrupt++;
               continue;
             }
-            if (last && read < HEADER_BYTES) {
+            if (cutShort) {
               // A segment whose creation was cut short: it never held a record.
               await this.#fs.unlink(path);
             } else {
@@ -1045,7 +1046,7 @@ export class FileStore implements OutboxStore {
     this.#index.finishRecovery();
     if (readOnly) return;
     const newest = [...this.#segments.values()].at(-1);
-    // A version 2 segment is not continued: every record this version writes is salted.
+    // A version 2 segment is not continued: records this version writes are salted (see `#commit`).
     if (newest !== undefined && newest.size < this.#segmentBytes && newest.salt !== 0) this.#active = newest;
     else if (!(await this.#roll())) {
       // No room for a new segment (a full disk): go on in the newest one; segmentBytes is only a target.
@@ -1275,8 +1276,10 @@ export class FileStore implements OutboxStore {
     let start = 0;
     try {
       // A segment that cannot be started (a full disk) is tried again at the next commit; this one goes on
-      // in the current segment, where a write that finds no room fails like any other.
-      if ((this.#active as Segment).size >= this.#segmentBytes) await this.#roll();
+      // in the current segment, where a write that finds no room fails like any other. A format 2 segment
+      // (no salt; kept at open only when no new one could be made) is left as soon as possible.
+      const current = this.#active as Segment;
+      if (current.size >= this.#segmentBytes || current.salt === 0) await this.#roll();
       const active = this.#active as Segment;
       start = active.size;
       let at = start;
