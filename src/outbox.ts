@@ -16,6 +16,7 @@ import { checkInteger, checkKnownKeys, checkObject, checkUrl, normalizeOutboxOpt
 import type { NormalizedOutboxOptions, OutboxOptions } from './options.js';
 import { FileStore } from './store/file/file-store.js';
 import type { DeadLetter, DeadLetterQuery, NewEvent, OutboxStore } from './store/store.js';
+import { deadLetterMatches } from './store/validate.js';
 import type { Transport } from './transport/transport.js';
 
 /** The events an {@link Outbox} emits, with their listener arguments. */
@@ -68,12 +69,22 @@ export interface OutboxStats {
   endpoints: Record<string, EndpointStats>;
 }
 
+/**
+ * Which dead letters `replay()` and `purge()` act on: these ids, or those a query selects (by ids,
+ * endpoint URL, time of death; at most `limit`).
+ */
+export type DeadLetterSelection = readonly string[] | DeadLetterQuery;
+
+/** Dead letters read per step when `replay()` or `purge()` act on a query. */
+const DEAD_LETTER_PAGE = 1_000;
+
 /** Options of {@link Outbox.replay}. */
 export interface ReplayOptions {
   /**
    * Send the replayed events to this URL from now on, instead of the one they were enqueued for (the
-   * receiver moved). `http:` or `https:`. The change is durable: it holds after a restart. Needs the
-   * `ids` (all of one endpoint's events: `moveEndpoint()`), and a store that can move events (one with
+   * receiver moved). `http:` or `https:`. The change is durable: it holds after a restart. Needs ids or
+   * an `endpoint` in the selection (never every endpoint's events to one URL; all of one endpoint's
+   * events, pending ones too: `moveEndpoint()`), and a store that can move events (one with
    * `moveEndpoint()`: all of this package's).
    * @default undefined (each event keeps its URL)
    */
@@ -109,6 +120,33 @@ function checkIds(ids: unknown, option: string): void {
   if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string' && id.length > 0)) {
     throw new InvalidOptionError(option, 'expected an array of event ids (non-empty strings)');
   }
+}
+
+/** Checks a dead-letter query (absent: all of them). */
+function checkQuery(query: unknown): DeadLetterQuery {
+  const q = checkObject(query, 'query');
+  checkKnownKeys(q, ['ids', 'endpoint', 'since', 'until', 'limit']);
+  checkIds(q.ids, 'ids');
+  if (q.endpoint !== undefined && typeof q.endpoint !== 'string') throw new InvalidOptionError('endpoint', 'expected an endpoint URL (a string)');
+  checkInteger(q.since, 'since', 0, { min: 0 });
+  checkInteger(q.until, 'until', 0, { min: 0 });
+  checkInteger(q.limit, 'limit', 0, { min: 0, allowInfinity: true });
+  return q as DeadLetterQuery;
+}
+
+/** A selection as a query: ids become `{ ids }`. */
+function checkSelection(selection: unknown): DeadLetterQuery {
+  if (Array.isArray(selection)) {
+    checkIds(selection, 'ids');
+    return { ids: selection as string[] };
+  }
+  return checkQuery(selection);
+}
+
+/** Whether a letter passes every filter of `query`, ids included (a store's answer is checked again). */
+function selector(query: DeadLetterQuery): (letter: DeadLetter) => boolean {
+  const ids = query.ids === undefined ? undefined : new Set(query.ids);
+  return (letter) => (ids === undefined || ids.has(letter.id)) && deadLetterMatches(query, letter.url, letter.deadAt);
 }
 
 /** The `timeoutMs` of drain/close options: a whole number of ms >= 0, or Infinity (wait as long as it takes). */
@@ -294,32 +332,59 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
     }
   }
 
-  /** Dead letters, oldest first, with their payload, reason and attempt history. */
+  /**
+   * Dead letters, oldest first, with their payload, reason and attempt history: all, or those `query`
+   * selects (`ids`, `endpoint` URL, died at or after `since` and before `until`, at most `limit`).
+   */
   async deadLetters(query?: DeadLetterQuery): Promise<DeadLetter[]> {
-    const q = checkObject(query, 'query');
-    checkKnownKeys(q, ['ids', 'limit']);
-    checkIds(q.ids, 'ids');
-    checkInteger(q.limit, 'limit', 0, { min: 0, allowInfinity: true });
+    const q = checkQuery(query);
     if (this.#closing !== undefined) throw new OutboxClosedError();
-    return this.#store.deadLetters(query);
+    return (await this.#store.deadLetters(q)).filter(selector(q));
   }
 
   /**
-   * Puts dead letters (all, or those `ids`) back in the queue with fresh attempts; resolves with how many.
-   * With `url`, they go there from now on (the receiver moved): same id, headers and body.
+   * Runs `act` on the dead letters `query` selects, reading them a page at a time so that a large
+   * selection never sits in memory at once; resolves with the sum of what `act` returned. Without
+   * filters it hands the ids (or `undefined`: all) to `act` in one call.
    */
-  async replay(ids?: readonly string[], options: ReplayOptions = {}): Promise<number> {
-    checkIds(ids, 'ids');
+  async #forSelected(query: DeadLetterQuery, act: (ids: readonly string[] | undefined) => Promise<number>): Promise<number> {
+    if (query.endpoint === undefined && query.since === undefined && query.until === undefined && query.limit === undefined) return act(query.ids);
+    const selects = selector(query);
+    let left = query.limit ?? Infinity;
+    let total = 0;
+    while (left > 0) {
+      const size = Math.min(left, DEAD_LETTER_PAGE);
+      const page = await this.#store.deadLetters({ ...query, limit: size });
+      // A store that ignored a filter must not widen what is replayed or purged.
+      const ids = page.filter(selects).map((letter) => letter.id);
+      const done = ids.length === 0 ? 0 : await act(ids);
+      total += done;
+      left -= done;
+      if (done === 0 || page.length < size) break;
+    }
+    return total;
+  }
+
+  /**
+   * Puts dead letters (all, those `ids`, or those a query selects, as in `deadLetters()`) back in the
+   * queue with fresh attempts; resolves with how many. With `url`, they go there from now on (the
+   * receiver moved): same id, headers and body.
+   */
+  async replay(selection?: DeadLetterSelection, options: ReplayOptions = {}): Promise<number> {
+    const query = checkSelection(selection);
     const o = checkObject(options, 'options');
     checkKnownKeys(o, ['url']);
     const url = checkUrl(o.url, 'url');
     if (url !== undefined) {
       // Every dead letter to one URL would hand each endpoint's events (and credentials) to that one.
-      if (ids === undefined) throw new InvalidOptionError('ids', 'name the dead letters to send to the new URL (to move all of one endpoint: moveEndpoint())');
+      if (query.ids === undefined && query.endpoint === undefined) {
+        throw new InvalidOptionError('ids', 'name the dead letters to send to the new URL, or their endpoint (to move all of one endpoint: moveEndpoint())');
+      }
       if (this.#store.moveEndpoint === undefined) throw new InvalidOptionError('url', 'this store cannot change where events go (it has no moveEndpoint())');
     }
     if (this.#closing !== undefined) throw new OutboxClosedError();
-    const count = await this.#store.replay(ids, this.#options.clock.now(), url);
+    const now = this.#options.clock.now();
+    const count = await this.#forSelected(query, (ids) => this.#store.replay(ids, now, url));
     this.#flusher.poke();
     return count;
   }
@@ -378,11 +443,14 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
     });
   }
 
-  /** Deletes dead letters (all, or those `ids`) for good; resolves with how many. */
-  async purge(ids?: readonly string[]): Promise<number> {
-    checkIds(ids, 'ids');
+  /**
+   * Deletes dead letters (all, those `ids`, or those a query selects, as in `deadLetters()`) for good;
+   * resolves with how many.
+   */
+  async purge(selection?: DeadLetterSelection): Promise<number> {
+    const query = checkSelection(selection);
     if (this.#closing !== undefined) throw new OutboxClosedError();
-    return this.#store.purge(ids);
+    return this.#forSelected(query, (ids) => this.#store.purge(ids));
   }
 
   /**

@@ -6,7 +6,7 @@ import type { OutboxOptions } from '../src/options.js';
 import { FileStore } from '../src/store/file/file-store.js';
 import { LowdbStore } from '../src/store/lowdb.js';
 import { MemoryStore } from '../src/store/memory.js';
-import type { AppendOptions, NewEvent, OutboxStore } from '../src/store/store.js';
+import type { AppendOptions, DeadLetter, DeadLetterQuery, NewEvent, OutboxStore } from '../src/store/store.js';
 import { startFlakyReceiver } from '../src/testing/flaky-receiver.js';
 import type { FlakyReceiver, Reply } from '../src/testing/flaky-receiver.js';
 import { FAST_RETRY, bodyOf, enqueueMany, expectAllDelivered, newSecret, waitFor } from './outbox-helpers.js';
@@ -555,6 +555,72 @@ describe('Outbox lifecycle', () => {
     }
     await expect(Outbox.open(undefined as unknown as OutboxOptions)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', option: 'dir' });
     await expect(Outbox.open(null as unknown as OutboxOptions)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+  });
+});
+
+describe('Outbox dead letters selected by a query', () => {
+  const A = 'http://127.0.0.1:9/a';
+  const B = 'http://127.0.0.1:9/b';
+  const T = 1_700_000_000_000;
+  /** `count` dead letters alternating between A and B, dying a second apart; letter n died at T + n s. */
+  function letters(count: number): DeadLetter[] {
+    return Array.from({ length: count }, (_, n) => ({
+      id: `d${n}`,
+      url: n % 2 === 0 ? A : B,
+      headers: { 'content-type': 'application/json' },
+      body: new TextEncoder().encode(`{"n":${n}}`),
+      createdAt: T,
+      nextAttemptAt: T,
+      attempts: 3,
+      history: [],
+      reason: 'http-status' as const,
+      deadAt: T + n * 1_000,
+    }));
+  }
+
+  /** A custom store whose deadLetters() ignores every filter but ids and limit. */
+  class CoarseStore extends MemoryStore {
+    override deadLetters(query: DeadLetterQuery = {}): Promise<DeadLetter[]> {
+      return super.deadLetters({ ...(query.ids === undefined ? {} : { ids: query.ids }), ...(query.limit === undefined ? {} : { limit: query.limit }) });
+    }
+  }
+
+  for (const Store of [MemoryStore, CoarseStore]) {
+    it(`replays and purges what a query selects, a page at a time, never more (${Store.name})`, async () => {
+      const store = new Store({ snapshot: { pending: [], dead: letters(2_600) } });
+      const box = (outbox = await Outbox.open({ store, url: A, autoFlush: false }));
+      expect((await box.deadLetters({ endpoint: B, since: T + 10_000, until: T + 16_000 })).map((l) => l.id)).toEqual(['d11', 'd13', 'd15']);
+      // 1,300 of A's letters: more than one page. A limit caps the total.
+      const replayed = await box.replay({ endpoint: A, limit: 1_100 });
+      // A store that ignores the filter makes the pages thinner (fewer may be replayed), never wider.
+      if (Store === MemoryStore) expect(replayed).toBe(1_100);
+      else expect(replayed).toBeGreaterThanOrEqual(500);
+      expect(replayed).toBeLessThanOrEqual(1_100);
+      expect(store.stats().endpoints).toEqual({ [A]: { pending: replayed, dead: 1_300 - replayed }, [B]: { pending: 0, dead: 1_300 } });
+      expect((await box.deadLetters({ endpoint: A })).every((l) => l.url === A)).toBe(true);
+      // Died before T + 100 s, any endpoint (letters 0-99; A's among them may already be pending).
+      const early = (await box.deadLetters({ until: T + 100_000 })).length;
+      expect(await box.purge({ until: T + 100_000 })).toBe(early);
+      expect(await box.deadLetters({ until: T + 100_000 })).toEqual([]);
+      expect(store.stats().endpoints[B]).toEqual({ pending: 0, dead: 1_250 });
+    });
+  }
+
+  it('checks queries and refuses a new URL for every endpoint at once, changing nothing', async () => {
+    const store = new MemoryStore({ snapshot: { pending: [], dead: letters(4) } });
+    const box = (outbox = await Outbox.open({ store, url: A, autoFlush: false }));
+    const bad: (() => Promise<unknown>)[] = [
+      () => box.deadLetters({ endpoint: 7 } as never),
+      () => box.deadLetters({ since: -1 }),
+      () => box.deadLetters({ until: 1.5 }),
+      () => box.replay({ url: A } as never),
+      () => box.replay({ since: T }, { url: 'http://127.0.0.1:9/new' }),
+      () => box.purge({ endpoint: B, ids: 'd1' } as never),
+    ];
+    for (const call of bad) await expect(call()).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+    expect(store.stats()).toMatchObject({ pending: 0, dead: 4 });
+    expect(await box.replay({ endpoint: B }, { url: 'http://127.0.0.1:9/new' })).toBe(2);
+    expect(Object.keys(store.stats().endpoints).sort()).toEqual([A, 'http://127.0.0.1:9/new']);
   });
 });
 

@@ -5,6 +5,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import type { Writable } from 'node:stream';
 import type { Outbox } from '../outbox.js';
 import { checkPurgeArgs, deadList, deadPurge, deadReplay } from './commands/dead.js';
+import type { DeadLetterFilters } from './commands/dead.js';
 import { flush } from './commands/flush.js';
 import { assertOutboxDir, openOutbox } from './commands/outbox-dir.js';
 import { send } from './commands/send.js';
@@ -15,7 +16,7 @@ import { runDemoWorker } from './demo/worker.js';
 import { CliError, ExitCode, exitCodeOf } from './exit-codes.js';
 import type { ExitCodeValue } from './exit-codes.js';
 import { redactUrl } from './format.js';
-import { duration, header, httpUrl, httpUrlAs, integerAtLeast, readJsonData, signingSecret } from './parse.js';
+import { duration, header, httpUrl, httpUrlAs, integerAtLeast, pointInTime, readJsonData, signingSecret } from './parse.js';
 
 /** Where the CLI writes, and the script a child process runs to get this CLI. */
 export interface CliIo {
@@ -27,6 +28,11 @@ export interface CliIo {
 
 /** The default outbox directory. */
 export const DEFAULT_DIR = '.outbox';
+
+/** The dead-letter filters among a command's options. */
+function filtersOf({ endpoint, since, until }: DeadLetterFilters): DeadLetterFilters {
+  return { endpoint, since, until };
+}
 
 function fraction(value: string): number {
   const n = Number(value);
@@ -168,22 +174,22 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
     .argument('[ids...]', 'only these ids')
     .addOption(dirOption())
     .option('--json', 'machine-readable output', false)
-    .action(async (ids: string[], options: { dir: string; json: boolean }) => {
+    .action(async (ids: string[], options: { dir: string; json: boolean } & DeadLetterFilters) => {
       await assertOutboxDir(options.dir);
       const { deadLetters } = await FileStore.inspect(options.dir);
-      setCode(deadList(deadLetters, ids, options.json, io.stdout));
+      setCode(deadList(deadLetters, ids, filtersOf(options), options.json, io.stdout));
     });
   dead
     .command('replay')
     .description('Put dead letters back in the queue with fresh attempts (all of them without ids); the app or `flush` delivers them.')
     .argument('[ids...]', 'only these ids')
     .addOption(dirOption())
-    .option('--url <url>', 'send them to this URL from now on (the receiver moved); needs the ids', httpUrlAs("option '--url'"))
-    .action(async (ids: string[], options: { dir: string; url?: string }) => {
-      if (options.url !== undefined && ids.length === 0) {
-        throw new CliError(ExitCode.usage, '--url needs the ids of the dead letters to send there (to move all of one URL: webhook-outbox move)');
+    .option('--url <url>', 'send them to this URL from now on (the receiver moved); needs ids or --endpoint', httpUrlAs("option '--url'"))
+    .action(async (ids: string[], options: { dir: string; url?: string } & DeadLetterFilters) => {
+      if (options.url !== undefined && ids.length === 0 && options.endpoint === undefined) {
+        throw new CliError(ExitCode.usage, '--url needs the ids of the dead letters to send there, or --endpoint (to move everything of one URL: webhook-outbox move)');
       }
-      setCode(await withOutbox(options.dir, (outbox) => deadReplay(outbox, ids, io.stdout, options.url)));
+      setCode(await withOutbox(options.dir, (outbox) => deadReplay(outbox, ids, filtersOf(options), io.stdout, options.url)));
     });
   dead
     .command('purge')
@@ -191,10 +197,16 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
     .argument('[ids...]', 'the ids to delete')
     .addOption(dirOption())
     .option('--all', 'purge every dead letter', false)
-    .action(async (ids: string[], options: { dir: string; all: boolean }) => {
-      checkPurgeArgs(ids, options.all);
-      setCode(await withOutbox(options.dir, (outbox) => deadPurge(outbox, ids, options.all, io.stdout)));
+    .action(async (ids: string[], options: { dir: string; all: boolean } & DeadLetterFilters) => {
+      checkPurgeArgs(ids, filtersOf(options), options.all);
+      setCode(await withOutbox(options.dir, (outbox) => deadPurge(outbox, ids, filtersOf(options), options.all, io.stdout)));
     });
+  for (const command of dead.commands) {
+    command
+      .option('--endpoint <url>', 'only dead letters of this endpoint URL (as `status` lists it)', httpUrlAs("option '--endpoint'"))
+      .option('--since <when>', 'only those that died at or after this time: 2026-11-24T18:00:00Z, or a time ago such as 2h or 7d', pointInTime)
+      .option('--until <when>', 'only those that died before this time (same forms as --since)', pointInTime);
+  }
 
   return program;
 }

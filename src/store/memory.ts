@@ -13,7 +13,7 @@ import type {
   StoreStats,
   StoredEvent,
 } from './store.js';
-import { assertNewEvents, assertPositiveInteger, copyEvent, eventSize, withAttempt } from './validate.js';
+import { assertNewEvents, assertPositiveInteger, copyEvent, deadLetterMatches, eventSize, withAttempt } from './validate.js';
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -207,7 +207,7 @@ export class MemoryStore implements OutboxStore {
     const result: DeadLetter[] = [];
     for (const entry of [...this.#dead.values()].sort((a, b) => a.deadAt - b.deadAt || a.seq - b.seq)) {
       if (query.limit !== undefined && result.length >= query.limit) break;
-      if (wanted !== undefined && !wanted.has(entry.id)) continue;
+      if ((wanted !== undefined && !wanted.has(entry.id)) || !deadLetterMatches(query, entry.url, entry.deadAt)) continue;
       const { seq: _seq, size: _size, ...letter } = entry;
       result.push(copyEvent(letter));
     }

@@ -146,6 +146,12 @@ export interface DeadLetter extends StoredEvent {
 export interface DeadLetterQuery {
   /** Only these ids. */
   ids?: readonly string[];
+  /** Only dead letters that go to this endpoint URL (exactly as in `stats().endpoints`). */
+  endpoint?: string;
+  /** Only those that died at or after this time (ms since epoch). */
+  since?: number;
+  /** Only those that died before this time (ms since epoch). */
+  until?: number;
   /** At most this many (default: all). */
   limit?: number;
 }

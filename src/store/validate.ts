@@ -1,5 +1,5 @@
 import { InvalidMessageError, InvalidOptionError } from '../errors.js';
-import type { AttemptRecord, NewEvent, StoredEvent } from './store.js';
+import type { AttemptRecord, DeadLetterQuery, NewEvent, StoredEvent } from './store.js';
 import { MAX_HISTORY } from './store.js';
 
 /**
@@ -23,6 +23,18 @@ export function assertNewEvents(events: readonly NewEvent[]): void {
     if (!Number.isFinite(event.createdAt)) throw new InvalidMessageError('createdAt', 'must be a finite number');
     if (!Number.isFinite(event.nextAttemptAt)) throw new InvalidMessageError('nextAttemptAt', 'must be a finite number');
   }
+}
+
+/**
+ * Whether a dead letter of endpoint `url` that died at `deadAt` passes `query`'s endpoint and time filters
+ * (its `ids` and `limit` are the caller's to apply).
+ */
+export function deadLetterMatches(query: DeadLetterQuery, url: string, deadAt: number): boolean {
+  return (
+    (query.endpoint === undefined || url === query.endpoint) &&
+    (query.since === undefined || deadAt >= query.since) &&
+    (query.until === undefined || deadAt < query.until)
+  );
 }
 
 /** Validates an optional positive integer option of a store. */

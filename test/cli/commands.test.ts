@@ -161,6 +161,30 @@ describe('webhook-outbox dead, status and flush', () => {
     expect((await run('dead', 'list', '--dir', outboxDir())).stdout).toBe('No dead letters.\n');
   });
 
+  it('dead list, replay and purge select by --endpoint, --since and --until', async () => {
+    receiver.setScript([400, 400]);
+    const other = `${receiver.url}?tenant=b`;
+    expect((await run('send', receiver.url, '--data', '{}', '--dir', outboxDir(), '--id', 'evt_a')).code).toBe(1);
+    expect((await run('send', other, '--data', '{}', '--dir', outboxDir(), '--id', 'evt_b')).code).toBe(1);
+    const listed = async (...args: string[]): Promise<string[]> => {
+      const result = await run('dead', 'list', '--dir', outboxDir(), '--json', ...args);
+      expect(result.code).toBe(0);
+      return (JSON.parse(result.stdout) as { id: string }[]).map((l) => l.id);
+    };
+    expect(await listed('--endpoint', receiver.url)).toEqual(['evt_a']);
+    expect(await listed('--endpoint', other, '--since', '1h')).toEqual(['evt_b']);
+    expect(await listed('--until', '2099-01-01')).toEqual(['evt_a', 'evt_b']);
+    expect(await listed('--until', '1h')).toEqual([]);
+    expect((await run('dead', 'purge', '--until', '1h', '--dir', outboxDir())).stdout).toBe('Purged 0 dead letters.\n');
+
+    const replayed = await run('dead', 'replay', '--endpoint', other, '--url', receiver.url, '--dir', outboxDir());
+    expect([replayed.code, replayed.stdout]).toEqual([0, `Replayed 1 dead letter: pending again, to ${receiver.url}.\n`]);
+    expect((await status()).endpoints).toEqual({ [receiver.url]: { pending: 1, dead: 1 } });
+    const purged = await run('dead', 'purge', '--endpoint', receiver.url, '--since', '2026-01-01', '--dir', outboxDir());
+    expect([purged.code, purged.stdout]).toEqual([0, 'Purged 1 dead letter.\n']);
+    expect(await status()).toMatchObject({ pending: 1, dead: 0 });
+  });
+
   it('move sends what a stopped app left for one URL (pending and dead) to another; flush delivers it there', async () => {
     receiver.setScript([503, 400]);
     const gone = 'http://127.0.0.1:9/gone?key=abcdefgh12345';
@@ -239,6 +263,10 @@ describe.concurrent('bad arguments and help', () => {
     [['flush', '--dir', '.'], 'holds no outbox'],
     [['dead', 'purge', 'a', '--all', '--dir', '.'], 'not both'],
     [['dead', 'replay', '--url', 'http://127.0.0.1:9/new', '--dir', '.'], '--url needs the ids'],
+    [['dead', 'replay', '--url', 'http://127.0.0.1:9/new', '--since', '1h', '--dir', '.'], '--url needs the ids'],
+    [['dead', 'purge', '--endpoint', 'http://127.0.0.1:9/a', '--all', '--dir', '.'], 'not both'],
+    [['dead', 'list', '--since', 'yesterday', '--dir', '.'], 'expected a date'],
+    [['dead', 'list', '--until', '2026-13-40', '--dir', '.'], 'expected a date'],
     [['dead', 'replay', 'a', '--url', 'ftp://x.test/', '--dir', '.'], "option '--url'"],
     [['move', 'http://127.0.0.1:9/a', 'ftp://x.test/', '--dir', '.'], "argument 'to'"],
     [['dead', 'frobnicate'], "unknown command 'frobnicate'"],

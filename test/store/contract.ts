@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_HISTORY } from '../../src/store/store.js';
-import type { AttemptRecord, NewEvent, OutboxStore } from '../../src/store/store.js';
+import type { AttemptRecord, DeadLetterQuery, NewEvent, OutboxStore } from '../../src/store/store.js';
 
 /** What a store test file hands to {@link describeStoreContract}. */
 export interface ContractTarget {
@@ -244,6 +244,31 @@ export function describeStoreContract(name: string, target: ContractTarget): voi
       expect(store.stats()).toMatchObject({ pending: 0, dead: 3 });
       expect(store.stats().endpoints).toEqual({ [A]: { pending: 0, dead: 2 }, [B]: { pending: 0, dead: 1 } });
       expect((await store.claim({ limit: 10, now: T0 + 10 })).events).toEqual([]);
+    });
+
+    it('filters dead letters by endpoint URL and time of death, with ids and limit, also after a move and a reopen', async () => {
+      const sut = await setup();
+      let { store } = sut;
+      await store.append(['a1', 'a2', 'a3', 'b1', 'b2'].map((id) => makeEvent(id, { url: id.startsWith('a') ? A : B })));
+      await store.claim({ limit: 10, now: T0 });
+      await store.settle(['a1', 'b1', 'a2', 'b2', 'a3'].map((id, i) => ({ id, type: 'dead' as const, reason: 'http-status' as const, at: T0 + 10 * i })));
+      const ids = async (query: DeadLetterQuery): Promise<string[]> => (await store.deadLetters(query)).map((d) => d.id);
+      expect(await ids({ endpoint: A })).toEqual(['a1', 'a2', 'a3']);
+      expect(await ids({ endpoint: B, since: T0 + 10 })).toEqual(['b1', 'b2']);
+      expect(await ids({ since: T0 + 10, until: T0 + 30 })).toEqual(['b1', 'a2']);
+      expect(await ids({ endpoint: A, until: T0 + 40, limit: 1 })).toEqual(['a1']);
+      expect(await ids({ endpoint: A, ids: ['a3', 'b2'] })).toEqual(['a3']);
+      expect(await ids({ endpoint: 'http://127.0.0.1:1/none' })).toEqual([]);
+      if (store.moveEndpoint !== undefined) {
+        await store.moveEndpoint(B, C, T0 + 100);
+        expect(await ids({ endpoint: B })).toEqual([]);
+        expect(await ids({ endpoint: C, until: T0 + 30 })).toEqual(['b1']);
+      }
+      if (sut.reopen !== undefined) {
+        store = await reopened(sut);
+        expect(await ids({ endpoint: A, since: T0 + 20 })).toEqual(['a2', 'a3']);
+        expect(await ids({ endpoint: store.moveEndpoint === undefined ? B : C })).toEqual(['b1', 'b2']);
+      }
     });
 
     it('replays dead letters with attempts and age reset, due at once', async () => {

@@ -4,8 +4,9 @@
  */
 import type { Writable } from 'node:stream';
 import { isSensitiveHeader } from '../../message.js';
-import type { ReplayOptions } from '../../outbox.js';
-import type { DeadLetter, OutboxStore } from '../../store/store.js';
+import type { DeadLetterSelection, ReplayOptions } from '../../outbox.js';
+import type { DeadLetter, DeadLetterQuery } from '../../store/store.js';
+import { deadLetterMatches } from '../../store/validate.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 import type { ExitCodeValue } from '../exit-codes.js';
 import { formatTable, redactUrl } from '../format.js';
@@ -13,9 +14,24 @@ import { formatTable, redactUrl } from '../format.js';
 const PREVIEW_CHARS = 200;
 
 /** What `replay` and `purge` need: an `Outbox` provides it. */
-export type DeadLetterSource = Pick<OutboxStore, 'deadLetters' | 'purge'> & {
-  replay(ids?: readonly string[], options?: ReplayOptions): Promise<number>;
-};
+export interface DeadLetterSource {
+  deadLetters(query?: DeadLetterQuery): Promise<DeadLetter[]>;
+  replay(selection?: DeadLetterSelection, options?: ReplayOptions): Promise<number>;
+  purge(selection?: DeadLetterSelection): Promise<number>;
+}
+
+/** The filters of `dead list|replay|purge` besides ids: `--endpoint`, `--since`, `--until`. */
+export type DeadLetterFilters = Pick<DeadLetterQuery, 'endpoint' | 'since' | 'until'>;
+
+/** Whether any filter is set. */
+function filtered(filters: DeadLetterFilters): boolean {
+  return filters.endpoint !== undefined || filters.since !== undefined || filters.until !== undefined;
+}
+
+/** `ids` (all when empty) and the filters as one query. */
+function selection(ids: readonly string[], filters: DeadLetterFilters): DeadLetterQuery {
+  return { ...(ids.length === 0 ? {} : { ids }), ...filters };
+}
 
 /** A dead letter as the CLI shows it: sensitive header values redacted, the body cut to a preview. */
 export interface DeadLetterView {
@@ -55,10 +71,14 @@ export function viewDeadLetter(letter: DeadLetter): DeadLetterView {
   };
 }
 
-/** Prints dead letters (all of `letters`, or only `ids`), as a table or as JSON. Exit 1 when an id is not among them. */
-export function deadList(all: readonly DeadLetter[], ids: readonly string[], json: boolean, out: Writable): ExitCodeValue {
+/**
+ * Prints dead letters (all of `all`, or only `ids`, and only those the filters pass), as a table or as
+ * JSON. Exit 1 when a named id is not a dead letter.
+ */
+export function deadList(all: readonly DeadLetter[], ids: readonly string[], filters: DeadLetterFilters, json: boolean, out: Writable): ExitCodeValue {
   const wanted = new Set(ids);
-  const letters = ids.length === 0 ? all : all.filter((letter) => wanted.has(letter.id));
+  const named = ids.length === 0 ? all : all.filter((letter) => wanted.has(letter.id));
+  const letters = named.filter((letter) => deadLetterMatches(filters, letter.url, letter.deadAt));
   const views = letters.map(viewDeadLetter);
   if (json) {
     out.write(`${JSON.stringify(views, null, 2)}\n`);
@@ -76,7 +96,7 @@ export function deadList(all: readonly DeadLetter[], ids: readonly string[], jso
     out.write(`${formatTable([['ID', 'REASON', 'ATTEMPTS', 'DEAD AT', 'LAST', 'URL'], ...rows])}\n`);
     out.write(`${views.length} dead letter${views.length === 1 ? '' : 's'}.\n`);
   }
-  const absent = missing(letters, ids);
+  const absent = missing(named, ids);
   if (absent.length > 0) throw new CliError(ExitCode.failure, `not a dead letter: ${absent.join(', ')}`);
   return ExitCode.ok;
 }
@@ -95,27 +115,34 @@ async function checkIds(store: DeadLetterSource, ids: readonly string[]): Promis
   }
 }
 
-/** Puts dead letters (all, or only `ids`) back in the queue with their attempts reset; to `url` when given. */
-export async function deadReplay(store: DeadLetterSource, ids: readonly string[], out: Writable, url?: string): Promise<ExitCodeValue> {
+/**
+ * Puts dead letters (all, or only `ids`, and only those the filters pass) back in the queue with their
+ * attempts reset; to `url` when given.
+ */
+export async function deadReplay(store: DeadLetterSource, ids: readonly string[], filters: DeadLetterFilters, out: Writable, url?: string): Promise<ExitCodeValue> {
   await checkIds(store, ids);
-  const count = await store.replay(ids.length === 0 ? undefined : ids, url === undefined ? {} : { url });
+  const count = await store.replay(selection(ids, filters), url === undefined ? {} : { url });
   out.write(`Replayed ${count} dead letter${count === 1 ? '' : 's'}: pending again${url === undefined ? '' : `, to ${redactUrl(url)}`}.\n`);
   return ExitCode.ok;
 }
 
-/** Checks `purge`'s arguments before anything is opened: ids, or `--all`, never neither nor both. */
-export function checkPurgeArgs(ids: readonly string[], all: boolean): void {
-  if (ids.length === 0 && !all) {
-    throw new CliError(ExitCode.usage, 'purge deletes for good: name the ids, or pass --all to purge every dead letter');
+/**
+ * Checks `purge`'s arguments before anything is opened: ids or filters (or both), or `--all`, never
+ * neither nor `--all` with them.
+ */
+export function checkPurgeArgs(ids: readonly string[], filters: DeadLetterFilters, all: boolean): void {
+  const chosen = ids.length > 0 || filtered(filters);
+  if (!chosen && !all) {
+    throw new CliError(ExitCode.usage, 'purge deletes for good: name the ids, select with --endpoint, --since or --until, or pass --all to purge every dead letter');
   }
-  if (ids.length > 0 && all) throw new CliError(ExitCode.usage, 'give either ids or --all, not both');
+  if (chosen && all) throw new CliError(ExitCode.usage, 'give either ids and filters or --all, not both');
 }
 
-/** Deletes dead letters for good: only `ids`, or all of them when `all` is set. */
-export async function deadPurge(store: DeadLetterSource, ids: readonly string[], all: boolean, out: Writable): Promise<ExitCodeValue> {
-  checkPurgeArgs(ids, all);
+/** Deletes dead letters for good: only `ids` and those the filters pass, or all of them when `all` is set. */
+export async function deadPurge(store: DeadLetterSource, ids: readonly string[], filters: DeadLetterFilters, all: boolean, out: Writable): Promise<ExitCodeValue> {
+  checkPurgeArgs(ids, filters, all);
   await checkIds(store, ids);
-  const count = await store.purge(ids.length === 0 ? undefined : ids);
+  const count = await store.purge(selection(ids, filters));
   out.write(`Purged ${count} dead letter${count === 1 ? '' : 's'}.\n`);
   return ExitCode.ok;
 }

@@ -14,7 +14,7 @@ import type {
   StoreStats,
   StoredEvent,
 } from '../store.js';
-import { assertNewEvents, assertPositiveInteger, withAttempt } from '../validate.js';
+import { assertNewEvents, assertPositiveInteger, deadLetterMatches, withAttempt } from '../validate.js';
 import { CLAIMED, DEAD, EventIndex, PENDING } from './event-index.js';
 import type { EndpointEntry, Location } from './event-index.js';
 import { SparseChunks } from '../chunked-array.js';
@@ -496,11 +496,13 @@ export class FileStore implements OutboxStore {
     const letters: DeadLetter[] = [];
     for (const slot of this.#index.deadSlots()) {
       if (query.limit !== undefined && letters.length >= query.limit) break;
+      const deadAt = this.#index.next.get(slot);
+      if (!deadLetterMatches(query, this.#urlOf(slot), deadAt)) continue;
       const id = this.#idOf(slot);
       if (wanted !== undefined && !wanted.has(id)) continue;
       try {
         const { event, state } = await this.#read(slot);
-        letters.push({ ...event, reason: state?.reason ?? 'invalid', deadAt: this.#index.next.get(slot) });
+        letters.push({ ...event, reason: state?.reason ?? 'invalid', deadAt });
       } catch (error) {
         if (!(error instanceof CorruptRecordError)) throw ioError('reading dead letters', error);
         await this.#dropCorruptDead(slot, id);
