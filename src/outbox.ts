@@ -75,9 +75,6 @@ export interface OutboxStats {
  */
 export type DeadLetterSelection = readonly string[] | DeadLetterQuery;
 
-/** Dead letters read per step when `replay()` or `purge()` act on a query. */
-const DEAD_LETTER_PAGE = 1_000;
-
 /** Options of {@link Outbox.replay}. */
 export interface ReplayOptions {
   /**
@@ -343,26 +340,19 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
   }
 
   /**
-   * Runs `act` on the dead letters `query` selects, reading them a page at a time so that a large
-   * selection never sits in memory at once; resolves with the sum of what `act` returned. Without
-   * filters it hands the ids (or `undefined`: all) to `act` in one call.
+   * Runs `act` once on the dead letters `query` selects when it is called (by id: what dies again meanwhile
+   * is not chosen again; one the store is busy with is skipped, as with ids). Without filters it hands the
+   * ids (or `undefined`: all) to `act` as they are.
    */
   async #forSelected(query: DeadLetterQuery, act: (ids: readonly string[] | undefined) => Promise<number>): Promise<number> {
     if (query.endpoint === undefined && query.since === undefined && query.until === undefined && query.limit === undefined) return act(query.ids);
-    const selects = selector(query);
-    let left = query.limit ?? Infinity;
-    let total = 0;
-    while (left > 0) {
-      const size = Math.min(left, DEAD_LETTER_PAGE);
-      const page = await this.#store.deadLetters({ ...query, limit: size });
-      // A store that ignored a filter must not widen what is replayed or purged.
-      const ids = page.filter(selects).map((letter) => letter.id);
-      const done = ids.length === 0 ? 0 : await act(ids);
-      total += done;
-      left -= done;
-      if (done === 0 || page.length < size) break;
-    }
-    return total;
+    const store = this.#store;
+    // Listed letters are checked again: a store that ignored a filter must not widen what is acted on.
+    const { limit: _limit, ...filters } = query;
+    const ids =
+      store.deadLetterIds === undefined ? (await store.deadLetters(filters)).filter(selector(query)).map((letter) => letter.id) : await store.deadLetterIds(query);
+    const chosen = ids.slice(0, query.limit ?? ids.length);
+    return chosen.length === 0 ? 0 : act(chosen);
   }
 
   /**

@@ -24,7 +24,7 @@ export function integerAtLeast(min: number): (value: string) => number {
 const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const AGO = /^(\d+(?:\.\d+)?)\s*(s|m|h|d)$/;
-const ISO_DATE = /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/;
+const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})(?:([T ])[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/;
 
 /** Parses a duration: a number of milliseconds, or a number with `ms`, `s`, `m` or `h`. */
 export function duration(value: string): number {
@@ -37,15 +37,23 @@ export function duration(value: string): number {
 
 /**
  * Parses a point in time (ms since epoch): an ISO 8601 date or date-time (`2026-11-24`,
- * `2026-11-24T18:00:00Z`; without a zone, a date-time is local time), or how long ago with a unit
+ * `2026-11-24T18:00:00Z`, `2026-11-24T19:00+01:00`; without a zone, UTC), or how long ago with a unit
  * (`90s`, `30m`, `2h`, `7d`).
  */
 export function pointInTime(value: string): number {
   const text = value.trim();
   const ago = AGO.exec(text);
-  if (ago !== null) return Date.now() - Math.round(Number(ago[1]) * (UNIT_MS[ago[2] as string] as number));
-  const at = ISO_DATE.test(text) ? Date.parse(text) : NaN;
-  if (!Number.isFinite(at)) throw new InvalidArgumentError(`expected a date such as 2026-11-24T18:00:00Z or a time ago such as 2h or 7d, got "${value}".`);
+  const date = ISO_DATE.exec(text);
+  let at = NaN;
+  if (ago !== null) {
+    at = Date.now() - Math.round(Number(ago[1]) * (UNIT_MS[ago[2] as string] as number));
+  } else if (date !== null) {
+    const [year, month, day] = [date[1], date[2], date[3]].map(Number) as [number, number, number];
+    // Date.parse would take 2026-02-30 for 2 March, and a date-time without a zone as local time.
+    const real = month >= 1 && month <= 12 && day >= 1 && day === new Date(Date.UTC(year, month - 1, day)).getUTCDate();
+    if (real) at = Date.parse(date[4] !== undefined && date[5] === undefined ? `${text}Z` : text);
+  }
+  if (!(at >= 0)) throw new InvalidArgumentError(`expected a date such as 2026-11-24T18:00:00Z or a time ago such as 2h or 7d, got "${value}".`);
   return at;
 }
 

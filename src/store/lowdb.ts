@@ -159,6 +159,11 @@ export class LowdbStore implements OutboxStore {
     return this.#store().deadLetters(query);
   }
 
+  /** The ids of the dead letters a query selects, oldest first. */
+  async deadLetterIds(query: DeadLetterQuery): Promise<string[]> {
+    return this.#store().deadLetterIds(query);
+  }
+
   /** Replays dead letters, then rewrites the file. */
   async replay(ids?: readonly string[], now?: number, url?: string): Promise<number> {
     return this.#mutate((memory) => memory.replay(ids, now, url));

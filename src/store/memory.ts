@@ -203,13 +203,21 @@ export class MemoryStore implements OutboxStore {
   /** Dead letters, oldest first. */
   async deadLetters(query: DeadLetterQuery = {}): Promise<DeadLetter[]> {
     this.#assertOpen();
+    return this.#selectDead(query).map(({ seq: _seq, size: _size, ...letter }) => copyEvent(letter));
+  }
+
+  /** The ids of the dead letters a query selects, oldest first. */
+  async deadLetterIds(query: DeadLetterQuery): Promise<string[]> {
+    this.#assertOpen();
+    return this.#selectDead(query).map((entry) => entry.id);
+  }
+
+  #selectDead(query: DeadLetterQuery): DeadEntry[] {
     const wanted = query.ids === undefined ? undefined : new Set(query.ids);
-    const result: DeadLetter[] = [];
+    const result: DeadEntry[] = [];
     for (const entry of [...this.#dead.values()].sort((a, b) => a.deadAt - b.deadAt || a.seq - b.seq)) {
       if (query.limit !== undefined && result.length >= query.limit) break;
-      if ((wanted !== undefined && !wanted.has(entry.id)) || !deadLetterMatches(query, entry.url, entry.deadAt)) continue;
-      const { seq: _seq, size: _size, ...letter } = entry;
-      result.push(copyEvent(letter));
+      if ((wanted === undefined || wanted.has(entry.id)) && deadLetterMatches(query, entry.url, entry.deadAt)) result.push(entry);
     }
     return result;
   }

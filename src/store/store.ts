@@ -34,6 +34,11 @@ export interface OutboxStore {
   /** Lists dead letters, oldest first, with their payload and attempt history. */
   deadLetters(query?: DeadLetterQuery): Promise<DeadLetter[]>;
   /**
+   * Optional: the ids `deadLetters(query)` would list, without reading payloads. The outbox replays and
+   * purges a query's selection by these ids (without it, it lists the letters first).
+   */
+  deadLetterIds?(query: DeadLetterQuery): Promise<string[]>;
+  /**
    * Makes dead letters pending again (all of them when `ids` is omitted), to `url` when given (an absolute
    * http(s) URL the caller checked; only passed to a store with {@link moveEndpoint}, which must honour it);
    * resolves with how many.

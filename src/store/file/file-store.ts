@@ -489,6 +489,19 @@ export class FileStore implements OutboxStore {
     );
   }
 
+  /** The ids of the dead letters a query selects, oldest first, without reading them. */
+  async deadLetterIds(query: DeadLetterQuery): Promise<string[]> {
+    this.#assertUsable();
+    const wanted = query.ids === undefined ? undefined : new Set(query.ids);
+    const ids: string[] = [];
+    for (const slot of this.#index.deadSlots()) {
+      if (query.limit !== undefined && ids.length >= query.limit) break;
+      const id = this.#idOf(slot);
+      if ((wanted === undefined || wanted.has(id)) && deadLetterMatches(query, this.#urlOf(slot), this.#index.next.get(slot))) ids.push(id);
+    }
+    return ids;
+  }
+
   /** Dead letters, oldest first, read from disk. */
   async deadLetters(query: DeadLetterQuery = {}): Promise<DeadLetter[]> {
     this.#assertUsable();
