@@ -27,7 +27,7 @@ export type { OutboxEventMap, OutboxStats, EndpointStats, DrainOptions, CloseOpt
 export type { OutboxOptions } from './options.js';
 export type { DeliveredEvent, RetryEvent, DeadEvent, CircuitEvent } from './delivery/flusher.js';
 export type { CircuitState } from './delivery/endpoint.js';
-export type { WebhookMessage } from './message.js';
+export type { OutboxMessage, WebhookMessage } from './message.js';
 export type { SenderOptions, RetryOptions, SigningSecretResolver } from './options.js';
 export { createGotTransport } from './transport/got-transport.js';
 export type { GotTransportOptions } from './transport/got-transport.js';

@@ -5,6 +5,7 @@
  */
 import { randomFillSync } from 'node:crypto';
 import { InvalidMessageError } from './errors.js';
+import { MAX_ORDERING_KEY } from './store/validate.js';
 
 /** One event to deliver. */
 export interface WebhookMessage {
@@ -22,6 +23,16 @@ export interface WebhookMessage {
   id?: string;
 }
 
+/** A message for `Outbox.enqueue()`. */
+export interface OutboxMessage extends WebhookMessage {
+  /**
+   * Events with the same ordering key are sent one at a time, in the order they were enqueued: the next
+   * only once the one before was delivered or became a dead letter (it waits while that one is retried).
+   * Other keys, and events without one, are not held up. 1-256 characters. See docs/03.
+   */
+  orderingKey?: string;
+}
+
 /** A validated message, ready to hand to a transport. */
 export interface PreparedMessage {
   id: string;
@@ -29,6 +40,8 @@ export interface PreparedMessage {
   /** Lower-case names; always includes `content-type`. */
   headers: Record<string, string>;
   body: Uint8Array;
+  /** Only from `Outbox.enqueue()`. */
+  orderingKey?: string;
 }
 
 /** What {@link prepareMessage} needs from the options. */
@@ -39,6 +52,8 @@ export interface PrepareOptions {
   maxBodyBytes: number;
   /** Default headers, already validated; the message's headers override them. */
   headers?: Record<string, string> | undefined;
+  /** Whether the message may have an `orderingKey` (an outbox's; a sender sends at once, in no order). */
+  orderingKeys?: boolean;
 }
 
 /** Headers the library sets itself; a caller may not set them. */
@@ -188,10 +203,15 @@ export function prepareMessage(message: unknown, options: PrepareOptions): Prepa
     throw invalid('message', 'expected an object with a `body`');
   }
   const m = message as Record<string, unknown>;
+  const keyed = options.orderingKeys === true;
   for (const key of Object.keys(m)) {
-    if (key !== 'url' && key !== 'body' && key !== 'headers' && key !== 'id') {
-      throw invalid(key, 'unknown field (expected url, body, headers, id)');
+    if (key !== 'url' && key !== 'body' && key !== 'headers' && key !== 'id' && !(keyed && key === 'orderingKey')) {
+      throw invalid(key, `unknown field (expected url, body, headers, id${keyed ? ', orderingKey' : ''})`);
     }
+  }
+  const orderingKey = m.orderingKey;
+  if (orderingKey !== undefined && (typeof orderingKey !== 'string' || orderingKey.length === 0 || orderingKey.length > MAX_ORDERING_KEY)) {
+    throw invalid('orderingKey', `must be a string of 1-${MAX_ORDERING_KEY} characters`);
   }
 
   let id: string;
@@ -223,7 +243,7 @@ export function prepareMessage(message: unknown, options: PrepareOptions): Prepa
     );
   }
   const headers = { 'content-type': contentType, ...options.headers, ...own };
-  return { id, url: url as string, headers, body: bytes };
+  return { id, url: url as string, headers, body: bytes, ...(orderingKey === undefined ? {} : { orderingKey }) };
 }
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';

@@ -10,7 +10,7 @@ import type { CircuitEvent, DeadEvent, DeliveredEvent, RetryEvent } from './deli
 import { Flusher } from './delivery/flusher.js';
 import type { EndpointSnapshot } from './delivery/endpoint.js';
 import { prepareMessage } from './message.js';
-import type { WebhookMessage } from './message.js';
+import type { OutboxMessage, PrepareOptions } from './message.js';
 import { OutboxMetrics } from './metrics.js';
 import { checkInteger, checkKnownKeys, checkObject, checkUrl, normalizeOutboxOptions } from './options.js';
 import type { NormalizedOutboxOptions, OutboxOptions } from './options.js';
@@ -168,6 +168,8 @@ interface QueuedEvent {
  */
 export class Outbox extends EventEmitter<OutboxEventMap> {
   readonly #options: NormalizedOutboxOptions;
+  /** What `prepareMessage()` takes: the options, with ordering keys allowed. */
+  readonly #prepare: NormalizedOutboxOptions & PrepareOptions;
   readonly #store: OutboxStore;
   readonly #transport: Transport;
   readonly #flusher: Flusher;
@@ -185,6 +187,7 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
   private constructor(options: NormalizedOutboxOptions, store: OutboxStore, transport: Transport) {
     super();
     this.#options = options;
+    this.#prepare = { ...options, orderingKeys: true };
     this.#store = store;
     this.#transport = transport;
     this.#metrics = new OutboxMetrics(() => this.stats(), options.name);
@@ -242,13 +245,13 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
    * once the event is durable. Never waits for delivery. Enqueues made in the same tick are handed to the
    * store as one batch, and the store's group commit writes batches queued meanwhile together.
    */
-  enqueue(message: WebhookMessage): Promise<{ id: string }> {
+  enqueue(message: OutboxMessage): Promise<{ id: string }> {
     if (this.#closing !== undefined) return Promise.reject(new OutboxClosedError());
     let event: NewEvent;
     try {
-      const { id, url, headers, body } = prepareMessage(message, this.#options);
+      const prepared = prepareMessage(message, this.#prepare);
       const now = this.#options.clock.now();
-      event = { id, url, headers, body, createdAt: now, nextAttemptAt: now };
+      event = { ...prepared, createdAt: now, nextAttemptAt: now };
     } catch (error) {
       return Promise.reject(error);
     }

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StoreIoError } from '../src/errors.js';
 import { Outbox } from '../src/outbox.js';
+import { createSender } from '../src/sender.js';
 import type { OutboxOptions } from '../src/options.js';
 import { FileStore } from '../src/store/file/file-store.js';
 import { LowdbStore } from '../src/store/lowdb.js';
@@ -94,6 +95,39 @@ describe.each(stores)('Outbox delivery ($name)', (kind) => {
     expect(box.stats()).toMatchObject({ pending: 0, inFlight: 0, delivered: 2_000, dead: 0 });
     expect(errors).toEqual([]);
   }, 60_000);
+
+  it('sends the events of each ordering key one at a time and in order through 500s and drops, while other keys go on', async () => {
+    const secret = newSecret();
+    const rx = (receiver = await startFlakyReceiver({ secret, latencyMs: 3 }));
+    let seed = 7;
+    rx.setScript((): Reply => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      const roll = seed / 2 ** 31;
+      if (roll < 0.2) return 500;
+      if (roll < 0.25) return { drop: true };
+      return 200;
+    });
+    const box = await openOutbox(rx, secret, await kind.create(), { concurrency: 8 });
+    const keys = ['order-1', 'order-2', 'order-3', 'order-4'];
+    const enqueued: string[] = [];
+    for (let n = 0; n < 25; n++) {
+      for (const key of keys) enqueued.push((await box.enqueue({ orderingKey: key, body: { key, n } })).id);
+      enqueued.push((await box.enqueue({ body: { n } })).id);
+    }
+    await box.drain({ timeoutMs: 30_000 });
+
+    expect(rx.deliveredIds()).toEqual(new Set(enqueued));
+    for (const key of keys) {
+      const seen = rx.requests.map((r) => ({ ...(JSON.parse(r.body) as { key?: string; n: number }), status: r.status })).filter((r) => r.key === key);
+      // Every attempt for n + 1 comes after the 2xx for n: never two at once, never out of order.
+      expect(seen.map((r) => r.n)).toEqual([...seen.map((r) => r.n)].sort((a, b) => a - b));
+      for (let i = 1; i < seen.length; i++) if ((seen[i] as { n: number }).n !== (seen[i - 1] as { n: number }).n) expect(seen[i - 1]?.status).toBe(200);
+      expect(new Set(seen.map((r) => r.n)).size).toBe(25);
+    }
+    expect(rx.requests.some((r) => r.status === 500)).toBe(true);
+    expect(rx.peakConcurrency).toBeGreaterThan(1);
+    expect(box.stats()).toMatchObject({ pending: 0, inFlight: 0, delivered: 125, dead: 0 });
+  }, 40_000);
 
   it('keeps the signing secret and sent credentials out of dead-letter excerpts', async () => {
     const secret = newSecret();
@@ -469,7 +503,15 @@ describe('Outbox lifecycle', () => {
     await expect(box.enqueue({ body: 1, id: '' })).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE', field: 'id' });
     await expect(box.enqueue({ body: 1, url: 'ftp://x' })).rejects.toMatchObject({ code: 'ERR_INVALID_URL' });
     await expect(box.enqueue({ body: 'x'.repeat(2_000_000) })).rejects.toMatchObject({ code: 'ERR_BODY_TOO_LARGE' });
+    for (const orderingKey of ['', 'k'.repeat(257), 42, null]) {
+      await expect(box.enqueue({ body: 1, orderingKey } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE', field: 'orderingKey' });
+    }
     expect(box.stats().pending).toBe(0);
+    await box.enqueue({ body: 1, orderingKey: 'k'.repeat(256) });
+    // A sender sends at once: an ordering key means nothing there, and is refused rather than ignored.
+    const sender = createSender({ url: 'http://127.0.0.1:9/hook' });
+    await expect(sender.send({ body: 1, orderingKey: 'k' } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE', field: 'orderingKey' });
+    await sender.close();
   });
 
   it('keeps the caller id as webhook-id and ignores a second enqueue of the same id', async () => {

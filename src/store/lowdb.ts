@@ -269,17 +269,13 @@ export class LowdbStore implements OutboxStore {
    * MemoryStore applies a claim or an outcome at once, before its promise settles.
    */
   #restore(document: LowdbDocument): MemoryStore {
-    const memory = this.#fromDocument(document);
-    if (this.#claimed.size === 0) return memory;
-    memory.claim({ limit: Number.POSITIVE_INFINITY, now: Number.POSITIVE_INFINITY }).catch(() => undefined);
     const ids = new Set(document.pending.map((event) => event.id));
-    memory.settle([...ids].filter((id) => !this.#claimed.has(id)).map((id) => ({ id, type: 'release' as const }))).catch(() => undefined);
     for (const id of this.#claimed) if (!ids.has(id)) this.#claimed.delete(id);
-    return memory;
+    return this.#fromDocument(document, this.#claimed);
   }
 
-  /** A memory store in the state of `document`; throws when it is not an outbox document. */
-  #fromDocument(document: LowdbDocument): MemoryStore {
+  /** A memory store in the state of `document` (`claimed`: ids to hold claimed); throws when it is not an outbox document. */
+  #fromDocument(document: LowdbDocument, claimed?: ReadonlySet<string>): MemoryStore {
     if (document?.version !== 1 || !Array.isArray(document.pending) || !Array.isArray(document.dead)) {
       throw new Error('not an outbox document (expected { version: 1, pending: [...], dead: [...] })');
     }
@@ -289,8 +285,9 @@ export class LowdbStore implements OutboxStore {
       if (!Number.isSafeInteger(event.attempts) || event.attempts < 0 || !Array.isArray(event.history)) {
         throw new Error(`event ${event.id}: attempts must be a whole number and history an array`);
       }
+      if (event.order !== undefined && (!Number.isSafeInteger(event.order) || event.order < 0)) throw new Error(`event ${event.id}: order must be a whole number`);
     }
-    return new MemoryStore({ ...(this.#maxBytes === undefined ? {} : { maxBytes: this.#maxBytes }), snapshot });
+    return new MemoryStore({ ...(this.#maxBytes === undefined ? {} : { maxBytes: this.#maxBytes }), snapshot, ...(claimed === undefined ? {} : { claimed }) });
   }
 }
 

@@ -1,5 +1,6 @@
 import { OutboxClosedError, OutboxFullError } from '../errors.js';
 import { OldestPending } from './oldest-pending.js';
+import { OrderingKeys } from './ordering-keys.js';
 import { takeDue } from './take-due.js';
 import type {
   ClaimRequest,
@@ -29,21 +30,33 @@ export interface MemoryStoreOptions {
    * @default undefined (empty)
    */
   snapshot?: MemoryStoreSnapshot;
+  /**
+   * Ids of the snapshot's pending events to start claimed (a store that persists this one elsewhere and
+   * rebuilds it keeps the leases it handed out).
+   * @default undefined (none)
+   */
+  claimed?: ReadonlySet<string>;
 }
 
-/** The pending events and dead letters of a {@link MemoryStore}, in order; claims are not part of it. */
+/**
+ * The pending events and dead letters of a {@link MemoryStore}, in order; claims are not part of it.
+ * `order`: where an event with an ordering key stands among those of its key (absent: its place here).
+ */
 export interface MemoryStoreSnapshot {
-  pending: StoredEvent[];
-  dead: DeadLetter[];
+  pending: (StoredEvent & { order?: number })[];
+  dead: (DeadLetter & { order?: number })[];
 }
 
 interface PendingEntry extends StoredEvent {
   seq: number;
+  /** Append order, kept through death and replay: an ordering key's events go by it. */
+  order: number;
   size: number;
 }
 
 interface DeadEntry extends DeadLetter {
   seq: number;
+  order: number;
   size: number;
 }
 
@@ -61,6 +74,9 @@ export class MemoryStore implements OutboxStore {
   });
   /** Unclaimed pending entries of each endpoint with any, soonest due first: a claim does not walk the backlog. */
   readonly #due = new Map<string, DueHeap>();
+  readonly #keys = new OrderingKeys<PendingEntry>((a, b) => a.order < b.order);
+  /** Pending entries out of the due heaps because their ordering key holds them back. */
+  readonly #parked = new Set<PendingEntry>();
   #claimed = new Set<string>();
   #dead = new Map<string, DeadEntry>();
   #endpoints = new Map<string, EndpointStoreStats>();
@@ -73,25 +89,39 @@ export class MemoryStore implements OutboxStore {
   constructor(options: MemoryStoreOptions = {}) {
     assertPositiveInteger('maxBytes', options.maxBytes);
     this.#maxBytes = options.maxBytes;
-    for (const event of options.snapshot?.pending ?? []) {
-      const entry: PendingEntry = { ...copyEvent(event), seq: ++this.#seq, size: eventSize(event) };
-      this.#addPending(entry);
+    const pending = options.snapshot?.pending ?? [];
+    const dead = options.snapshot?.dead ?? [];
+    // New events come after every order the snapshot names.
+    let last = pending.length + dead.length;
+    for (const event of [pending, dead].flat()) last = Math.max(last, event.order ?? 0);
+    for (const { order, ...event } of pending) {
+      const seq = ++this.#seq;
+      const entry: PendingEntry = { ...copyEvent(event), seq, order: order ?? seq, size: eventSize(event) };
+      if (options.claimed?.has(entry.id) === true) {
+        this.#claimed.add(entry.id);
+        this.#track(entry);
+        if (entry.orderingKey !== undefined) this.#keys.busy(entry.orderingKey);
+      } else {
+        this.#addPending(entry);
+      }
       this.#bytes += entry.size;
       this.#endpoint(entry.url).pending++;
     }
-    for (const letter of options.snapshot?.dead ?? []) {
-      const entry: DeadEntry = { ...copyEvent(letter), seq: ++this.#seq, size: eventSize(letter) };
+    for (const { order, ...letter } of dead) {
+      const seq = ++this.#seq;
+      const entry: DeadEntry = { ...copyEvent(letter), seq, order: order ?? seq, size: eventSize(letter) };
       this.#dead.set(entry.id, entry);
       this.#bytes += entry.size;
       this.#endpoint(entry.url).dead++;
     }
+    this.#seq = Math.max(this.#seq, last);
   }
 
   /** A copy of the pending events (claimed ones included, as pending) and dead letters. */
   snapshot(): MemoryStoreSnapshot {
     return {
-      pending: [...this.#pending.values()].map((entry) => toStored(entry)),
-      dead: [...this.#dead.values()].map(({ seq: _seq, size: _size, ...letter }) => copyEvent(letter)),
+      pending: [...this.#pending.values()].map((entry) => withOrder(toStored(entry), entry.order)),
+      dead: [...this.#dead.values()].map(({ seq: _seq, size: _size, order, ...letter }) => withOrder(copyEvent(letter), order)),
     };
   }
 
@@ -119,9 +149,11 @@ export class MemoryStore implements OutboxStore {
         body: new Uint8Array(event.body),
         createdAt: event.createdAt,
         nextAttemptAt: event.nextAttemptAt,
+        ...(event.orderingKey === undefined ? {} : { orderingKey: event.orderingKey }),
         attempts: 0,
         history: [],
         seq: 0,
+        order: 0,
         size,
       });
     }
@@ -130,6 +162,7 @@ export class MemoryStore implements OutboxStore {
     }
     for (const entry of fresh) {
       entry.seq = ++this.#seq;
+      entry.order = entry.seq;
       this.#addPending(entry);
       this.#endpoint(entry.url).pending++;
     }
@@ -144,13 +177,20 @@ export class MemoryStore implements OutboxStore {
       if (heap !== undefined && request.excludeEndpoints?.has(url) !== true) heaps.push(heap);
     }
     const events: StoredEvent[] = [];
-    const first = takeDue(heaps, request.limit, {
+    const first = takeDue(heaps, {
+      full: () => events.length >= request.limit,
       before: (a, b) => dueBefore(a.peek() as PendingEntry, b.peek() as PendingEntry),
       due: (heap) => (heap.peek() as PendingEntry).nextAttemptAt <= request.now,
       take: (heap) => {
         const entry = heap.pop();
-        this.#claimed.add(entry.id);
-        events.push(toStored(entry));
+        const key = entry.orderingKey;
+        if (key !== undefined && !this.#keys.mayGo(key, entry)) {
+          this.#parked.add(entry);
+        } else {
+          if (key !== undefined) this.#keys.claimed(key, entry);
+          this.#claimed.add(entry.id);
+          events.push(toStored(entry));
+        }
         if (heap.peek() !== undefined) return true;
         this.#due.delete(entry.url);
         return false;
@@ -169,20 +209,22 @@ export class MemoryStore implements OutboxStore {
       this.#claimed.delete(outcome.id);
       switch (outcome.type) {
         case 'release':
-          this.#pushDue(entry);
+          this.#ended(entry, true);
           break;
         case 'retry':
           entry.attempts += outcome.countsAsAttempt ? 1 : 0;
           entry.history = withAttempt(entry.history, outcome.attempt);
           entry.nextAttemptAt = outcome.nextAttemptAt;
-          this.#pushDue(entry);
+          this.#ended(entry, true);
           break;
         case 'delivered':
           this.#remove(entry);
+          this.#ended(entry, false);
           this.#delivered++;
           break;
         case 'dead': {
           this.#remove(entry);
+          this.#ended(entry, false);
           const dead: DeadEntry = {
             ...entry,
             attempts: entry.attempts + (outcome.attempt === undefined ? 0 : 1),
@@ -203,7 +245,7 @@ export class MemoryStore implements OutboxStore {
   /** Dead letters, oldest first. */
   async deadLetters(query: DeadLetterQuery = {}): Promise<DeadLetter[]> {
     this.#assertOpen();
-    return this.#selectDead(query).map(({ seq: _seq, size: _size, ...letter }) => copyEvent(letter));
+    return this.#selectDead(query).map(({ seq: _seq, size: _size, order: _order, ...letter }) => copyEvent(letter));
   }
 
   /** The ids of the dead letters a query selects, oldest first. */
@@ -254,6 +296,13 @@ export class MemoryStore implements OutboxStore {
     let moved = 0;
     const heap = this.#due.get(from);
     this.#due.delete(from);
+    const parked = [...this.#parked].filter((entry) => entry.url === from);
+    for (const entry of parked) {
+      this.#retarget(entry, to, 'pending');
+      entry.attempts = 0;
+      entry.nextAttemptAt = Math.min(entry.nextAttemptAt, now);
+      moved++;
+    }
     for (const entry of heap?.takeAll() ?? []) {
       this.#retarget(entry, to, 'pending');
       entry.attempts = 0;
@@ -321,10 +370,31 @@ export class MemoryStore implements OutboxStore {
   }
 
   #addPending(entry: PendingEntry): void {
+    this.#track(entry);
+    if (entry.orderingKey === undefined || this.#keys.join(entry.orderingKey, entry)) this.#pushDue(entry);
+    else this.#parked.add(entry);
+  }
+
+  #track(entry: PendingEntry): void {
     this.#pending.set(entry.id, entry);
     this.#bySeq.set(entry.seq, entry);
     this.#oldest.push(Math.floor(entry.seq / 2 ** 32), entry.seq >>> 0, entry.createdAt, this.#pending.size);
-    this.#pushDue(entry);
+  }
+
+  /**
+   * The claim of `entry` ended: `again` when it is pending again (retry, release), else it is gone. With an
+   * ordering key, the key's next goes back into its due heap if it was set aside, and `entry` waits if an
+   * earlier event of its key (a replayed one) came meanwhile.
+   */
+  #ended(entry: PendingEntry, again: boolean): void {
+    const key = entry.orderingKey;
+    if (key === undefined) {
+      if (again) this.#pushDue(entry);
+      return;
+    }
+    const next = this.#keys.finished(key, entry, again);
+    if (again && next !== entry) this.#parked.add(entry);
+    if (next !== undefined && (next === entry || this.#parked.delete(next))) this.#pushDue(next);
   }
 
   #pushDue(entry: PendingEntry): void {
@@ -416,6 +486,11 @@ class DueHeap {
 }
 
 function toStored(entry: PendingEntry): StoredEvent {
-  const { seq: _seq, size: _size, ...event } = entry;
+  const { seq: _seq, size: _size, order: _order, ...event } = entry;
   return copyEvent(event);
+}
+
+/** `event` as a snapshot holds it: with its `order` when it has an ordering key (the only events it matters for). */
+function withOrder<T extends StoredEvent>(event: T, order: number): T & { order?: number } {
+  return event.orderingKey === undefined ? event : { ...event, order };
 }

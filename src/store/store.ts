@@ -11,7 +11,10 @@
  * - `claim()` hands out due events (`nextAttemptAt <= now`) that are not already claimed, oldest due
  *   first, at most `limit`, skipping `excludeEndpoints`. A claim is an in-memory lease of this process
  *   (a shared store such as Postgres makes it a lease with an expiry); it is not persisted, so after a
- *   crash every claimed event is pending again.
+ *   crash every claimed event is pending again. Of the pending events with the same `orderingKey`, only
+ *   the one appended first is due, and only while no event of that key is claimed: a key's events go one
+ *   at a time, in append order. A dead letter does not hold its key up; replayed, it takes its original
+ *   place again (before later events of its key that are still pending).
  * - `settle()` records outcomes for claimed events and resolves once they would survive the process being
  *   killed (a store may defer their fsync: losing an outcome repeats work, it never loses an event). `delivered`
  *   removes the event; `retry` keeps it pending with a new attempt count and due time; `dead` moves it to
@@ -95,6 +98,11 @@ export interface NewEvent {
   createdAt: number;
   /** When it may first be attempted; usually `createdAt`. */
   nextAttemptAt: number;
+  /**
+   * Events with the same ordering key are handed out one at a time, in the order they were appended: the
+   * next only once the claim of the one before ended in delivery or death (see {@link OutboxStore.claim}).
+   */
+  orderingKey?: string;
 }
 
 /** A pending event with its retry state. */

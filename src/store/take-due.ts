@@ -11,17 +11,19 @@ export interface DueQueues<Q> {
   before(a: Q, b: Q): boolean;
   /** Whether the queue's first item is due now. */
   due(queue: Q): boolean;
-  /** Takes the queue's first item; returns whether the queue has more. */
+  /** Takes the queue's first item (or sets it aside: an ordering key's event that may not go yet); returns whether the queue has more. */
   take(queue: Q): boolean;
+  /** Whether enough items were taken. */
+  full(): boolean;
 }
 
 /**
- * Takes up to `limit` due items from `queues` (non-empty; the array is reordered) and returns the queue
- * whose first item is the earliest left, if any.
+ * Takes due items from `queues` (the array is reordered) until `full()` and returns the queue whose first
+ * item is the earliest left, if any.
  */
-export function takeDue<Q>(queues: Q[], limit: number, ops: DueQueues<Q>): Q | undefined {
+export function takeDue<Q>(queues: Q[], ops: DueQueues<Q>): Q | undefined {
   for (let i = (queues.length >> 1) - 1; i >= 0; i--) siftDown(queues, i, ops);
-  for (let taken = 0; taken < limit && queues.length > 0 && ops.due(queues[0] as Q); taken++) {
+  while (!ops.full() && queues.length > 0 && ops.due(queues[0] as Q)) {
     if (!ops.take(queues[0] as Q)) {
       const last = queues.pop() as Q;
       if (queues.length === 0) break;

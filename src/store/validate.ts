@@ -22,6 +22,10 @@ export function assertNewEvents(events: readonly NewEvent[]): void {
     }
     if (!Number.isFinite(event.createdAt)) throw new InvalidMessageError('createdAt', 'must be a finite number');
     if (!Number.isFinite(event.nextAttemptAt)) throw new InvalidMessageError('nextAttemptAt', 'must be a finite number');
+    const key = event.orderingKey;
+    if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > MAX_ORDERING_KEY)) {
+      throw new InvalidMessageError('orderingKey', `must be a string of 1-${MAX_ORDERING_KEY} characters`);
+    }
   }
 }
 
@@ -37,6 +41,9 @@ export function deadLetterMatches(query: DeadLetterQuery, url: string, deadAt: n
   );
 }
 
+/** Longest ordering key, in UTF-16 code units (as `String#length` counts). */
+export const MAX_ORDERING_KEY = 256;
+
 /** Validates an optional positive integer option of a store. */
 export function assertPositiveInteger(option: string, value: unknown): void {
   if (value === undefined) return;
@@ -47,7 +54,7 @@ export function assertPositiveInteger(option: string, value: unknown): void {
 
 /** The bytes an event is charged against a store's `maxBytes`. */
 export function eventSize(event: NewEvent): number {
-  let size = event.body.byteLength + Buffer.byteLength(event.url) + Buffer.byteLength(event.id);
+  let size = event.body.byteLength + Buffer.byteLength(event.url) + Buffer.byteLength(event.id) + (event.orderingKey === undefined ? 0 : Buffer.byteLength(event.orderingKey));
   for (const [name, value] of Object.entries(event.headers)) size += name.length + Buffer.byteLength(value) + 6;
   return size;
 }

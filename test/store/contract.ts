@@ -354,6 +354,57 @@ export function describeStoreContract(name: string, target: ContractTarget): voi
       expect(store.stats().endpoints).toEqual({ [A]: { pending: 1, dead: 0 } });
     });
 
+    it('hands out the events of one ordering key one at a time, oldest appended first; other keys and unkeyed ones go on', async () => {
+      const { store } = await setup();
+      const K = { orderingKey: 'order-42' };
+      await store.append([makeEvent('k1', K), makeEvent('k2', K), makeEvent('other', { orderingKey: 'order-7' }), makeEvent('free')]);
+      await store.append([makeEvent('k3', K)]);
+      const ids = async (now: number): Promise<string[]> => (await store.claim({ limit: 10, now })).events.map((e) => e.id);
+      const first = (await store.claim({ limit: 10, now: T0 })).events;
+      expect(first.map((e) => [e.id, e.orderingKey])).toEqual([
+        ['k1', 'order-42'],
+        ['other', 'order-7'],
+        ['free', undefined],
+      ]);
+      expect(await ids(T0)).toEqual([]);
+      // A retry holds the key until it is due and goes first again.
+      await store.settle([{ id: 'k1', type: 'retry', attempt: attempt(1), nextAttemptAt: T0 + 100, countsAsAttempt: true }]);
+      const waiting = await store.claim({ limit: 10, now: T0 + 50 });
+      expect(waiting).toEqual({ events: [], nextDueAt: T0 + 100 });
+      expect(await ids(T0 + 100)).toEqual(['k1']);
+      // Death does not hold it: the next goes.
+      await store.settle([{ id: 'k1', type: 'dead', reason: 'http-status', attempt: attempt(2, 400), at: T0 + 101 }]);
+      expect(await ids(T0 + 101)).toEqual(['k2']);
+      await store.settle([{ id: 'k2', type: 'delivered', attempt: attempt(3, 200) }]);
+      expect(await ids(T0 + 102)).toEqual(['k3']);
+      await store.settle([{ id: 'k3', type: 'release' }]);
+      expect(await ids(T0 + 102)).toEqual(['k3']);
+      // Replayed while k3 is out, k1 waits for it, then goes before it (its place is before k3's).
+      expect(await store.replay(['k1'], T0 + 103)).toBe(1);
+      expect(await ids(T0 + 103)).toEqual([]);
+      await store.settle([{ id: 'k3', type: 'retry', attempt: attempt(4), nextAttemptAt: T0 + 103, countsAsAttempt: true }]);
+      expect(await ids(T0 + 104)).toEqual(['k1']);
+      await store.settle([{ id: 'k1', type: 'delivered', attempt: attempt(5, 200) }]);
+      expect(await ids(T0 + 104)).toEqual(['k3']);
+      await store.settle([{ id: 'k3', type: 'delivered', attempt: attempt(6, 200) }, { id: 'other', type: 'delivered', attempt: attempt(6, 200) }]);
+      expect(store.stats()).toMatchObject({ pending: 1, claimed: 1, dead: 0 });
+    });
+
+    it('moves the waiting events of an ordering key with their endpoint; they still wait for the one in flight', async () => {
+      const { store } = await setup();
+      if (store.moveEndpoint === undefined) return;
+      const K = { orderingKey: 'tenant-1' };
+      await store.append([makeEvent('a', K), makeEvent('b', K), makeEvent('c', { ...K, url: B })]);
+      expect((await store.claim({ limit: 10, now: T0 })).events.map((e) => e.id)).toEqual(['a']);
+      expect(await store.moveEndpoint(A, C, T0 + 1)).toBe(1);
+      expect(store.stats().endpoints).toEqual({ [A]: { pending: 1, dead: 0 }, [B]: { pending: 1, dead: 0 }, [C]: { pending: 1, dead: 0 } });
+      expect((await store.claim({ limit: 10, now: T0 + 1 })).events).toEqual([]);
+      await store.settle([{ id: 'a', type: 'delivered', attempt: attempt(1, 200) }]);
+      expect((await store.claim({ limit: 10, now: T0 + 1 })).events.map((e) => [e.id, e.url])).toEqual([['b', C]]);
+      await store.settle([{ id: 'b', type: 'delivered', attempt: attempt(2, 200) }]);
+      expect((await store.claim({ limit: 10, now: T0 + 1 })).events.map((e) => [e.id, e.url])).toEqual([['c', B]]);
+    });
+
     it('reports the oldest pending creation time and per-endpoint counters', async () => {
       const { store } = await setup();
       expect(store.stats()).toMatchObject({ pending: 0, claimed: 0, delivered: 0, dead: 0, corrupt: 0, oldestPendingAt: undefined, endpoints: {} });
@@ -495,6 +546,31 @@ export function describeStoreContract(name: string, target: ContractTarget): voi
     });
 
     if (!target.durable) return;
+
+    it('keeps ordering keys and their order across reopens: a retried first event still holds its key', async () => {
+      const sut = await setup();
+      if (sut.reopen === undefined) throw new Error('a durable target must return reopen');
+      const K = { orderingKey: 'customer/acme' };
+      await sut.store.append([makeEvent('k1', K), makeEvent('k2', K), makeEvent('k3', K)]);
+      await sut.store.claim({ limit: 10, now: T0 });
+      await sut.store.settle([{ id: 'k1', type: 'dead', reason: 'http-status', attempt: attempt(1, 400), at: T0 + 1 }]);
+      await sut.store.claim({ limit: 10, now: T0 + 1 });
+      await sut.store.settle([{ id: 'k2', type: 'retry', attempt: attempt(2), nextAttemptAt: T0 + 500, countsAsAttempt: true }]);
+      let store = await reopened(sut);
+      expect((await store.claim({ limit: 10, now: T0 + 100 })).events).toEqual([]);
+      const [k2] = (await store.claim({ limit: 10, now: T0 + 500 })).events;
+      expect(k2).toMatchObject({ id: 'k2', orderingKey: 'customer/acme', attempts: 1 });
+      await store.settle([{ id: 'k2', type: 'release' }]);
+      expect(await store.replay(['k1'], T0 + 600)).toBe(1);
+      store = await reopened({ store, reopen: sut.reopen });
+      const ids = async (): Promise<string[]> => (await store.claim({ limit: 10, now: T0 + 600 })).events.map((e) => e.id);
+      expect(await ids()).toEqual(['k1']);
+      await store.settle([{ id: 'k1', type: 'delivered', attempt: attempt(3, 200) }]);
+      expect(await ids()).toEqual(['k2']);
+      await store.settle([{ id: 'k2', type: 'delivered', attempt: attempt(4, 200) }]);
+      expect(await ids()).toEqual(['k3']);
+      expect((await store.deadLetters()).length).toBe(0);
+    });
 
     it('keeps a moved endpoint moved across reopens, with attempts, histories and dead reasons', async () => {
       const sut = await setup();

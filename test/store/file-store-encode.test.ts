@@ -25,12 +25,13 @@ describe('FileStore append encoding', () => {
     expect(there).not.toEqual(here);
   });
 
-  it('reads back a batch written as one buffer, and after a reopen still skips its ids, ASCII or not', async () => {
+  it('reads back a batch written as one buffer (ordering keys too), and after a reopen still skips its ids, ASCII or not', async () => {
     const dir = await tempDir();
     const ids = ['plain-1', 'ünïcode-€-2', 'plain-3', '𝄞-4'];
     const store = new FileStore({ dir, durability: 'write' });
     await store.open();
-    await store.append(ids.map((id, i) => makeEvent(id, { url: i % 2 === 0 ? 'http://127.0.0.1:9/a' : 'http://127.0.0.1:9/é' })));
+    const keyOf = (i: number): string | undefined => (i === 0 ? undefined : i === 1 ? 'ключ-€' : `k${i}`);
+    await store.append(ids.map((id, i) => makeEvent(id, { url: i % 2 === 0 ? 'http://127.0.0.1:9/a' : 'http://127.0.0.1:9/é', ...(keyOf(i) === undefined ? {} : { orderingKey: keyOf(i) }) })));
     await store.close();
     const reopened = new FileStore({ dir, durability: 'write' });
     await reopened.open();
@@ -38,9 +39,9 @@ describe('FileStore append encoding', () => {
       await reopened.append(ids.map((id) => makeEvent(id, { body: new Uint8Array([1]) })));
       expect(reopened.stats().pending).toBe(ids.length);
       const { events } = await reopened.claim({ limit: 10, now: Date.now() + 1e12 });
-      expect(events.map((event) => [event.id, event.url, new TextDecoder().decode(event.body)]).sort()).toEqual(
+      expect(events.map((event) => [event.id, event.url, event.orderingKey, new TextDecoder().decode(event.body)]).sort()).toEqual(
         ids
-          .map((id, i) => [id, i % 2 === 0 ? 'http://127.0.0.1:9/a' : 'http://127.0.0.1:9/é', JSON.stringify({ id, pad: 'x'.repeat(20) })])
+          .map((id, i) => [id, i % 2 === 0 ? 'http://127.0.0.1:9/a' : 'http://127.0.0.1:9/é', keyOf(i), JSON.stringify({ id, pad: 'x'.repeat(20) })])
           .sort(),
       );
       expect(events.find((event) => event.id === 'plain-1')?.headers).toEqual({ 'content-type': 'application/json', 'x-n': 'plain-1' });

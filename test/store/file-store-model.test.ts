@@ -14,7 +14,23 @@ interface Model {
   dead: Set<string>;
   /** Where each pending or dead event goes (a replay may move it). */
   urls: Map<string, string>;
+  /** Ordering keys of the pending and dead events that have one; ids are numbered in append order. */
+  keys: Map<string, string>;
   nextId: number;
+}
+
+const KEYS = [undefined, 'k1', 'k2'] as const;
+
+/** The pending events a claim may take: those without a key, and of each key the one appended first. */
+function claimable(model: Model): Set<string> {
+  const first = new Map<string, string>();
+  const free = new Set<string>();
+  for (const id of model.pending.keys()) {
+    const key = model.keys.get(id);
+    if (key === undefined) free.add(id);
+    else if (!first.has(key) || Number(id.slice(1)) < Number((first.get(key) as string).slice(1))) first.set(key, id);
+  }
+  return new Set([...free, ...first.values()]);
 }
 
 const ORIGIN = makeEvent('x').url;
@@ -39,18 +55,20 @@ function check(model: Model, real: Real): void {
 }
 
 class Append implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly count: number, readonly size: number, readonly url: string) {}
+  constructor(readonly count: number, readonly size: number, readonly url: string, readonly key: string | undefined) {}
   check = (): boolean => true;
   async run(model: Model, real: Real): Promise<void> {
-    const events = Array.from({ length: this.count }, () => makeEvent(`m${model.nextId++}`, { body: new Uint8Array(this.size), url: this.url }));
+    const key = this.key === undefined ? {} : { orderingKey: this.key };
+    const events = Array.from({ length: this.count }, () => makeEvent(`m${model.nextId++}`, { body: new Uint8Array(this.size), url: this.url, ...key }));
     await real.store.append(events);
     for (const e of events) {
       model.pending.set(e.id, 0);
       model.urls.set(e.id, e.url);
+      if (this.key !== undefined) model.keys.set(e.id, this.key);
     }
     check(model, real);
   }
-  toString = (): string => `append(${this.count}x${this.size} to ${this.url})`;
+  toString = (): string => `append(${this.count}x${this.size} to ${this.url}${this.key === undefined ? '' : ` key ${this.key}`})`;
 }
 
 class Settle implements fc.AsyncCommand<Model, Real> {
@@ -58,8 +76,11 @@ class Settle implements fc.AsyncCommand<Model, Real> {
   check = (): boolean => true;
   async run(model: Model, real: Real): Promise<void> {
     const { events } = await real.store.claim({ limit: this.limit, now: NOW });
-    expect(events.length).toBe(Math.min(this.limit, model.pending.size));
+    const may = claimable(model);
+    expect(events.length).toBe(Math.min(this.limit, may.size));
     const outcomes = events.map((e, i) => {
+      expect(may.has(e.id), `${e.id} may not go before the earlier events of its key`).toBe(true);
+      expect(e.orderingKey).toBe(model.keys.get(e.id));
       expect(e.attempts).toBe(model.pending.get(e.id));
       expect(e.url).toBe(model.urls.get(e.id));
       const kind = this.kinds[i % this.kinds.length] as Kind;
@@ -67,6 +88,7 @@ class Settle implements fc.AsyncCommand<Model, Real> {
       if (kind === 'delivered') {
         model.pending.delete(e.id);
         model.urls.delete(e.id);
+        model.keys.delete(e.id);
         return { id: e.id, type: kind, attempt };
       }
       if (kind === 'retry') {
@@ -96,8 +118,10 @@ class ReplayOrPurge implements fc.AsyncCommand<Model, Real> {
     expect(count).toBe(ids.length);
     for (const id of ids) {
       model.dead.delete(id);
-      if (this.to === null) model.urls.delete(id);
-      else {
+      if (this.to === null) {
+        model.urls.delete(id);
+        model.keys.delete(id);
+      } else {
         model.pending.set(id, 0);
         if (this.to !== undefined) model.urls.set(id, this.to);
       }
@@ -130,17 +154,17 @@ class Reopen implements fc.AsyncCommand<Model, Real> {
     await real.store.open();
     check(model, real);
     const dead = await real.store.deadLetters();
-    expect(dead.map((d) => [d.id, d.url]).sort()).toEqual([...model.dead].map((id) => [id, model.urls.get(id)]).sort());
+    expect(dead.map((d) => [d.id, d.url, d.orderingKey]).sort()).toEqual([...model.dead].map((id) => [id, model.urls.get(id), model.keys.get(id)]).sort());
   }
   toString = (): string => 'reopen';
 }
 
 describe('FileStore against a trivial model (fast-check commands)', () => {
-  it('agrees with the model through appends, outcomes, replays (also to other URLs), endpoint moves, purges and reopens', async () => {
+  it('agrees with the model through appends (with and without ordering keys), outcomes, replays (also to other URLs), endpoint moves, purges and reopens', async () => {
     const commands = [
       fc
-        .tuple(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 1500 }), fc.constantFrom(ORIGIN, ...MOVED))
-        .map(([n, size, url]) => new Append(n, size, url)),
+        .tuple(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 1500 }), fc.constantFrom(ORIGIN, ...MOVED), fc.constantFrom(...KEYS))
+        .map(([n, size, url, key]) => new Append(n, size, url, key)),
       fc.tuple(fc.constantFrom(ORIGIN, ...MOVED), fc.constantFrom(ORIGIN, ...MOVED)).map(([from, to]) => new MoveEndpoint(from, to)),
       fc
         .tuple(fc.integer({ min: 1, max: 8 }), fc.array(fc.constantFrom<Kind>('delivered', 'retry', 'dead', 'release'), { minLength: 1, maxLength: 4 }))
@@ -156,7 +180,7 @@ describe('FileStore against a trivial model (fast-check commands)', () => {
         const real: Real = { dir, store: new FileStore({ dir, segmentBytes: 4096 }) };
         await real.store.open();
         try {
-          const model: Model = { pending: new Map(), dead: new Set(), urls: new Map(), nextId: 0 };
+          const model: Model = { pending: new Map(), dead: new Set(), urls: new Map(), keys: new Map(), nextId: 0 };
           await fc.asyncModelRun(() => ({ model, real }), cmds);
           await new Reopen().run(model, real);
         } finally {

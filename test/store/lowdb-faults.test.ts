@@ -61,6 +61,24 @@ describe('LowdbStore around a failed write', () => {
     await store.close();
   });
 
+  it('a failed write keeps the claimed event of an ordering key the only one out, though an earlier one is pending again', async () => {
+    const file = join(await newDir(), 'outbox.json');
+    const store = new LowdbStore({ file });
+    await store.open();
+    await store.append([makeEvent('e1', { orderingKey: 'k' }), makeEvent('e2', { orderingKey: 'k' })]);
+    expect((await store.claim({ now: FAR, limit: 10 })).events.map((e) => e.id)).toEqual(['e1']);
+    // e1's delivery is being written when e2 goes out; then that write fails: e1 is pending again.
+    const { fail, result: delivered } = await hangNextWrite(() => store.settle([{ id: 'e1', type: 'delivered', attempt: { at: 1, durationMs: 1, status: 200 } }]));
+    expect((await store.claim({ now: FAR, limit: 10 })).events.map((e) => e.id)).toEqual(['e2']);
+    fail();
+    await expect(delivered).rejects.toMatchObject({ code: 'ERR_STORE_IO' });
+    expect(store.stats()).toMatchObject({ pending: 2, claimed: 1 });
+    expect((await store.claim({ now: FAR, limit: 10 })).events).toEqual([]);
+    await store.settle([{ id: 'e2', type: 'delivered', attempt: { at: 2, durationMs: 1, status: 200 } }]);
+    expect((await store.claim({ now: FAR, limit: 10 })).events.map((e) => e.id)).toEqual(['e1']);
+    await store.close();
+  });
+
   it('after a failed write, the outcome of a delivery that was in flight is still recorded', async () => {
     const file = join(await newDir(), 'outbox.json');
     const store = new LowdbStore({ file });

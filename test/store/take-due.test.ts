@@ -23,7 +23,8 @@ describe('takeDue', () => {
       const rest = all.filter((item) => !expected.includes(item));
 
       const taken: Item[] = [];
-      const first = takeDue([...queues], limit, {
+      const first = takeDue([...queues], {
+        full: () => taken.length >= limit,
         before: (a, b) => order(a[0] as Item, b[0] as Item) < 0,
         due: (queue) => (queue[0] as Item).due <= now,
         take: (queue) => {
@@ -40,7 +41,8 @@ describe('takeDue', () => {
     const queues = Array.from({ length: 4096 }, (_, i) => [i, i + 4096]);
     let comparisons = 0;
     let taken = 0;
-    takeDue(queues, 256, {
+    takeDue(queues, {
+      full: () => taken >= 256,
       before: (a, b) => {
         comparisons++;
         return (a[0] as number) < (b[0] as number);

@@ -1,5 +1,6 @@
 import { Float64Chunks, SparseChunks, Uint32Chunks, Uint8Chunks } from '../chunked-array.js';
 import { OldestPending } from '../oldest-pending.js';
+import { OrderingKeys } from '../ordering-keys.js';
 import { takeDue } from '../take-due.js';
 import { hashBytes } from './format.js';
 
@@ -10,7 +11,8 @@ const EMPTY = Buffer.alloc(0);
  * (where its records are on disk, its schedule and counters), a hash set of event ids (32-bit hashes of
  * their bytes in open-addressing tables: no id strings kept for pending events), the ids of claimed
  * and dead events (they are looked up by id), and one due-time heap per endpoint. Payloads and
- * histories stay on disk.
+ * histories stay on disk. Events with an ordering key also have their key here, and the key's order
+ * (`OrderingKeys`: earliest event record first) decides which of them a claim may take.
  */
 
 /** How many tables the id hash set is split into, and the shift that picks one from a hash. */
@@ -98,6 +100,15 @@ export class EventIndex {
   pending = 0;
   claimed = 0;
   dead = 0;
+  /** The ordering key of each live slot that has one. */
+  readonly #keyOf = new Map<number, string>();
+  readonly #keys = new OrderingKeys<number>(
+    (a, b) => this.evSeg.get(a) < this.evSeg.get(b) || (this.evSeg.get(a) === this.evSeg.get(b) && this.evOff.get(a) < this.evOff.get(b)),
+  );
+  /** Keyed pending slots among their key's waiting events (from their first scheduling until claimed). */
+  readonly #waiting = new Set<number>();
+  /** Keyed pending slots out of their endpoint's heap while their key holds them back. */
+  readonly #parked = new Set<number>();
   readonly #oldest = new OldestPending({
     live: (slot, seq) => this.seq.get(slot) === seq && (this.status.get(slot) === PENDING || this.status.get(slot) === CLAIMED),
     createdAt: (slot) => this.createdAt(slot),
@@ -170,6 +181,15 @@ export class EventIndex {
     });
     for (let slot = 0; slot < this.#used; slot++) {
       if (this.status.get(slot) !== PENDING) continue;
+      const key = this.#keyOf.get(slot);
+      if (key !== undefined) {
+        // Slots are in journal order here, so the first of each key is its earliest.
+        this.#waiting.add(slot);
+        if (!this.#keys.join(key, slot)) {
+          this.#parked.add(slot);
+          continue;
+        }
+      }
       const heap = (this.endpoints[this.endpoint.get(slot)] as EndpointEntry).heap;
       heap.items.set(heap.size++, slot);
     }
@@ -253,11 +273,23 @@ export class EventIndex {
     return this.endpointOf(bytes.toString('utf8', start, end));
   }
 
+  /** Gives a new slot its ordering key (before it is first scheduled). */
+  setKey(slot: number, key: string): void {
+    this.#keyOf.set(slot, key);
+  }
+
+  /** A slot's ordering key, if it has one. */
+  keyOf(slot: number): string | undefined {
+    return this.#keyOf.get(slot);
+  }
+
   /** Frees a slot (delivered or purged). The slot must not be in a heap. */
   remove(slot: number): void {
     const index = this.endpoint.get(slot);
     const entry = this.endpoints[index] as EndpointEntry;
     const status = this.status.get(slot);
+    if (status === CLAIMED) this.#claimEnded(slot, false);
+    this.#keyOf.delete(slot);
     if (status === DEAD) {
       entry.dead--;
       this.dead--;
@@ -275,10 +307,13 @@ export class EventIndex {
     }
   }
 
-  /** Marks a claimed or pending (not in a heap) slot dead. */
+  /** Marks a claimed or pending (not in a heap; not yet scheduled if keyed: recovery) slot dead. */
   markDead(slot: number, deadAt: number): void {
     const entry = this.endpoints[this.endpoint.get(slot)] as EndpointEntry;
-    if (this.status.get(slot) === CLAIMED) this.claimed--;
+    if (this.status.get(slot) === CLAIMED) {
+      this.claimed--;
+      this.#claimEnded(slot, false);
+    }
     this.status.set(slot, DEAD);
     this.setNext(slot, deadAt);
     entry.pending--;
@@ -333,8 +368,12 @@ export class EventIndex {
     return slots;
   }
 
-  /** Takes `slots` out of endpoint `index`'s heap (they stay pending, claimable by nobody until scheduled again). */
+  /**
+   * Takes `slots` out of endpoint `index`'s heap, and those set aside by their key out of that set (they
+   * stay pending, claimable by nobody, and are not brought back when their key frees, until scheduled again).
+   */
   unschedule(index: number, slots: ReadonlySet<number>): void {
+    for (const slot of slots) this.#parked.delete(slot);
     const entry = this.endpoints[index] as EndpointEntry;
     const { heap } = entry;
     const kept: number[] = [];
@@ -348,10 +387,49 @@ export class EventIndex {
     for (const slot of kept) this.schedule(slot);
   }
 
-  /** Puts a pending slot into its endpoint's heap (after append, retry, release or recovery). */
+  /**
+   * Puts a pending slot into its endpoint's heap (after append, replay, retry, release, or a move giving it
+   * back). A keyed slot that its key holds back is set aside instead, until its key's earlier events are
+   * done; one already set aside stays there.
+   */
   schedule(slot: number): void {
-    if (this.status.get(slot) === CLAIMED) this.claimed--;
+    const claimed = this.status.get(slot) === CLAIMED;
+    if (claimed) this.claimed--;
     this.status.set(slot, PENDING);
+    const key = this.#keyOf.get(slot);
+    if (key !== undefined) {
+      if (claimed) {
+        if (this.#claimEnded(slot, true) !== slot) return;
+      } else if (this.#waiting.has(slot)) {
+        if (this.#parked.has(slot)) return;
+      } else {
+        this.#waiting.add(slot);
+        if (!this.#keys.join(key, slot)) {
+          this.#parked.add(slot);
+          return;
+        }
+      }
+    }
+    this.#push(slot);
+  }
+
+  /**
+   * The claim of a keyed `slot` ended (`again`: pending again). The key's next, if set aside, goes back into
+   * its heap; `slot`, pending again but not its key's next, is set aside. Returns the key's next.
+   */
+  #claimEnded(slot: number, again: boolean): number | undefined {
+    const key = this.#keyOf.get(slot);
+    if (key === undefined) return undefined;
+    const next = this.#keys.finished(key, slot, again);
+    if (again) {
+      this.#waiting.add(slot);
+      if (next !== slot) this.#parked.add(slot);
+    }
+    if (next !== undefined && next !== slot && this.#parked.delete(next)) this.#push(next);
+    return next;
+  }
+
+  #push(slot: number): void {
     const entry = this.endpoints[this.endpoint.get(slot)] as EndpointEntry;
     const { heap } = entry;
     if (heap.size === 0) this.#scheduled.add(entry);
@@ -376,11 +454,21 @@ export class EventIndex {
     const candidates: EndpointEntry[] = [];
     for (const entry of this.#scheduled) if (allowed(entry.url)) candidates.push(entry);
     const slots: number[] = [];
-    const first = takeDue(candidates, limit, {
+    const first = takeDue(candidates, {
+      full: () => slots.length >= limit,
       before: (a, b) => this.#before(a.heap.items.get(0), b.heap.items.get(0)),
       due: (entry) => this.next.get(entry.heap.items.get(0)) <= now,
       take: (entry) => {
         const slot = this.#pop(entry);
+        const key = this.#keyOf.get(slot);
+        if (key !== undefined && !this.#keys.mayGo(key, slot)) {
+          this.#parked.add(slot);
+          return entry.heap.size > 0;
+        }
+        if (key !== undefined) {
+          this.#keys.claimed(key, slot);
+          this.#waiting.delete(slot);
+        }
         this.status.set(slot, CLAIMED);
         this.claimed++;
         slots.push(slot);

@@ -359,6 +359,7 @@ export class FileStore implements OutboxStore {
       (locations) =>
         accepted.forEach(({ event, hash }, i) => {
           const slot = this.#addEvent(hash, this.#index.endpointOf(event.url), event.createdAt, event.nextAttemptAt, locations[i] as Location);
+          if (event.orderingKey !== undefined) this.#index.setKey(slot, event.orderingKey);
           this.#index.schedule(slot);
         }),
       undefined,
@@ -841,20 +842,20 @@ export class FileStore implements OutboxStore {
       state = stateRecord;
       history = decodeHistory(stateBytes, stateRecord);
     }
-    return {
-      state,
-      event: {
-        id: eventBytes.toString('utf8', record.idStart, record.idEnd),
-        url: this.#urlOf(slot),
-        headers: decodeHeaders(eventBytes, record),
-        // A view of the bytes read, not a copy (the buffer behind it may hold other records, as a pooled Buffer does).
-        body: new Uint8Array(eventBytes.buffer, eventBytes.byteOffset + record.bodyStart, record.bodyEnd - record.bodyStart),
-        createdAt: index.createdAt(slot),
-        nextAttemptAt: index.status.get(slot) === DEAD ? (state?.nextAttemptAt ?? record.nextAttemptAt) : index.next.get(slot),
-        attempts: index.attempts.get(slot),
-        history,
-      },
+    const event: StoredEvent = {
+      id: eventBytes.toString('utf8', record.idStart, record.idEnd),
+      url: this.#urlOf(slot),
+      headers: decodeHeaders(eventBytes, record),
+      // A view of the bytes read, not a copy (the buffer behind it may hold other records, as a pooled Buffer does).
+      body: new Uint8Array(eventBytes.buffer, eventBytes.byteOffset + record.bodyStart, record.bodyEnd - record.bodyStart),
+      createdAt: index.createdAt(slot),
+      nextAttemptAt: index.status.get(slot) === DEAD ? (state?.nextAttemptAt ?? record.nextAttemptAt) : index.next.get(slot),
+      attempts: index.attempts.get(slot),
+      history,
     };
+    const orderingKey = index.keyOf(slot);
+    if (orderingKey !== undefined) event.orderingKey = orderingKey;
+    return { state, event };
   }
 
   /** Reads one record; `payload`: check its payload checksum too. */
@@ -951,7 +952,8 @@ export class FileStore implements OutboxStore {
     const index = this.#index;
     if (view.type === RECORD_EVENT) {
       const endpoint = index.endpointOfBytes(bytes, view.urlStart, view.urlEnd);
-      this.#addEvent(hashBytes(bytes, view.idStart, view.idEnd), endpoint, view.createdAt, view.nextAttemptAt, location);
+      const slot = this.#addEvent(hashBytes(bytes, view.idStart, view.idEnd), endpoint, view.createdAt, view.nextAttemptAt, location);
+      if (view.keyEnd > view.keyStart) index.setKey(slot, bytes.toString('utf8', view.keyStart, view.keyEnd));
       return true;
     }
     const slot = index.recoveredSlot(view.eventSeg, view.eventOff);

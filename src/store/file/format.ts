@@ -22,8 +22,9 @@ import { crc32c } from './crc32c.js';
  *
  * Records refer to an event by where its event record is (segment id, frame offset), which never
  * changes and is never reused, so recovery needs no map from ids to events.
- * - event (1): head = u8 type, u8 0, u16 id length, u32 url length, u32 headers length, f64 createdAt,
- *   f64 nextAttemptAt, id, url. Payload = headers (JSON object), body bytes.
+ * - event (1): head = u8 type, u8 flags, u16 id length, u32 url length, u32 headers length, f64 createdAt,
+ *   f64 nextAttemptAt, id, url, then with flag 1 (`EVENT_KEY`, format 3 only) the event's ordering key (the
+ *   rest of the head). Payload = headers (JSON object), body bytes.
  * - state (2): head = u8 type, u8 status (1 pending, 2 dead), u8 dead reason, u8 flags, u32 event segment,
  *   u32 event offset, u32 attempts, f64 createdAt, f64 nextAttemptAt, f64 deadAt, u16 id length, u16 0, id,
  *   then with flag 1 (`STATE_URL`) the URL the event now goes to (the rest of the head; a dead letter
@@ -50,6 +51,8 @@ const TOMBSTONE_FIXED = 12;
 
 export const STATUS_PENDING = 1;
 export const STATUS_DEAD = 2;
+/** Event record flag: the head ends with the event's ordering key. */
+export const EVENT_KEY = 1;
 /** State record flag: the head ends with the URL the event goes to, instead of its event record's. */
 export const STATE_URL = 1;
 export const TOMBSTONE_DELIVERED = 1;
@@ -147,8 +150,9 @@ export class EventRecords {
         values = names.map((name) => event.headers[name] as string);
       }
       this.#headers[i] = json;
+      const key = event.orderingKey === undefined ? 0 : Buffer.byteLength(event.orderingKey);
       const length =
-        FRAME_BYTES + EVENT_FIXED + Buffer.byteLength(event.id) + Buffer.byteLength(event.url) + jsonBytes + event.body.byteLength;
+        FRAME_BYTES + EVENT_FIXED + Buffer.byteLength(event.id) + Buffer.byteLength(event.url) + key + jsonBytes + event.body.byteLength;
       this.lengths[i] = length;
       size += length;
     }
@@ -162,14 +166,15 @@ export class EventRecords {
       const event = events[i] as NewEvent;
       const h = at + FRAME_BYTES;
       const urlAt = h + EVENT_FIXED + out.write(event.id, h + EVENT_FIXED);
-      const payload = urlAt + out.write(event.url, urlAt);
+      const keyAt = urlAt + out.write(event.url, urlAt);
+      const payload = event.orderingKey === undefined ? keyAt : keyAt + out.write(event.orderingKey, keyAt);
       const headersLength = out.write(this.#headers[i] as string, payload);
       out.set(event.body, payload + headersLength);
       const end = payload + headersLength + event.body.byteLength;
       out.writeUInt8(RECORD_EVENT, h);
-      out.writeUInt8(0, h + 1);
+      out.writeUInt8(event.orderingKey === undefined ? 0 : EVENT_KEY, h + 1);
       out.writeUInt16LE(urlAt - h - EVENT_FIXED, h + 2);
-      out.writeUInt32LE(payload - urlAt, h + 4);
+      out.writeUInt32LE(keyAt - urlAt, h + 4);
       out.writeUInt32LE(headersLength, h + 8);
       out.writeDoubleLE(event.createdAt, h + 12);
       out.writeDoubleLE(event.nextAttemptAt, h + 20);
@@ -299,6 +304,9 @@ export class RecordView {
   /** Event: its URL. State: the URL it now goes to when `urlEnd > urlStart`, else none. */
   urlStart = 0;
   urlEnd = 0;
+  /** Event: its ordering key when `keyEnd > keyStart`, else none. */
+  keyStart = 0;
+  keyEnd = 0;
   headersStart = 0;
   headersEnd = 0;
   bodyStart = 0;
@@ -327,14 +335,18 @@ export class RecordView {
     this.type = type;
     if (type === RECORD_EVENT) {
       if (payload - h < EVENT_FIXED) return false;
+      const flags = bytes[h + 1];
       const idLength = bytes.readUInt16LE(h + 2);
       const urlLength = u32(bytes, h + 4);
       const headersLength = u32(bytes, h + 8);
-      if (h + EVENT_FIXED + idLength + urlLength !== payload || headersLength > end - payload) return false;
+      const urlEnd = h + EVENT_FIXED + idLength + urlLength;
+      if ((flags === EVENT_KEY ? urlEnd >= payload : flags !== 0 || urlEnd !== payload) || headersLength > end - payload) return false;
       this.idStart = h + EVENT_FIXED;
       this.idEnd = this.idStart + idLength;
       this.urlStart = this.idEnd;
-      this.urlEnd = payload;
+      this.urlEnd = urlEnd;
+      this.keyStart = urlEnd;
+      this.keyEnd = payload;
       this.headersStart = payload;
       this.headersEnd = payload + headersLength;
       this.bodyStart = this.headersEnd;

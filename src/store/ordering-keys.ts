@@ -1,0 +1,105 @@
+/**
+ * The rule of ordering keys, shared by the in-memory indexes: of the pending events of one key, only the
+ * earliest appended may be claimed, and only while none of that key is claimed. The stores keep every
+ * pending event in their due-time heaps as before and ask here when they take one out whether it may
+ * go; one that may not is set aside (parked) until {@link OrderingKeys.finished} names it the key's next.
+ * Items are compared by `before`, the order they were appended in (a replayed one keeps its place).
+ */
+export class OrderingKeys<T> {
+  readonly #keys = new Map<string, KeyState<T>>();
+  readonly #before: (a: T, b: T) => boolean;
+
+  constructor(before: (a: T, b: T) => boolean) {
+    this.#before = before;
+  }
+
+  /**
+   * `item` of `key` is pending and not claimed: appended, replayed or found at open (not back from a
+   * claim: that is {@link finished}). Returns whether it may go now; if not, the store sets it aside.
+   */
+  join(key: string, item: T): boolean {
+    let state = this.#keys.get(key);
+    if (state === undefined) {
+      state = { waiting: [], busy: false };
+      this.#keys.set(key, state);
+    }
+    this.#push(state.waiting, item);
+    return !state.busy && state.waiting[0] === item;
+  }
+
+  /** An item of `key` that is not among those known here is claimed (a store rebuilt with its leases). */
+  busy(key: string): void {
+    const state = this.#keys.get(key);
+    if (state === undefined) this.#keys.set(key, { waiting: [], busy: true });
+    else state.busy = true;
+  }
+
+  /** Whether `item` of `key` may be claimed now: none of its key is claimed and it is the earliest waiting. */
+  mayGo(key: string, item: T): boolean {
+    const state = this.#keys.get(key);
+    return state !== undefined && !state.busy && state.waiting[0] === item;
+  }
+
+  /** `item` of `key`, which {@link mayGo}, is claimed. */
+  claimed(key: string, item: T): void {
+    const state = this.#keys.get(key) as KeyState<T>;
+    if (state.waiting[0] !== item) throw new Error('claimed an item that may not go');
+    this.#pop(state.waiting);
+    state.busy = true;
+  }
+
+  /**
+   * The claim of `item` of `key` ended: `again` when it is pending again (a retry or a release), else it
+   * is gone (delivered, dead, dropped). Returns the key's next, which the store must put back where it
+   * can be claimed if it set it aside.
+   */
+  finished(key: string, item: T, again: boolean): T | undefined {
+    const state = this.#keys.get(key);
+    if (state === undefined) return undefined;
+    state.busy = false;
+    if (again) this.#push(state.waiting, item);
+    const next = state.waiting[0];
+    if (next === undefined) this.#keys.delete(key);
+    return next;
+  }
+
+  /** Keys with events pending or claimed. */
+  get size(): number {
+    return this.#keys.size;
+  }
+
+  #push(heap: T[], item: T): void {
+    let i = heap.length;
+    heap.push(item);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.#before(item, heap[parent] as T)) break;
+      heap[i] = heap[parent] as T;
+      i = parent;
+    }
+    heap[i] = item;
+  }
+
+  #pop(heap: T[]): void {
+    const last = heap.pop() as T;
+    const size = heap.length;
+    if (size === 0) return;
+    let i = 0;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= size) break;
+      if (child + 1 < size && this.#before(heap[child + 1] as T, heap[child] as T)) child++;
+      if (!this.#before(heap[child] as T, last)) break;
+      heap[i] = heap[child] as T;
+      i = child;
+    }
+    heap[i] = last;
+  }
+}
+
+interface KeyState<T> {
+  /** Pending, unclaimed items of the key: a binary heap, earliest appended first. */
+  waiting: T[];
+  /** One item of the key is claimed. */
+  busy: boolean;
+}
