@@ -113,12 +113,13 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
     .addOption(secretOption())
     .addOption(new Option('--header <name:value...>', 'extra request header (repeatable)').argParser(header))
     .option('--id <id>', 'idempotency key sent as webhook-id (default: generated)')
+    .option('--ordering-key <key>', 'sent only after the events with this key enqueued before it were delivered or dead-lettered')
     .addOption(new Option('--timeout <duration>', 'how long to wait for the outcome').argParser(duration).default(30_000, '30s'))
-    .action(async (url: string, options: { data: string; dir: string; secret?: string[]; header?: Record<string, string>; id?: string; timeout: number }) => {
+    .action(async (url: string, options: { data: string; dir: string; secret?: string[]; header?: Record<string, string>; id?: string; orderingKey?: string; timeout: number }) => {
       const body = await readJsonData(options.data);
       setCode(
         await send(
-          { url, body, dir: options.dir, secret: options.secret, headers: options.header ?? {}, id: options.id, timeoutMs: options.timeout },
+          { url, body, dir: options.dir, secret: options.secret, headers: options.header ?? {}, id: options.id, orderingKey: options.orderingKey, timeoutMs: options.timeout },
           io.stdout,
           io.stderr,
         ),

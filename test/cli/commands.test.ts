@@ -185,6 +185,24 @@ describe('webhook-outbox dead, status and flush', () => {
     expect(await status()).toMatchObject({ pending: 1, dead: 0 });
   });
 
+  it('send --ordering-key waits for the earlier events of its key in the directory', async () => {
+    receiver.setScript([503, 200, 200]);
+    // The first is still pending (503, retried later) when its command gives up waiting.
+    expect((await run('send', receiver.url, '--data', '{"n":1}', '--dir', outboxDir(), '--id', 'evt_1', '--ordering-key', 'order-9', '--timeout', '50ms')).code).toBe(4);
+    const second = await run('send', receiver.url, '--data', '{"n":2}', '--dir', outboxDir(), '--id', 'evt_2', '--ordering-key', 'order-9');
+    expect(second.code).toBe(0);
+    expect(receiver.requests.map((r) => [r.id, r.status])).toEqual([
+      ['evt_1', 503],
+      ['evt_1', 200],
+      ['evt_2', 200],
+    ]);
+    receiver.setScript([400]);
+    expect((await run('send', receiver.url, '--data', '{}', '--dir', outboxDir(), '--id', 'evt_3', '--ordering-key', 'order-9')).code).toBe(1);
+    const listed = JSON.parse((await run('dead', 'list', '--dir', outboxDir(), '--json')).stdout) as { id: string; orderingKey?: string }[];
+    expect(listed.map((l) => [l.id, l.orderingKey])).toEqual([['evt_3', 'order-9']]);
+    expect((await run('send', receiver.url, '--data', '{}', '--dir', outboxDir(), '--ordering-key', '')).code).toBe(2);
+  });
+
   it('move sends what a stopped app left for one URL (pending and dead) to another; flush delivers it there', async () => {
     receiver.setScript([503, 400]);
     const gone = 'http://127.0.0.1:9/gone?key=abcdefgh12345';

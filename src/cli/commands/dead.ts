@@ -37,6 +37,7 @@ function selection(ids: readonly string[], filters: DeadLetterFilters): DeadLett
 export interface DeadLetterView {
   id: string;
   url: string;
+  orderingKey: string | undefined;
   reason: string;
   attempts: number;
   createdAt: string;
@@ -59,6 +60,7 @@ export function viewDeadLetter(letter: DeadLetter): DeadLetterView {
   return {
     id: letter.id,
     url: redactUrl(letter.url),
+    orderingKey: letter.orderingKey,
     reason: letter.reason,
     attempts: letter.attempts,
     createdAt: new Date(letter.createdAt).toISOString(),

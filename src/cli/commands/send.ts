@@ -19,6 +19,7 @@ export interface SendArgs {
   secret: readonly string[] | undefined;
   headers: Record<string, string>;
   id: string | undefined;
+  orderingKey?: string | undefined;
   timeoutMs: number;
 }
 
@@ -31,13 +32,14 @@ export async function send(args: SendArgs, out: Writable, err: Writable): Promis
   const body = typeof args.body === 'string' ? Buffer.from(JSON.stringify(args.body)) : args.body;
   const headers = typeof args.body === 'string' ? { 'content-type': 'application/json', ...args.headers } : args.headers;
   // Checked before the directory is opened: a bad id or header creates nothing on disk (exit 2).
+  const key = args.orderingKey === undefined ? {} : { orderingKey: args.orderingKey };
   const message = prepareMessage(
-    { url: args.url, body, headers, ...(args.id === undefined ? {} : { id: args.id }) },
-    { url: args.url, maxBodyBytes: normalizeSenderOptions({}).maxBodyBytes },
+    { url: args.url, body, headers, ...(args.id === undefined ? {} : { id: args.id }), ...key },
+    { url: args.url, maxBodyBytes: normalizeSenderOptions({}).maxBodyBytes, orderingKeys: true },
   );
   const outbox = await openOutbox(args.dir, { url: args.url, signingSecret: args.secret });
   try {
-    const { id } = await outbox.enqueue({ url: args.url, body, headers, id: message.id });
+    const { id } = await outbox.enqueue({ url: args.url, body, headers, id: message.id, ...key });
     const [letter] = await outbox.deadLetters({ ids: [id] });
     if (letter !== undefined) {
       // An id is accepted once: this one is already a dead letter, so nothing new was enqueued.
