@@ -5,7 +5,7 @@
  */
 import { randomFillSync } from 'node:crypto';
 import { InvalidMessageError } from './errors.js';
-import { MAX_ORDERING_KEY } from './store/validate.js';
+import { orderingKeyProblem } from './store/validate.js';
 
 /** One event to deliver. */
 export interface WebhookMessage {
@@ -209,10 +209,9 @@ export function prepareMessage(message: unknown, options: PrepareOptions): Prepa
       throw invalid(key, `unknown field (expected url, body, headers, id${keyed ? ', orderingKey' : ''})`);
     }
   }
-  const orderingKey = m.orderingKey;
-  if (orderingKey !== undefined && (typeof orderingKey !== 'string' || orderingKey.length === 0 || orderingKey.length > MAX_ORDERING_KEY)) {
-    throw invalid('orderingKey', `must be a string of 1-${MAX_ORDERING_KEY} characters`);
-  }
+  const orderingKey = m.orderingKey as string | undefined;
+  const keyProblem = orderingKey === undefined ? undefined : orderingKeyProblem(orderingKey);
+  if (keyProblem !== undefined) throw invalid('orderingKey', keyProblem);
 
   let id: string;
   if (m.id === undefined) {

@@ -503,7 +503,7 @@ describe('Outbox lifecycle', () => {
     await expect(box.enqueue({ body: 1, id: '' })).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE', field: 'id' });
     await expect(box.enqueue({ body: 1, url: 'ftp://x' })).rejects.toMatchObject({ code: 'ERR_INVALID_URL' });
     await expect(box.enqueue({ body: 'x'.repeat(2_000_000) })).rejects.toMatchObject({ code: 'ERR_BODY_TOO_LARGE' });
-    for (const orderingKey of ['', 'k'.repeat(257), 42, null]) {
+    for (const orderingKey of ['', 'k'.repeat(257), 42, null, 'order-\uD800']) {
       await expect(box.enqueue({ body: 1, orderingKey } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE', field: 'orderingKey' });
     }
     expect(box.stats().pending).toBe(0);

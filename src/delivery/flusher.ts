@@ -553,6 +553,8 @@ export class Flusher {
             const left = (this.#burying.get(event.url) ?? 1) - 1;
             if (left > 0) this.#burying.set(event.url, left);
             else this.#burying.delete(event.url);
+            // As after an answer: the burial may have freed the event's ordering key for the next.
+            this.#afterSlot(lane);
             listener.progress();
           });
         continue;

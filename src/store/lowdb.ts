@@ -76,6 +76,9 @@ export class LowdbStore implements OutboxStore {
   readonly #claimed = new Set<string>();
   /** Ids whose outcome is applied but not written yet (a retry may be due before its write is done). */
   readonly #settling = new Map<string, number>();
+  /** Ordering keys of claimed events, and how many outcomes of each key are being written. */
+  readonly #claimedKeys = new Map<string, string>();
+  readonly #settlingKeys = new Map<string, number>();
   /** Deliveries counted by the memory stores that rollbacks replaced, and by the one in the file. */
   #deliveredBefore = 0;
   #deliveredWritten = 0;
@@ -125,10 +128,18 @@ export class LowdbStore implements OutboxStore {
       // A failed write replaced the memory meanwhile: these leases were on the old one. Try again soon.
       return { events: [], nextDueAt: request.now };
     }
-    const ready = (event: StoredEvent): boolean => this.#writtenIds.has(event.id) && !this.#settling.has(event.id);
+    // Not yet: an event whose append, replay or outcome is still being written, or whose ordering key has
+    // an outcome being written (if that write fails, the event before it is pending again and goes first).
+    const ready = (event: StoredEvent): boolean =>
+      this.#writtenIds.has(event.id) &&
+      !this.#settling.has(event.id) &&
+      (event.orderingKey === undefined || !this.#settlingKeys.has(event.orderingKey));
     const held = claimed.events.filter((event) => !ready(event));
     const events = held.length === 0 ? claimed.events : claimed.events.filter(ready);
-    for (const event of events) this.#claimed.add(event.id);
+    for (const event of events) {
+      this.#claimed.add(event.id);
+      if (event.orderingKey !== undefined) this.#claimedKeys.set(event.id, event.orderingKey);
+    }
     if (held.length === 0) return claimed;
     // Back to the queue until their write is done (MemoryStore applies a release at once).
     memory.settle(held.map((event) => ({ id: event.id, type: 'release' as const }))).catch(() => undefined);
@@ -139,18 +150,20 @@ export class LowdbStore implements OutboxStore {
   /** Applies outcomes, then rewrites the file. */
   async settle(outcomes: readonly Outcome[]): Promise<void> {
     const ids = outcomes.map((outcome) => outcome.id);
-    for (const id of ids) this.#settling.set(id, (this.#settling.get(id) ?? 0) + 1);
+    const keys = ids.flatMap((id) => this.#claimedKeys.get(id) ?? []);
+    count(this.#settling, ids, 1);
+    count(this.#settlingKeys, keys, 1);
     try {
       await this.#mutate((memory) => {
-        for (const id of ids) this.#claimed.delete(id);
+        for (const id of ids) {
+          this.#claimed.delete(id);
+          this.#claimedKeys.delete(id);
+        }
         return memory.settle(outcomes);
       });
     } finally {
-      for (const id of ids) {
-        const left = (this.#settling.get(id) ?? 1) - 1;
-        if (left > 0) this.#settling.set(id, left);
-        else this.#settling.delete(id);
-      }
+      count(this.#settling, ids, -1);
+      count(this.#settlingKeys, keys, -1);
     }
   }
 
@@ -270,7 +283,11 @@ export class LowdbStore implements OutboxStore {
    */
   #restore(document: LowdbDocument): MemoryStore {
     const ids = new Set(document.pending.map((event) => event.id));
-    for (const id of this.#claimed) if (!ids.has(id)) this.#claimed.delete(id);
+    for (const id of this.#claimed) {
+      if (ids.has(id)) continue;
+      this.#claimed.delete(id);
+      this.#claimedKeys.delete(id);
+    }
     return this.#fromDocument(document, this.#claimed);
   }
 
@@ -288,6 +305,15 @@ export class LowdbStore implements OutboxStore {
       if (event.order !== undefined && (!Number.isSafeInteger(event.order) || event.order < 0)) throw new Error(`event ${event.id}: order must be a whole number`);
     }
     return new MemoryStore({ ...(this.#maxBytes === undefined ? {} : { maxBytes: this.#maxBytes }), snapshot, ...(claimed === undefined ? {} : { claimed }) });
+  }
+}
+
+/** Adds `delta` to the count of each of `keys` in `counts`, forgetting those that reach 0. */
+function count(counts: Map<string, number>, keys: readonly string[], delta: number): void {
+  for (const key of keys) {
+    const left = (counts.get(key) ?? 0) + delta;
+    if (left > 0) counts.set(key, left);
+    else counts.delete(key);
   }
 }
 

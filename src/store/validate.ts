@@ -23,9 +23,7 @@ export function assertNewEvents(events: readonly NewEvent[]): void {
     if (!Number.isFinite(event.createdAt)) throw new InvalidMessageError('createdAt', 'must be a finite number');
     if (!Number.isFinite(event.nextAttemptAt)) throw new InvalidMessageError('nextAttemptAt', 'must be a finite number');
     const key = event.orderingKey;
-    if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > MAX_ORDERING_KEY)) {
-      throw new InvalidMessageError('orderingKey', `must be a string of 1-${MAX_ORDERING_KEY} characters`);
-    }
+    if (key !== undefined && orderingKeyProblem(key) !== undefined) throw new InvalidMessageError('orderingKey', orderingKeyProblem(key) as string);
   }
 }
 
@@ -43,6 +41,17 @@ export function deadLetterMatches(query: DeadLetterQuery, url: string, deadAt: n
 
 /** Longest ordering key, in UTF-16 code units (as `String#length` counts). */
 export const MAX_ORDERING_KEY = 256;
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * Why `key` is not an ordering key, or `undefined` when it is. A lone surrogate is refused: it has no
+ * UTF-8 form, so the key stored would not be the key given.
+ */
+export function orderingKeyProblem(key: unknown): string | undefined {
+  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_ORDERING_KEY) return `must be a string of 1-${MAX_ORDERING_KEY} characters`;
+  if (LONE_SURROGATE.test(key)) return 'must be well-formed Unicode (it has a lone surrogate)';
+  return undefined;
+}
 
 /** Validates an optional positive integer option of a store. */
 export function assertPositiveInteger(option: string, value: unknown): void {

@@ -510,6 +510,9 @@ export function describeStoreContract(name: string, target: ContractTarget): voi
       await expect(store.append([makeEvent('good'), bad])).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE' });
       await expect(store.append([makeEvent('x', { createdAt: Number.NaN })])).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE' });
       await expect(store.append([makeEvent('')])).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE' });
+      for (const orderingKey of ['', 'k'.repeat(257), 'lone-\uDC00', 7]) {
+        await expect(store.append([makeEvent('good'), makeEvent('k', { orderingKey } as never)])).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE', field: 'orderingKey' });
+      }
       expect(store.stats().pending).toBe(0);
       if (store.stats().bytesOnDisk > 0) {
         const before = store.stats().bytesOnDisk;

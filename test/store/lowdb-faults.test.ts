@@ -61,21 +61,38 @@ describe('LowdbStore around a failed write', () => {
     await store.close();
   });
 
-  it('a failed write keeps the claimed event of an ordering key the only one out, though an earlier one is pending again', async () => {
+  it('a failed write keeps the claimed event of an ordering key the only one out, though an earlier one was replayed', async () => {
     const file = join(await newDir(), 'outbox.json');
     const store = new LowdbStore({ file });
     await store.open();
     await store.append([makeEvent('e1', { orderingKey: 'k' }), makeEvent('e2', { orderingKey: 'k' })]);
-    expect((await store.claim({ now: FAR, limit: 10 })).events.map((e) => e.id)).toEqual(['e1']);
-    // e1's delivery is being written when e2 goes out; then that write fails: e1 is pending again.
-    const { fail, result: delivered } = await hangNextWrite(() => store.settle([{ id: 'e1', type: 'delivered', attempt: { at: 1, durationMs: 1, status: 200 } }]));
+    await store.claim({ now: FAR, limit: 10 });
+    await store.settle([{ id: 'e1', type: 'dead', reason: 'http-status', at: 1 }]);
     expect((await store.claim({ now: FAR, limit: 10 })).events.map((e) => e.id)).toEqual(['e2']);
+    // e1 is replayed (in the file) while e2 is out; then an unrelated write fails and the store is rebuilt.
+    expect(await store.replay(['e1'], 2)).toBe(1);
+    const { fail, result } = await hangNextWrite(() => store.append([makeEvent('other')]));
     fail();
-    await expect(delivered).rejects.toMatchObject({ code: 'ERR_STORE_IO' });
+    await expect(result).rejects.toMatchObject({ code: 'ERR_STORE_IO' });
     expect(store.stats()).toMatchObject({ pending: 2, claimed: 1 });
     expect((await store.claim({ now: FAR, limit: 10 })).events).toEqual([]);
-    await store.settle([{ id: 'e2', type: 'delivered', attempt: { at: 2, durationMs: 1, status: 200 } }]);
+    await store.settle([{ id: 'e2', type: 'delivered', attempt: { at: 3, durationMs: 1, status: 200 } }]);
     expect((await store.claim({ now: FAR, limit: 10 })).events.map((e) => e.id)).toEqual(['e1']);
+    await store.close();
+  });
+
+  it('does not hand out the next event of an ordering key while the outcome of the one before is being written', async () => {
+    const file = join(await newDir(), 'outbox.json');
+    const store = new LowdbStore({ file });
+    await store.open();
+    await store.append([makeEvent('a', { orderingKey: 'k' }), makeEvent('b', { orderingKey: 'k' })]);
+    expect((await store.claim({ now: FAR, limit: 10 })).events.map((e) => e.id)).toEqual(['a']);
+    const { fail, result } = await hangNextWrite(() => store.settle([{ id: 'a', type: 'dead', reason: 'max-attempts', at: 1 }]));
+    // If that write fails, a is pending again and must go before b.
+    expect((await store.claim({ now: FAR, limit: 10 })).events).toEqual([]);
+    fail();
+    await expect(result).rejects.toMatchObject({ code: 'ERR_STORE_IO' });
+    expect((await store.claim({ now: FAR, limit: 10 })).events.map((e) => e.id)).toEqual(['a']);
     await store.close();
   });
 

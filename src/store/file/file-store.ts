@@ -396,6 +396,7 @@ export class FileStore implements OutboxStore {
     );
     const read: (StoredEvent | undefined)[] = [];
     const failures: unknown[] = [];
+    const drops: Promise<void>[] = [];
     const records = await this.#readEventRecords(slots);
     await Promise.all(
       slots.map(async (slot, i) => {
@@ -405,7 +406,7 @@ export class FileStore implements OutboxStore {
           this.#index.setName(slot, event.id);
           read[i] = event;
         } catch (error) {
-          if (error instanceof CorruptRecordError) void this.#dropCorrupt(slot);
+          if (error instanceof CorruptRecordError) drops.push(this.#dropCorrupt(slot));
           else {
             this.#index.schedule(slot);
             failures.push(error);
@@ -418,7 +419,10 @@ export class FileStore implements OutboxStore {
       for (const event of events) this.#release(this.#index.names.get(event.id) as number);
       throw ioError('reading claimed events', failures[0]);
     }
-    return { events, nextDueAt };
+    if (drops.length === 0) return { events, nextDueAt };
+    // A dropped event may have held up the next of its ordering key, which is due now: say so.
+    await Promise.all(drops);
+    return { events, nextDueAt: Math.min(nextDueAt ?? request.now, request.now) };
   }
 
   /** Durably records outcomes of claimed events; outcomes for ids that are not claimed are ignored. */
