@@ -178,7 +178,7 @@ export class MemoryStore implements OutboxStore {
     }
     const events: StoredEvent[] = [];
     const first = takeDue(heaps, {
-      full: () => events.length >= request.limit,
+      full: () => !(events.length < request.limit),
       before: (a, b) => dueBefore(a.peek() as PendingEntry, b.peek() as PendingEntry),
       due: (heap) => (heap.peek() as PendingEntry).nextAttemptAt <= request.now,
       take: (heap) => {

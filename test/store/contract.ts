@@ -116,6 +116,7 @@ export function describeStoreContract(name: string, target: ContractTarget): voi
       const none = await store.claim({ limit: 10, now: T0 });
       expect(none.events).toEqual([]);
       expect(none.nextDueAt).toBe(T0 + 10);
+      for (const limit of [0, Number.NaN]) expect((await store.claim({ limit, now: T0 + 100 })).events).toEqual([]);
       const two = await store.claim({ limit: 2, now: T0 + 100 });
       expect(two.events.map((e) => e.id)).toEqual(['a', 'b']);
       expect(two.nextDueAt).toBe(T0 + 20);

@@ -455,7 +455,7 @@ export class EventIndex {
     for (const entry of this.#scheduled) if (allowed(entry.url)) candidates.push(entry);
     const slots: number[] = [];
     const first = takeDue(candidates, {
-      full: () => slots.length >= limit,
+      full: () => !(slots.length < limit),
       before: (a, b) => this.#before(a.heap.items.get(0), b.heap.items.get(0)),
       due: (entry) => this.next.get(entry.heap.items.get(0)) <= now,
       take: (entry) => {

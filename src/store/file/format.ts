@@ -23,7 +23,7 @@ import { crc32c } from './crc32c.js';
  * Records refer to an event by where its event record is (segment id, frame offset), which never
  * changes and is never reused, so recovery needs no map from ids to events.
  * - event (1): head = u8 type, u8 flags, u16 id length, u32 url length, u32 headers length, f64 createdAt,
- *   f64 nextAttemptAt, id, url, then with flag 1 (`EVENT_KEY`, format 3 only) the event's ordering key (the
+ *   f64 nextAttemptAt, id, url, then with flag 1 (`EVENT_KEY`, written since format 3) the event's ordering key (the
  *   rest of the head). Payload = headers (JSON object), body bytes.
  * - state (2): head = u8 type, u8 status (1 pending, 2 dead), u8 dead reason, u8 flags, u32 event segment,
  *   u32 event offset, u32 attempts, f64 createdAt, f64 nextAttemptAt, f64 deadAt, u16 id length, u16 0, id,
