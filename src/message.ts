@@ -242,7 +242,10 @@ export function prepareMessage(message: unknown, options: PrepareOptions): Prepa
     );
   }
   const headers = { 'content-type': contentType, ...options.headers, ...own };
-  return { id, url: url as string, headers, body: bytes, ...(orderingKey === undefined ? {} : { orderingKey }) };
+  const prepared: PreparedMessage = { id, url: url as string, headers, body: bytes };
+  // Not with a spread: it costs an enqueue a third of its time.
+  if (orderingKey !== undefined) prepared.orderingKey = orderingKey;
+  return prepared;
 }
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';

@@ -142,20 +142,21 @@ export class MemoryStore implements OutboxStore {
       seen.add(event.id);
       const size = eventSize(event);
       bytes += size;
-      fresh.push({
+      const entry: PendingEntry = {
         id: event.id,
         url: event.url,
         headers: { ...event.headers },
         body: new Uint8Array(event.body),
         createdAt: event.createdAt,
         nextAttemptAt: event.nextAttemptAt,
-        ...(event.orderingKey === undefined ? {} : { orderingKey: event.orderingKey }),
         attempts: 0,
         history: [],
         seq: 0,
         order: 0,
         size,
-      });
+      };
+      if (event.orderingKey !== undefined) entry.orderingKey = event.orderingKey;
+      fresh.push(entry);
     }
     if (this.#maxBytes !== undefined && this.#bytes + bytes > this.#maxBytes) {
       throw new OutboxFullError(`The memory store is full (${this.#bytes} of ${this.#maxBytes} bytes used)`);
