@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { expect } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import type { Outbox } from '../src/outbox.js';
 import type { FlakyReceiver } from '../src/testing/flaky-receiver.js';
 
@@ -49,4 +49,22 @@ export async function enqueueMany(outbox: Outbox, count: number, offset = 0): Pr
   results.forEach(({ id }, i) => map.set(id, bodies[i]));
   expect(map.size).toBe(count);
   return map;
+}
+
+/** What a test opened, closed (and forgotten) after each test of the file that made it. */
+export interface Opened {
+  outbox?: Outbox;
+  receiver?: FlakyReceiver;
+}
+
+/** Registers the close of whatever each test puts into the returned object. */
+export function closedAfterEach(): Opened {
+  const opened: Opened = {};
+  afterEach(async () => {
+    await opened.outbox?.close({ timeoutMs: 100 });
+    await opened.receiver?.close();
+    delete opened.outbox;
+    delete opened.receiver;
+  });
+  return opened;
 }

@@ -1,6 +1,6 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Outbox } from '../src/outbox.js';
 import { FileStore } from '../src/store/file/file-store.js';
 import { frameLength, HEADER_BYTES } from '../src/store/file/format.js';
@@ -8,22 +8,13 @@ import { LowdbStore } from '../src/store/lowdb.js';
 import { MemoryStore } from '../src/store/memory.js';
 import type { OutboxStore } from '../src/store/store.js';
 import { startFlakyReceiver } from '../src/testing/flaky-receiver.js';
-import type { FlakyReceiver } from '../src/testing/flaky-receiver.js';
-import { waitFor } from './outbox-helpers.js';
+import { closedAfterEach, waitFor } from './outbox-helpers.js';
 import { makeEvent } from './store/contract.js';
 import { tempDirs } from './store/temp-dir.js';
 
 /** Ordering keys end to end: the flusher must hear of every way a key's next event becomes free. */
 const tempDir = tempDirs('outbox-ordering');
-let receiver: FlakyReceiver | undefined;
-let outbox: Outbox | undefined;
-
-afterEach(async () => {
-  await outbox?.close({ timeoutMs: 100 });
-  await receiver?.close();
-  outbox = undefined;
-  receiver = undefined;
-});
+const opened = closedAfterEach();
 
 interface Kind {
   name: string;
@@ -51,11 +42,11 @@ const kinds: Kind[] = [
 
 describe.each(kinds)('Ordering keys in the outbox ($name)', (kind) => {
   it('sends the next event of a key once the one before died of old age while it waited', async () => {
-    const rx = (receiver = await startFlakyReceiver());
+    const rx = (opened.receiver = await startFlakyReceiver());
     // a answers 400 late; b, waiting behind it, is past maxAge when its turn comes (buried unsent); c is not.
     rx.setScript((request) => (request.id === 'a' ? { status: 400, delayMs: 1_200 } : 200));
     const { store } = await kind.make();
-    const box = (outbox = await Outbox.open({ store, url: rx.url, retry: { maxAgeMs: 1_000 }, timeoutMs: 5_000 }));
+    const box = (opened.outbox = await Outbox.open({ store, url: rx.url, retry: { maxAgeMs: 1_000 }, timeoutMs: 5_000 }));
     await box.enqueue({ id: 'a', orderingKey: 'K', body: 1 });
     await box.enqueue({ id: 'b', orderingKey: 'K', body: 2 });
     await new Promise((resolve) => setTimeout(resolve, 600));
@@ -69,7 +60,7 @@ describe.each(kinds)('Ordering keys in the outbox ($name)', (kind) => {
   }, 15_000);
 
   it('sends the next event of a key after a restart that finds the first one too old', async () => {
-    const rx = (receiver = await startFlakyReceiver());
+    const rx = (opened.receiver = await startFlakyReceiver());
     const { store, again } = await kind.make();
     if (again === undefined) return;
     const now = Date.now();
@@ -79,7 +70,7 @@ describe.each(kinds)('Ordering keys in the outbox ($name)', (kind) => {
       makeEvent('k2', { url: rx.url, orderingKey: 'K', createdAt: now, nextAttemptAt: now }),
     ]);
     await store.close();
-    const box = (outbox = await Outbox.open({ store: again(), url: rx.url, retry: { maxAgeMs: 60_000 } }));
+    const box = (opened.outbox = await Outbox.open({ store: again(), url: rx.url, retry: { maxAgeMs: 60_000 } }));
     // Nothing else is pending: only the burial of k1 can lead to k2.
     await waitFor(() => rx.deliveredIds().has('k2') && box.stats().pending === 0, 5_000, 'k2 delivered');
     expect(box.stats()).toMatchObject({ pending: 0, dead: 1 });
@@ -88,7 +79,7 @@ describe.each(kinds)('Ordering keys in the outbox ($name)', (kind) => {
 
 describe('Ordering keys in the outbox (FileStore, damaged record)', () => {
   it('sends the next event of a key once the first turned out corrupt when read and was dropped', async () => {
-    const rx = (receiver = await startFlakyReceiver());
+    const rx = (opened.receiver = await startFlakyReceiver());
     const dir = await tempDir();
     const now = Date.now();
     const fill = new FileStore({ dir, segmentBytes: 4096 });
@@ -106,7 +97,7 @@ describe('Ordering keys in the outbox (FileStore, damaged record)', () => {
     bytes[end - 10] = (bytes[end - 10] as number) ^ 0x5a;
     await writeFile(join(dir, first), bytes);
 
-    const box = (outbox = await Outbox.open({ store: new FileStore({ dir, segmentBytes: 4096 }), url: rx.url }));
+    const box = (opened.outbox = await Outbox.open({ store: new FileStore({ dir, segmentBytes: 4096 }), url: rx.url }));
     await waitFor(() => rx.deliveredIds().has('k2') && box.stats().pending === 0, 5_000, 'k2 delivered');
     expect(box.stats()).toMatchObject({ corrupt: 1, pending: 0 });
     expect(rx.requests.map((r) => r.id)).toEqual(['k2']);

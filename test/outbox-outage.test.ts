@@ -1,21 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FAILURE_THRESHOLD } from '../src/delivery/flusher.js';
 import type { CircuitEvent, RetryEvent } from '../src/delivery/flusher.js';
 import { Outbox } from '../src/outbox.js';
 import { MemoryStore } from '../src/store/memory.js';
 import { startFlakyReceiver } from '../src/testing/flaky-receiver.js';
-import type { FlakyReceiver } from '../src/testing/flaky-receiver.js';
-import { FAST_RETRY, enqueueMany, expectAllDelivered, newSecret, waitFor } from './outbox-helpers.js';
+import { closedAfterEach, enqueueMany, expectAllDelivered, FAST_RETRY, newSecret, waitFor } from './outbox-helpers.js';
 
-let receiver: FlakyReceiver | undefined;
-let outbox: Outbox | undefined;
-
-afterEach(async () => {
-  await outbox?.close({ timeoutMs: 100 });
-  await receiver?.close();
-  outbox = undefined;
-  receiver = undefined;
-});
+const opened = closedAfterEach();
 
 const BACKLOG = 600;
 
@@ -23,9 +14,9 @@ describe('Outbox during an outage', () => {
   it('probes a refusing receiver instead of hammering it, burns no attempts, then ramps up and respects capacity', async () => {
     const secret = newSecret();
     // Some latency, so that concurrent requests overlap at the receiver and its concurrency shows.
-    const rx = (receiver = await startFlakyReceiver({ secret, latencyMs: 10 }));
+    const rx = (opened.receiver = await startFlakyReceiver({ secret, latencyMs: 10 }));
     await rx.refuseConnections();
-    const box = (outbox = await Outbox.open({
+    const box = (opened.outbox = await Outbox.open({
       store: new MemoryStore(),
       url: rx.url,
       signingSecret: secret,
@@ -75,8 +66,8 @@ describe('Outbox during an outage', () => {
   });
 
   it('a Retry-After pauses the endpoint', async () => {
-    const rx = (receiver = await startFlakyReceiver({ script: [{ status: 429, headers: { 'retry-after': '1' } }] }));
-    const box = (outbox = await Outbox.open({
+    const rx = (opened.receiver = await startFlakyReceiver({ script: [{ status: 429, headers: { 'retry-after': '1' } }] }));
+    const box = (opened.outbox = await Outbox.open({
       store: new MemoryStore(),
       url: rx.url,
       retry: { ...FAST_RETRY, maxRetryAfterMs: 300 },

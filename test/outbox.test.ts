@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { StoreIoError } from '../src/errors.js';
 import { Outbox } from '../src/outbox.js';
 import { createSender } from '../src/sender.js';
@@ -11,20 +11,12 @@ import type { AppendOptions, DeadLetter, DeadLetterQuery, NewEvent, OutboxStore 
 import { startFlakyReceiver } from '../src/testing/flaky-receiver.js';
 import type { FlakyReceiver, Reply } from '../src/testing/flaky-receiver.js';
 import type { Transport } from '../src/transport/transport.js';
-import { FAST_RETRY, bodyOf, enqueueMany, expectAllDelivered, newSecret, waitFor } from './outbox-helpers.js';
+import { bodyOf, closedAfterEach, enqueueMany, expectAllDelivered, FAST_RETRY, newSecret, waitFor } from './outbox-helpers.js';
 import { tempDirs } from './store/temp-dir.js';
 
 const tempDir = tempDirs('outbox');
 
-let receiver: FlakyReceiver | undefined;
-let outbox: Outbox | undefined;
-
-afterEach(async () => {
-  await outbox?.close({ timeoutMs: 100 });
-  await receiver?.close();
-  outbox = undefined;
-  receiver = undefined;
-});
+const opened = closedAfterEach();
 
 interface StoreKind {
   name: string;
@@ -42,14 +34,14 @@ async function openOutbox(
   store: OutboxStore,
   options: Partial<OutboxOptions> = {},
 ): Promise<Outbox> {
-  outbox = await Outbox.open({ store, url: rx.url, signingSecret: secret, retry: FAST_RETRY, timeoutMs: 5_000, ...options });
-  return outbox;
+  opened.outbox = await Outbox.open({ store, url: rx.url, signingSecret: secret, retry: FAST_RETRY, timeoutMs: 5_000, ...options });
+  return opened.outbox;
 }
 
 describe.each(stores)('Outbox delivery ($name)', (kind) => {
   it('delivers every enqueued event once, signed, with its body and a unique id', async () => {
     const secret = newSecret();
-    const rx = (receiver = await startFlakyReceiver({ secret }));
+    const rx = (opened.receiver = await startFlakyReceiver({ secret }));
     const box = await openOutbox(rx, secret, await kind.create());
     const delivered: string[] = [];
     box.on('delivered', (event) => delivered.push(event.id));
@@ -64,7 +56,7 @@ describe.each(stores)('Outbox delivery ($name)', (kind) => {
 
   it('replays an incident: 500s, then 503 + Retry-After, then 200 with random 500s and drops; nothing lost', async () => {
     const secret = newSecret();
-    const rx = (receiver = await startFlakyReceiver({ secret }));
+    const rx = (opened.receiver = await startFlakyReceiver({ secret }));
     // Phases by time since the first request, so they last as long whatever the client does.
     let start: number | undefined;
     let seed = 42;
@@ -98,7 +90,7 @@ describe.each(stores)('Outbox delivery ($name)', (kind) => {
 
   it('sends the events of each ordering key one at a time and in order through 500s and drops, while other keys go on', async () => {
     const secret = newSecret();
-    const rx = (receiver = await startFlakyReceiver({ secret, latencyMs: 3 }));
+    const rx = (opened.receiver = await startFlakyReceiver({ secret, latencyMs: 3 }));
     let seed = 7;
     rx.setScript((): Reply => {
       seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
@@ -131,7 +123,7 @@ describe.each(stores)('Outbox delivery ($name)', (kind) => {
 
   it('keeps the signing secret and sent credentials out of dead-letter excerpts', async () => {
     const secret = newSecret();
-    const rx = (receiver = await startFlakyReceiver({ secret }));
+    const rx = (opened.receiver = await startFlakyReceiver({ secret }));
     rx.setScript(() => ({ status: 400, body: `bad signature, expected key ${secret} (${secret.slice(6)}), you sent Bearer tok-123456` }));
     const box = await openOutbox(rx, secret, await kind.create(), { headers: { authorization: 'Bearer tok-123456' } });
     await box.enqueue({ body: 1 });
@@ -144,7 +136,7 @@ describe.each(stores)('Outbox delivery ($name)', (kind) => {
 
   it('dead-letters 400, 410 and 422 after one attempt, with status and excerpt; replay delivers them', async () => {
     const secret = newSecret();
-    const rx = (receiver = await startFlakyReceiver({ secret }));
+    const rx = (opened.receiver = await startFlakyReceiver({ secret }));
     const statusFor = new Map<string, number>();
     rx.setScript((req): Reply => {
       const status = statusFor.get(req.id ?? '');
@@ -183,7 +175,7 @@ describe.each(stores)('Outbox delivery ($name)', (kind) => {
 
   it('replays dead letters to the URL a receiver moved to: same webhook-id and body, signed, old URL not asked again', async () => {
     const secret = newSecret();
-    const old = (receiver = await startFlakyReceiver({ secret, script: () => ({ status: 410, body: 'moved' }) }));
+    const old = (opened.receiver = await startFlakyReceiver({ secret, script: () => ({ status: 410, body: 'moved' }) }));
     const moved = await startFlakyReceiver({ secret });
     try {
       const box = await openOutbox(old, secret, await kind.create());
@@ -210,11 +202,11 @@ describe.each(stores)('Outbox delivery ($name)', (kind) => {
 
   it('signs each endpoint with its own secret through a resolver; a resolver outage delays, never loses', async () => {
     const [secretA, secretB] = [newSecret(), newSecret()];
-    const a = (receiver = await startFlakyReceiver({ secret: secretA }));
+    const a = (opened.receiver = await startFlakyReceiver({ secret: secretA }));
     const b = await startFlakyReceiver({ secret: secretB });
     let outage = 2;
     try {
-      const box = (outbox = await Outbox.open({
+      const box = (opened.outbox = await Outbox.open({
         store: await kind.create(),
         retry: FAST_RETRY,
         signingSecret: async (url) => {
@@ -240,7 +232,7 @@ describe.each(stores)('Outbox delivery ($name)', (kind) => {
 
   it('moves an endpoint: waits for the request in flight, then everything queued goes to the new URL only', async () => {
     const secret = newSecret();
-    const old = (receiver = await startFlakyReceiver({ secret, latencyMs: 40, script: () => 503 }));
+    const old = (opened.receiver = await startFlakyReceiver({ secret, latencyMs: 40, script: () => 503 }));
     const moved = await startFlakyReceiver({ secret });
     try {
       // Backoff of a minute: without the move these would wait at the old URL.
@@ -264,7 +256,7 @@ describe.each(stores)('Outbox delivery ($name)', (kind) => {
 
   it('moves events older than maxAge to the dead letters while the receiver keeps failing', async () => {
     const secret = newSecret();
-    const rx = (receiver = await startFlakyReceiver({ secret, script: () => 500 }));
+    const rx = (opened.receiver = await startFlakyReceiver({ secret, script: () => 500 }));
     const box = await openOutbox(rx, secret, await kind.create(), {
       retry: { ...FAST_RETRY, maxAgeMs: 300 },
     });
@@ -280,7 +272,7 @@ describe.each(stores)('Outbox delivery ($name)', (kind) => {
 
   it('maxAttempts dead-letters an event that keeps failing on its own', async () => {
     const secret = newSecret();
-    const rx = (receiver = await startFlakyReceiver({ secret }));
+    const rx = (opened.receiver = await startFlakyReceiver({ secret }));
     const { id: bad } = { id: 'evt_always_500' };
     rx.setScript((req): Reply => (req.id === bad ? 500 : 200));
     const box = await openOutbox(rx, secret, await kind.create(), { retry: { ...FAST_RETRY, maxAttempts: 3 } });
@@ -295,8 +287,8 @@ describe.each(stores)('Outbox delivery ($name)', (kind) => {
 
 describe('Outbox lifecycle', () => {
   it('rejects enqueue, drain and replay after close; close is idempotent', async () => {
-    const rx = (receiver = await startFlakyReceiver());
-    const box = (outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url }));
+    const rx = (opened.receiver = await startFlakyReceiver());
+    const box = (opened.outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url }));
     const first = box.close();
     expect(box.close()).toBe(first);
     await first;
@@ -306,10 +298,10 @@ describe('Outbox lifecycle', () => {
   });
 
   it('close() during drain() makes the drain reject at once with ERR_OUTBOX_CLOSED, not at its timeout', async () => {
-    const rx = (receiver = await startFlakyReceiver({ script: () => ({ status: 500 }) }));
+    const rx = (opened.receiver = await startFlakyReceiver({ script: () => ({ status: 500 }) }));
     // The event waits a minute for its retry and the drain an hour: only close() can end the drain in time.
     const retry = { ...FAST_RETRY, baseDelayMs: 60_000, maxDelayMs: 60_000 };
-    const box = (outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url, retry, random: () => 0.99 }));
+    const box = (opened.outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url, retry, random: () => 0.99 }));
     const retried = new Promise((resolve) => box.once('retry', resolve));
     await enqueueMany(box, 1);
     await retried;
@@ -322,8 +314,8 @@ describe('Outbox lifecycle', () => {
   });
 
   it('takes drain and close timeouts as whole ms or Infinity, and rejects anything else with ERR_INVALID_OPTION', async () => {
-    const rx = (receiver = await startFlakyReceiver());
-    const box = (outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url }));
+    const rx = (opened.receiver = await startFlakyReceiver());
+    const box = (opened.outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url }));
     for (const timeoutMs of [-1, Number.NaN, 1.5, '10' as unknown as number]) {
       await expect(box.drain({ timeoutMs })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
       await expect(box.close({ timeoutMs })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
@@ -343,24 +335,24 @@ describe('Outbox lifecycle', () => {
       },
     };
     // Opening starts a pump; the batch lands while its claims run, and its poke just as it ends.
-    const box = (outbox = await Outbox.open({ store: new MemoryStore(), url: 'http://127.0.0.1:9/hook', transport }));
+    const box = (opened.outbox = await Outbox.open({ store: new MemoryStore(), url: 'http://127.0.0.1:9/hook', transport }));
     await enqueueMany(box, 5);
     await waitFor(() => sends === 5, 5_000, 'five requests');
     expect(box.stats()).toMatchObject({ pending: 5, inFlight: 5 });
   });
 
   it('drain rejects with ERR_DRAIN_TIMEOUT and the remaining count while the receiver hangs', async () => {
-    const rx = (receiver = await startFlakyReceiver({ script: () => ({ hang: true }) }));
-    const box = (outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url, retry: FAST_RETRY }));
+    const rx = (opened.receiver = await startFlakyReceiver({ script: () => ({ hang: true }) }));
+    const box = (opened.outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url, retry: FAST_RETRY }));
     await enqueueMany(box, 5);
     await expect(box.drain({ timeoutMs: 100 })).rejects.toMatchObject({ code: 'ERR_DRAIN_TIMEOUT', remaining: 5 });
     expect(box.stats()).toMatchObject({ pending: 5, inFlight: 5 });
   });
 
   it('close abandons hanging requests after its timeout and leaves them pending', async () => {
-    const rx = (receiver = await startFlakyReceiver({ script: () => ({ hang: true }) }));
+    const rx = (opened.receiver = await startFlakyReceiver({ script: () => ({ hang: true }) }));
     const store = new MemoryStore();
-    const box = (outbox = await Outbox.open({ store, url: rx.url, retry: FAST_RETRY }));
+    const box = (opened.outbox = await Outbox.open({ store, url: rx.url, retry: FAST_RETRY }));
     await enqueueMany(box, 3);
     await waitFor(() => rx.inProgress === 3, 5_000, 'three hanging requests');
     const pendingBefore = store.stats().pending;
@@ -373,17 +365,17 @@ describe('Outbox lifecycle', () => {
 
   it('refuses a second Outbox on the same dir with ERR_OUTBOX_LOCKED until the first is closed', async () => {
     const dir = await tempDir();
-    const box = (outbox = await Outbox.open({ dir, url: 'http://127.0.0.1:9/hook', autoFlush: false }));
+    const box = (opened.outbox = await Outbox.open({ dir, url: 'http://127.0.0.1:9/hook', autoFlush: false }));
     await box.enqueue({ body: 1 });
     await expect(Outbox.open({ dir, url: 'http://127.0.0.1:9/hook' })).rejects.toMatchObject({ code: 'ERR_OUTBOX_LOCKED' });
     await box.close();
-    const again = (outbox = await Outbox.open({ dir, url: 'http://127.0.0.1:9/hook', autoFlush: false }));
+    const again = (opened.outbox = await Outbox.open({ dir, url: 'http://127.0.0.1:9/hook', autoFlush: false }));
     expect(again.stats().pending).toBe(1);
   });
 
   it('requests abandoned by close stay on disk and go out after reopening, with the same webhook-id', async () => {
     const secret = newSecret();
-    const rx = (receiver = await startFlakyReceiver({ secret, script: () => ({ hang: true }) }));
+    const rx = (opened.receiver = await startFlakyReceiver({ secret, script: () => ({ hang: true }) }));
     const dir = await tempDir();
     const first = await Outbox.open({ dir, url: rx.url, signingSecret: secret, retry: FAST_RETRY });
     const enqueued = await enqueueMany(first, 3);
@@ -391,7 +383,7 @@ describe('Outbox lifecycle', () => {
     await first.close({ timeoutMs: 50 });
 
     rx.setScript(() => 200);
-    const second = (outbox = await Outbox.open({ dir, url: rx.url, signingSecret: secret, retry: FAST_RETRY }));
+    const second = (opened.outbox = await Outbox.open({ dir, url: rx.url, signingSecret: secret, retry: FAST_RETRY }));
     expect(second.stats().pending).toBe(3);
     await second.drain({ timeoutMs: 5_000 });
     expect(rx.deliveredIds()).toEqual(new Set(enqueued.keys()));
@@ -399,9 +391,9 @@ describe('Outbox lifecycle', () => {
   });
 
   it('close waits for in-flight requests that finish within its timeout', async () => {
-    const rx = (receiver = await startFlakyReceiver({ script: () => ({ status: 200, delayMs: 100 }) }));
+    const rx = (opened.receiver = await startFlakyReceiver({ script: () => ({ status: 200, delayMs: 100 }) }));
     const store = new MemoryStore();
-    const box = (outbox = await Outbox.open({ store, url: rx.url }));
+    const box = (opened.outbox = await Outbox.open({ store, url: rx.url }));
     await enqueueMany(box, 3);
     await waitFor(() => rx.inProgress === 3, 5_000, 'three slow requests');
     await box.close({ timeoutMs: 5_000 });
@@ -410,8 +402,8 @@ describe('Outbox lifecycle', () => {
   });
 
   it('autoFlush: false only produces; drain delivers on demand', async () => {
-    const rx = (receiver = await startFlakyReceiver());
-    const box = (outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url, autoFlush: false }));
+    const rx = (opened.receiver = await startFlakyReceiver());
+    const box = (opened.outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url, autoFlush: false }));
     await enqueueMany(box, 10);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(rx.requests).toHaveLength(0);
@@ -421,7 +413,7 @@ describe('Outbox lifecycle', () => {
   });
 
   it('rejects enqueue with ERR_OUTBOX_FULL when the store is full, and keeps what it accepted', async () => {
-    const box = (outbox = await Outbox.open({ store: new MemoryStore({ maxBytes: 2_000 }), url: 'http://127.0.0.1:9/hook', autoFlush: false }));
+    const box = (opened.outbox = await Outbox.open({ store: new MemoryStore({ maxBytes: 2_000 }), url: 'http://127.0.0.1:9/hook', autoFlush: false }));
     await box.enqueue({ body: 'x'.repeat(1_000) });
     await expect(box.enqueue({ body: 'y'.repeat(1_500) })).rejects.toMatchObject({ code: 'ERR_OUTBOX_FULL' });
     expect(box.stats().pending).toBe(1);
@@ -452,7 +444,7 @@ describe('Outbox lifecycle', () => {
         return super.append(events);
       }
     }
-    const box = (outbox = await Outbox.open({ store: new Counting(), url: 'http://127.0.0.1:9/hook', autoFlush: false }));
+    const box = (opened.outbox = await Outbox.open({ store: new Counting(), url: 'http://127.0.0.1:9/hook', autoFlush: false }));
     const producer = async (): Promise<void> => {
       for (let i = 0; i < 3; i++) await box.enqueue({ body: i });
     };
@@ -462,7 +454,7 @@ describe('Outbox lifecycle', () => {
   });
 
   it('reports a store fault as an error event and keeps delivering afterwards', async () => {
-    const rx = (receiver = await startFlakyReceiver());
+    const rx = (opened.receiver = await startFlakyReceiver());
     class FaultyOnce extends MemoryStore {
       #failed = false;
       override async claim(request: Parameters<MemoryStore['claim']>[0]): ReturnType<MemoryStore['claim']> {
@@ -473,7 +465,7 @@ describe('Outbox lifecycle', () => {
         return super.claim(request);
       }
     }
-    const box = (outbox = await Outbox.open({ store: new FaultyOnce(), url: rx.url, autoFlush: false }));
+    const box = (opened.outbox = await Outbox.open({ store: new FaultyOnce(), url: rx.url, autoFlush: false }));
     const errors: Error[] = [];
     box.on('error', (error) => errors.push(error));
     await enqueueMany(box, 3);
@@ -483,7 +475,7 @@ describe('Outbox lifecycle', () => {
   });
 
   it('runs over LowdbStore: delivers, dead-letters, and a reopened file keeps the dead letters', async () => {
-    const rx = (receiver = await startFlakyReceiver());
+    const rx = (opened.receiver = await startFlakyReceiver());
     rx.setScript((req): Reply => (req.id === 'rejected' ? 422 : 200));
     const file = join(await tempDir(), 'outbox.json');
     const box = await Outbox.open({ store: new LowdbStore({ file }), url: rx.url, retry: FAST_RETRY });
@@ -492,13 +484,13 @@ describe('Outbox lifecycle', () => {
     await box.drain({ timeoutMs: 5_000 });
     await box.close();
     expect(rx.deliveredIds()).toEqual(new Set(enqueued.keys()));
-    const reopened = (outbox = await Outbox.open({ store: new LowdbStore({ file }), url: rx.url, autoFlush: false }));
+    const reopened = (opened.outbox = await Outbox.open({ store: new LowdbStore({ file }), url: rx.url, autoFlush: false }));
     expect((await reopened.deadLetters()).map((l) => [l.id, l.reason])).toEqual([['rejected', 'http-status']]);
     expect(reopened.stats().pending).toBe(0);
   });
 
   it('rejects bad messages with the sender codes and stores nothing', async () => {
-    const box = (outbox = await Outbox.open({ store: new MemoryStore(), url: 'http://127.0.0.1:9/hook', autoFlush: false }));
+    const box = (opened.outbox = await Outbox.open({ store: new MemoryStore(), url: 'http://127.0.0.1:9/hook', autoFlush: false }));
     await expect(box.enqueue({ body: undefined })).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE', field: 'body' });
     await expect(box.enqueue({ body: 1, id: '' })).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE', field: 'id' });
     await expect(box.enqueue({ body: 1, url: 'ftp://x' })).rejects.toMatchObject({ code: 'ERR_INVALID_URL' });
@@ -515,8 +507,8 @@ describe('Outbox lifecycle', () => {
   });
 
   it('keeps the caller id as webhook-id and ignores a second enqueue of the same id', async () => {
-    const rx = (receiver = await startFlakyReceiver());
-    const box = (outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url, autoFlush: false }));
+    const rx = (opened.receiver = await startFlakyReceiver());
+    const box = (opened.outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url, autoFlush: false }));
     expect(await box.enqueue({ id: 'order-1', body: 1 })).toEqual({ id: 'order-1' });
     expect(await box.enqueue({ id: 'order-1', body: 2 })).toEqual({ id: 'order-1' });
     await box.drain({ timeoutMs: 5_000 });
@@ -524,7 +516,7 @@ describe('Outbox lifecycle', () => {
   });
 
   it('lets the store skip its duplicate check only for a batch of ids it generated', async () => {
-    const rx = (receiver = await startFlakyReceiver());
+    const rx = (opened.receiver = await startFlakyReceiver());
     const hints: (boolean | undefined)[] = [];
     class WatchedStore extends MemoryStore {
       override append(events: readonly NewEvent[], options?: AppendOptions): Promise<void> {
@@ -532,7 +524,7 @@ describe('Outbox lifecycle', () => {
         return super.append(events);
       }
     }
-    const box = (outbox = await Outbox.open({ store: new WatchedStore(), url: rx.url, autoFlush: false }));
+    const box = (opened.outbox = await Outbox.open({ store: new WatchedStore(), url: rx.url, autoFlush: false }));
     await Promise.all([box.enqueue({ body: 1 }), box.enqueue({ body: 2 })]);
     await box.enqueue({ id: 'order-1', body: 3 });
     const [, again] = await Promise.all([box.enqueue({ body: 4 }), box.enqueue({ id: 'order-1', body: 5 })]);
@@ -544,7 +536,7 @@ describe('Outbox lifecycle', () => {
 
   it('rejects a bad moveEndpoint with ERR_INVALID_OPTION, also on a store that cannot move', async () => {
     const store = new MemoryStore();
-    const box = (outbox = await Outbox.open({ store, url: 'http://127.0.0.1:9/hook', autoFlush: false }));
+    const box = (opened.outbox = await Outbox.open({ store, url: 'http://127.0.0.1:9/hook', autoFlush: false }));
     await box.enqueue({ body: 1 });
     for (const [from, to, option] of [
       ['ftp://x.test/', 'http://127.0.0.1:9/new', 'from'],
@@ -558,12 +550,12 @@ describe('Outbox lifecycle', () => {
     expect(box.stats().endpoints['http://127.0.0.1:9/new']).toBeUndefined();
     await box.close();
     const plain: OutboxStore = Object.assign(new MemoryStore(), { moveEndpoint: undefined });
-    const other = (outbox = await Outbox.open({ store: plain, url: 'http://127.0.0.1:9/hook', autoFlush: false }));
+    const other = (opened.outbox = await Outbox.open({ store: plain, url: 'http://127.0.0.1:9/hook', autoFlush: false }));
     await expect(other.moveEndpoint('http://127.0.0.1:9/hook', 'http://127.0.0.1:9/new')).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', option: 'store' });
   });
 
   it('rejects bad dead-letter arguments with ERR_INVALID_OPTION and changes nothing', async () => {
-    const box = (outbox = await Outbox.open({ store: new MemoryStore(), url: 'http://127.0.0.1:9/hook', autoFlush: false }));
+    const box = (opened.outbox = await Outbox.open({ store: new MemoryStore(), url: 'http://127.0.0.1:9/hook', autoFlush: false }));
     const bad: (() => Promise<unknown>)[] = [
       () => box.deadLetters({ limit: -1 }),
       () => box.deadLetters({ limit: 1.5 }),
@@ -642,7 +634,7 @@ describe('Outbox dead letters selected by a query', () => {
   for (const Store of [MemoryStore, CoarseStore]) {
     it(`replays and purges what a query selects, never more (${Store.name})`, async () => {
       const store = new Store({ snapshot: { pending: [], dead: letters(2_600) } });
-      const box = (outbox = await Outbox.open({ store, url: A, autoFlush: false }));
+      const box = (opened.outbox = await Outbox.open({ store, url: A, autoFlush: false }));
       expect((await box.deadLetters({ endpoint: B, since: T + 10_000, until: T + 16_000 })).map((l) => l.id)).toEqual(['d11', 'd13', 'd15']);
       // A limit caps the total; a store that ignores the filter has its letters checked again.
       expect(await box.replay({ endpoint: A, limit: 1_100 })).toBe(1_100);
@@ -658,7 +650,7 @@ describe('Outbox dead letters selected by a query', () => {
 
   it('checks queries and refuses a new URL for every endpoint at once, changing nothing', async () => {
     const store = new MemoryStore({ snapshot: { pending: [], dead: letters(4) } });
-    const box = (outbox = await Outbox.open({ store, url: A, autoFlush: false }));
+    const box = (opened.outbox = await Outbox.open({ store, url: A, autoFlush: false }));
     const bad: (() => Promise<unknown>)[] = [
       () => box.deadLetters({ endpoint: 7 } as never),
       () => box.deadLetters({ since: -1 }),
@@ -698,7 +690,7 @@ describe('Outbox dead letters selected by a query, while other work goes on', ()
         return count;
       }
     }
-    const box = (outbox = await Outbox.open({ store: new SlowStore(), url: A, transport }));
+    const box = (opened.outbox = await Outbox.open({ store: new SlowStore(), url: A, transport }));
     await Promise.all(Array.from({ length: 2_500 }, () => box.enqueue({ body: {} })));
     await waitFor(() => box.stats().dead === 2_500, 20_000, 'all dead');
     let stop = false;
@@ -718,7 +710,7 @@ describe('Outbox dead letters selected by a query, while other work goes on', ()
 
   it('skips letters a move holds, as a replay or purge by ids does, and acts on the rest', async () => {
     const store = new FileStore({ dir: await tempDir() });
-    const box = (outbox = await Outbox.open({ store, url: A, autoFlush: false }));
+    const box = (opened.outbox = await Outbox.open({ store, url: A, autoFlush: false }));
     const ids = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
     await store.append([...ids('a', 1_200).map((id) => event(id, A)), ...ids('b', 300).map((id) => event(id, B))]);
     await store.claim({ limit: 2_000, now: T });
@@ -739,7 +731,7 @@ describe('Outbox dead letters selected by a query, while other work goes on', ()
     }
     const dead = Array.from({ length: 100_000 }, (_, i) => ({ ...event(`d${i}`, A), attempts: 1, history: [], reason: 'http-status' as const, deadAt: T + i }));
     const store = new Counting({ snapshot: { pending: [], dead } });
-    const box = (outbox = await Outbox.open({ store, url: A, autoFlush: false }));
+    const box = (opened.outbox = await Outbox.open({ store, url: A, autoFlush: false }));
     expect(await box.purge({ until: T + 60_000 })).toBe(60_000);
     expect(listed).toBe(100_000);
     expect(store.stats().dead).toBe(40_000);
@@ -763,8 +755,8 @@ describe('Outbox.replay to a new URL with a store that cannot move events', () =
 
   it('refuses with ERR_INVALID_OPTION instead of reporting a replay that goes to the old URL', async () => {
     const secret = newSecret();
-    const old = (receiver = await startFlakyReceiver({ secret, script: () => ({ status: 410, body: 'moved' }) }));
-    outbox = await Outbox.open({ store: new PlainStore(), url: old.url, signingSecret: secret, retry: FAST_RETRY });
+    const old = (opened.receiver = await startFlakyReceiver({ secret, script: () => ({ status: 410, body: 'moved' }) }));
+    const outbox = (opened.outbox = await Outbox.open({ store: new PlainStore(), url: old.url, signingSecret: secret, retry: FAST_RETRY }));
     const { id } = await outbox.enqueue({ body: bodyOf(1) });
     await outbox.drain({ timeoutMs: 5_000 });
     await expect(outbox.replay([id], { url: 'http://127.0.0.1:9/new' })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', option: 'url' });

@@ -2,29 +2,20 @@
  * Credentials in dead-letter excerpts and CLI output: the forms a receiver echoes them in.
  */
 import { Writable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { viewDeadLetter } from '../src/cli/commands/dead.js';
 import { runCli as runCliInProcess } from '../src/cli/program.js';
 import type { DeadLetter } from '../src/store/store.js';
 import { Outbox } from '../src/outbox.js';
 import { MemoryStore } from '../src/store/memory.js';
 import { startFlakyReceiver } from '../src/testing/flaky-receiver.js';
-import type { FlakyReceiver } from '../src/testing/flaky-receiver.js';
 import { createGotTransport } from '../src/transport/got-transport.js';
-import { FAST_RETRY } from './outbox-helpers.js';
+import { closedAfterEach, FAST_RETRY } from './outbox-helpers.js';
 import { tempDirs } from './store/temp-dir.js';
 
 const tempDir = tempDirs('redaction');
 
-let receiver: FlakyReceiver | undefined;
-let outbox: Outbox | undefined;
-
-afterEach(async () => {
-  await outbox?.close({ timeoutMs: 100 });
-  await receiver?.close();
-  outbox = undefined;
-  receiver = undefined;
-});
+const opened = closedAfterEach();
 
 /** A secret whose key holds '+', '/' and '=' (as most do): 32 bytes of 0xfb, 0xff, 0x3e... */
 const SECRET = `whsec_${Buffer.from(Array.from({ length: 32 }, (_, i) => [0xfb, 0xff, 0xbf, 0x3e][i % 4] as number)).toString('base64')}`;
@@ -46,15 +37,15 @@ async function deadLetterExcerpt(
   body: (path: string) => string,
   options: { status?: number; url?: string; headers?: Record<string, string>; transport?: ReturnType<typeof createGotTransport> } = {},
 ): Promise<string> {
-  const rx = (receiver = await startFlakyReceiver({ script: (req) => ({ status: options.status ?? 400, body: body(req.path) }) }));
-  outbox = await Outbox.open({
+  const rx = (opened.receiver = await startFlakyReceiver({ script: (req) => ({ status: options.status ?? 400, body: body(req.path) }) }));
+  const outbox = (opened.outbox = await Outbox.open({
     store: new MemoryStore(),
     url: options.url?.replace('RX', rx.url) ?? rx.url,
     signingSecret: SECRET,
     retry: FAST_RETRY,
     ...(options.headers === undefined ? {} : { headers: options.headers }),
     ...(options.transport === undefined ? {} : { transport: options.transport }),
-  });
+  }));
   await outbox.enqueue({ body: 1 });
   await outbox.drain({ timeoutMs: 5_000 });
   const [letter] = await outbox.deadLetters();
@@ -93,7 +84,7 @@ describe('credentials other than the signing secret in excerpts and CLI output',
   it("a credential header named like Swagger's api_key is redacted from the excerpt and from `dead list`", async () => {
     const token = 'live-key-0123456789abcdef';
     const error = await deadLetterExcerpt(() => `unknown api_key ${token}`, { headers: { api_key: token } });
-    const [letter] = await (outbox as Outbox).deadLetters();
+    const [letter] = await (opened.outbox as Outbox).deadLetters();
     const view = viewDeadLetter(letter as DeadLetter);
     expect({ excerpt: error.includes(token), cliHeader: view.headers.api_key }).toEqual({ excerpt: false, cliHeader: '[redacted]' });
   });
@@ -102,12 +93,12 @@ describe('credentials other than the signing secret in excerpts and CLI output',
     const token = 'tok_live_0123456789abcdef';
     const dir = await tempDir();
     // Answers like Express's finalhandler 404 page: the method and the request URL, query included.
-    const echo = (receiver = await startFlakyReceiver({ script: (req) => ({ status: 404, body: `Cannot POST ${req.path}` }) }));
-    outbox = await Outbox.open({ dir, url: `${echo.url}?token=${token}`, retry: FAST_RETRY });
+    const echo = (opened.receiver = await startFlakyReceiver({ script: (req) => ({ status: 404, body: `Cannot POST ${req.path}` }) }));
+    const outbox = (opened.outbox = await Outbox.open({ dir, url: `${echo.url}?token=${token}`, retry: FAST_RETRY }));
     await outbox.enqueue({ body: 1 });
     await outbox.drain({ timeoutMs: 5_000 });
     await outbox.close();
-    outbox = undefined;
+    delete opened.outbox;
     const stdout = collect();
     const stderr = collect();
     const code = await runCliInProcess(['dead', 'list', '--json', '--dir', dir], { stdout, stderr, entry: '' });
