@@ -297,18 +297,13 @@ export class MemoryStore implements OutboxStore {
     let moved = 0;
     const heap = this.#due.get(from);
     this.#due.delete(from);
+    // Those their ordering key holds back move too, and stay set aside.
     const parked = [...this.#parked].filter((entry) => entry.url === from);
-    for (const entry of parked) {
+    for (const entry of [...parked, ...(heap?.takeAll() ?? [])]) {
       this.#retarget(entry, to, 'pending');
       entry.attempts = 0;
       entry.nextAttemptAt = Math.min(entry.nextAttemptAt, now);
-      moved++;
-    }
-    for (const entry of heap?.takeAll() ?? []) {
-      this.#retarget(entry, to, 'pending');
-      entry.attempts = 0;
-      entry.nextAttemptAt = Math.min(entry.nextAttemptAt, now);
-      this.#pushDue(entry);
+      if (!this.#parked.has(entry)) this.#pushDue(entry);
       moved++;
     }
     for (const entry of this.#dead.values()) {

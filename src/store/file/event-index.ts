@@ -105,8 +105,6 @@ export class EventIndex {
   readonly #keys = new OrderingKeys<number>(
     (a, b) => this.evSeg.get(a) < this.evSeg.get(b) || (this.evSeg.get(a) === this.evSeg.get(b) && this.evOff.get(a) < this.evOff.get(b)),
   );
-  /** Keyed pending slots among their key's waiting events (from their first scheduling until claimed). */
-  readonly #waiting = new Set<number>();
   /** Keyed pending slots out of their endpoint's heap while their key holds them back. */
   readonly #parked = new Set<number>();
   readonly #oldest = new OldestPending({
@@ -184,7 +182,6 @@ export class EventIndex {
       const key = this.#keyOf.get(slot);
       if (key !== undefined) {
         // Slots are in journal order here, so the first of each key is its earliest.
-        this.#waiting.add(slot);
         if (!this.#keys.join(key, slot)) {
           this.#parked.add(slot);
           continue;
@@ -370,7 +367,7 @@ export class EventIndex {
 
   /**
    * Takes `slots` out of endpoint `index`'s heap, and those set aside by their key out of that set (they
-   * stay pending, claimable by nobody, and are not brought back when their key frees, until scheduled again).
+   * stay pending, claimable by nobody, and are not brought back when their key frees, until {@link putBack}).
    */
   unschedule(index: number, slots: ReadonlySet<number>): void {
     for (const slot of slots) this.#parked.delete(slot);
@@ -384,31 +381,27 @@ export class EventIndex {
     if (kept.length === heap.size) return;
     heap.size = 0;
     this.#scheduled.delete(entry);
-    for (const slot of kept) this.schedule(slot);
+    for (const slot of kept) this.#push(slot);
+  }
+
+  /** Puts a pending slot that {@link unschedule} took out back into its endpoint's heap (its key decides at the claim). */
+  putBack(slot: number): void {
+    this.#push(slot);
   }
 
   /**
-   * Puts a pending slot into its endpoint's heap (after append, replay, retry, release, or a move giving it
-   * back). A keyed slot that its key holds back is set aside instead, until its key's earlier events are
-   * done; one already set aside stays there.
+   * Puts a new, replayed or claimed slot into its endpoint's heap as pending (after append, replay, retry or
+   * release). A keyed slot that its key holds back is set aside instead, until its key's earlier events
+   * are done.
    */
   schedule(slot: number): void {
     const claimed = this.status.get(slot) === CLAIMED;
     if (claimed) this.claimed--;
     this.status.set(slot, PENDING);
     const key = this.#keyOf.get(slot);
-    if (key !== undefined) {
-      if (claimed) {
-        if (this.#claimEnded(slot, true) !== slot) return;
-      } else if (this.#waiting.has(slot)) {
-        if (this.#parked.has(slot)) return;
-      } else {
-        this.#waiting.add(slot);
-        if (!this.#keys.join(key, slot)) {
-          this.#parked.add(slot);
-          return;
-        }
-      }
+    if (key !== undefined && (claimed ? this.#claimEnded(slot, true) !== slot : !this.#keys.join(key, slot))) {
+      if (!claimed) this.#parked.add(slot);
+      return;
     }
     this.#push(slot);
   }
@@ -421,10 +414,7 @@ export class EventIndex {
     const key = this.#keyOf.get(slot);
     if (key === undefined) return undefined;
     const next = this.#keys.finished(key, slot, again);
-    if (again) {
-      this.#waiting.add(slot);
-      if (next !== slot) this.#parked.add(slot);
-    }
+    if (again && next !== slot) this.#parked.add(slot);
     if (next !== undefined && next !== slot && this.#parked.delete(next)) this.#push(next);
     return next;
   }
@@ -465,10 +455,7 @@ export class EventIndex {
           this.#parked.add(slot);
           return entry.heap.size > 0;
         }
-        if (key !== undefined) {
-          this.#keys.claimed(key, slot);
-          this.#waiting.delete(slot);
-        }
+        if (key !== undefined) this.#keys.claimed(key, slot);
         this.status.set(slot, CLAIMED);
         this.claimed++;
         slots.push(slot);

@@ -600,7 +600,7 @@ export class FileStore implements OutboxStore {
   /** Ends a move's hold on a slot it did not move: not busy, and back in its endpoint's heap if pending. */
   #giveBack(slot: number): void {
     this.#busy.delete(slot);
-    if (this.#index.status.get(slot) === PENDING) this.#index.schedule(slot);
+    if (this.#index.status.get(slot) === PENDING) this.#index.putBack(slot);
   }
 
   /** Moves slots taken by {@link moveEndpoint}: reads each, writes its state record carrying `to`. */
@@ -636,7 +636,7 @@ export class FileStore implements OutboxStore {
         this.#busy.delete(slot);
         this.#setState(slot, locations[i] as Location, state);
         this.#moveTo(slot, to);
-        if (state.status === PENDING) this.#index.schedule(slot);
+        if (state.status === PENDING) this.#index.putBack(slot);
       }),
     );
     return chosen.length;
