@@ -28,7 +28,8 @@ export interface OutboxMessage extends WebhookMessage {
   /**
    * Events with the same ordering key are sent one at a time, in the order they were enqueued: the next
    * only once the one before was delivered or became a dead letter (it waits while that one is retried).
-   * Other keys, and events without one, are not held up. 1-256 characters. See docs/03.
+   * Other keys, and events without one, are not held up. 1-256 UTF-16 code units (`key.length`),
+   * well-formed. See docs/03.
    */
   orderingKey?: string;
 }

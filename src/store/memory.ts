@@ -184,11 +184,9 @@ export class MemoryStore implements OutboxStore {
       due: (heap) => (heap.peek() as PendingEntry).nextAttemptAt <= request.now,
       take: (heap) => {
         const entry = heap.pop();
-        const key = entry.orderingKey;
-        if (key !== undefined && !this.#keys.mayGo(key, entry)) {
+        if (entry.orderingKey !== undefined && !this.#keys.take(entry.orderingKey, entry)) {
           this.#parked.add(entry);
         } else {
-          if (key !== undefined) this.#keys.claimed(key, entry);
           this.#claimed.add(entry.id);
           events.push(toStored(entry));
         }

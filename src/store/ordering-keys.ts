@@ -34,18 +34,16 @@ export class OrderingKeys<T> {
     else state.busy = true;
   }
 
-  /** Whether `item` of `key` may be claimed now: none of its key is claimed and it is the earliest waiting. */
-  mayGo(key: string, item: T): boolean {
+  /**
+   * Claims `item` of `key` if it may go now (none of its key is claimed and it is the earliest waiting);
+   * returns whether it did. One that may not is for the store to set aside.
+   */
+  take(key: string, item: T): boolean {
     const state = this.#keys.get(key);
-    return state !== undefined && !state.busy && state.waiting[0] === item;
-  }
-
-  /** `item` of `key`, which {@link mayGo}, is claimed. */
-  claimed(key: string, item: T): void {
-    const state = this.#keys.get(key) as KeyState<T>;
-    if (state.waiting[0] !== item) throw new Error('claimed an item that may not go');
+    if (state === undefined || state.busy || state.waiting[0] !== item) return false;
     this.#pop(state.waiting);
     state.busy = true;
+    return true;
   }
 
   /**
@@ -61,11 +59,6 @@ export class OrderingKeys<T> {
     const next = state.waiting[0];
     if (next === undefined) this.#keys.delete(key);
     return next;
-  }
-
-  /** Keys with events pending or claimed. */
-  get size(): number {
-    return this.#keys.size;
   }
 
   #push(heap: T[], item: T): void {

@@ -23,7 +23,8 @@ export function assertNewEvents(events: readonly NewEvent[]): void {
     if (!Number.isFinite(event.createdAt)) throw new InvalidMessageError('createdAt', 'must be a finite number');
     if (!Number.isFinite(event.nextAttemptAt)) throw new InvalidMessageError('nextAttemptAt', 'must be a finite number');
     const key = event.orderingKey;
-    if (key !== undefined && orderingKeyProblem(key) !== undefined) throw new InvalidMessageError('orderingKey', orderingKeyProblem(key) as string);
+    const problem = key === undefined ? undefined : orderingKeyProblem(key);
+    if (problem !== undefined) throw new InvalidMessageError('orderingKey', problem);
   }
 }
 
@@ -40,7 +41,7 @@ export function deadLetterMatches(query: DeadLetterQuery, url: string, deadAt: n
 }
 
 /** Longest ordering key, in UTF-16 code units (as `String#length` counts). */
-export const MAX_ORDERING_KEY = 256;
+const MAX_ORDERING_KEY = 256;
 const LONE_SURROGATE = /\p{Cs}/u;
 
 /**
@@ -48,7 +49,7 @@ const LONE_SURROGATE = /\p{Cs}/u;
  * UTF-8 form, so the key stored would not be the key given.
  */
 export function orderingKeyProblem(key: unknown): string | undefined {
-  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_ORDERING_KEY) return `must be a string of 1-${MAX_ORDERING_KEY} characters`;
+  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_ORDERING_KEY) return `must be a string of 1-${MAX_ORDERING_KEY} UTF-16 code units`;
   if (LONE_SURROGATE.test(key)) return 'must be well-formed Unicode (it has a lone surrogate)';
   return undefined;
 }

@@ -19,7 +19,7 @@ export interface SendArgs {
   secret: readonly string[] | undefined;
   headers: Record<string, string>;
   id: string | undefined;
-  orderingKey?: string | undefined;
+  orderingKey: string | undefined;
   timeoutMs: number;
 }
 

@@ -451,11 +451,10 @@ export class EventIndex {
       take: (entry) => {
         const slot = this.#pop(entry);
         const key = this.#keyOf.get(slot);
-        if (key !== undefined && !this.#keys.mayGo(key, slot)) {
+        if (key !== undefined && !this.#keys.take(key, slot)) {
           this.#parked.add(slot);
           return entry.heap.size > 0;
         }
-        if (key !== undefined) this.#keys.claimed(key, slot);
         this.status.set(slot, CLAIMED);
         this.claimed++;
         slots.push(slot);

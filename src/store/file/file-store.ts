@@ -497,30 +497,32 @@ export class FileStore implements OutboxStore {
   /** The ids of the dead letters a query selects, oldest first, without reading them. */
   async deadLetterIds(query: DeadLetterQuery): Promise<string[]> {
     this.#assertUsable();
-    const wanted = query.ids === undefined ? undefined : new Set(query.ids);
     const ids: string[] = [];
-    for (const slot of this.#index.deadSlots()) {
+    for (const slot of this.#selectDead(query)) {
       if (query.limit !== undefined && ids.length >= query.limit) break;
-      const id = this.#idOf(slot);
-      if ((wanted === undefined || wanted.has(id)) && deadLetterMatches(query, this.#urlOf(slot), this.#index.next.get(slot))) ids.push(id);
+      ids.push(this.#idOf(slot));
     }
     return ids;
+  }
+
+  /** The dead slots a query's filters select (ids, endpoint, time of death), oldest first; `limit` is the caller's. */
+  *#selectDead(query: DeadLetterQuery): Generator<number> {
+    const wanted = query.ids === undefined ? undefined : new Set(query.ids);
+    for (const slot of this.#index.deadSlots()) {
+      if ((wanted === undefined || wanted.has(this.#idOf(slot))) && deadLetterMatches(query, this.#urlOf(slot), this.#index.next.get(slot))) yield slot;
+    }
   }
 
   /** Dead letters, oldest first, read from disk. */
   async deadLetters(query: DeadLetterQuery = {}): Promise<DeadLetter[]> {
     this.#assertUsable();
-    const wanted = query.ids === undefined ? undefined : new Set(query.ids);
     const letters: DeadLetter[] = [];
-    for (const slot of this.#index.deadSlots()) {
+    for (const slot of this.#selectDead(query)) {
       if (query.limit !== undefined && letters.length >= query.limit) break;
-      const deadAt = this.#index.next.get(slot);
-      if (!deadLetterMatches(query, this.#urlOf(slot), deadAt)) continue;
       const id = this.#idOf(slot);
-      if (wanted !== undefined && !wanted.has(id)) continue;
       try {
         const { event, state } = await this.#read(slot);
-        letters.push({ ...event, reason: state?.reason ?? 'invalid', deadAt });
+        letters.push({ ...event, reason: state?.reason ?? 'invalid', deadAt: this.#index.next.get(slot) });
       } catch (error) {
         if (!(error instanceof CorruptRecordError)) throw ioError('reading dead letters', error);
         await this.#dropCorruptDead(slot, id);

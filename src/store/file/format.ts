@@ -52,7 +52,7 @@ const TOMBSTONE_FIXED = 12;
 export const STATUS_PENDING = 1;
 export const STATUS_DEAD = 2;
 /** Event record flag: the head ends with the event's ordering key. */
-export const EVENT_KEY = 1;
+const EVENT_KEY = 1;
 /** State record flag: the head ends with the URL the event goes to, instead of its event record's. */
 export const STATE_URL = 1;
 export const TOMBSTONE_DELIVERED = 1;
