@@ -186,8 +186,8 @@ describe('webhook-outbox dead, status and flush', () => {
   });
 
   it('send --ordering-key waits for the earlier events of its key in the directory', async () => {
-    receiver.setScript([503, 200, 200]);
-    // The first is still pending (503, retried later) when its command gives up waiting.
+    receiver.setScript([{ status: 503, headers: { 'retry-after': '1' } }, 200, 200]);
+    // The first is still pending (503, retried a second later) when its command gives up waiting.
     expect((await run('send', receiver.url, '--data', '{"n":1}', '--dir', outboxDir(), '--id', 'evt_1', '--ordering-key', 'order-9', '--timeout', '50ms')).code).toBe(4);
     const second = await run('send', receiver.url, '--data', '{"n":2}', '--dir', outboxDir(), '--id', 'evt_2', '--ordering-key', 'order-9');
     expect(second.code).toBe(0);
