@@ -177,7 +177,8 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
     .option('--json', 'machine-readable output', false)
     .action(async (ids: string[], options: { dir: string; json: boolean } & DeadLetterFilters) => {
       await assertOutboxDir(options.dir);
-      const { deadLetters } = await FileStore.inspect(options.dir);
+      // Only what is asked for is read from disk: the named ids, else what the filters select.
+      const { deadLetters } = await FileStore.inspect(options.dir, { deadLetters: ids.length > 0 ? { ids } : filtersOf(options) });
       setCode(deadList(deadLetters, ids, filtersOf(options), options.json, io.stdout));
     });
   dead

@@ -30,7 +30,7 @@ export interface StatusReport {
 /** Reads the directory and builds the report. */
 export async function readStatus(dir: string, now = Date.now()): Promise<StatusReport> {
   await assertOutboxDir(dir);
-  const { stats, ownerPid, ownerHost } = await FileStore.inspect(dir, { deadLetterLimit: 0 });
+  const { stats, ownerPid, ownerHost } = await FileStore.inspect(dir, { deadLetters: { limit: 0 } });
   return {
     dir,
     ownerPid: ownerPid ?? null,

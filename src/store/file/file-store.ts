@@ -248,15 +248,16 @@ export class FileStore implements OutboxStore {
 
   /**
    * Reads a directory that another process may own, without taking its lock or changing anything:
-   * counters and dead letters as a recovery scan sees them right now (for `webhook-outbox status`).
+   * counters and dead letters (those `options.deadLetters` selects, all by default; only those are read
+   * from disk) as a recovery scan sees them right now (for `webhook-outbox status` and `dead list`).
    */
-  static async inspect(dir: string, options: { fs?: FileSystem; deadLetterLimit?: number } = {}): Promise<FileStoreInspection> {
+  static async inspect(dir: string, options: { fs?: FileSystem; deadLetters?: DeadLetterQuery } = {}): Promise<FileStoreInspection> {
     const store = new FileStore({ dir, ...(options.fs === undefined ? {} : { fs: options.fs }) });
     store.#state = 'opening';
     try {
       await store.#recover(true);
       store.#state = 'open';
-      const deadLetters = await store.deadLetters(options.deadLetterLimit === undefined ? {} : { limit: options.deadLetterLimit });
+      const deadLetters = await store.deadLetters(options.deadLetters);
       const owner = await lockOwner(store.#fs, store.#dir);
       return { stats: store.stats(), deadLetters, ownerPid: owner?.pid, ownerHost: owner?.host };
     } catch (error) {
