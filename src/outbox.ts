@@ -16,7 +16,7 @@ import { checkInteger, checkKnownKeys, checkObject, checkUrl, normalizeOutboxOpt
 import type { NormalizedOutboxOptions, OutboxOptions } from './options.js';
 import { FileStore } from './store/file/file-store.js';
 import type { DeadLetter, DeadLetterQuery, NewEvent, OutboxStore } from './store/store.js';
-import { deadLetterMatches } from './store/validate.js';
+import { deadLetterMatches, filtersDeadLetters } from './store/validate.js';
 import type { Transport } from './transport/transport.js';
 
 /** The events an {@link Outbox} emits, with their listener arguments. */
@@ -350,7 +350,7 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
    * ids (or `undefined`: all) to `act` as they are.
    */
   async #forSelected(query: DeadLetterQuery, act: (ids: readonly string[] | undefined) => Promise<number>): Promise<number> {
-    if (query.endpoint === undefined && query.since === undefined && query.until === undefined && query.limit === undefined) return act(query.ids);
+    if (!filtersDeadLetters(query) && query.limit === undefined) return act(query.ids);
     const store = this.#store;
     // Listed letters are checked again: a store that ignored a filter must not widen what is acted on.
     const { limit: _limit, ...filters } = query;

@@ -40,6 +40,11 @@ export function deadLetterMatches(query: DeadLetterQuery, url: string, deadAt: n
   );
 }
 
+/** Whether `query` filters by endpoint or time of death (what {@link deadLetterMatches} checks). */
+export function filtersDeadLetters(query: DeadLetterQuery): boolean {
+  return query.endpoint !== undefined || query.since !== undefined || query.until !== undefined;
+}
+
 /** Longest ordering key, in UTF-16 code units (as `String#length` counts). */
 const MAX_ORDERING_KEY = 256;
 const LONE_SURROGATE = /\p{Cs}/u;

@@ -6,7 +6,7 @@ import type { Writable } from 'node:stream';
 import { isSensitiveHeader } from '../../message.js';
 import type { DeadLetterSelection, ReplayOptions } from '../../outbox.js';
 import type { DeadLetter, DeadLetterQuery } from '../../store/store.js';
-import { deadLetterMatches } from '../../store/validate.js';
+import { deadLetterMatches, filtersDeadLetters } from '../../store/validate.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 import type { ExitCodeValue } from '../exit-codes.js';
 import { formatTable, redactUrl } from '../format.js';
@@ -22,11 +22,6 @@ export interface DeadLetterSource {
 
 /** The filters of `dead list|replay|purge` besides ids: `--endpoint`, `--since`, `--until`. */
 export type DeadLetterFilters = Pick<DeadLetterQuery, 'endpoint' | 'since' | 'until'>;
-
-/** Whether any filter is set. */
-function filtered(filters: DeadLetterFilters): boolean {
-  return filters.endpoint !== undefined || filters.since !== undefined || filters.until !== undefined;
-}
 
 /** `ids` (all when empty) and the filters as one query. */
 function selection(ids: readonly string[], filters: DeadLetterFilters): DeadLetterQuery {
@@ -133,7 +128,7 @@ export async function deadReplay(store: DeadLetterSource, ids: readonly string[]
  * neither nor `--all` with them.
  */
 export function checkPurgeArgs(ids: readonly string[], filters: DeadLetterFilters, all: boolean): void {
-  const chosen = ids.length > 0 || filtered(filters);
+  const chosen = ids.length > 0 || filtersDeadLetters(filters);
   if (!chosen && !all) {
     throw new CliError(ExitCode.usage, 'purge deletes for good: name the ids, select with --endpoint, --since or --until, or pass --all to purge every dead letter');
   }
