@@ -23,6 +23,7 @@ describe('examples run', () => {
   it('multi-tenant-secrets signs each customer with its own secret, one of them rotating', async () => {
     const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
     await multiTenantMain();
-    expect(log.mock.calls[0]?.[0]).toBe('acme: acme-invoice-1, acme-invoice-2; globex: globex-invoice-1, globex-invoice-2; dead: 0');
+    expect(log.mock.calls[0]?.[0]).toBe('refused: ERR_INVALID_URL');
+    expect(log.mock.calls[1]?.[0]).toBe('acme: acme-invoice-1, acme-invoice-2; globex: globex-invoice-1, globex-invoice-2; dead: 0');
   });
 });

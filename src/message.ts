@@ -6,6 +6,7 @@
 import { randomFillSync } from 'node:crypto';
 import { InvalidMessageError } from './errors.js';
 import { orderingKeyProblem } from './store/validate.js';
+import type { AddressGuard } from './transport/private-addresses.js';
 
 /** One event to deliver. */
 export interface WebhookMessage {
@@ -55,6 +56,8 @@ export interface PrepareOptions {
   headers?: Record<string, string> | undefined;
   /** Whether the message may have an `orderingKey` (an outbox's; a sender sends at once, in no order). */
   orderingKeys?: boolean;
+  /** The `blockPrivateAddresses` policy: URLs it refuses by their host alone are invalid. */
+  addressGuard?: AddressGuard | undefined;
 }
 
 /** Headers the library sets itself; a caller may not set them. */
@@ -232,6 +235,8 @@ export function prepareMessage(message: unknown, options: PrepareOptions): Prepa
     if (problem !== undefined) throw new InvalidMessageError('url', problem, 'ERR_INVALID_URL');
     lastValidUrl = url as string;
   }
+  const refused = options.addressGuard?.urlProblem(url as string);
+  if (refused !== undefined) throw new InvalidMessageError('url', refused, 'ERR_INVALID_URL');
 
   const own = m.headers === undefined ? {} : normalizeHeaders(m.headers, 'headers', invalid);
   const { bytes, contentType } = encodeBody(m.body);

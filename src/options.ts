@@ -3,12 +3,15 @@
  * validator that names the option and the bad value and rejects unknown keys. The small `check*` helpers
  * are exported so every options object of the package validates the same way.
  */
+import net from 'node:net';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import { InvalidOptionError } from './errors.js';
 import { normalizeHeaders, urlProblem } from './message.js';
 import type { RandomSource } from './retry/backoff.js';
 import type { OutboxStore } from './store/store.js';
+import type { AddressGuard } from './transport/private-addresses.js';
+import { createAddressGuard } from './transport/private-addresses.js';
 import type { Transport } from './transport/transport.js';
 
 /** Retry schedule: exponential backoff with full jitter, bounded by attempts and elapsed time. */
@@ -93,6 +96,17 @@ export interface SenderOptions {
    */
   retryOnDnsFailure?: boolean;
   /**
+   * Refuse to send to loopback, private, link-local and other non-public addresses: the protection against
+   * server-side request forgery when endpoint URLs come from your customers. Checked where the connection
+   * is made, on every address a name resolves to (so DNS rebinding is caught), and for IP literals and
+   * `localhost` already when a message or URL is given (`ERR_INVALID_URL`). A refused connection is not
+   * retried: the event becomes a dead letter (`invalid`, errno `EPRIVATEADDRESS`). `{ allow: [...] }`
+   * keeps some addresses or CIDR ranges reachable (`'10.20.0.0/16'`, `'fd00::1'`). Only with the built-in
+   * transport (for your own, pass `createGotTransport({ blockPrivateAddresses })` or filter in it).
+   * @default false
+   */
+  blockPrivateAddresses?: boolean | { allow: readonly string[] };
+  /**
    * Random source in [0, 1) for the jitter (tests inject a fixed one).
    * @default Math.random
    */
@@ -124,6 +138,8 @@ export interface NormalizedSenderOptions {
   retry: NormalizedRetryOptions;
   transport: Transport | undefined;
   retryOnDnsFailure: boolean;
+  /** The `blockPrivateAddresses` policy, or `undefined` when it is off. */
+  addressGuard: AddressGuard | undefined;
   random: RandomSource;
   clock: Clock;
 }
@@ -151,6 +167,7 @@ export const SENDER_OPTION_KEYS: readonly string[] = Object.freeze([
   'retry',
   'transport',
   'retryOnDnsFailure',
+  'blockPrivateAddresses',
   'random',
   'clock',
 ]);
@@ -231,10 +248,13 @@ export function checkPort<T>(value: unknown, option: string, methods: readonly s
   return value as T;
 }
 
-/** An absolute http(s) URL, or undefined. The URL itself is never echoed (it may carry credentials). */
-export function checkUrl(value: unknown, option: string): string | undefined {
+/**
+ * An absolute http(s) URL (one `guard` does not refuse), or undefined. The URL itself is never echoed (it may
+ * carry credentials).
+ */
+export function checkUrl(value: unknown, option: string, guard?: AddressGuard): string | undefined {
   if (value === undefined) return undefined;
-  const problem = urlProblem(value);
+  const problem = urlProblem(value) ?? guard?.urlProblem(value as string);
   if (problem !== undefined) throw new InvalidOptionError(option, problem);
   return value as string;
 }
@@ -252,6 +272,37 @@ export function signingSecretProblem(secret: unknown): string | undefined {
   const bytes = Buffer.from(match[1], 'base64').byteLength;
   if (bytes < 24 || bytes > 64) return `${expected} (it decodes to ${bytes} bytes)`;
   return undefined;
+}
+
+/** Most `allow` entries of `blockPrivateAddresses`. */
+const MAX_ALLOWED_ADDRESSES = 100;
+
+/**
+ * Validates the `blockPrivateAddresses` option and returns its guard, or `undefined` when it is off.
+ * `allow` entries are IP addresses or CIDR ranges (`10.1.0.0/16`, `fd00::/8`).
+ */
+export function checkPrivateAddressPolicy(value: unknown, option = 'blockPrivateAddresses'): AddressGuard | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value === true) return createAddressGuard(undefined);
+  const expected = `expected true, false or { allow: [up to ${MAX_ALLOWED_ADDRESSES} addresses or CIDR ranges] }`;
+  const allow = (value as { allow?: unknown } | null)?.allow;
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || Object.keys(value).some((key) => key !== 'allow') || !Array.isArray(allow) || allow.length > MAX_ALLOWED_ADDRESSES) {
+    throw new InvalidOptionError(option, `${expected}, got ${describeValue(value)}`);
+  }
+  const allowed = new net.BlockList();
+  for (let i = 0; i < allow.length; i++) {
+    const entry: unknown = allow[i];
+    const problem = `expected an IP address or a CIDR range such as '10.20.0.0/16', got ${describeValue(entry)}`;
+    const [address = '', prefixText, extra] = typeof entry === 'string' ? entry.split('/') : [];
+    const family = net.isIP(address);
+    const bits = family === 6 ? 128 : 32;
+    const prefix = prefixText === undefined ? bits : Number(prefixText);
+    if (family === 0 || extra !== undefined || (prefixText !== undefined && !/^\d{1,3}$/.test(prefixText)) || prefix > bits) {
+      throw new InvalidOptionError(`${option}.allow[${i}]`, problem);
+    }
+    allowed.addSubnet(address, prefix, family === 6 ? 'ipv6' : 'ipv4');
+  }
+  return createAddressGuard(allowed);
 }
 
 /** Most secrets signed with at once (a rotation needs two). */
@@ -313,8 +364,15 @@ export function normalizeSenderOptions(
   if (o.random !== undefined && typeof o.random !== 'function') {
     throw new InvalidOptionError('random', `expected a function returning [0, 1), got ${describeValue(o.random)}`);
   }
+  const addressGuard = checkPrivateAddressPolicy(o.blockPrivateAddresses);
+  if (addressGuard !== undefined && o.transport !== undefined) {
+    throw new InvalidOptionError(
+      'blockPrivateAddresses',
+      'works with the built-in transport only; with your own, pass createGotTransport({ blockPrivateAddresses }) as `transport` or filter addresses in it',
+    );
+  }
   return {
-    url: checkUrl(o.url, 'url'),
+    url: checkUrl(o.url, 'url', addressGuard),
     signingSecret: typeof o.signingSecret === 'function' ? (o.signingSecret as SigningSecretResolver) : checkSigningSecrets(o.signingSecret),
     timeoutMs: checkInteger(o.timeoutMs, 'timeoutMs', 15_000, { min: 1, max: MAX_TIMER_MS }),
     maxBodyBytes: checkInteger(o.maxBodyBytes, 'maxBodyBytes', 1_048_576, { min: 1 }),
@@ -325,6 +383,7 @@ export function normalizeSenderOptions(
     retry: normalizeRetryOptions(o.retry, config.retryDefaults ?? SENDER_RETRY_DEFAULTS),
     transport: checkPort<Transport>(o.transport, 'transport', ['send']),
     retryOnDnsFailure: checkBoolean(o.retryOnDnsFailure, 'retryOnDnsFailure', false),
+    addressGuard,
     random: (o.random as RandomSource | undefined) ?? Math.random,
     clock: checkPort<Clock>(o.clock, 'clock', ['now', 'setTimer']) ?? systemClock,
   };

@@ -369,7 +369,7 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
     const query = checkSelection(selection);
     const o = checkObject(options, 'options');
     checkKnownKeys(o, ['url']);
-    const url = checkUrl(o.url, 'url');
+    const url = checkUrl(o.url, 'url', this.#options.addressGuard);
     if (url !== undefined) {
       // Every dead letter to one URL would hand each endpoint's events (and credentials) to that one.
       if (query.ids === undefined && query.endpoint === undefined) {
@@ -396,7 +396,7 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
    */
   async moveEndpoint(from: string, to: string, options: DrainOptions = {}): Promise<number> {
     const fromUrl = checkUrl(from, 'from');
-    const toUrl = checkUrl(to, 'to');
+    const toUrl = checkUrl(to, 'to', this.#options.addressGuard);
     if (fromUrl === undefined || toUrl === undefined) throw new InvalidOptionError(fromUrl === undefined ? 'from' : 'to', 'expected an http(s) URL, got undefined');
     const timeoutMs = timeoutOption(options, DEFAULT_DRAIN_TIMEOUT_MS);
     if (this.#closing !== undefined) throw new OutboxClosedError();

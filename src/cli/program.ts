@@ -132,9 +132,18 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
     .addOption(dirOption())
     .addOption(secretOption())
     .addOption(new Option('--timeout <duration>', 'give up after this long').argParser(duration).default(600_000, '10m'))
+    .addOption(
+      new Option('--block-private-addresses', "refuse loopback, private and link-local addresses, as the app's blockPrivateAddresses does").env(
+        'WEBHOOK_OUTBOX_BLOCK_PRIVATE_ADDRESSES',
+      ),
+    )
+    .option('--allow-address <address-or-cidr...>', 'with --block-private-addresses: still reachable (repeatable)')
     .option('--quiet', 'no progress bar', false)
-    .action(async (options: { dir: string; secret?: string[]; timeout: number; quiet: boolean }) => {
-      setCode(await flush({ dir: options.dir, secret: options.secret, timeoutMs: options.timeout, quiet: options.quiet }, io.stdout, io.stderr));
+    .action(async (options: { dir: string; secret?: string[]; timeout: number; quiet: boolean; blockPrivateAddresses?: boolean; allowAddress?: string[] }) => {
+      const { allowAddress } = options;
+      if (allowAddress !== undefined && options.blockPrivateAddresses !== true) throw new CliError(ExitCode.usage, '--allow-address needs --block-private-addresses');
+      const blockPrivateAddresses = allowAddress === undefined ? options.blockPrivateAddresses === true : { allow: allowAddress };
+      setCode(await flush({ dir: options.dir, secret: options.secret, timeoutMs: options.timeout, quiet: options.quiet, blockPrivateAddresses }, io.stdout, io.stderr));
     });
 
   program

@@ -10,7 +10,7 @@ import { classifyError, classifyStatus, isSuccessStatus, toNetworkError } from '
 import { redactExcerpt, sensitiveValues, urlSecrets } from '../redact.js';
 import { parseRetryAfter } from '../retry/retry-after.js';
 import { withSigning } from '../signing/signing-transport.js';
-import { createGotTransport } from '../transport/got-transport.js';
+import { gotTransport } from '../transport/got-transport.js';
 import type { Transport } from '../transport/transport.js';
 
 
@@ -103,6 +103,7 @@ export async function runAttempt(transport: Transport, message: PreparedMessage,
  * for Standard Webhooks signing. `close()` closes the got transport we created; a user's transport is
  * closed too when it has `close()` (it was handed over to us).
  */
-export function createTransportStack(options: Pick<NormalizedSenderOptions, 'transport' | 'signingSecret' | 'clock'>): Transport {
-  return withSigning(options.transport ?? createGotTransport(), { signingSecret: options.signingSecret, clock: options.clock });
+export function createTransportStack(options: Pick<NormalizedSenderOptions, 'transport' | 'signingSecret' | 'clock' | 'addressGuard'>): Transport {
+  const transport = options.transport ?? gotTransport({}, options.addressGuard);
+  return withSigning(transport, { signingSecret: options.signingSecret, clock: options.clock });
 }

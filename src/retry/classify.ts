@@ -4,6 +4,7 @@
  * down (AIMD) rather than only wait.
  */
 import { NetworkError } from '../errors.js';
+import { PRIVATE_ADDRESS_ERRNO } from '../transport/private-addresses.js';
 
 /** Statuses retried by default: 408, 425, 429, 500, 502, 503, 504. Every other non-2xx is permanent. */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 425, 429, 500, 502, 503, 504]);
@@ -39,12 +40,14 @@ export function classifyStatus(status: number): FailureClass {
  * Classifies a request that got no response: retried, whatever the cause (refused, reset, unreachable, a
  * TLS certificate that expired, a broken proxy...), since an outage should cost a delay and not dead
  * letters; the circuit breaker keeps a failing endpoint down to one probe at a time. Timeouts count as
- * throttling. Not retried: an abort, and `ENOTFOUND` unless `retryOnDnsFailure` (usually a typo).
+ * throttling. Not retried: an abort, `ENOTFOUND` unless `retryOnDnsFailure` (usually a typo), and an address
+ * `blockPrivateAddresses` refused (`EPRIVATEADDRESS`).
  */
 export function classifyError(error: NetworkError, options: ClassifyOptions = {}): FailureClass {
   if (error.code === 'ERR_ABORTED') return { retryable: false, throttled: false };
   if (error.code === 'ERR_TIMEOUT') return { retryable: true, throttled: true };
   if (error.errno === 'ENOTFOUND') return { retryable: options.retryOnDnsFailure === true, throttled: false };
+  if (error.errno === PRIVATE_ADDRESS_ERRNO) return { retryable: false, throttled: false };
   return { retryable: true, throttled: false };
 }
 
@@ -76,5 +79,7 @@ export function toNetworkError(error: unknown, signal?: AbortSignal): NetworkErr
   const errno = errnoOf(error);
   if (isTimeout(error)) return new NetworkError('ERR_TIMEOUT', 'The request timed out', errno, { cause: error });
   const detail = error instanceof Error ? error.message : String(error);
-  return new NetworkError('ERR_NETWORK', `The request failed: ${errno ?? detail}`, errno, { cause: error });
+  // The guard's refusal names the host and the address: worth more than its code.
+  const reason = errno === undefined || errno === PRIVATE_ADDRESS_ERRNO ? detail : errno;
+  return new NetworkError('ERR_NETWORK', `The request failed: ${reason}`, errno, { cause: error });
 }

@@ -7,7 +7,10 @@ import http from 'node:http';
 import https from 'node:https';
 import got from 'got';
 import { NetworkError } from '../errors.js';
+import { checkPrivateAddressPolicy } from '../options.js';
 import { toNetworkError } from '../retry/classify.js';
+import { PRIVATE_ADDRESS_ERRNO } from './private-addresses.js';
+import type { AddressGuard } from './private-addresses.js';
 import type { Transport, TransportRequest, TransportResponse } from './transport.js';
 
 /** Options of {@link createGotTransport}. */
@@ -22,6 +25,13 @@ export interface GotTransportOptions {
    * @default 2048
    */
   excerptChars?: number;
+  /**
+   * Refuse loopback, private, link-local and other non-public addresses, checked on every address a host
+   * name resolves to (see the outbox option of the same name). `{ allow }` keeps addresses or CIDR ranges
+   * reachable.
+   * @default false
+   */
+  blockPrivateAddresses?: boolean | { allow: readonly string[] };
 }
 
 /** Past this many response bytes we stop reading and drop the connection rather than drain it. */
@@ -38,6 +48,11 @@ function flattenHeaders(headers: http.IncomingHttpHeaders): Record<string, strin
  * error (got's own errors carry the request options, headers included, so they are not kept).
  */
 export function createGotTransport(options: GotTransportOptions = {}): Transport {
+  return gotTransport(options, checkPrivateAddressPolicy(options.blockPrivateAddresses));
+}
+
+/** {@link createGotTransport} with the address policy already validated (the sender's and the outbox's). */
+export function gotTransport(options: Omit<GotTransportOptions, 'blockPrivateAddresses'>, guard: AddressGuard | undefined): Transport {
   const maxSockets = options.maxSockets ?? 64;
   const excerptChars = options.excerptChars ?? 2048;
   const agent = {
@@ -48,6 +63,9 @@ export function createGotTransport(options: GotTransportOptions = {}): Transport
 
   function send(request: TransportRequest): Promise<TransportResponse> {
     if (closed) return Promise.reject(new NetworkError('ERR_ABORTED', 'The transport is closed', undefined));
+    // An IP literal is connected to without a lookup, so the guard's lookup never sees it.
+    const refused = guard?.urlProblem(request.url);
+    if (refused !== undefined) return Promise.reject(new NetworkError('ERR_NETWORK', `The request failed: ${refused}`, PRIVATE_ADDRESS_ERRNO));
     return new Promise<TransportResponse>((resolve, reject) => {
       const stream = got.stream(request.url, {
         method: 'POST',
@@ -59,6 +77,7 @@ export function createGotTransport(options: GotTransportOptions = {}): Transport
         timeout: { request: request.timeoutMs },
         agent,
         decompress: true,
+        dnsLookup: guard?.lookup,
       });
       // Not got's own `signal` option: got removes its listener only when the stream is destroyed, which a
       // completed request never is, so a signal shared by many requests (the outbox's) would collect them.

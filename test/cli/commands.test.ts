@@ -217,6 +217,21 @@ describe('webhook-outbox dead, status and flush', () => {
     expect(receiver.deliveredIds()).toEqual(new Set(['evt_p']));
   });
 
+  it('flush --block-private-addresses refuses what the app would refuse; --allow-address lets one through', async () => {
+    const gone = 'http://127.0.0.1:9/gone';
+    expect((await run('send', gone, '--data', '{"n":1}', '--dir', outboxDir(), '--id', 'evt_local', '--timeout', '1ms')).code).toBe(4);
+    expect((await run('move', gone, receiver.url, '--dir', outboxDir())).code).toBe(0);
+    expect((await run('flush', '--dir', outboxDir(), '--quiet', '--allow-address', '127.0.0.1')).code).toBe(2);
+    expect((await run('flush', '--dir', outboxDir(), '--quiet', '--block-private-addresses', '--allow-address', 'localhost')).code).toBe(2);
+    expect((await run('flush', '--dir', outboxDir(), '--quiet', '--block-private-addresses')).code).toBe(1);
+    expect(receiver.requests).toHaveLength(0);
+    const [letter] = JSON.parse((await run('dead', 'list', '--dir', outboxDir(), '--json')).stdout) as { id: string; reason: string }[];
+    expect(letter).toMatchObject({ id: 'evt_local', reason: 'invalid' });
+    expect((await run('dead', 'replay', '--dir', outboxDir())).code).toBe(0);
+    expect((await run('flush', '--dir', outboxDir(), '--quiet', '--block-private-addresses', '--allow-address', '127.0.0.0/8')).code).toBe(0);
+    expect(receiver.deliveredIds()).toEqual(new Set(['evt_local']));
+  });
+
   it('status and dead list never print user info or query values of endpoint URLs', async () => {
     receiver.setScript([400]);
     const url = new URL(receiver.url);

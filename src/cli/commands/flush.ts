@@ -14,6 +14,8 @@ export interface FlushArgs {
   secret: readonly string[] | undefined;
   timeoutMs: number;
   quiet: boolean;
+  /** The app's `blockPrivateAddresses`: the URLs pending in the directory may be its customers'. */
+  blockPrivateAddresses: boolean | { allow: readonly string[] };
 }
 
 /**
@@ -23,7 +25,7 @@ export interface FlushArgs {
 export async function flush(args: FlushArgs, out: Writable, err: Writable & { isTTY?: boolean }): Promise<ExitCodeValue> {
   await assertOutboxDir(args.dir);
   const started = Date.now();
-  const outbox = await openOutbox(args.dir, { signingSecret: args.secret });
+  const outbox = await openOutbox(args.dir, { signingSecret: args.secret, blockPrivateAddresses: args.blockPrivateAddresses });
   const progress = new ProgressLine(err, { silent: args.quiet });
   let delivered = 0;
   let dead = 0;
