@@ -425,7 +425,7 @@ export interface OutboxOptions extends SenderOptions {
   autoFlush?: boolean;
   /**
    * Most requests in flight per endpoint URL. The adaptive limit (slow start after an outage, halved on
-   * 429/503/timeouts) moves between 1 and this.
+   * 429/502/503/504/timeouts) moves between 1 and this.
    * @default 16
    */
   concurrency?: number;

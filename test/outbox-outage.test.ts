@@ -81,4 +81,18 @@ describe('Outbox during an outage', () => {
     expect((second?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(290);
     expect(rx.deliveredIds().size).toBe(3);
   });
+
+  it('a gateway that answers 502 or 504 above the receiver\'s capacity slows the outbox down, like a 429', async () => {
+    // Standard Webhooks: 502 and 504 usually mean the server is under load; throttle.
+    const secret = newSecret();
+    const rx = (opened.receiver = await startFlakyReceiver({ secret, latencyMs: 10, script: (request) => (request.concurrency > 4 ? (request.concurrency % 2 === 0 ? 502 : 504) : 200) }));
+    const box = (opened.outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url, signingSecret: secret, retry: FAST_RETRY, timeoutMs: 5_000 }));
+    const enqueued = await enqueueMany(box, 300);
+    await box.drain({ timeoutMs: 20_000 });
+    expect(await box.deadLetters()).toEqual([]);
+    expectAllDelivered(rx, enqueued);
+    const refused = rx.requests.filter((r) => r.status === 502 || r.status === 504).length;
+    // About 25 (the first window's 12, then one each time the limit grows past 4); 170 when they only backed off.
+    expect(refused).toBeLessThan(300 * 0.2);
+  });
 });

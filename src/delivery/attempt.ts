@@ -28,7 +28,7 @@ export interface AttemptFailure {
   ok: false;
   /** The same request may succeed later. */
   retryable: boolean;
-  /** 429, 503 or a timeout: the receiver is overloaded; slow down. */
+  /** 429, 502, 503, 504 or a timeout: the receiver is overloaded; slow down. */
   throttled: boolean;
   /** The status, when the receiver answered. */
   status?: number;

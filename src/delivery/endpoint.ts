@@ -27,7 +27,7 @@ export interface EndpointSignal {
   ok: boolean;
   /** A failure of the endpoint rather than of the event: network error, timeout, 5xx. */
   endpointFailure: boolean;
-  /** A sign of overload (429, 503, timeout): halves the concurrency limit. */
+  /** A sign of overload (429, 502, 503, 504, timeout): halves the concurrency limit. */
   congestion: boolean;
   /** The receiver asked to wait this long (Retry-After), before bounding. */
   retryAfterMs?: number | undefined;

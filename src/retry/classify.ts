@@ -9,8 +9,11 @@ import { PRIVATE_ADDRESS_ERRNO } from '../transport/private-addresses.js';
 /** Statuses retried by default: 408, 425, 429, 500, 502, 503, 504. Every other non-2xx is permanent. */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 425, 429, 500, 502, 503, 504]);
 
-/** Statuses that mean "too much load, slow down": 429 and 503. */
-export const THROTTLE_STATUSES: ReadonlySet<number> = new Set([429, 503]);
+/**
+ * Statuses that mean "too much load, slow down": 429 and 503, and 502 and 504, which the Standard Webhooks
+ * spec reads the same way (a gateway whose server is overloaded).
+ */
+export const THROTTLE_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504]);
 
 /** How a failed attempt should be treated. */
 export interface FailureClass {

@@ -12,6 +12,8 @@ describe('classifyStatus', () => {
   it('marks 429 and 503 as throttling', () => {
     expect(classifyStatus(429)).toEqual({ retryable: true, throttled: true });
     expect(classifyStatus(503)).toEqual({ retryable: true, throttled: true });
+    expect(classifyStatus(502)).toEqual({ retryable: true, throttled: true });
+    expect(classifyStatus(504)).toEqual({ retryable: true, throttled: true });
     expect(classifyStatus(500)).toEqual({ retryable: true, throttled: false });
     expect(classifyStatus(301)).toEqual({ retryable: false, throttled: false });
   });
