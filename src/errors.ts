@@ -38,8 +38,8 @@ export class InvalidOptionError extends WebhookOutboxError {
   /** Dotted path of the offending option, e.g. `retry.baseDelayMs`. */
   readonly option: string;
 
-  constructor(option: string, message: string) {
-    super('ERR_INVALID_OPTION', `Invalid option \`${option}\`: ${message}`);
+  constructor(option: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_INVALID_OPTION', `Invalid option \`${option}\`: ${message}`, options);
     this.option = option;
   }
 }

@@ -28,7 +28,7 @@ export type { OutboxOptions } from './options.js';
 export type { DeliveredEvent, RetryEvent, DeadEvent, CircuitEvent } from './delivery/flusher.js';
 export type { CircuitState } from './delivery/endpoint.js';
 export type { OutboxMessage, WebhookMessage } from './message.js';
-export type { SenderOptions, RetryOptions, SigningSecretResolver } from './options.js';
+export type { SenderOptions, RetryOptions, SigningSecretResolver, EndpointLimits } from './options.js';
 export { createGotTransport } from './transport/got-transport.js';
 export type { GotTransportOptions } from './transport/got-transport.js';
 export { signPayload, verifyWebhook } from './signing/sign.js';

@@ -435,11 +435,34 @@ export interface OutboxOptions extends SenderOptions {
    */
   globalConcurrency?: number;
   /**
+   * Limits of your own per endpoint URL (a customer's receiver that takes 2 requests at a time, or 10 per
+   * second): `(url) => ({ concurrency, ratePerSecond })`, or `undefined` for the defaults. Asked when the
+   * outbox starts sending to a URL, and again after the URL was quiet for 10 minutes; it must not throw
+   * (if it does, or returns invalid limits, the defaults apply and `'error'` is emitted).
+   * @default undefined (every endpoint: `concurrency`, no rate limit)
+   */
+  endpointLimits?: (url: string) => EndpointLimits | undefined;
+  /**
    * This outbox's name in its metrics: every instrument carries it as `webhook_outbox.name`. Give one to each
    * outbox when a process runs several, or their gauges cannot be told apart.
    * @default undefined (no such attribute)
    */
   name?: string;
+}
+
+/** One endpoint's own limits, from the `endpointLimits` option. */
+export interface EndpointLimits {
+  /**
+   * Most requests in flight to this URL, 1 to 1024 (the adaptive limit moves between 1 and this).
+   * @default the `concurrency` option
+   */
+  concurrency?: number;
+  /**
+   * Most requests started per second (a fraction for slower: 0.5 is one every 2 s), in bursts of up to a
+   * second's worth (at least one).
+   * @default no rate limit
+   */
+  ratePerSecond?: number;
 }
 
 /** Outbox options after validation, with every default filled in. */
@@ -451,6 +474,7 @@ export interface NormalizedOutboxOptions extends NormalizedSenderOptions {
   autoFlush: boolean;
   concurrency: number;
   globalConcurrency: number;
+  endpointLimits: ((url: string) => EndpointLimits | undefined) | undefined;
   name: string | undefined;
 }
 
@@ -467,7 +491,28 @@ export const OUTBOX_RETRY_DEFAULTS: Readonly<NormalizedRetryOptions> = Object.fr
   maxRetryAfterMs: 3_600_000,
 });
 
-const OUTBOX_OPTION_KEYS = ['dir', 'store', 'durability', 'maxBytes', 'autoFlush', 'concurrency', 'globalConcurrency', 'name'];
+const OUTBOX_OPTION_KEYS = ['dir', 'store', 'durability', 'maxBytes', 'autoFlush', 'concurrency', 'globalConcurrency', 'endpointLimits', 'name'];
+
+/** Most requests per second an endpoint's `ratePerSecond` may allow. */
+const MAX_RATE_PER_SECOND = 1_000_000;
+
+/** Validates what an `endpointLimits` function returned for `url`. Throws `InvalidOptionError`. */
+export function checkEndpointLimits(value: unknown): EndpointLimits | undefined {
+  if (value === undefined) return undefined;
+  const option = 'endpointLimits';
+  const limits = checkObject(value, option);
+  checkKnownKeys(limits, ['concurrency', 'ratePerSecond'], `${option}().`);
+  const checked: EndpointLimits = {};
+  if (limits.concurrency !== undefined) checked.concurrency = checkInteger(limits.concurrency, `${option}().concurrency`, 0, { min: 1, max: 1024 });
+  const rate = limits.ratePerSecond;
+  if (rate !== undefined) {
+    if (typeof rate !== 'number' || !(rate > 0 && rate <= MAX_RATE_PER_SECOND)) {
+      throw new InvalidOptionError(`${option}().ratePerSecond`, `expected a number above 0 and at most ${MAX_RATE_PER_SECOND}, got ${describeValue(rate)}`);
+    }
+    checked.ratePerSecond = rate;
+  }
+  return checked;
+}
 
 /** Validates `Outbox.open()` options and fills in defaults. Throws `InvalidOptionError` naming the option. */
 export function normalizeOutboxOptions(input: unknown): NormalizedOutboxOptions {
@@ -476,6 +521,9 @@ export function normalizeOutboxOptions(input: unknown): NormalizedOutboxOptions 
   const store = checkPort<OutboxStore>(o.store, 'store', ['open', 'append', 'claim', 'settle', 'deadLetters', 'replay', 'purge', 'stats', 'close']);
   if (o.dir !== undefined && (typeof o.dir !== 'string' || o.dir.length === 0)) {
     throw new InvalidOptionError('dir', `expected a non-empty directory path, got ${describeValue(o.dir)}`);
+  }
+  if (o.endpointLimits !== undefined && typeof o.endpointLimits !== 'function') {
+    throw new InvalidOptionError('endpointLimits', `expected a function (url) => ({ concurrency, ratePerSecond }), got ${describeValue(o.endpointLimits)}`);
   }
   if (o.name !== undefined && (typeof o.name !== 'string' || o.name.length === 0 || o.name.length > 256)) {
     throw new InvalidOptionError('name', `expected a non-empty string of at most 256 characters, got ${describeValue(o.name)}`);
@@ -497,6 +545,7 @@ export function normalizeOutboxOptions(input: unknown): NormalizedOutboxOptions 
     autoFlush: checkBoolean(o.autoFlush, 'autoFlush', true),
     concurrency: checkInteger(o.concurrency, 'concurrency', 16, { min: 1, max: 1024 }),
     globalConcurrency: checkInteger(o.globalConcurrency, 'globalConcurrency', 64, { min: 1, max: 65_536 }),
+    endpointLimits: o.endpointLimits as NormalizedOutboxOptions['endpointLimits'],
     name: o.name as string | undefined,
   };
 }

@@ -12,8 +12,8 @@ import type { EndpointSnapshot } from './delivery/endpoint.js';
 import { prepareMessage } from './message.js';
 import type { OutboxMessage, PrepareOptions } from './message.js';
 import { OutboxMetrics } from './metrics.js';
-import { checkInteger, checkKnownKeys, checkObject, checkUrl, normalizeOutboxOptions } from './options.js';
-import type { NormalizedOutboxOptions, OutboxOptions } from './options.js';
+import { checkEndpointLimits, checkInteger, checkKnownKeys, checkObject, checkUrl, normalizeOutboxOptions } from './options.js';
+import type { EndpointLimits, NormalizedOutboxOptions, OutboxOptions } from './options.js';
 import { FileStore } from './store/file/file-store.js';
 import type { DeadLetter, DeadLetterQuery, NewEvent, OutboxStore } from './store/store.js';
 import { deadLetterMatches, filtersDeadLetters } from './store/validate.js';
@@ -199,6 +199,7 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
       retry: options.retry,
       concurrency: options.concurrency,
       globalConcurrency: options.globalConcurrency,
+      limitsOf: options.endpointLimits === undefined ? undefined : (url) => this.#limitsOf(url),
       deliver: async (event, signal) => {
         const result = await runAttempt(transport, event, { timeoutMs, signal, clock, retryOnDnsFailure });
         // A request that close() abandoned is no attempt: its event stays pending, untouched.
@@ -554,6 +555,20 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
       process.nextTick(() => {
         throw error;
       });
+    }
+  }
+
+  /**
+   * The `endpointLimits` function's answer for `url`, checked; the defaults (and an `'error'`) when it threw
+   * or answered what is not limits: delivery goes on either way.
+   */
+  #limitsOf(url: string): EndpointLimits | undefined {
+    try {
+      return checkEndpointLimits(this.#options.endpointLimits?.(url));
+    } catch (error) {
+      const cause = error instanceof InvalidOptionError ? error : new InvalidOptionError('endpointLimits', 'the function threw (see cause)', { cause: error });
+      this.#fault(cause);
+      return undefined;
     }
   }
 

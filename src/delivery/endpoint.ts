@@ -19,6 +19,11 @@ export interface EndpointPolicy {
   probeDelayMs(n: number): number;
   /** Upper bound of a Retry-After pause. */
   maxRetryAfterMs: number;
+  /**
+   * Most requests started per second, in bursts of up to a second's worth (at least one), or `undefined`
+   * for no rate limit.
+   */
+  ratePerSecond?: number | undefined;
 }
 
 /** What one attempt said about the endpoint (derived from the attempt result by the flusher). */
@@ -91,6 +96,9 @@ export class EndpointState {
   #fills = 0;
   #credit = 0;
   #ceiling = Infinity;
+  /** Requests the rate limit lets start now (fractional while refilling), as of `#tokensAt`. */
+  #tokens: number;
+  #tokensAt: number;
 
   constructor(policy: EndpointPolicy, clock: Clock, onCircuit: CircuitListener = () => {}) {
     this.#policy = policy;
@@ -98,6 +106,8 @@ export class EndpointState {
     this.#onCircuit = onCircuit;
     // An endpoint nobody has seen fail yet gets the configured concurrency; slow start follows an outage.
     this.#limit = policy.maxConcurrency;
+    this.#tokens = this.#burst();
+    this.#tokensAt = clock.now();
   }
 
   /** The circuit state now (an open circuit whose probe time has come turns half-open). */
@@ -129,7 +139,7 @@ export class EndpointState {
   room(): number {
     this.#tick();
     if (this.#circuit === 'open') return 0;
-    const durable = this.#policy.maxConcurrency - this.#unsettled;
+    const durable = Math.min(this.#policy.maxConcurrency - this.#unsettled, this.#startable());
     if (this.#circuit === 'half-open') return this.#probeInFlight || durable <= 0 ? 0 : 1;
     if (this.#pausedUntil > this.#clock.now()) return 0;
     return Math.max(0, Math.min(this.#limit - this.#inFlight, durable));
@@ -142,8 +152,12 @@ export class EndpointState {
   wakeAt(): number | undefined {
     this.#tick();
     if (this.#circuit === 'open') return this.#nextProbeAt;
-    if (this.#circuit === 'closed' && this.#pausedUntil > this.#clock.now()) return this.#pausedUntil;
-    return undefined;
+    const now = this.#clock.now();
+    const paused = this.#circuit === 'closed' && this.#pausedUntil > now ? this.#pausedUntil : undefined;
+    const rate = this.#policy.ratePerSecond;
+    if (rate === undefined || this.#startable() >= 1) return paused;
+    const refilled = this.#tokensAt + ((1 - this.#tokens) * 1000) / rate;
+    return paused === undefined ? refilled : Math.max(paused, refilled);
   }
 
   /** Takes a slot. Call only when `room() > 0`. */
@@ -152,6 +166,7 @@ export class EndpointState {
     const probe = this.#circuit === 'half-open';
     if (probe) this.#probeInFlight = true;
     const ticket = { epoch: this.#epoch, fills: this.#fills, probe };
+    if (this.#policy.ratePerSecond !== undefined) this.#tokens -= 1;
     this.#inFlight += 1;
     if (this.#inFlight >= this.#limit) this.#fills += 1;
     return ticket;
@@ -233,6 +248,22 @@ export class EndpointState {
     return this.#limit + 1 === this.#ceiling ? this.#limit * PLATEAU_FACTOR : 1;
   }
 
+  /** A second's worth of requests, at least one: what the rate limit lets start at once. */
+  #burst(): number {
+    const rate = this.#policy.ratePerSecond;
+    return rate === undefined ? Infinity : Math.max(1, Math.floor(rate));
+  }
+
+  /** Whole requests the rate limit lets start now (Infinity without one). */
+  #startable(): number {
+    const rate = this.#policy.ratePerSecond;
+    if (rate === undefined) return Infinity;
+    const now = this.#clock.now();
+    this.#tokens = Math.min(this.#burst(), this.#tokens + ((now - this.#tokensAt) * rate) / 1000);
+    this.#tokensAt = now;
+    return Math.floor(this.#tokens);
+  }
+
   /**
    * Whether this state is that of an endpoint never seen: closed, at full concurrency, nothing in flight
    * or unsettled, no failures or throttling counted, no pause. Forgetting such a state changes nothing.
@@ -245,7 +276,8 @@ export class EndpointState {
       this.#consecutiveFailures === 0 &&
       this.#throttles === 0 &&
       this.#limit === this.#policy.maxConcurrency &&
-      this.#pausedUntil <= this.#clock.now()
+      this.#pausedUntil <= this.#clock.now() &&
+      this.#startable() >= this.#burst()
     );
   }
 

@@ -6,7 +6,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { CancelTimer, Clock } from '../clock.js';
-import type { NormalizedRetryOptions } from '../options.js';
+import type { EndpointLimits, NormalizedRetryOptions } from '../options.js';
 import type { RandomSource } from '../retry/backoff.js';
 import { backoffDelay, nextDelay } from '../retry/backoff.js';
 import type { AttemptFailure, AttemptResult } from './attempt.js';
@@ -107,6 +107,8 @@ export interface FlusherConfig {
   concurrency: number;
   /** Most requests in flight overall. */
   globalConcurrency: number;
+  /** An endpoint's own limits (asked when its state is made), when it has any. */
+  limitsOf?: ((url: string) => EndpointLimits | undefined) | undefined;
   listener: FlusherListener;
 }
 
@@ -349,7 +351,12 @@ export class Flusher {
   #lane(url: string): Lane {
     let lane = this.#lanes.get(url);
     if (lane === undefined) {
-      const state = new EndpointState(this.#policy, this.#config.clock, (next, previous) => {
+      const limits = this.#config.limitsOf?.(url);
+      const policy =
+        limits === undefined
+          ? this.#policy
+          : { ...this.#policy, maxConcurrency: limits.concurrency ?? this.#policy.maxConcurrency, ratePerSecond: limits.ratePerSecond };
+      const state = new EndpointState(policy, this.#config.clock, (next, previous) => {
         this.#config.listener.circuit({ url, state: next, previous });
         this.#engage(created);
         // An open circuit's read-ahead goes back to the store; its probe is claimed when it is due.

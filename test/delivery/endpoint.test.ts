@@ -316,3 +316,50 @@ describe('EndpointState slow start (AIMD)', () => {
     expect(endpoint.circuit).toBe('open');
   });
 });
+
+describe('EndpointState rate limit', () => {
+  it('lets a second’s worth start at once, then one per 1/rate, and wakes when the next may start', () => {
+    const { clock, endpoint } = setup({ ratePerSecond: 4 });
+    expect(endpoint.room()).toBe(4);
+    for (let i = 0; i < 4; i++) roundTrip(endpoint, OK);
+    expect(endpoint.room()).toBe(0);
+    expect(endpoint.wakeAt()).toBe(250);
+    expect(endpoint.atRest()).toBe(false);
+    clock.advance(249);
+    expect(endpoint.room()).toBe(0);
+    clock.advance(1);
+    expect(endpoint.room()).toBe(1);
+    roundTrip(endpoint, OK);
+    expect(endpoint.wakeAt()).toBe(500);
+    // Unused time refills up to one second's worth, no more: a quiet endpoint does not save up a flood.
+    clock.advance(10_000);
+    expect(endpoint.room()).toBe(4);
+    expect(endpoint.wakeAt()).toBeUndefined();
+    expect(endpoint.atRest()).toBe(true);
+  });
+
+  it('below one per second, starts one at a time, one every 1/rate seconds; the concurrency limit still applies', () => {
+    const slow = setup({ ratePerSecond: 0.5 });
+    expect(slow.endpoint.room()).toBe(1);
+    slow.endpoint.acquire();
+    expect(slow.endpoint.wakeAt()).toBe(2_000);
+    slow.clock.advance(2_000);
+    expect(slow.endpoint.room()).toBe(1);
+
+    const narrow = setup({ ratePerSecond: 100, maxConcurrency: 2 });
+    expect(narrow.endpoint.room()).toBe(2);
+    narrow.endpoint.acquire();
+    narrow.endpoint.acquire();
+    expect(narrow.endpoint.room()).toBe(0);
+    // Full because of concurrency, not the rate: only an answer frees it.
+    expect(narrow.endpoint.wakeAt()).toBeUndefined();
+  });
+
+  it('a paused endpoint wakes when both the pause and the rate allow', () => {
+    const { clock, endpoint } = setup({ ratePerSecond: 1 });
+    finish(endpoint, endpoint.acquire(), { ...THROTTLED, retryAfterMs: 300 });
+    expect(endpoint.wakeAt()).toBe(1_000);
+    clock.advance(1_000);
+    expect(endpoint.room()).toBeGreaterThan(0);
+  });
+});
