@@ -10,7 +10,7 @@ import { InvalidOptionError } from './errors.js';
 import { normalizeHeaders, urlProblem } from './message.js';
 import type { RandomSource } from './retry/backoff.js';
 import type { OutboxStore } from './store/store.js';
-import type { AddressGuard } from './transport/private-addresses.js';
+import type { AddressGuard, HostResolver } from './transport/private-addresses.js';
 import { createAddressGuard } from './transport/private-addresses.js';
 import type { Transport } from './transport/transport.js';
 
@@ -281,9 +281,9 @@ const MAX_ALLOWED_ADDRESSES = 100;
  * Validates the `blockPrivateAddresses` option and returns its guard, or `undefined` when it is off.
  * `allow` entries are IP addresses or CIDR ranges (`10.1.0.0/16`, `fd00::/8`).
  */
-export function checkPrivateAddressPolicy(value: unknown, option = 'blockPrivateAddresses'): AddressGuard | undefined {
+export function checkPrivateAddressPolicy(value: unknown, option = 'blockPrivateAddresses', resolve?: HostResolver): AddressGuard | undefined {
   if (value === undefined || value === false) return undefined;
-  if (value === true) return createAddressGuard(undefined);
+  if (value === true) return createAddressGuard(undefined, resolve);
   const expected = `expected true, false or { allow: [up to ${MAX_ALLOWED_ADDRESSES} addresses or CIDR ranges] }`;
   const allow = (value as { allow?: unknown } | null)?.allow;
   if (typeof value !== 'object' || value === null || Array.isArray(value) || Object.keys(value).some((key) => key !== 'allow') || !Array.isArray(allow) || allow.length > MAX_ALLOWED_ADDRESSES) {
@@ -302,7 +302,7 @@ export function checkPrivateAddressPolicy(value: unknown, option = 'blockPrivate
     }
     allowed.addSubnet(address, prefix, family === 6 ? 'ipv6' : 'ipv4');
   }
-  return createAddressGuard(allowed);
+  return createAddressGuard(allowed, resolve);
 }
 
 /** Most secrets signed with at once (a rotation needs two). */

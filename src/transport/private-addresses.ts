@@ -129,14 +129,14 @@ function hostOf(url: string): string {
 }
 
 /** What the guard resolves names with: `dns.lookup` with `all: true`. */
-export type Resolver = (hostname: string, options: LookupAllOptions, callback: (error: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
+export type HostResolver = (hostname: string, options: LookupAllOptions, callback: (error: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
 
 /**
  * The guard of the `blockPrivateAddresses` option (see `checkPrivateAddressPolicy` in options.ts, which
  * validates it): every non-public address is refused except those in `allowed`. Tests pass a `resolve`
  * that answers names of their own.
  */
-export function createAddressGuard(allowed: net.BlockList | undefined, resolve: Resolver = dns.lookup): AddressGuard {
+export function createAddressGuard(allowed: net.BlockList | undefined, resolve: HostResolver = dns.lookup): AddressGuard {
   const blocks = (address: string): boolean => isPrivateAddress(address) && allowed?.check(address, net.isIP(address) === 6 ? 'ipv6' : 'ipv4') !== true;
   const lookup: LookupFunction = (hostname, options, callback) => {
     resolve(hostname, { family: options.family ?? 0, hints: options.hints ?? 0, all: true }, (error, addresses) => {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { BlockList } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { checkEndpointUrl } from '../../src/endpoint-check.js';
 import { createSender } from '../../src/sender.js';
 import { NetworkError } from '../../src/errors.js';
 import { Outbox } from '../../src/outbox.js';
@@ -10,7 +11,7 @@ import { checkPrivateAddressPolicy } from '../../src/options.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { startFlakyReceiver } from '../../src/testing/flaky-receiver.js';
 import { createGotTransport, gotTransport } from '../../src/transport/got-transport.js';
-import { createAddressGuard, isPrivateAddress, type Resolver } from '../../src/transport/private-addresses.js';
+import { createAddressGuard, isPrivateAddress, type HostResolver } from '../../src/transport/private-addresses.js';
 import { closedAfterEach, FAST_RETRY } from '../outbox-helpers.js';
 
 const PUBLIC_URL = 'https://hooks.example.com/in';
@@ -124,16 +125,40 @@ describe('an outbox with blockPrivateAddresses', () => {
   });
 });
 
-describe('the guarded got transport', () => {
-  /** Answers names of the test's own: what DNS would say for them at connection time. */
-  function resolver(names: Record<string, string[]>): Resolver {
-    return (hostname, _options, callback) => {
-      const addresses = names[hostname];
-      if (addresses === undefined) callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), []);
-      else callback(null, addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })));
-    };
-  }
+/** Answers names of the test's own: what DNS would say for them at connection time. */
+function resolver(names: Record<string, string[]>): HostResolver {
+  return (hostname, _options, callback) => {
+    const addresses = names[hostname];
+    if (addresses === undefined) callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), []);
+    else callback(null, addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })));
+  };
+}
 
+describe('checkEndpointUrl, for a URL a customer registers', () => {
+  const resolve = resolver({ 'hooks.example.com': ['93.184.216.34', '2606:2800:220:1::1'], 'rebound.test': ['10.0.0.7'], 'mixed.test': ['10.0.0.7', '8.8.8.8'] });
+
+  it('reports what the outbox would refuse when sending, and why', async () => {
+    const block = { blockPrivateAddresses: true, resolve } as const;
+    expect(await checkEndpointUrl('https://hooks.example.com/in', block)).toEqual({ ok: true, addresses: ['93.184.216.34', '2606:2800:220:1::1'] });
+    expect(await checkEndpointUrl('https://mixed.test/in', block)).toEqual({ ok: true, addresses: ['8.8.8.8'] });
+    expect(await checkEndpointUrl('https://rebound.test/in', block)).toMatchObject({ ok: false, reason: 'private-address', message: expect.stringContaining('rebound.test (10.0.0.7)') });
+    expect(await checkEndpointUrl('http://169.254.169.254/latest', block)).toMatchObject({ ok: false, reason: 'private-address' });
+    expect(await checkEndpointUrl('http://localhost:3000/', block)).toMatchObject({ ok: false, reason: 'private-address' });
+    expect(await checkEndpointUrl('https://8.8.8.8/', block)).toEqual({ ok: true, addresses: ['8.8.8.8'] });
+    expect(await checkEndpointUrl('https://typo.example.con/', block)).toMatchObject({ ok: false, reason: 'unresolvable', message: expect.stringContaining('ENOTFOUND') });
+    expect(await checkEndpointUrl('ftp://user:hunter2@files.test/', block)).toMatchObject({ ok: false, reason: 'invalid-url' });
+    expect(JSON.stringify(await checkEndpointUrl('ftp://user:hunter2@files.test/', block))).not.toContain('hunter2');
+  });
+
+  it('without blockPrivateAddresses checks the form and that the host resolves; allow lets addresses through', async () => {
+    expect(await checkEndpointUrl('https://rebound.test/in', { resolve })).toEqual({ ok: true, addresses: ['10.0.0.7'] });
+    expect(await checkEndpointUrl('https://rebound.test/in', { resolve, blockPrivateAddresses: { allow: ['10.0.0.0/24'] } })).toEqual({ ok: true, addresses: ['10.0.0.7'] });
+    expect(await checkEndpointUrl('https://nowhere.test/', { resolve })).toMatchObject({ ok: false, reason: 'unresolvable' });
+    await expect(checkEndpointUrl('https://x.test/', { blockPrivateAddresses: 'yes' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+  });
+});
+
+describe('the guarded got transport', () => {
   const opened = closedAfterEach();
 
   it('refuses a name that resolves only to private addresses when it connects, and sends nothing', async () => {
