@@ -23,7 +23,7 @@ export type { Transport, TransportRequest, TransportResponse } from './transport
 export { createSender } from './sender.js';
 export type { Sender, SendOptions, SendResult } from './sender.js';
 export { Outbox } from './outbox.js';
-export type { OutboxEventMap, OutboxStats, EndpointStats, DrainOptions, CloseOptions, DeadLetterSelection, ReplayOptions } from './outbox.js';
+export type { OutboxEventMap, OutboxStats, EndpointStats, DrainOptions, CloseOptions, DeadLetterSelection, ReplayOptions, FoundEventStatus } from './outbox.js';
 export type { OutboxOptions } from './options.js';
 export type { DeliveredEvent, RetryEvent, DeadEvent, CircuitEvent } from './delivery/flusher.js';
 export type { CircuitState } from './delivery/endpoint.js';
@@ -59,6 +59,7 @@ export type {
   DeadReason,
   DeadLetter,
   DeadLetterQuery,
+  FoundEvent,
   StoreStats,
   EndpointStoreStats,
 } from './store/store.js';

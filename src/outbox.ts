@@ -15,7 +15,7 @@ import { OutboxMetrics } from './metrics.js';
 import { checkEndpointLimits, checkInteger, checkKnownKeys, checkObject, checkUrl, normalizeOutboxOptions } from './options.js';
 import type { EndpointLimits, NormalizedOutboxOptions, OutboxOptions } from './options.js';
 import { FileStore } from './store/file/file-store.js';
-import type { DeadLetter, DeadLetterQuery, NewEvent, OutboxStore } from './store/store.js';
+import type { DeadLetter, DeadLetterQuery, NewEvent, OutboxStore, StoredEvent } from './store/store.js';
 import { deadLetterMatches, filtersDeadLetters } from './store/validate.js';
 import type { Transport } from './transport/transport.js';
 
@@ -74,6 +74,9 @@ export interface OutboxStats {
  * endpoint URL, time of death; at most `limit`).
  */
 export type DeadLetterSelection = readonly string[] | DeadLetterQuery;
+
+/** What {@link Outbox.find} says about an event it holds. */
+export type FoundEventStatus = (StoredEvent & { state: 'pending' | 'in-flight' }) | (DeadLetter & { state: 'dead' });
 
 /** Options of {@link Outbox.replay}. */
 export interface ReplayOptions {
@@ -333,6 +336,22 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
       this.#drains -= 1;
       if (this.#drains === 0 && !this.#options.autoFlush) this.#flusher.pause();
     }
+  }
+
+  /**
+   * Where the event with this id stands, with its payload, attempts and history: `pending` (waiting for its
+   * due time, for its ordering key or for a free slot), `in-flight` (a request is out now) or `dead` (with
+   * reason and time). `undefined` when the outbox does not hold it: delivered (delivered events are not
+   * kept), purged, or never enqueued. Rejects with `ERR_INVALID_OPTION` for a store without `get()`.
+   */
+  async find(id: string): Promise<FoundEventStatus | undefined> {
+    if (typeof id !== 'string' || id.length === 0) throw new InvalidOptionError('id', 'expected the id of an event (a non-empty string)');
+    if (this.#closing !== undefined) throw new OutboxClosedError();
+    if (this.#store.get === undefined) throw new InvalidOptionError('store', 'this store cannot look up events (it has no get())');
+    const found = await this.#store.get(id);
+    if (found === undefined || found.state === 'dead') return found;
+    // Claimed by the store is either out now or in the flusher's read-ahead, waiting for a slot.
+    return { ...found, state: found.state === 'claimed' && this.#flusher.sending(id) ? 'in-flight' : 'pending' };
   }
 
   /**

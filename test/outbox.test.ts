@@ -283,6 +283,29 @@ describe.each(stores)('Outbox delivery ($name)', (kind) => {
     expect(letter).toMatchObject({ id: bad, reason: 'max-attempts', attempts: 3 });
     expect(letter?.history.map((h) => h.status)).toEqual([500, 500, 500]);
   });
+
+  it('finds an event by id while it waits, while its request is out, once dead; not once delivered', async () => {
+    const secret = newSecret();
+    const rx = (opened.receiver = await startFlakyReceiver({ secret }));
+    let answer: ((reply: Reply) => void) | undefined;
+    rx.setScript((req): Promise<Reply> | Reply => (req.id === 'slow' && answer === undefined ? new Promise((resolve) => (answer = resolve)) : req.id === 'bad' ? 422 : 200));
+    const box = await openOutbox(rx, secret, await kind.create(), { concurrency: 1 });
+    await box.enqueue({ id: 'slow', body: bodyOf(1), orderingKey: 'k' });
+    await box.enqueue({ id: 'next', body: bodyOf(2), orderingKey: 'k' });
+    await box.enqueue({ id: 'bad', body: bodyOf(3) });
+    await waitFor(() => answer !== undefined, 5_000, 'slow sent');
+    expect(await box.find('slow')).toMatchObject({ id: 'slow', state: 'in-flight', attempts: 0, url: rx.url, orderingKey: 'k' });
+    // Waiting for its key: pending, with its payload.
+    const next = await box.find('next');
+    expect(next).toMatchObject({ id: 'next', state: 'pending', attempts: 0 });
+    expect(JSON.parse(Buffer.from(next?.body ?? []).toString())).toEqual(bodyOf(2));
+    answer?.(503);
+    await waitFor(() => rx.countById('slow') === 2, 5_000, 'slow retried');
+    await box.drain({ timeoutMs: 5_000 });
+    expect(await box.find('bad')).toMatchObject({ id: 'bad', state: 'dead', reason: 'http-status', attempts: 1, history: [expect.objectContaining({ status: 422 })] });
+    for (const id of ['slow', 'next', 'never-enqueued']) expect(await box.find(id)).toBeUndefined();
+    await expect(box.find('')).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', option: 'id' });
+  });
 });
 
 describe('Outbox lifecycle', () => {

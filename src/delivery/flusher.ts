@@ -268,6 +268,11 @@ export class Flusher {
     this.poke();
   }
 
+  /** Whether a request for event `id` is out now. */
+  sending(id: string): boolean {
+    return this.#active.has(id);
+  }
+
   /** Whether a request to `url` is in flight or an outcome of it (a burial included) not yet written. */
   busyWith(url: string): boolean {
     const state = this.#lanes.get(url)?.state;

@@ -10,11 +10,12 @@ import type {
   ClaimResult,
   DeadLetter,
   DeadLetterQuery,
+  FoundEvent,
   NewEvent,
-  Outcome,
   OutboxStore,
-  StoreStats,
+  Outcome,
   StoredEvent,
+  StoreStats,
 } from './store.js';
 
 /** Options of {@link LowdbStore}. */
@@ -170,6 +171,11 @@ export class LowdbStore implements OutboxStore {
   /** Dead letters, oldest first. */
   async deadLetters(query?: DeadLetterQuery): Promise<DeadLetter[]> {
     return this.#store().deadLetters(query);
+  }
+
+  /** The event with this id, pending, claimed or dead. */
+  async get(id: string): Promise<FoundEvent | undefined> {
+    return this.#store().get(id);
   }
 
   /** The ids of the dead letters a query selects, oldest first. */

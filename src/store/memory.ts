@@ -8,11 +8,12 @@ import type {
   DeadLetter,
   DeadLetterQuery,
   EndpointStoreStats,
+  FoundEvent,
   NewEvent,
-  Outcome,
   OutboxStore,
-  StoreStats,
+  Outcome,
   StoredEvent,
+  StoreStats,
 } from './store.js';
 import { assertNewEvents, assertPositiveInteger, copyEvent, deadLetterMatches, eventSize, withAttempt } from './validate.js';
 
@@ -245,6 +246,20 @@ export class MemoryStore implements OutboxStore {
   async deadLetters(query: DeadLetterQuery = {}): Promise<DeadLetter[]> {
     this.#assertOpen();
     return this.#selectDead(query).map(({ seq: _seq, size: _size, order: _order, ...letter }) => copyEvent(letter));
+  }
+
+  /** The event with this id, pending, claimed or dead. */
+  async get(id: string): Promise<FoundEvent | undefined> {
+    this.#assertOpen();
+    const pending = this.#pending.get(id);
+    if (pending !== undefined) {
+      const { seq: _seq, size: _size, order: _order, ...event } = pending;
+      return { ...copyEvent(event), state: this.#claimed.has(id) ? 'claimed' : 'pending' };
+    }
+    const dead = this.#dead.get(id);
+    if (dead === undefined) return undefined;
+    const { seq: _seq, size: _size, order: _order, ...letter } = dead;
+    return { ...copyEvent(letter), state: 'dead' };
   }
 
   /** The ids of the dead letters a query selects, oldest first. */

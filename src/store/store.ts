@@ -54,6 +54,12 @@ export interface OutboxStore {
    * cannot move endpoints (`Outbox.moveEndpoint()` then rejects).
    */
   moveEndpoint?(from: string, to: string, now?: number): Promise<number>;
+  /**
+   * Optional: the event with this id, with its payload and where it stands (pending, claimed or dead), or
+   * `undefined` when the store does not hold it (delivered, purged, or never appended). Without it,
+   * `Outbox.find()` rejects.
+   */
+  get?(id: string): Promise<FoundEvent | undefined>;
   /** Deletes dead letters for good (all of them when `ids` is omitted); resolves with how many. */
   purge(ids?: readonly string[]): Promise<number>;
   /** Counters, kept in memory. */
@@ -154,6 +160,9 @@ export interface DeadLetter extends StoredEvent {
   /** When it was moved to the dead letters (ms since epoch). */
   deadAt: number;
 }
+
+/** What {@link OutboxStore.get} found: the event, and whether it is pending, claimed or dead (then why and when). */
+export type FoundEvent = (StoredEvent & { state: 'pending' | 'claimed' }) | (DeadLetter & { state: 'dead' });
 
 /** Arguments of {@link OutboxStore.deadLetters}. */
 export interface DeadLetterQuery {

@@ -272,6 +272,34 @@ export function describeStoreContract(name: string, target: ContractTarget): voi
       }
     });
 
+    it('finds an event by id with its payload and where it stands: pending, claimed, retried, dead, gone', async () => {
+      const sut = await setup();
+      let { store } = sut;
+      if (store.get === undefined) throw new Error('every built-in store has get()');
+      const event = makeEvent('e1', { orderingKey: 'k1' });
+      await store.append([event, makeEvent('e2')]);
+      expect(await store.get('e1')).toEqual({ ...event, attempts: 0, history: [], state: 'pending' });
+      expect(await store.get('nope')).toBeUndefined();
+      await store.claim({ limit: 10, now: T0 });
+      expect(await store.get('e1')).toMatchObject({ id: 'e1', state: 'claimed' });
+      await store.settle([
+        { id: 'e1', type: 'retry', attempt: attempt(1), nextAttemptAt: T0 + 99, countsAsAttempt: true },
+        { id: 'e2', type: 'dead', attempt: attempt(2, 400), reason: 'http-status', at: T0 + 7 },
+      ]);
+      const found = [await store.get('e1'), await store.get('e2')];
+      expect(found[0]).toEqual({ ...event, attempts: 1, history: [attempt(1)], nextAttemptAt: T0 + 99, state: 'pending' });
+      expect(found[1]).toMatchObject({ id: 'e2', state: 'dead', reason: 'http-status', deadAt: T0 + 7, attempts: 1, history: [attempt(2, 400)] });
+      if (sut.reopen !== undefined) {
+        store = await reopened(sut);
+        expect([await store.get?.('e1'), await store.get?.('e2')]).toEqual(found);
+      }
+      await store.purge(['e2']);
+      expect(await store.get?.('e2')).toBeUndefined();
+      await store.claim({ limit: 10, now: T0 + 100 });
+      await store.settle([{ id: 'e1', type: 'delivered', attempt: attempt(3, 200) }]);
+      expect(await store.get?.('e1')).toBeUndefined();
+    });
+
     it('replays dead letters with attempts and age reset, due at once', async () => {
       const { store } = await setup();
       await store.append([makeEvent('d1'), makeEvent('d2')]);

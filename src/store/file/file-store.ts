@@ -8,11 +8,12 @@ import type {
   DeadLetter,
   DeadLetterQuery,
   EndpointStoreStats,
+  FoundEvent,
   NewEvent,
-  Outcome,
   OutboxStore,
-  StoreStats,
+  Outcome,
   StoredEvent,
+  StoreStats,
 } from '../store.js';
 import { assertNewEvents, assertPositiveInteger, deadLetterMatches, withAttempt } from '../validate.js';
 import { CLAIMED, DEAD, EventIndex, PENDING } from './event-index.js';
@@ -514,6 +515,28 @@ export class FileStore implements OutboxStore {
     }
   }
 
+  /**
+   * The event with this id, read from disk, pending, claimed or dead. A record that fails its checksum
+   * reads as not held (the next claim or listing drops it).
+   */
+  async get(id: string): Promise<FoundEvent | undefined> {
+    this.#assertUsable();
+    const slot = await this.#slotOf(id);
+    if (slot === undefined) return undefined;
+    const status = this.#index.status.get(slot);
+    let read: { event: StoredEvent; state: RecordView | undefined };
+    try {
+      read = await this.#read(slot);
+    } catch (error) {
+      if (error instanceof CorruptRecordError) return undefined;
+      throw ioError('reading an event', error);
+    }
+    // Settled meanwhile (its slot freed, perhaps taken by another event): what it is now.
+    if (this.#index.status.get(slot) !== status || read.event.id !== id) return this.get(id);
+    if (status === DEAD) return { ...read.event, state: 'dead', reason: read.state?.reason ?? 'invalid', deadAt: this.#index.next.get(slot) };
+    return { ...read.event, state: status === CLAIMED ? 'claimed' : 'pending' };
+  }
+
   /** Dead letters, oldest first, read from disk. */
   async deadLetters(query: DeadLetterQuery = {}): Promise<DeadLetter[]> {
     this.#assertUsable();
@@ -746,6 +769,18 @@ export class FileStore implements OutboxStore {
   /** What a new state record of `slot` must carry as its URL: the one it was moved to, if any. */
   #stateUrl(slot: number): string | undefined {
     return this.#moved.get(slot) === 1 ? this.#urlOf(slot) : undefined;
+  }
+
+  /** The live slot of `id`, if any: claimed and dead ones by name, pending ones by id hash and the id on disk. */
+  async #slotOf(id: string): Promise<number | undefined> {
+    const named = this.#index.names.get(id);
+    if (named !== undefined) return named;
+    const bytes = Buffer.from(id);
+    for (const slot of this.#index.slotsWithHash(hashText(id))) {
+      const name = this.#index.nameOf(slot);
+      if (name === undefined ? await this.#hasId(slot, bytes) : name === id) return slot;
+    }
+    return undefined;
   }
 
   #deadSlots(ids: readonly string[] | undefined): number[] {
