@@ -36,6 +36,8 @@ export type { HostResolver } from './transport/private-addresses.js';
 export type { GotTransportOptions } from './transport/got-transport.js';
 export { signPayload, verifyWebhook } from './signing/sign.js';
 export type { IncomingHeaders, RawBody, VerifyOptions, VerifyResult } from './signing/sign.js';
+export { generateSigningKeyPair, signingPublicKey } from './signing/ed25519-keys.js';
+export type { SigningKeyPair } from './signing/ed25519-keys.js';
 export { backoffDelay, nextDelay } from './retry/backoff.js';
 export type { BackoffPolicy, RandomSource } from './retry/backoff.js';
 export { parseRetryAfter } from './retry/retry-after.js';
