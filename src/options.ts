@@ -9,6 +9,7 @@ import { systemClock } from './clock.js';
 import { InvalidOptionError } from './errors.js';
 import { normalizeHeaders, urlProblem } from './message.js';
 import type { RandomSource } from './retry/backoff.js';
+import { ed25519KeyProblem, PUBLIC_KEY_PREFIX, SECRET_KEY_PREFIX } from './signing/ed25519-keys.js';
 import type { OutboxStore } from './store/store.js';
 import type { AddressGuard, HostResolver } from './transport/private-addresses.js';
 import { createAddressGuard } from './transport/private-addresses.js';
@@ -60,7 +61,9 @@ export interface SenderOptions {
   url?: string;
   /**
    * Standard Webhooks secret (`whsec_` + base64 of 24 to 64 bytes). When set, every attempt carries
-   * `webhook-signature: v1,<base64 HMAC-SHA256>`. To rotate without a gap, pass the new and the old
+   * `webhook-signature: v1,<base64 HMAC-SHA256>`; an ed25519 secret key (`whsk_`, see
+   * `generateSigningKeyPair()`) signs `v1a,<base64 ed25519>` instead, which receivers verify with the
+   * public key (`whpk_`) and cannot forge. To rotate without a gap, pass the new and the old
    * secret (up to 10): each attempt then carries one signature per secret, space-separated, in this
    * order, and a receiver holding either accepts it. For a secret per endpoint (each customer's receiver
    * has its own), a function of the request's URL returning its secret(s), or `undefined` to send that
@@ -262,10 +265,15 @@ export function checkUrl(value: unknown, option: string, guard?: AddressGuard): 
 const SECRET = /^whsec_([A-Za-z0-9+/]+={0,2})$/;
 
 /**
- * Why `secret` is not a Standard Webhooks secret, or `undefined` when it is. Never quotes the secret.
+ * Why `secret` is not a Standard Webhooks signing secret (`whsec_`, or an ed25519 `whsk_` key), or
+ * `undefined` when it is. Never quotes the secret.
  */
 export function signingSecretProblem(secret: unknown): string | undefined {
-  const expected = "expected 'whsec_' followed by the base64 of 24 to 64 random bytes";
+  if (typeof secret === 'string' && secret.startsWith(SECRET_KEY_PREFIX)) return ed25519KeyProblem(secret);
+  if (typeof secret === 'string' && secret.startsWith(PUBLIC_KEY_PREFIX)) {
+    return `a '${PUBLIC_KEY_PREFIX}' public key cannot sign: pass its '${SECRET_KEY_PREFIX}' secret key here, and the public key to receivers`;
+  }
+  const expected = `expected 'whsec_' followed by the base64 of 24 to 64 random bytes, or an ed25519 '${SECRET_KEY_PREFIX}' secret key`;
   if (typeof secret !== 'string') return `${expected}, got ${secret === null ? 'null' : typeof secret}`;
   const match = SECRET.exec(secret);
   if (match?.[1] === undefined || match[1].length % 4 !== 0) return `${expected} (the value is not in that format)`;
@@ -311,8 +319,9 @@ export const MAX_SIGNING_SECRETS = 10;
 /**
  * The `signingSecret` option (one secret or a list) as a list of valid, distinct secrets (a repeated one,
  * as when the old and the new secret of a finished rotation are the same value, counts once), or undefined.
+ * `problemOf` checks each one (verifying accepts public keys too).
  */
-export function checkSigningSecrets(value: unknown, option = 'signingSecret'): readonly string[] | undefined {
+export function checkSigningSecrets(value: unknown, option = 'signingSecret', problemOf = signingSecretProblem): readonly string[] | undefined {
   if (value === undefined) return undefined;
   const secrets: unknown[] = Array.isArray(value) ? value : [value];
   if (secrets.length === 0 || secrets.length > MAX_SIGNING_SECRETS) {
@@ -320,7 +329,7 @@ export function checkSigningSecrets(value: unknown, option = 'signingSecret'): r
   }
   // An index loop: forEach would skip the holes of a sparse array.
   for (let i = 0; i < secrets.length; i++) {
-    const problem = signingSecretProblem(secrets[i]);
+    const problem = problemOf(secrets[i]);
     if (problem !== undefined) throw new InvalidOptionError(Array.isArray(value) ? `${option}[${i}]` : option, problem);
   }
   return Object.freeze([...new Set(secrets as string[])]);

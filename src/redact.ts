@@ -8,9 +8,18 @@ import { isSensitiveHeader } from './message.js';
 /** Longest response-body excerpt kept on an `HttpStatusError`. */
 export const EXCERPT_CHARS = 1024;
 
-/** What to blank out of excerpts for signing secrets: each secret, and its key alone (without `whsec_`). */
+/** Prefixes of the signing secrets: an HMAC secret, an ed25519 secret key. */
+const SECRET_PREFIXES = ['whsec_', 'whsk_'];
+
+/**
+ * What to blank out of excerpts for signing secrets: each secret, and its key alone (the base64 after
+ * `whsec_` or `whsk_`).
+ */
 export function secretRedactions(signingSecret: readonly string[] | undefined): string[] {
-  return (signingSecret ?? []).flatMap((secret) => (secret.startsWith('whsec_') ? [secret, secret.slice('whsec_'.length)] : [secret]));
+  return (signingSecret ?? []).flatMap((secret) => {
+    const prefix = SECRET_PREFIXES.find((p) => secret.startsWith(p));
+    return prefix === undefined ? [secret] : [secret, secret.slice(prefix.length)];
+  });
 }
 
 /** The values of a request's credential-like headers: what must never be echoed into an excerpt. */

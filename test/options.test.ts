@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { FakeClock, systemClock } from '../src/clock.js';
 import { InvalidOptionError } from '../src/errors.js';
 import { SENDER_RETRY_DEFAULTS, normalizeSenderOptions } from '../src/options.js';
+import { generateSigningKeyPair } from '../src/signing/ed25519-keys.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 
@@ -60,6 +61,12 @@ describe('normalizeSenderOptions', () => {
     expect(normalizeSenderOptions({ signingSecret: [SECRET, SECRET] }).signingSecret).toEqual([SECRET]);
   });
 
+  it('takes ed25519 whsk_ keys, alone or in a list with whsec_ secrets', () => {
+    const { secretKey } = generateSigningKeyPair();
+    expect(normalizeSenderOptions({ signingSecret: secretKey }).signingSecret).toEqual([secretKey]);
+    expect(normalizeSenderOptions({ signingSecret: [secretKey, SECRET] }).signingSecret).toEqual([secretKey, SECRET]);
+  });
+
   it('takes other retry defaults and extra keys for an extended options type', () => {
     const defaults = { baseDelayMs: 1_000, maxDelayMs: 600_000, maxAttempts: Infinity, maxAgeMs: 259_200_000, maxRetryAfterMs: 3_600_000 };
     const o = normalizeSenderOptions({ dir: '.outbox' }, { retryDefaults: defaults, extraKeys: ['dir'] });
@@ -93,6 +100,8 @@ describe('normalizeSenderOptions', () => {
     ['an empty list of secrets', { signingSecret: [] }, 'signingSecret', /list of 0/],
     ['a bad secret in a rotation', { signingSecret: [SECRET, 'whsec_c2hvcnQ='] }, 'signingSecret[1]', /5 bytes/],
     ['a hole in a list of secrets', { signingSecret: Object.assign(new Array<string>(2), { 1: SECRET }) }, 'signingSecret[0]', /got undefined/],
+    ['a public key as signing secret', { signingSecret: `whpk_${Buffer.alloc(32, 5).toString('base64')}` }, 'signingSecret', /'whpk_' public key cannot sign/],
+    ['an ed25519 key of a wrong length in a rotation', { signingSecret: [SECRET, `whsk_${Buffer.alloc(40, 5).toString('base64')}`] }, 'signingSecret[1]', /decodes to 40 bytes/],
   ];
   it.each(cases)('rejects %s, naming the option and the bad value', (_name, input, option, message) => {
     const error = rejection(input);

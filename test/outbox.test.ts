@@ -2,6 +2,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { StoreIoError } from '../src/errors.js';
 import { Outbox } from '../src/outbox.js';
+import { generateSigningKeyPair } from '../src/signing/ed25519-keys.js';
+import { verifyWebhook } from '../src/signing/sign.js';
 import { createSender } from '../src/sender.js';
 import type { OutboxOptions } from '../src/options.js';
 import { FileStore } from '../src/store/file/file-store.js';
@@ -120,6 +122,20 @@ describe.each(stores)('Outbox delivery ($name)', (kind) => {
     expect(rx.peakConcurrency).toBeGreaterThan(1);
     expect(box.stats()).toMatchObject({ pending: 0, inFlight: 0, delivered: 125, dead: 0 });
   }, 40_000);
+
+  it('signs with an ed25519 whsk_ key next to a whsec_ secret; a receiver holding only the whpk_ accepts every request', async () => {
+    const pair = generateSigningKeyPair();
+    const secret = newSecret();
+    const rx = (opened.receiver = await startFlakyReceiver({ secret: pair.publicKey, script: [500, { drop: true }] }));
+    const box = await openOutbox(rx, pair.secretKey, await kind.create(), { signingSecret: [pair.secretKey, secret] });
+    const enqueued = await enqueueMany(box, 20);
+    await box.drain({ timeoutMs: 10_000 });
+    expectAllDelivered(rx, enqueued);
+    for (const request of rx.requests) {
+      expect(String(request.headers['webhook-signature'])).toMatch(/^v1a,\S+ v1,\S+$/);
+      expect(verifyWebhook(secret, request.headers, request.body, { toleranceSeconds: Number.POSITIVE_INFINITY }).ok).toBe(true);
+    }
+  });
 
   it('keeps the signing secret and sent credentials out of dead-letter excerpts', async () => {
     const secret = newSecret();

@@ -35,13 +35,13 @@ function collect(): Writable & { text: string } {
 /** Dead-letters one event whose receiver answers 400/404 with `body`; returns the last history error. */
 async function deadLetterExcerpt(
   body: (path: string) => string,
-  options: { status?: number; url?: string; headers?: Record<string, string>; transport?: ReturnType<typeof createGotTransport> } = {},
+  options: { status?: number; url?: string; headers?: Record<string, string>; transport?: ReturnType<typeof createGotTransport>; signingSecret?: string } = {},
 ): Promise<string> {
   const rx = (opened.receiver = await startFlakyReceiver({ script: (req) => ({ status: options.status ?? 400, body: body(req.path) }) }));
   const outbox = (opened.outbox = await Outbox.open({
     store: new MemoryStore(),
     url: options.url?.replace('RX', rx.url) ?? rx.url,
-    signingSecret: SECRET,
+    signingSecret: options.signingSecret ?? SECRET,
     retry: FAST_RETRY,
     ...(options.headers === undefined ? {} : { headers: options.headers }),
     ...(options.transport === undefined ? {} : { transport: options.transport }),
@@ -77,6 +77,20 @@ describe('the signing secret in dead-letter excerpts', () => {
     expect(error).toContain(prefix);
     // The same assertion as test/outbox.test.ts ('keeps the signing secret ... out of dead-letter excerpts').
     expect(error).not.toContain(SECRET.slice(6, 20));
+  });
+});
+
+describe('an ed25519 secret key (whsk_) in dead-letter excerpts', () => {
+  // Svix's test key (see test/signing/ed25519-keys.test.ts): its base64 holds '/'.
+  const KEY = 'whsk_6Xb/dCcHpPea21PS1N9VY/NZW723CEc77N4rJCubMbfVKIDij2HKpMKkioLlX0dRqSKJp4AJ6p9lMicMFs6Kvg==';
+
+  it('is redacted whole, as its base64 alone, JSON-escaped and URL-encoded, like a whsec_ secret', async () => {
+    const error = await deadLetterExcerpt(
+      () => `bad key ${KEY} / ${KEY.slice(5)} / ${KEY.replaceAll('/', '\\/')} / ${encodeURIComponent(KEY)}`,
+      { signingSecret: KEY },
+    );
+    expect(error).toContain('bad key [redacted] / [redacted] / [redacted] / [redacted]');
+    expect(error).not.toContain(KEY.slice(5, 15));
   });
 });
 

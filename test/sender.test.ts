@@ -4,6 +4,8 @@ import { FakeClock } from '../src/clock.js';
 import { HttpStatusError, RetriesExhaustedError, type WebhookOutboxError } from '../src/errors.js';
 import type { SenderOptions } from '../src/options.js';
 import { createSender, type Sender } from '../src/sender.js';
+import { generateSigningKeyPair } from '../src/signing/ed25519-keys.js';
+import { verifyWebhook } from '../src/signing/sign.js';
 import { startFlakyReceiver, type FlakyReceiver, type FlakyReceiverOptions } from '../src/testing/flaky-receiver.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
@@ -52,6 +54,21 @@ describe('createSender().send', () => {
       expect(wh.verify(q.body, headers)).toEqual({ order: 42 });
     }
     expect(r.deliveredIds()).toEqual(new Set([result.id]));
+  });
+
+  it('whsk_ key: 500, 200; the receiver verifies each v1a signature with the whpk_ public key', async () => {
+    const pair = generateSigningKeyPair();
+    const { r, s } = await setup({ secret: pair.publicKey, script: [500, 200] }, { signingSecret: pair.secretKey });
+    const result = await s.send({ body: { order: 7 } });
+    expect(result).toMatchObject({ status: 200, attempts: 2 });
+    expect(r.requests.map((q) => q.signatureValid)).toEqual([true, true]);
+    const stranger = generateSigningKeyPair().publicKey;
+    for (const q of r.requests) {
+      expect(String(q.headers['webhook-signature'])).toMatch(/^v1a,[A-Za-z0-9+/]{86}==$/);
+      const at = { now: Number(q.timestamp) * 1000 };
+      expect(verifyWebhook(pair.publicKey, q.headers, q.body, at)).toEqual({ ok: true, id: result.id, timestamp: Number(q.timestamp) });
+      expect(verifyWebhook(stranger, q.headers, q.body, at)).toEqual({ ok: false, reason: 'signature-mismatch' });
+    }
   });
 
   it('400: one attempt, rejects at once with ERR_HTTP_STATUS, the status and an excerpt', async () => {

@@ -11,12 +11,13 @@ import type { SigningSecretResolver } from '../options.js';
 import { redactExcerpt, secretRedactions } from '../redact.js';
 import type { Transport, TransportRequest, TransportResponse } from '../transport/transport.js';
 import { signWithKey, signingKey } from './sign.js';
+import type { SigningKey } from './sign.js';
 
 /** Options of {@link withSigning}. */
 export interface SigningOptions {
   /**
-   * `whsec_` secrets, one signature each (a rotation), or a function picking them for each request's URL;
-   * without any only `webhook-timestamp` is set.
+   * `whsec_` secrets and `whsk_` secret keys, one signature each (a rotation), or a function picking them
+   * for each request's URL; without any only `webhook-timestamp` is set.
    */
   signingSecret?: readonly string[] | SigningSecretResolver | undefined;
   /** Source of the timestamp. */
@@ -24,7 +25,7 @@ export interface SigningOptions {
 }
 
 interface Keys {
-  keys: readonly Buffer[];
+  keys: readonly SigningKey[];
   /** What to blank out of an answer's excerpt. */
   redact: readonly string[];
 }
@@ -69,7 +70,8 @@ async function resolveKeys(resolve: SigningSecretResolver, request: TransportReq
 
 /**
  * Wraps `transport` so each request carries `webhook-timestamp` (seconds, this attempt) and, with secrets,
- * `webhook-signature` (`v1,<sig>` per secret, space-separated). The request must already carry
+ * `webhook-signature` (`v1,<sig>` per `whsec_` secret, `v1a,<sig>` per `whsk_` key, space-separated).
+ * Fixed secrets are decoded here, once. The request must already carry
  * `webhook-id`. A resolver is asked at every attempt, within its `timeoutMs` and `signal`; when it throws,
  * returns something that is not a secret or does not answer in time, the request is not sent and the
  * attempt fails with `ERR_SIGNING` (retried like a network error).

@@ -6,7 +6,7 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { signingKey, verifyWebhook } from '../signing/sign.js';
+import { verifyingKeys, verifyWebhook } from '../signing/sign.js';
 
 /** How the receiver answers one request. */
 export interface ReplySpec {
@@ -64,8 +64,9 @@ export interface ReceivedRequest {
 /** Options of {@link startFlakyReceiver}. */
 export interface FlakyReceiverOptions {
   /**
-   * A Standard Webhooks secret (`whsec_` + base64). When set, every request's signature is verified with
-   * `verifyWebhook` and the result recorded in `signatureValid`; a bad signature is recorded, not refused.
+   * A Standard Webhooks secret (`whsec_` + base64) or ed25519 public key (`whpk_`). When set, every
+   * request's signature is verified with `verifyWebhook` and the result recorded in `signatureValid`; a bad
+   * signature is recorded, not refused.
    * The timestamp is not held to a tolerance: tests often drive the sender with a fake clock.
    * @default undefined
    */
@@ -157,7 +158,7 @@ class FlakyReceiverImpl implements FlakyReceiver {
 
   constructor(options: FlakyReceiverOptions) {
     this.#path = options.path ?? '/hook';
-    if (options.secret !== undefined) signingKey(options.secret);
+    if (options.secret !== undefined) verifyingKeys(options.secret);
     this.#secret = options.secret;
     this.#script = options.script ?? [];
     this.#capacity = options.capacity ?? Infinity;

@@ -1,6 +1,8 @@
+import { createPublicKey, verify } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/clock.js';
+import { generateSigningKeyPair, signingPublicKey } from '../../src/signing/ed25519-keys.js';
 import { signPayload, verifyWebhook } from '../../src/signing/sign.js';
 import { withSigning } from '../../src/signing/signing-transport.js';
 import type { Transport, TransportRequest } from '../../src/transport/transport.js';
@@ -254,6 +256,151 @@ describe('verifyWebhook with several secrets (a receiver rotating its secret)', 
       expect(error).toMatchObject({ code: 'ERR_INVALID_OPTION', option });
       expect((error as Error).message).toMatch(message);
       expect((error as Error).message).not.toContain(SECRET.slice(6));
+    }
+  });
+});
+
+describe('asymmetric signatures (v1a, ed25519)', () => {
+  // The standard-webhooks Go library's test vector (libraries/go/webhook_asymmetric_test.go,
+  // TestAsymmetricWebhookSign): a 32-byte seed, the spec's id, timestamp and body.
+  const GO_SEED = 'VEVTVFNJR05JTkdLRVlET05PVFVTRVRISVNGT1JBTlk=';
+  const GO_SIGNATURE = 'v1a,tQ9V2XOqn7jL/DQenEFpqIugdBVtiMmER5mhSkXBNwM0mkATuDe6KYYUuxqtaiHeYGb7KaaBRdM5WqyeFiL8Ag==';
+  const SEED_KEY = `whsk_${GO_SEED}`;
+  const PUBLIC_KEY = signingPublicKey(SEED_KEY);
+  const FULL_KEY = `whsk_${Buffer.concat([Buffer.from(GO_SEED, 'base64'), Buffer.from(PUBLIC_KEY.slice(5), 'base64')]).toString('base64')}`;
+  const now = TS * 1000;
+  const signed = { 'webhook-id': ID, 'webhook-timestamp': String(TS), 'webhook-signature': GO_SIGNATURE };
+
+  it('reproduces the standard-webhooks vector from the seed and from the 64-byte key alike', () => {
+    expect(signPayload(SEED_KEY, ID, TS, BODY)).toBe(GO_SIGNATURE);
+    expect(signPayload(FULL_KEY, ID, TS, Buffer.from(BODY))).toBe(GO_SIGNATURE);
+  });
+
+  it('node:crypto verifies the signature with the whpk_ key on its own', () => {
+    const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(PUBLIC_KEY.slice(5), 'base64').toString('base64url') }, format: 'jwk' });
+    const signature = Buffer.from(GO_SIGNATURE.slice('v1a,'.length), 'base64');
+    expect(verify(null, Buffer.from(`${ID}.${TS}.${BODY}`), publicKey, signature)).toBe(true);
+  });
+
+  it('verifyWebhook accepts it with the whpk_ public key, or the whsk_ key it comes from', () => {
+    for (const key of [PUBLIC_KEY, SEED_KEY, FULL_KEY]) expect(verifyWebhook(key, signed, BODY, { now })).toEqual({ ok: true, id: ID, timestamp: TS });
+    expect(verifyWebhook(PUBLIC_KEY, new Headers(signed), new TextEncoder().encode(BODY), { now }).ok).toBe(true);
+  });
+
+  it('rejects a changed body, id or timestamp, and another key pair', () => {
+    const forever = { now, toleranceSeconds: Number.POSITIVE_INFINITY };
+    expect(verifyWebhook(PUBLIC_KEY, signed, `${BODY} `, forever)).toEqual({ ok: false, reason: 'signature-mismatch' });
+    expect(verifyWebhook(PUBLIC_KEY, { ...signed, 'webhook-id': `${ID}x` }, BODY, forever)).toEqual({ ok: false, reason: 'signature-mismatch' });
+    expect(verifyWebhook(PUBLIC_KEY, { ...signed, 'webhook-timestamp': String(TS + 1) }, BODY, forever)).toEqual({ ok: false, reason: 'signature-mismatch' });
+    expect(verifyWebhook(generateSigningKeyPair().publicKey, signed, BODY, forever)).toEqual({ ok: false, reason: 'signature-mismatch' });
+  });
+
+  it('checks each entry only against keys of its kind', () => {
+    const ed25519Bytes = GO_SIGNATURE.slice('v1a,'.length);
+    const hmacBytes = SIGNATURE.slice('v1,'.length);
+    // A v1a signature is not an HMAC, a v1 one not an ed25519 signature, whatever the label says.
+    expect(verifyWebhook(SECRET, signed, BODY, { now }).ok).toBe(false);
+    expect(verifyWebhook(PUBLIC_KEY, headers(SIGNATURE), BODY, { now }).ok).toBe(false);
+    expect(verifyWebhook(PUBLIC_KEY, headers(`v1,${ed25519Bytes}`), BODY, { now }).ok).toBe(false);
+    expect(verifyWebhook(SECRET, headers(`v1a,${hmacBytes}`), BODY, { now }).ok).toBe(false);
+    // Holding both kinds, either entry is enough.
+    expect(verifyWebhook([SECRET, PUBLIC_KEY], headers(SIGNATURE), BODY, { now }).ok).toBe(true);
+    expect(verifyWebhook([SECRET, PUBLIC_KEY], signed, BODY, { now }).ok).toBe(true);
+  });
+
+  it('accepts only the canonical base64 text of a v1a signature', () => {
+    for (const signature of [`${GO_SIGNATURE}!!`, GO_SIGNATURE.replace(/==$/, ''), GO_SIGNATURE.replace('/', '*/'), GO_SIGNATURE.replace('v1a,', 'v1a, ')]) {
+      expect(verifyWebhook(PUBLIC_KEY, headers(signature), BODY, { now })).toEqual({ ok: false, reason: 'signature-mismatch' });
+    }
+  });
+
+  it('checks at most ten v1a entries of one request', () => {
+    const bogus = (n: number): string[] => Array.from({ length: n }, (_, i) => `v1a,${Buffer.alloc(64, i).toString('base64')}`);
+    expect(verifyWebhook(PUBLIC_KEY, headers([...bogus(9), GO_SIGNATURE].join(' ')), BODY, { now }).ok).toBe(true);
+    expect(verifyWebhook(PUBLIC_KEY, headers([...bogus(10), GO_SIGNATURE].join(' ')), BODY, { now }).ok).toBe(false);
+    // v1 entries and v1a entries of another length are not ed25519 signatures: they do not count.
+    expect(verifyWebhook(PUBLIC_KEY, headers(['v1,AAAA', 'v1a,AAAA', ...bogus(9), GO_SIGNATURE].join(' ')), BODY, { now }).ok).toBe(true);
+  });
+
+  it('throws ERR_INVALID_OPTION for a malformed whpk_ or whsk_ key, never quoting it', () => {
+    const short = `whpk_${Buffer.alloc(16, 3).toString('base64')}`;
+    const cases: [string | string[], string, RegExp][] = [
+      [short, 'signingSecret', /decodes to 16 bytes/],
+      [[SECRET, short], 'signingSecret[1]', /decodes to 16 bytes/],
+      [`whsk_${Buffer.alloc(40, 3).toString('base64')}`, 'signingSecret', /decodes to 40 bytes/],
+      ['whpk-typo', 'signingSecret', /expected a 'whsec_' secret, an ed25519 'whpk_' public key or a 'whsk_' secret key/],
+    ];
+    for (const [key, option, message] of cases) {
+      let error: unknown;
+      try {
+        verifyWebhook(key, signed, BODY, { now });
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error).toMatchObject({ code: 'ERR_INVALID_OPTION', option });
+      expect((error as Error).message).toMatch(message);
+      expect((error as Error).message).not.toContain('AwMDAwMD');
+    }
+  });
+
+  it('signPayload refuses a whpk_ key: it cannot sign', () => {
+    expect(() => signPayload(PUBLIC_KEY, ID, TS, BODY)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION', message: expect.stringMatching(/'whpk_' public key cannot sign/) }));
+    expect(() => signPayload(PUBLIC_KEY, ID, TS, BODY)).not.toThrow(PUBLIC_KEY.slice(5, 20));
+  });
+
+  function headers(signature: string): Record<string, string> {
+    return { ...signed, 'webhook-signature': signature };
+  }
+});
+
+describe('withSigning with whsk_ keys', () => {
+  const clock = new FakeClock(TS * 1000);
+  const at = { now: TS * 1000 };
+  const request: TransportRequest = { url: 'http://x.test/hook', headers: { 'webhook-id': 'msg_k' }, body: Buffer.from('{"a":1}'), timeoutMs: 1_000 };
+  function recorder(): { transport: Transport; seen: TransportRequest[] } {
+    const seen: TransportRequest[] = [];
+    return { seen, transport: { send: (r) => (seen.push(r), Promise.resolve({ status: 200, headers: {}, bodyExcerpt: '' })) } };
+  }
+
+  it('signs v1a with a whsk_ key; a rotation mixing kinds carries one entry per secret, in order', async () => {
+    const pair = generateSigningKeyPair();
+    const { transport, seen } = recorder();
+    await withSigning(transport, { signingSecret: [pair.secretKey], clock }).send(request);
+    await withSigning(transport, { signingSecret: [pair.secretKey, SECRET], clock }).send(request);
+    expect(String(seen[0]?.headers['webhook-signature'])).toMatch(/^v1a,[A-Za-z0-9+/]{86}==$/);
+    const [first, second] = String(seen[1]?.headers['webhook-signature']).split(' ');
+    expect(first).toBe(signPayload(pair.secretKey, 'msg_k', TS, request.body));
+    expect(second).toBe(signPayload(SECRET, 'msg_k', TS, request.body));
+    for (const key of [pair.publicKey, SECRET]) expect(verifyWebhook(key, seen[1]?.headers ?? {}, request.body, at).ok).toBe(true);
+    expect(verifyWebhook([generateSigningKeyPair().publicKey, OTHER_SECRET], seen[1]?.headers ?? {}, request.body, at).ok).toBe(false);
+  });
+
+  it('takes whsk_ keys from a resolver, and fails the attempt with ERR_SIGNING for a whpk_ one', async () => {
+    const pair = generateSigningKeyPair();
+    const answers = [pair.secretKey, pair.publicKey];
+    const { transport, seen } = recorder();
+    const signed = withSigning(transport, { signingSecret: () => answers.shift(), clock });
+    await signed.send(request);
+    expect(verifyWebhook(pair.publicKey, seen[0]?.headers ?? {}, request.body, at).ok).toBe(true);
+    const error = (await signed.send(request).catch((caught: unknown) => caught)) as Error;
+    expect(error).toMatchObject({ code: 'ERR_SIGNING', message: expect.stringContaining("'whpk_' public key cannot sign") });
+    expect(error.message).not.toContain(pair.publicKey.slice(5, 20));
+    expect(seen).toHaveLength(1);
+  });
+
+  it('blanks the whsk_ key, its base64 and the v1a signature out of the answer', async () => {
+    // Svix's test key (see ed25519-keys.test.ts): its base64 holds '/', which PHP's json_encode escapes.
+    const secretKey = 'whsk_6Xb/dCcHpPea21PS1N9VY/NZW723CEc77N4rJCubMbfVKIDij2HKpMKkioLlX0dRqSKJp4AJ6p9lMicMFs6Kvg==';
+    const echo: Transport = {
+      send: async (r) => ({
+        status: 400,
+        headers: {},
+        bodyExcerpt: `key ${secretKey}, base64 ${secretKey.slice(5)}, escaped ${secretKey.slice(5).replaceAll('/', '\\/')}, got ${String(r.headers['webhook-signature'])}`,
+      }),
+    };
+    for (const signingSecret of [[secretKey], () => secretKey]) {
+      const response = await withSigning(echo, { signingSecret, clock }).send(request);
+      expect(response.bodyExcerpt).toBe('key [redacted], base64 [redacted], escaped [redacted], got [redacted]');
     }
   });
 });
