@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { main as asymmetricMain } from './asymmetric-signatures.js';
 import { main as undiciMain } from './custom-transport-undici.js';
 import { main as multiTenantMain } from './multi-tenant-secrets.js';
 import { main as receiverMain } from './receiver-verifying-signatures.js';
@@ -18,6 +19,12 @@ describe('examples run', () => {
     const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
     await receiverMain();
     expect(log.mock.calls[0]?.[0]).toMatch(/^processed once: evt_1; impostor: .*401/);
+  });
+
+  it('asymmetric-signatures moves from whsec_ to whsk_ without a receiver refusing a request', async () => {
+    const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    await asymmetricMain();
+    expect(log.mock.calls[0]?.[0]).toMatch(/^legacy evt_1, switched evt_1, switched evt_2; whsk_ alone at the legacy receiver: .*401/);
   });
 
   it('multi-tenant-secrets signs each customer with its own secret, one of them rotating', async () => {

@@ -373,6 +373,15 @@ describe('withSigning with whsk_ keys', () => {
     expect(second).toBe(signPayload(SECRET, 'msg_k', TS, request.body));
     for (const key of [pair.publicKey, SECRET]) expect(verifyWebhook(key, seen[1]?.headers ?? {}, request.body, at).ok).toBe(true);
     expect(verifyWebhook([generateSigningKeyPair().publicKey, OTHER_SECRET], seen[1]?.headers ?? {}, request.body, at).ok).toBe(false);
+    // A verifier that knows only v1 (the standardwebhooks package) skips the v1a entry and checks the other.
+    const real = Date.now;
+    Date.now = () => TS * 1000;
+    try {
+      expect(() => new Webhook(SECRET).verify(Buffer.from(request.body), seen[1]?.headers ?? {})).not.toThrow();
+      expect(() => new Webhook(SECRET).verify(Buffer.from(request.body), seen[0]?.headers ?? {})).toThrow();
+    } finally {
+      Date.now = real;
+    }
   });
 
   it('takes whsk_ keys from a resolver, and fails the attempt with ERR_SIGNING for a whpk_ one', async () => {
