@@ -85,8 +85,8 @@ export function header(value: string, previous: Record<string, string> | undefin
 }
 
 /**
- * Checks Standard Webhooks secrets: `whsec_` followed by base64, several separated by spaces while rotating
- * (new first: each request is signed with every one).
+ * Checks Standard Webhooks secrets: `whsec_` followed by base64, or an ed25519 `whsk_` key; several
+ * separated by spaces while rotating (new first: each request is signed with every one).
  */
 export function signingSecret(value: string): string[] {
   const secrets = value.trim().split(/\s+/);

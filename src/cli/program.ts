@@ -10,12 +10,13 @@ import { flush } from './commands/flush.js';
 import { assertOutboxDir, openOutbox } from './commands/outbox-dir.js';
 import { send } from './commands/send.js';
 import { printStatus, readStatus } from './commands/status.js';
+import { generateSigningKeyPair } from '../signing/ed25519-keys.js';
 import { FileStore } from '../store/file/file-store.js';
 import { runDemo } from './demo/run-demo.js';
 import { runDemoWorker } from './demo/worker.js';
 import { CliError, ExitCode, exitCodeOf } from './exit-codes.js';
 import type { ExitCodeValue } from './exit-codes.js';
-import { redactUrl } from './format.js';
+import { formatTable, redactUrl } from './format.js';
 import { duration, header, httpUrl, httpUrlAs, integerAtLeast, pointInTime, readJsonData, signingSecret } from './parse.js';
 
 /** Where the CLI writes, and the script a child process runs to get this CLI. */
@@ -100,7 +101,7 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
 
   const dirOption = (): Option => new Option('--dir <path>', 'outbox directory').default(DEFAULT_DIR).env('WEBHOOK_OUTBOX_DIR');
   const secretOption = (): Option =>
-    new Option('--secret <whsec>', 'Standard Webhooks signing secret (better: the environment variable)')
+    new Option('--secret <key>', 'Standard Webhooks signing secret, whsec_... or an ed25519 whsk_... key (better: the environment variable)')
       .argParser(signingSecret)
       .env('WEBHOOK_OUTBOX_SECRET');
 
@@ -144,6 +145,23 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
       if (allowAddress !== undefined && options.blockPrivateAddresses !== true) throw new CliError(ExitCode.usage, '--allow-address needs --block-private-addresses');
       const blockPrivateAddresses = allowAddress === undefined ? options.blockPrivateAddresses === true : { allow: allowAddress };
       setCode(await flush({ dir: options.dir, secret: options.secret, timeoutMs: options.timeout, quiet: options.quiet, blockPrivateAddresses }, io.stdout, io.stderr));
+    });
+
+  program
+    .command('keygen')
+    .description(
+      'Print a new ed25519 key pair for asymmetric signatures (v1a): the whsk_ secret key signs (--secret, WEBHOOK_OUTBOX_SECRET, ' +
+        'signingSecret); receivers verify with the whpk_ public key, which cannot sign.',
+    )
+    .option('--json', 'machine-readable output', false)
+    .action((options: { json: boolean }) => {
+      const pair = generateSigningKeyPair();
+      const text = formatTable([
+        ['secret key', pair.secretKey, '(the sender: --secret or WEBHOOK_OUTBOX_SECRET; keep it secret)'],
+        ['public key', pair.publicKey, '(receivers: verifyWebhook)'],
+      ]);
+      io.stdout.write(`${options.json ? JSON.stringify(pair, null, 2) : text}\n`);
+      setCode(ExitCode.ok);
     });
 
   program

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startFlakyReceiver } from '../../src/testing/flaky-receiver.js';
 import type { FlakyReceiver } from '../../src/testing/flaky-receiver.js';
+import { generateSigningKeyPair, signingPublicKey } from '../../src/signing/ed25519-keys.js';
+import type { SigningKeyPair } from '../../src/signing/ed25519-keys.js';
 import { buildCli, runCli, startCli } from './run-cli.js';
 
 const secret = `whsec_${Buffer.from('a demo secret of thirty-two bytes').toString('base64')}`;
@@ -81,6 +83,21 @@ describe('webhook-outbox send', () => {
     const [request] = receiver.requests;
     expect(request?.signatureValid).toBe(true);
     expect(String(request?.headers['webhook-signature']).split(' ')).toHaveLength(2);
+  });
+
+  it('signs with an ed25519 whsk_ key next to a whsec_ secret; a receiver holding only the whpk_ verifies it', async () => {
+    const pair = generateSigningKeyPair();
+    const rx = await startFlakyReceiver({ secret: pair.publicKey });
+    try {
+      const sent = await runCli(cli.entry, ['send', rx.url, '--data', '{"asymmetric":true}', '--dir', outboxDir()], {
+        env: { WEBHOOK_OUTBOX_SECRET: `${pair.secretKey} ${secret}` },
+      });
+      expect(sent.code).toBe(0);
+      expect(rx.requests.map((r) => r.signatureValid)).toEqual([true]);
+      expect(String(rx.requests[0]?.headers['webhook-signature'])).toMatch(/^v1a,\S+ v1,\S+$/);
+    } finally {
+      await rx.close();
+    }
   });
 
   it('exits 1 with a dead letter on a permanent failure, and 4 when still pending at --timeout (kept on disk)', async () => {
@@ -277,6 +294,20 @@ describe('webhook-outbox dead, status and flush', () => {
   });
 });
 
+describe('webhook-outbox keygen', () => {
+  it('prints a fresh key pair, as text or JSON, whose public key is that of its secret key', async () => {
+    const json = await run('keygen', '--json');
+    expect(json.code).toBe(0);
+    const pair = JSON.parse(json.stdout) as SigningKeyPair;
+    expect(signingPublicKey(pair.secretKey)).toBe(pair.publicKey);
+    const text = await run('keygen');
+    expect(text.code).toBe(0);
+    const secretKey = /\bwhsk_\S+/.exec(text.stdout)?.[0] ?? '';
+    expect(signingPublicKey(secretKey)).toBe(/\bwhpk_\S+/.exec(text.stdout)?.[0]);
+    expect(secretKey).not.toBe(pair.secretKey);
+  });
+});
+
 describe.concurrent('bad arguments and help', () => {
   it.each([
     [['send', 'ftp://example.test/x', '--data', '{}'], 'protocol must be http: or https:'],
@@ -285,6 +316,7 @@ describe.concurrent('bad arguments and help', () => {
     [['send', 'http://example.test/x', '--data', '@/nonexistent/body.json'], 'cannot read'],
     [['send', 'http://example.test/x', '--data', '{}', '--secret', 'whsec_short'], "expected 'whsec_'"],
     [['send', 'http://example.test/x', '--data', '{}', '--secret', `${secret} whsec_short`], 'secret 2 of 2: expected'],
+    [['send', 'http://example.test/x', '--data', '{}', '--secret', 'whpk_1SiA4o9hyqTCpIqC5V9HUakiiaeACeqfZTInDBbOir4='], "'whpk_' public key cannot sign"],
     [['send', 'http://example.test/x', '--data', '{}', '--header', 'no-colon'], 'expected name:value'],
     [['send', 'http://example.test/x', '--data', '{}', '--timeout', 'soon'], 'expected a duration'],
     [['status', '--dir', '/nonexistent/outbox'], 'no outbox directory'],
@@ -316,6 +348,7 @@ describe.concurrent('bad arguments and help', () => {
   it('never echoes a bad secret, header or URL, which may carry credentials', async () => {
     const cases: [string[], Record<string, string>?][] = [
       [['send', 'http://example.test/x', '--data', '{}', '--secret', 'whsec_SuperSecretButTooShort']],
+      [['send', 'http://example.test/x', '--data', '{}', '--secret', 'whsk_SuperSecretButTooShort']],
       [['send', 'http://example.test/x', '--data', '{}'], { WEBHOOK_OUTBOX_SECRET: 'whsec_SuperSecretButTooShort' }],
       [['send', 'http://example.test/x', '--data', '{}'], { WEBHOOK_OUTBOX_SECRET: `${secret} whsec_SuperSecretButTooShort` }],
       [['send', 'http://example.test/x', '--data', '{}', '--header', 'authorization Bearer sk_live_SuperSecret']],
