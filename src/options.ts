@@ -446,8 +446,9 @@ export interface OutboxOptions extends SenderOptions {
   /**
    * Limits of your own per endpoint URL (a customer's receiver that takes 2 requests at a time, or 10 per
    * second): `(url) => ({ concurrency, ratePerSecond })`, or `undefined` for the defaults. Asked when the
-   * outbox starts sending to a URL, and again after the URL was quiet for 10 minutes; it must not throw
-   * (if it does, or returns invalid limits, the defaults apply and `'error'` is emitted).
+   * outbox starts sending to a URL; the answer is kept for 10 minutes, and as long as the endpoint stays
+   * busy. It must not throw (if it does, or returns invalid limits, the defaults apply for that time and
+   * `'error'` is emitted).
    * @default undefined (every endpoint: `concurrency`, no rate limit)
    */
   endpointLimits?: (url: string) => EndpointLimits | undefined;
@@ -502,7 +503,8 @@ export const OUTBOX_RETRY_DEFAULTS: Readonly<NormalizedRetryOptions> = Object.fr
 
 const OUTBOX_OPTION_KEYS = ['dir', 'store', 'durability', 'maxBytes', 'autoFlush', 'concurrency', 'globalConcurrency', 'endpointLimits', 'name'];
 
-/** Most requests per second an endpoint's `ratePerSecond` may allow. */
+/** Bounds of an endpoint's `ratePerSecond`: one request an hour, a million a second. */
+const MIN_RATE_PER_SECOND = 1 / 3600;
 const MAX_RATE_PER_SECOND = 1_000_000;
 
 /** Validates what an `endpointLimits` function returned for `url`. Throws `InvalidOptionError`. */
@@ -515,8 +517,8 @@ export function checkEndpointLimits(value: unknown): EndpointLimits | undefined 
   if (limits.concurrency !== undefined) checked.concurrency = checkInteger(limits.concurrency, `${option}().concurrency`, 0, { min: 1, max: 1024 });
   const rate = limits.ratePerSecond;
   if (rate !== undefined) {
-    if (typeof rate !== 'number' || !(rate > 0 && rate <= MAX_RATE_PER_SECOND)) {
-      throw new InvalidOptionError(`${option}().ratePerSecond`, `expected a number above 0 and at most ${MAX_RATE_PER_SECOND}, got ${describeValue(rate)}`);
+    if (typeof rate !== 'number' || !(rate >= MIN_RATE_PER_SECOND && rate <= MAX_RATE_PER_SECOND)) {
+      throw new InvalidOptionError(`${option}().ratePerSecond`, `expected a number from 1/3600 (one an hour) to ${MAX_RATE_PER_SECOND}, got ${describeValue(rate)}`);
     }
     checked.ratePerSecond = rate;
   }

@@ -9,6 +9,7 @@ import type { DeadLetterFilters } from './commands/dead.js';
 import { flush } from './commands/flush.js';
 import { assertOutboxDir, openOutbox } from './commands/outbox-dir.js';
 import { send } from './commands/send.js';
+import { showEvent } from './commands/show.js';
 import { printStatus, readStatus } from './commands/status.js';
 import { generateSigningKeyPair } from '../signing/ed25519-keys.js';
 import { FileStore } from '../store/file/file-store.js';
@@ -104,6 +105,12 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
     new Option('--secret <key>', 'Standard Webhooks signing secret, whsec_... or an ed25519 whsk_... key (better: the environment variable)')
       .argParser(signingSecret)
       .env('WEBHOOK_OUTBOX_SECRET');
+  // `send` and `flush` deliver what the app left in the directory, whose URLs may be its customers'.
+  const blockOption = (): Option =>
+    new Option('--block-private-addresses', "refuse loopback, private and link-local addresses, as the app's blockPrivateAddresses does").env(
+      'WEBHOOK_OUTBOX_BLOCK_PRIVATE_ADDRESSES',
+    );
+  const allowOption = (): Option => new Option('--allow-address <address-or-cidr...>', 'with --block-private-addresses: still reachable (repeatable)');
 
   program
     .command('send')
@@ -116,11 +123,14 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
     .option('--id <id>', 'idempotency key sent as webhook-id (default: generated)')
     .option('--ordering-key <key>', 'sent only after the events with this key enqueued before it were delivered or dead-lettered')
     .addOption(new Option('--timeout <duration>', 'how long to wait for the outcome').argParser(duration).default(30_000, '30s'))
-    .action(async (url: string, options: { data: string; dir: string; secret?: string[]; header?: Record<string, string>; id?: string; orderingKey?: string; timeout: number }) => {
+    .addOption(blockOption())
+    .addOption(allowOption())
+    .action(async (url: string, options: { data: string; dir: string; secret?: string[]; header?: Record<string, string>; id?: string; orderingKey?: string; timeout: number } & AddressFlags) => {
       const body = await readJsonData(options.data);
+      const { dir, secret, id, orderingKey } = options;
       setCode(
         await send(
-          { url, body, dir: options.dir, secret: options.secret, headers: options.header ?? {}, id: options.id, orderingKey: options.orderingKey, timeoutMs: options.timeout },
+          { url, body, dir, secret, headers: options.header ?? {}, id, orderingKey, timeoutMs: options.timeout, blockPrivateAddresses: addressPolicy(options) },
           io.stdout,
           io.stderr,
         ),
@@ -133,17 +143,11 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
     .addOption(dirOption())
     .addOption(secretOption())
     .addOption(new Option('--timeout <duration>', 'give up after this long').argParser(duration).default(600_000, '10m'))
-    .addOption(
-      new Option('--block-private-addresses', "refuse loopback, private and link-local addresses, as the app's blockPrivateAddresses does").env(
-        'WEBHOOK_OUTBOX_BLOCK_PRIVATE_ADDRESSES',
-      ),
-    )
-    .option('--allow-address <address-or-cidr...>', 'with --block-private-addresses: still reachable (repeatable)')
+    .addOption(blockOption())
+    .addOption(allowOption())
     .option('--quiet', 'no progress bar', false)
-    .action(async (options: { dir: string; secret?: string[]; timeout: number; quiet: boolean; blockPrivateAddresses?: boolean; allowAddress?: string[] }) => {
-      const { allowAddress } = options;
-      if (allowAddress !== undefined && options.blockPrivateAddresses !== true) throw new CliError(ExitCode.usage, '--allow-address needs --block-private-addresses');
-      const blockPrivateAddresses = allowAddress === undefined ? options.blockPrivateAddresses === true : { allow: allowAddress };
+    .action(async (options: { dir: string; secret?: string[]; timeout: number; quiet: boolean } & AddressFlags) => {
+      const blockPrivateAddresses = addressPolicy(options);
       setCode(await flush({ dir: options.dir, secret: options.secret, timeoutMs: options.timeout, quiet: options.quiet, blockPrivateAddresses }, io.stdout, io.stderr));
     });
 
@@ -162,6 +166,19 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
       ]);
       io.stdout.write(`${options.json ? JSON.stringify(pair, null, 2) : text}\n`);
       setCode(ExitCode.ok);
+    });
+
+  program
+    .command('show')
+    .description('Where one event stands: pending (with its next attempt) or dead (with the reason), its attempts and their outcomes; reads without taking the lock. Exit 1 if the directory does not hold it (delivered, purged or never enqueued).')
+    .argument('<id>', 'the event id (webhook-id)')
+    .addOption(dirOption())
+    .option('--json', 'machine-readable output', false)
+    .action(async (id: string, options: { dir: string; json: boolean }) => {
+      await assertOutboxDir(options.dir);
+      // Without the lock: a running app may be sending it right now.
+      const { found } = await FileStore.inspect(options.dir, { deadLetters: { limit: 0 }, find: id });
+      setCode(showEvent(id, found, options.json, io.stdout));
     });
 
   program
@@ -238,6 +255,19 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
   }
 
   return program;
+}
+
+/** `--block-private-addresses` and `--allow-address`, as commander parses them. */
+interface AddressFlags {
+  blockPrivateAddresses?: boolean;
+  allowAddress?: string[];
+}
+
+/** The flags as the `blockPrivateAddresses` option. */
+function addressPolicy({ blockPrivateAddresses, allowAddress }: AddressFlags): boolean | { allow: readonly string[] } {
+  if (allowAddress === undefined) return blockPrivateAddresses === true;
+  if (blockPrivateAddresses !== true) throw new CliError(ExitCode.usage, '--allow-address needs --block-private-addresses');
+  return { allow: allowAddress };
 }
 
 /** Runs the CLI on `argv` (without the node and script paths); resolves with the exit code. */

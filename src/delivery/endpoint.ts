@@ -156,7 +156,8 @@ export class EndpointState {
     const paused = this.#circuit === 'closed' && this.#pausedUntil > now ? this.#pausedUntil : undefined;
     const rate = this.#policy.ratePerSecond;
     if (rate === undefined || this.#startable() >= 1) return paused;
-    const refilled = this.#tokensAt + ((1 - this.#tokens) * 1000) / rate;
+    // At least a millisecond ahead: a shortfall below what an epoch-ms double can tell would wake at once.
+    const refilled = Math.max(now + 1, this.#tokensAt + ((1 - this.#tokens) * 1000) / rate);
     return paused === undefined ? refilled : Math.max(paused, refilled);
   }
 
@@ -166,7 +167,8 @@ export class EndpointState {
     const probe = this.#circuit === 'half-open';
     if (probe) this.#probeInFlight = true;
     const ticket = { epoch: this.#epoch, fills: this.#fills, probe };
-    if (this.#policy.ratePerSecond !== undefined) this.#tokens -= 1;
+    // Refilled up to now first, so that the token taken is not credited back for time already past.
+    if (this.#startable() !== Infinity) this.#tokens -= 1;
     this.#inFlight += 1;
     if (this.#inFlight >= this.#limit) this.#fills += 1;
     return ticket;
@@ -259,9 +261,11 @@ export class EndpointState {
     const rate = this.#policy.ratePerSecond;
     if (rate === undefined) return Infinity;
     const now = this.#clock.now();
-    this.#tokens = Math.min(this.#burst(), this.#tokens + ((now - this.#tokensAt) * rate) / 1000);
+    // A clock stepped back (NTP, a restored VM) refills nothing, and takes nothing either.
+    this.#tokens = Math.min(this.#burst(), this.#tokens + (Math.max(0, now - this.#tokensAt) * rate) / 1000);
     this.#tokensAt = now;
-    return Math.floor(this.#tokens);
+    // Refills summed over many calls fall short of a whole token by a rounding error (1 - 1e-16).
+    return Math.floor(this.#tokens + 1e-9);
   }
 
   /**

@@ -177,6 +177,8 @@ export class Flusher {
   /** The endpoints with a delivery state worth keeping, by URL, and their URLs (for the discovery claim). */
   readonly #lanes = new Map<string, Lane>();
   readonly #laneUrls = new Set<string>();
+  /** What `limitsOf` answered per URL, and until when that answer is used. */
+  readonly #limits = new Map<string, { limits: EndpointLimits | undefined; until: number }>();
   /** Endpoints not to claim for now, with how many holds each (see {@link hold}). */
   readonly #held = new Map<string, number>();
   /** Hand-backs of events a claim brought for a held endpoint (cleared once nothing is held). */
@@ -356,7 +358,7 @@ export class Flusher {
   #lane(url: string): Lane {
     let lane = this.#lanes.get(url);
     if (lane === undefined) {
-      const limits = this.#config.limitsOf?.(url);
+      const limits = this.#limitsOf(url);
       const policy =
         limits === undefined
           ? this.#policy
@@ -376,6 +378,21 @@ export class Flusher {
       this.#laneUrls.add(url);
     }
     return lane;
+  }
+
+  /**
+   * An endpoint's own limits, asked at most once per `QUIET_LANE_MS` per URL: a lane at rest is forgotten
+   * at once and made again for the next event, and the function (or its error) must not run per event.
+   */
+  #limitsOf(url: string): EndpointLimits | undefined {
+    const ask = this.#config.limitsOf;
+    if (ask === undefined) return undefined;
+    const now = this.#config.clock.now();
+    const known = this.#limits.get(url);
+    if (known !== undefined && now < known.until) return known.limits;
+    const limits = ask(url);
+    this.#limits.set(url, { limits, until: now + QUIET_LANE_MS });
+    return limits;
   }
 
   #engage(lane: Lane): void {
@@ -417,6 +434,7 @@ export class Flusher {
     if (now >= this.#nextForgetAt) {
       this.#nextForgetAt = now + QUIET_LANE_MS;
       for (const lane of this.#lanes.values()) if (isStale(lane, now)) this.#forget(lane);
+      for (const [url, { until }] of this.#limits) if (now >= until) this.#limits.delete(url);
     }
     return { wanted, exclude };
   }

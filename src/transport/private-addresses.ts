@@ -115,11 +115,13 @@ export interface AddressGuard {
   lookup: LookupFunction;
 }
 
-function refusal(host: string, address: string): NodeJS.ErrnoException {
-  const shown = host === address ? address : `${host} (${address})`;
-  return Object.assign(new Error(`${shown} is a private or non-public address; blockPrivateAddresses refuses it`), {
-    code: PRIVATE_ADDRESS_ERRNO,
-  });
+/**
+ * The error of a refused connection. A name's addresses are not told: the message may reach whoever typed
+ * the URL (a customer testing an endpoint), who must not learn what internal names resolve to.
+ */
+function refusal(host: string): NodeJS.ErrnoException {
+  const what = net.isIP(host) === 0 ? `${host} resolves only to private or non-public addresses` : `${host} is a private or non-public address`;
+  return Object.assign(new Error(`${what}; blockPrivateAddresses refuses it`), { code: PRIVATE_ADDRESS_ERRNO });
 }
 
 /** The host of a URL as an address or name: brackets of an IPv6 literal removed. */
@@ -143,7 +145,7 @@ export function createAddressGuard(allowed: net.BlockList | undefined, resolve: 
       if (error !== null) return callback(error, []);
       const open = addresses.filter((entry) => !blocks(entry.address));
       const first = open[0];
-      if (first === undefined) return callback(refusal(hostname, addresses[0]?.address ?? hostname), []);
+      if (first === undefined) return callback(refusal(hostname), []);
       if (options.all === true) return callback(null, open);
       callback(null, first.address, first.family);
     });
@@ -162,7 +164,7 @@ export function createAddressGuard(allowed: net.BlockList | undefined, resolve: 
   };
 
   function hostProblem(host: string): string | undefined {
-    if (net.isIP(host) !== 0) return blocks(host) ? refusal(host, host).message : undefined;
+    if (net.isIP(host) !== 0) return blocks(host) ? refusal(host).message : undefined;
     const name = host.toLowerCase().replace(/\.$/, '');
     // Resolves to loopback whatever DNS says (RFC 6761), so it is refused by name.
     if ((name === 'localhost' || name.endsWith('.localhost')) && blocks('127.0.0.1')) return `${host} is the local host; blockPrivateAddresses refuses it`;

@@ -2,6 +2,7 @@ import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Outbox } from '../../src/outbox.js';
 import { startFlakyReceiver } from '../../src/testing/flaky-receiver.js';
 import type { FlakyReceiver } from '../../src/testing/flaky-receiver.js';
 import { generateSigningKeyPair, signingPublicKey } from '../../src/signing/ed25519-keys.js';
@@ -247,6 +248,48 @@ describe('webhook-outbox dead, status and flush', () => {
     expect((await run('dead', 'replay', '--dir', outboxDir())).code).toBe(0);
     expect((await run('flush', '--dir', outboxDir(), '--quiet', '--block-private-addresses', '--allow-address', '127.0.0.0/8')).code).toBe(0);
     expect(receiver.deliveredIds()).toEqual(new Set(['evt_local']));
+  });
+
+  it('send --dir delivers what the app left there through the same guard (the environment asks for it)', async () => {
+    // The stopped app's directory: a customer's event for an internal address, queued before the guard was on.
+    const internal = `http://127.0.0.2:${new URL(receiver.url).port}/internal-admin/delete-everything`;
+    const app = await Outbox.open({ dir: outboxDir(), autoFlush: false });
+    await app.enqueue({ id: 'evt_internal', url: internal, body: { customer: 'evil' } });
+    await app.close();
+    const env = { WEBHOOK_OUTBOX_BLOCK_PRIVATE_ADDRESSES: '1' };
+    // A test event through that directory: refused itself, before anything is delivered.
+    const refused = await runCli(cli.entry, ['send', receiver.url, '--data', '{"ping":1}', '--dir', outboxDir(), '--timeout', '3s'], { env });
+    expect(refused.code).toBe(2);
+    expect((await status()).pending).toBe(1);
+    // Allowed to the receiver's address only: the test event goes out, the queued one is refused, not tried.
+    const allowed = await runCli(cli.entry, ['send', receiver.url, '--data', '{"ping":2}', '--dir', outboxDir(), '--allow-address', '127.0.0.1', '--timeout', '3s'], { env });
+    expect(allowed.code).toBe(0);
+    const letters = JSON.parse((await run('dead', 'list', '--dir', outboxDir(), '--json')).stdout) as { id: string; reason: string; lastError: string }[];
+    expect(letters).toEqual([expect.objectContaining({ id: 'evt_internal', reason: 'invalid', lastError: 'ERR_NETWORK EPRIVATEADDRESS' })]);
+  });
+
+  it('show tells where one event stands: pending with its attempts, dead with the reason, gone once delivered', async () => {
+    const gone = 'http://127.0.0.1:9/gone?token=abcdefgh12345';
+    expect((await run('send', gone, '--data', '{"n":1}', '--dir', outboxDir(), '--id', 'evt_wait', '--header', 'authorization: Bearer s3cr3t-t0ken', '--timeout', '300ms')).code).toBe(4);
+    const pending = await run('show', 'evt_wait', '--dir', outboxDir());
+    expect(pending.code).toBe(0);
+    expect(pending.stdout).toMatch(/^evt_wait: pending, next attempt at \S+, \d+ attempts?, created /);
+    expect(pending.stdout).toContain('ERR_NETWORK ECONNREFUSED');
+    expect(pending.stdout).toContain('token=***');
+    const json = JSON.parse((await run('show', 'evt_wait', '--dir', outboxDir(), '--json')).stdout) as { state: string; attempts: number; headers: Record<string, string>; history: unknown[] };
+    expect(json).toMatchObject({ state: 'pending', headers: { authorization: '[redacted]' } });
+    expect(json.history.length).toBeGreaterThan(0);
+    expect(JSON.stringify(json)).not.toContain('s3cr3t');
+    receiver.setScript([422]);
+    expect((await run('send', receiver.url, '--data', '{}', '--dir', outboxDir(), '--id', 'evt_bad')).code).toBe(1);
+    const dead = await run('show', 'evt_bad', '--dir', outboxDir());
+    expect([dead.code, dead.stdout]).toEqual([0, expect.stringMatching(/^evt_bad: dead \(http-status\) since \S+, 1 attempt, /)]);
+    expect(dead.stdout).toContain('HTTP 422');
+    expect((await run('send', receiver.url, '--data', '{}', '--dir', outboxDir(), '--id', 'evt_ok')).code).toBe(0);
+    for (const id of ['evt_ok', 'evt_never']) {
+      const missing = await run('show', id, '--dir', outboxDir());
+      expect([missing.code, missing.stderr]).toEqual([1, expect.stringContaining(`${id} is not in the outbox`)]);
+    }
   });
 
   it('status and dead list never print user info or query values of endpoint URLs', async () => {

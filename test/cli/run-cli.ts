@@ -28,7 +28,7 @@ export async function buildCli(): Promise<{ entry: string; cleanup(): Promise<vo
 
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  for (const name of ['WEBHOOK_OUTBOX_SECRET', 'WEBHOOK_OUTBOX_DIR']) if (!(name in extra)) delete env[name];
+  for (const name of ['WEBHOOK_OUTBOX_SECRET', 'WEBHOOK_OUTBOX_DIR', 'WEBHOOK_OUTBOX_BLOCK_PRIVATE_ADDRESSES']) if (!(name in extra)) delete env[name];
   return env;
 }
 

@@ -5,7 +5,7 @@
 import type { Writable } from 'node:stream';
 import { isSensitiveHeader } from '../../message.js';
 import type { DeadLetterSelection, ReplayOptions } from '../../outbox.js';
-import type { DeadLetter, DeadLetterQuery } from '../../store/store.js';
+import type { DeadLetter, DeadLetterQuery, StoredEvent } from '../../store/store.js';
 import { deadLetterMatches, filtersDeadLetters } from '../../store/validate.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 import type { ExitCodeValue } from '../exit-codes.js';
@@ -28,15 +28,13 @@ function selection(ids: readonly string[], filters: DeadLetterFilters): DeadLett
   return { ...(ids.length === 0 ? {} : { ids }), ...filters };
 }
 
-/** A dead letter as the CLI shows it: sensitive header values redacted, the body cut to a preview. */
-export interface DeadLetterView {
+/** An event as the CLI shows it: URL credentials and sensitive header values redacted, the body cut to a preview. */
+export interface EventView {
   id: string;
   url: string;
   orderingKey: string | undefined;
-  reason: string;
   attempts: number;
   createdAt: string;
-  deadAt: string;
   lastStatus: number | undefined;
   lastError: string | undefined;
   headers: Record<string, string>;
@@ -44,28 +42,38 @@ export interface DeadLetterView {
   bodyPreview: string;
 }
 
-/** Builds the view of one dead letter. */
-export function viewDeadLetter(letter: DeadLetter): DeadLetterView {
-  const last = letter.history.at(-1);
+/** A dead letter as the CLI shows it. */
+export interface DeadLetterView extends EventView {
+  reason: string;
+  deadAt: string;
+}
+
+/** Builds the view of one event. */
+export function viewEvent(event: StoredEvent): EventView {
+  const last = event.history.at(-1);
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(letter.headers)) {
+  for (const [name, value] of Object.entries(event.headers)) {
     headers[name] = isSensitiveHeader(name) ? '[redacted]' : value;
   }
-  const text = Buffer.from(letter.body).toString('utf8');
+  const text = Buffer.from(event.body).toString('utf8');
   return {
-    id: letter.id,
-    url: redactUrl(letter.url),
-    orderingKey: letter.orderingKey,
-    reason: letter.reason,
-    attempts: letter.attempts,
-    createdAt: new Date(letter.createdAt).toISOString(),
-    deadAt: new Date(letter.deadAt).toISOString(),
+    id: event.id,
+    url: redactUrl(event.url),
+    orderingKey: event.orderingKey,
+    attempts: event.attempts,
+    createdAt: new Date(event.createdAt).toISOString(),
     lastStatus: last?.status,
     lastError: last?.error,
     headers,
-    bodyBytes: letter.body.byteLength,
+    bodyBytes: event.body.byteLength,
     bodyPreview: text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS)}...` : text,
   };
+}
+
+/** Builds the view of one dead letter. */
+export function viewDeadLetter(letter: DeadLetter): DeadLetterView {
+  const view = viewEvent(letter);
+  return { ...view, reason: letter.reason, deadAt: new Date(letter.deadAt).toISOString() };
 }
 
 /**

@@ -21,6 +21,8 @@ export interface SendArgs {
   id: string | undefined;
   orderingKey: string | undefined;
   timeoutMs: number;
+  /** The app's `blockPrivateAddresses`: opening the directory also delivers what the app left there. */
+  blockPrivateAddresses: boolean | { allow: readonly string[] };
 }
 
 /**
@@ -37,7 +39,7 @@ export async function send(args: SendArgs, out: Writable, err: Writable): Promis
     { url: args.url, body, headers, ...(args.id === undefined ? {} : { id: args.id }), ...key },
     { url: args.url, maxBodyBytes: normalizeSenderOptions({}).maxBodyBytes, orderingKeys: true },
   );
-  const outbox = await openOutbox(args.dir, { url: args.url, signingSecret: args.secret });
+  const outbox = await openOutbox(args.dir, { url: args.url, signingSecret: args.secret, blockPrivateAddresses: args.blockPrivateAddresses });
   try {
     const { id } = await outbox.enqueue({ url: args.url, body, headers, id: message.id, ...key });
     const [letter] = await outbox.deadLetters({ ids: [id] });

@@ -89,6 +89,8 @@ export interface FileStoreInspection {
   stats: StoreStats;
   /** Dead letters, oldest first. */
   deadLetters: DeadLetter[];
+  /** The event `find` named, when the directory holds it. */
+  found?: FoundEvent | undefined;
   /** The pid of the live process that holds the directory's lock, if any. */
   ownerPid: number | undefined;
   /** That process's host, when it is not this one (another container or machine sharing the directory). */
@@ -252,15 +254,16 @@ export class FileStore implements OutboxStore {
    * counters and dead letters (those `options.deadLetters` selects, all by default; only those are read
    * from disk) as a recovery scan sees them right now (for `webhook-outbox status` and `dead list`).
    */
-  static async inspect(dir: string, options: { fs?: FileSystem; deadLetters?: DeadLetterQuery } = {}): Promise<FileStoreInspection> {
+  static async inspect(dir: string, options: { fs?: FileSystem; deadLetters?: DeadLetterQuery; find?: string } = {}): Promise<FileStoreInspection> {
     const store = new FileStore({ dir, ...(options.fs === undefined ? {} : { fs: options.fs }) });
     store.#state = 'opening';
     try {
       await store.#recover(true);
       store.#state = 'open';
       const deadLetters = await store.deadLetters(options.deadLetters);
+      const found = options.find === undefined ? undefined : await store.get(options.find);
       const owner = await lockOwner(store.#fs, store.#dir);
-      return { stats: store.stats(), deadLetters, ownerPid: owner?.pid, ownerHost: owner?.host };
+      return { stats: store.stats(), deadLetters, found, ownerPid: owner?.pid, ownerHost: owner?.host };
     } catch (error) {
       throw ioError(`inspecting ${store.#dir}`, error);
     } finally {

@@ -1,0 +1,40 @@
+/**
+ * `webhook-outbox show <id>`: where one event of an outbox directory stands (pending or dead), with its
+ * attempts, read without taking the lock.
+ */
+import type { Writable } from 'node:stream';
+import type { FoundEvent } from '../../store/store.js';
+import { CliError, ExitCode } from '../exit-codes.js';
+import type { ExitCodeValue } from '../exit-codes.js';
+import { formatTable } from '../format.js';
+import { viewEvent } from './dead.js';
+
+/**
+ * Prints `found` (the event `id`, as the journal holds it) as text or JSON. Exit 1 when the directory does
+ * not hold it: delivered, purged or never enqueued.
+ */
+export function showEvent(id: string, found: FoundEvent | undefined, json: boolean, out: Writable): ExitCodeValue {
+  if (found === undefined) throw new CliError(ExitCode.failure, `${id} is not in the outbox: delivered, purged, or never enqueued`);
+  // The journal cannot tell a claimed event from a pending one: another process may be sending it now.
+  const state = found.state === 'dead' ? 'dead' : 'pending';
+  const view = {
+    ...viewEvent(found),
+    state,
+    ...(found.state === 'dead'
+      ? { reason: found.reason, deadAt: new Date(found.deadAt).toISOString() }
+      : { nextAttemptAt: new Date(found.nextAttemptAt).toISOString() }),
+    history: found.history.map((attempt) => ({ at: new Date(attempt.at).toISOString(), durationMs: attempt.durationMs, status: attempt.status, error: attempt.error })),
+  };
+  if (json) {
+    out.write(`${JSON.stringify(view, null, 2)}\n`);
+    return ExitCode.ok;
+  }
+  const when = 'reason' in view ? `dead (${view.reason}) since ${view.deadAt}` : `pending, next attempt at ${view.nextAttemptAt}`;
+  out.write(`${view.id}: ${when}, ${view.attempts} attempt${view.attempts === 1 ? '' : 's'}, created ${view.createdAt}\n`);
+  out.write(`  url ${view.url}${view.orderingKey === undefined ? '' : `, ordering key ${view.orderingKey}`}, body ${view.bodyBytes} bytes\n`);
+  if (view.history.length > 0) {
+    const rows = view.history.map((attempt) => [attempt.at, `${attempt.durationMs} ms`, attempt.error ?? (attempt.status === undefined ? '-' : `HTTP ${attempt.status}`)]);
+    out.write(`${formatTable([['ATTEMPT AT', 'TOOK', 'OUTCOME'], ...rows])}\n`);
+  }
+  return ExitCode.ok;
+}
