@@ -8,9 +8,9 @@ import { EndpointState } from '../src/delivery/endpoint.js';
 import type { EndpointPolicy } from '../src/delivery/endpoint.js';
 import { Outbox } from '../src/outbox.js';
 import { MemoryStore } from '../src/store/memory.js';
-import type { Transport, TransportRequest, TransportResponse } from '../src/transport/transport.js';
+import type { TransportRequest, TransportResponse } from '../src/transport/transport.js';
 import { startFlakyReceiver } from '../src/testing/flaky-receiver.js';
-import { closedAfterEach } from './outbox-helpers.js';
+import { closedAfterEach, timedTransport } from './outbox-helpers.js';
 
 async function settle(): Promise<void> {
   for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
@@ -202,13 +202,7 @@ describe('endpointLimits in the outbox', () => {
 
   it('at 1 request/s the second request starts 1 s after the first, not 1.25 s (FakeClock, epoch-ms times)', async () => {
     const clock = new FakeClock(EPOCH);
-    const startedAt: number[] = [];
-    const transport: Transport = {
-      send: () => {
-        startedAt.push(clock.now());
-        return Promise.resolve({ status: 200, headers: {}, bodyExcerpt: '' });
-      },
-    };
+    const { transport, startedAt } = timedTransport(clock);
     const url = 'http://hooks.test/in';
     const box = (opened.outbox = await Outbox.open({ store: new MemoryStore(), url, transport, clock, endpointLimits: () => ({ ratePerSecond: 1 }) }));
     const t0 = clock.now();

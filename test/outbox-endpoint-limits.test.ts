@@ -3,8 +3,7 @@ import { FakeClock } from '../src/clock.js';
 import { Outbox } from '../src/outbox.js';
 import { MemoryStore } from '../src/store/memory.js';
 import { startFlakyReceiver } from '../src/testing/flaky-receiver.js';
-import type { Transport } from '../src/transport/transport.js';
-import { closedAfterEach, enqueueMany, FAST_RETRY, newSecret, waitFor } from './outbox-helpers.js';
+import { closedAfterEach, enqueueMany, FAST_RETRY, newSecret, timedTransport, waitFor } from './outbox-helpers.js';
 
 const opened = closedAfterEach();
 
@@ -41,13 +40,7 @@ describe('endpointLimits', () => {
 
   it('starts at most ratePerSecond requests a second (a second’s worth at once, then one per 1/rate)', async () => {
     const clock = new FakeClock(Date.now());
-    const startedAt: number[] = [];
-    const transport: Transport = {
-      send: () => {
-        startedAt.push(clock.now());
-        return Promise.resolve({ status: 200, headers: {}, bodyExcerpt: '' });
-      },
-    };
+    const { transport, startedAt } = timedTransport(clock);
     const url = 'http://127.0.0.1:9/hook';
     const box = (opened.outbox = await Outbox.open({ store: new MemoryStore(), url, transport, clock, endpointLimits: () => ({ ratePerSecond: 5 }) }));
     await enqueueMany(box, 20);

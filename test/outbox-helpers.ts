@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, expect } from 'vitest';
+import type { Clock } from '../src/clock.js';
 import type { Outbox } from '../src/outbox.js';
 import type { FlakyReceiver } from '../src/testing/flaky-receiver.js';
+import type { Transport } from '../src/transport/transport.js';
 
 /** A fresh Standard Webhooks secret. */
 export function newSecret(): string {
@@ -67,4 +69,16 @@ export function closedAfterEach(): Opened {
     delete opened.receiver;
   });
   return opened;
+}
+
+/** A transport that answers 200 at once and records when (on `clock`) each request started. */
+export function timedTransport(clock: Clock): { transport: Transport; startedAt: number[] } {
+  const startedAt: number[] = [];
+  const transport: Transport = {
+    send: () => {
+      startedAt.push(clock.now());
+      return Promise.resolve({ status: 200, headers: {}, bodyExcerpt: '' });
+    },
+  };
+  return { transport, startedAt };
 }
