@@ -4,12 +4,13 @@
  * or, misconfigured, the secret itself.
  */
 import { isSensitiveHeader } from './message.js';
+import { SECRET_KEY_PREFIX, secretKeyLayouts } from './signing/ed25519-keys.js';
 
 /** Longest response-body excerpt kept on an `HttpStatusError`. */
 export const EXCERPT_CHARS = 1024;
 
 /** Prefixes of the signing secrets: an HMAC secret, an ed25519 secret key. */
-const SECRET_PREFIXES = ['whsec_', 'whsk_'];
+const SECRET_PREFIXES = ['whsec_', SECRET_KEY_PREFIX];
 
 /**
  * What to blank out of excerpts for signing secrets: each secret, and its key alone (the base64 after
@@ -18,15 +19,24 @@ const SECRET_PREFIXES = ['whsec_', 'whsk_'];
 export function secretRedactions(signingSecret: readonly string[] | undefined): string[] {
   return (signingSecret ?? []).flatMap((secret) => {
     const prefix = SECRET_PREFIXES.find((p) => secret.startsWith(p));
-    return prefix === undefined ? [secret] : [secret, secret.slice(prefix.length)];
+    // An ed25519 key in its other layout too (a receiver holding the seed form echoes that).
+    const forms = prefix === SECRET_KEY_PREFIX ? secretKeyLayouts(secret) : [secret];
+    return prefix === undefined ? forms : forms.flatMap((form) => [form, form.slice(prefix.length)]);
   });
 }
 
-/** The values of a request's credential-like headers: what must never be echoed into an excerpt. */
+/**
+ * The values of a request's credential-like headers: what must never be echoed into an excerpt. A value
+ * with an auth scheme (`Bearer tok_...`, `Basic dXNlcjpwYXNz`) also without it, since receivers quote the
+ * credential alone.
+ */
 export function sensitiveValues(headers: Record<string, string>): string[] {
   return Object.entries(headers)
     .filter(([name, value]) => isSensitiveHeader(name) && value.length >= 4)
-    .map(([, value]) => value);
+    .flatMap(([, value]) => {
+      const credential = /^[A-Za-z][\w-]*\s+(\S{4,})$/.exec(value)?.[1];
+      return credential === undefined ? [value] : [value, credential];
+    });
 }
 
 /**
@@ -40,8 +50,11 @@ export function urlSecrets(url: string): string[] {
   } catch {
     return [];
   }
-  const found = [decodeURIComponent(parsed.username), decodeURIComponent(parsed.password), ...parsed.searchParams.values()];
-  return found.filter((value) => value.length >= 8);
+  const user = decodeURIComponent(parsed.username);
+  const password = decodeURIComponent(parsed.password);
+  // The HTTP client sends user info as `authorization: Basic base64(user:password)`, which a receiver may echo.
+  const basic = user === '' && password === '' ? [] : [Buffer.from(`${user}:${password}`).toString('base64')];
+  return [user, password, ...basic, ...parsed.searchParams.values()].filter((value) => value.length >= 8);
 }
 
 /** Shortest start of a secret that is blanked where an excerpt ends (the transport may have cut it there). */

@@ -72,3 +72,13 @@ export function redactUrl(url: string): string {
   parsed.hash = '';
   return parsed.toString().replaceAll('%2A%2A%2A', '***');
 }
+
+/**
+ * `text` safe to print to a terminal: control characters (C0, DEL, C1), which a receiver's answer or an
+ * ordering key may carry (escape sequences that clear the screen, set the clipboard, or rewrite a line
+ * with a carriage return), are shown as `\u001b`-style escapes.
+ */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}

@@ -41,16 +41,31 @@ const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 const SEED_BYTES = 32;
 const PUBLIC_BYTES = 32;
 
-// Importing a private key costs about 0.4 ms (OpenSSL's DER decoder), a public key some 10 us: keys are
-// decoded once and remembered by their text, so that a `signingSecret` function and `verifyWebhook`, which
-// get the text at every call, reuse the decoded key. The oldest is dropped beyond this many (a sender with
-// a key per customer), so memory stays bounded.
-const REMEMBERED_KEYS = 100;
-const remembered = new Map<string, Ed25519Key>();
+// Importing a private key costs about 0.4 ms (OpenSSL's DER decoder), a public key some 10 us plus the
+// curve check: keys are decoded once and remembered by their text, so that a `signingSecret` function and
+// `verifyWebhook`, which get the text at every call, reuse the decoded key. Secret and public keys are
+// remembered apart (verifying many tenants' keys does not push out the keys this process signs with), each
+// up to this many, the least recently used dropped first: a sender with a key per customer reuses the
+// keys of its 1,000 busiest customers, and memory stays bounded.
+const REMEMBERED_KEYS = 1_000;
+const rememberedSecret = new Map<string, Ed25519Key>();
+const rememberedPublic = new Map<string, Ed25519Key>();
+
+function recall(text: string): Ed25519Key | undefined {
+  const keys = text.startsWith(SECRET_KEY_PREFIX) ? rememberedSecret : rememberedPublic;
+  const key = keys.get(text);
+  if (key !== undefined) {
+    // Most recently used last.
+    keys.delete(text);
+    keys.set(text, key);
+  }
+  return key;
+}
 
 function remember(text: string, key: Ed25519Key): Ed25519Key {
-  if (remembered.size >= REMEMBERED_KEYS) remembered.delete(remembered.keys().next().value as string);
-  remembered.set(text, key);
+  const keys = key.privateKey === undefined ? rememberedPublic : rememberedSecret;
+  if (keys.size >= REMEMBERED_KEYS) keys.delete(keys.keys().next().value as string);
+  keys.set(text, key);
   return key;
 }
 
@@ -58,9 +73,53 @@ function rawPublicKey(publicKey: KeyObject): Buffer {
   return Buffer.from(publicKey.export({ format: 'jwk' }).x as string, 'base64url');
 }
 
+// Curve25519 in Edwards form (RFC 8032): -x^2 + y^2 = 1 + d x^2 y^2 over the integers modulo P.
+const P = 2n ** 255n - 19n;
+const mod = (a: bigint): bigint => ((a % P) + P) % P;
+function power(base: bigint, exponent: bigint): bigint {
+  let result = 1n;
+  for (let b = mod(base), e = exponent; e > 0n; e >>= 1n, b = (b * b) % P) if ((e & 1n) === 1n) result = (result * b) % P;
+  return result;
+}
+const inverse = (a: bigint): bigint => power(a, P - 2n);
+const D = mod(-121665n * inverse(121666n));
+const SQRT_M1 = power(2n, (P - 1n) / 4n);
+
+/** The sum of two points, affine coordinates (the complete twisted Edwards addition law). */
+function add([x1, y1]: readonly [bigint, bigint], [x2, y2]: readonly [bigint, bigint]): [bigint, bigint] {
+  const t = mod(D * x1 * x2 * y1 * y2);
+  return [mod((x1 * y2 + y1 * x2) * inverse(1n + t)), mod((y1 * y2 + x1 * x2) * inverse(1n - t))];
+}
+
+/**
+ * Why 32 bytes are not a usable ed25519 public key, or `undefined`. Node imports any 32 bytes and
+ * verifies against them; a point of small order (the identity, the all-zero placeholder) lets anyone
+ * forge signatures that verify, and bytes off the curve never verify anything: both are refused when
+ * the key is given, as RFC 8032 decoding and libsodium do.
+ */
+function pointProblem(bytes: Buffer): string | undefined {
+  const sign = bytes[31] as number >> 7;
+  let y = 0n;
+  for (let i = 31; i >= 0; i--) y = (y << 8n) | BigInt(i === 31 ? (bytes[i] as number) & 0x7f : (bytes[i] as number));
+  if (y >= P) return 'not a canonical point encoding';
+  const u = mod(y * y - 1n);
+  const v = mod(D * y * y + 1n);
+  let x = mod(u * power(v, 3n) * power(u * power(v, 7n), (P - 5n) / 8n));
+  if (mod(v * x * x) !== u) {
+    if (mod(v * x * x) !== mod(-u)) return 'not a point of the curve: a damaged key';
+    x = mod(x * SQRT_M1);
+  }
+  if (x === 0n && sign === 1) return 'not a canonical point encoding';
+  if ((x & 1n) !== BigInt(sign)) x = mod(-x);
+  let point: [bigint, bigint] = [x, y];
+  for (let i = 0; i < 3; i++) point = add(point, point);
+  if (point[0] === 0n && point[1] === 1n) return 'a point of small order, with which anyone can forge signatures';
+  return undefined;
+}
+
 /** The key `text` (`whsk_...` or `whpk_...`) decodes to, or why it does not (never quoting it). */
 function decode(text: string): Ed25519Key | string {
-  const known = remembered.get(text);
+  const known = recall(text);
   if (known !== undefined) return known;
   const secret = text.startsWith(SECRET_KEY_PREFIX);
   if (!secret && !text.startsWith(PUBLIC_KEY_PREFIX)) return `expected a '${SECRET_KEY_PREFIX}' or '${PUBLIC_KEY_PREFIX}' key (the value is not one)`;
@@ -72,6 +131,8 @@ function decode(text: string): Ed25519Key | string {
   const bytes = Buffer.from(encoded, 'base64');
   if (!secret) {
     if (bytes.byteLength !== PUBLIC_BYTES) return `${expected} (it decodes to ${bytes.byteLength} bytes)`;
+    const point = pointProblem(bytes);
+    if (point !== undefined) return `${expected} (${point})`;
     const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: bytes.toString('base64url') }, format: 'jwk' });
     return remember(text, { privateKey: undefined, publicKey, publicBytes: bytes });
   }
@@ -133,4 +194,15 @@ export function signingPublicKey(secretKey: string): string {
     throw new InvalidOptionError('secretKey', `expected a '${SECRET_KEY_PREFIX}' secret key (${got})`);
   }
   return `${PUBLIC_KEY_PREFIX}${decoded(secretKey, 'secretKey').publicBytes.toString('base64')}`;
+}
+
+/**
+ * A `whsk_` key in both layouts (the 32-byte seed, and seed then public key), whichever it was given in:
+ * what must never be echoed back, since either holds the seed. `[secretKey]` when it is not a valid key.
+ */
+export function secretKeyLayouts(secretKey: string): string[] {
+  const key = decode(secretKey);
+  if (typeof key === 'string' || key.privateKey === undefined) return [secretKey];
+  const seed = Buffer.from(key.privateKey.export({ format: 'jwk' }).d as string, 'base64url');
+  return [`${SECRET_KEY_PREFIX}${seed.toString('base64')}`, `${SECRET_KEY_PREFIX}${Buffer.concat([seed, key.publicBytes]).toString('base64')}`];
 }

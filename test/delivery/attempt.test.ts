@@ -107,8 +107,9 @@ describe('redactExcerpt', () => {
 });
 
 describe('urlSecrets', () => {
-  it('takes user info and query values of 8 characters or more', () => {
-    expect(urlSecrets('https://u:longpassword@example.test/p?format=json&token=abcdefgh12')).toEqual(['longpassword', 'abcdefgh12']);
+  it('takes user info (and the Basic credential made of it) and query values of 8 characters or more', () => {
+    const basic = Buffer.from('u:longpassword').toString('base64');
+    expect(urlSecrets('https://u:longpassword@example.test/p?format=json&token=abcdefgh12')).toEqual(['longpassword', basic, 'abcdefgh12']);
     expect(urlSecrets('not a url')).toEqual([]);
   });
 });

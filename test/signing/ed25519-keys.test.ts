@@ -78,3 +78,32 @@ describe('signingPublicKey', () => {
     }
   });
 });
+
+describe('whpk_ keys that are not usable public keys', () => {
+  // The eight encodings of the points of small order (libsodium refuses the same): with such a key, a
+  // signature of the identity (and, for order 2-8, a guess in 8) verifies for any message.
+  it.each([
+    ['identity', '0100000000000000000000000000000000000000000000000000000000000000'],
+    ['order 2', 'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f'],
+    ['order 4 (all zero)', '0000000000000000000000000000000000000000000000000000000000000000'],
+    ['order 4', '0000000000000000000000000000000000000000000000000000000000000080'],
+    ['order 8', '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05'],
+    ['order 8', '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85'],
+    ['order 8', 'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a'],
+    ['order 8', 'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa'],
+  ])('refuses the %s point', (_name, hex) => {
+    expect(ed25519KeyProblem(`whpk_${Buffer.from(hex, 'hex').toString('base64')}`)).toMatch(/small order/);
+  });
+
+  it('refuses bytes off the curve and non-canonical encodings, and takes every generated key', () => {
+    // y = 2 has no x on the curve; y = P (0xed ff..ff 7f) encodes 0 non-canonically; x = 0 with the sign bit set.
+    const off = Buffer.alloc(32);
+    off[0] = 2;
+    expect(ed25519KeyProblem(`whpk_${off.toString('base64')}`)).toMatch(/not a point of the curve/);
+    const nonCanonical = Buffer.from(`ed${'ff'.repeat(30)}7f`, 'hex');
+    expect(ed25519KeyProblem(`whpk_${nonCanonical.toString('base64')}`)).toMatch(/canonical/);
+    const signedOne = Buffer.from(`01${'00'.repeat(30)}80`, 'hex');
+    expect(ed25519KeyProblem(`whpk_${signedOne.toString('base64')}`)).toMatch(/canonical/);
+    for (let i = 0; i < 50; i++) expect(ed25519KeyProblem(generateSigningKeyPair().publicKey)).toBeUndefined();
+  });
+});

@@ -6,7 +6,7 @@ import type { Writable } from 'node:stream';
 import type { FoundEvent } from '../../store/store.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 import type { ExitCodeValue } from '../exit-codes.js';
-import { formatTable } from '../format.js';
+import { formatTable, printable } from '../format.js';
 import { viewEvent } from './dead.js';
 
 /**
@@ -14,7 +14,7 @@ import { viewEvent } from './dead.js';
  * not hold it: delivered, purged or never enqueued.
  */
 export function showEvent(id: string, found: FoundEvent | undefined, json: boolean, out: Writable): ExitCodeValue {
-  if (found === undefined) throw new CliError(ExitCode.failure, `${id} is not in the outbox: delivered, purged, or never enqueued`);
+  if (found === undefined) throw new CliError(ExitCode.failure, `${printable(id)} is not in the outbox: delivered, purged, or never enqueued`);
   // The journal cannot tell a claimed event from a pending one: another process may be sending it now.
   const state = found.state === 'dead' ? 'dead' : 'pending';
   const view = {
@@ -30,10 +30,11 @@ export function showEvent(id: string, found: FoundEvent | undefined, json: boole
     return ExitCode.ok;
   }
   const when = 'reason' in view ? `dead (${view.reason}) since ${view.deadAt}` : `pending, next attempt at ${view.nextAttemptAt}`;
-  out.write(`${view.id}: ${when}, ${view.attempts} attempt${view.attempts === 1 ? '' : 's'}, created ${view.createdAt}\n`);
-  out.write(`  url ${view.url}${view.orderingKey === undefined ? '' : `, ordering key ${view.orderingKey}`}, body ${view.bodyBytes} bytes\n`);
+  // Text from the receiver (errors) and the producer (ids, keys) is printed with its control characters escaped.
+  out.write(`${printable(view.id)}: ${when}, ${view.attempts} attempt${view.attempts === 1 ? '' : 's'}, created ${view.createdAt}\n`);
+  out.write(`  url ${printable(view.url)}${view.orderingKey === undefined ? '' : `, ordering key ${printable(view.orderingKey)}`}, body ${view.bodyBytes} bytes\n`);
   if (view.history.length > 0) {
-    const rows = view.history.map((attempt) => [attempt.at, `${attempt.durationMs} ms`, attempt.error ?? (attempt.status === undefined ? '-' : `HTTP ${attempt.status}`)]);
+    const rows = view.history.map((attempt) => [attempt.at, `${attempt.durationMs} ms`, printable(attempt.error ?? (attempt.status === undefined ? '-' : `HTTP ${attempt.status}`))]);
     out.write(`${formatTable([['ATTEMPT AT', 'TOOK', 'OUTCOME'], ...rows])}\n`);
   }
   return ExitCode.ok;

@@ -524,20 +524,36 @@ export class FileStore implements OutboxStore {
    */
   async get(id: string): Promise<FoundEvent | undefined> {
     this.#assertUsable();
-    const slot = await this.#slotOf(id);
-    if (slot === undefined) return undefined;
-    const status = this.#index.status.get(slot);
-    let read: { event: StoredEvent; state: RecordView | undefined };
-    try {
-      read = await this.#read(slot);
-    } catch (error) {
-      if (error instanceof CorruptRecordError) return undefined;
-      throw ioError('reading an event', error);
+    // Reading takes turns of the event loop, during which the event may settle and its slot (or segment)
+    // go to another event: read again until nothing changed under the read.
+    for (let tries = 0; ; tries++) {
+      const slot = await this.#slotOf(id);
+      if (slot === undefined) return undefined;
+      const before = this.#whereabouts(slot);
+      let read: { event: StoredEvent; state: RecordView | undefined } | undefined;
+      let failure: unknown;
+      try {
+        read = await this.#read(slot);
+      } catch (error) {
+        failure = error;
+      }
+      if (this.#whereabouts(slot) !== before && tries < 10) continue;
+      if (read === undefined) {
+        if (failure instanceof CorruptRecordError) return undefined;
+        throw ioError('reading an event', failure);
+      }
+      // A copy: the bytes read may share a pooled buffer with other records.
+      const event: StoredEvent = { ...read.event, body: new Uint8Array(read.event.body) };
+      const status = this.#index.status.get(slot);
+      if (status === DEAD) return { ...event, state: 'dead', reason: read.state?.reason ?? 'invalid', deadAt: this.#index.next.get(slot) };
+      return { ...event, state: status === CLAIMED ? 'claimed' : 'pending' };
     }
-    // Settled meanwhile (its slot freed, perhaps taken by another event): what it is now.
-    if (this.#index.status.get(slot) !== status || read.event.id !== id) return this.get(id);
-    if (status === DEAD) return { ...read.event, state: 'dead', reason: read.state?.reason ?? 'invalid', deadAt: this.#index.next.get(slot) };
-    return { ...read.event, state: status === CLAIMED ? 'claimed' : 'pending' };
+  }
+
+  /** What a slot holds and where its records are, as one string: equal before and after a read, nothing moved. */
+  #whereabouts(slot: number): string {
+    const index = this.#index;
+    return `${index.status.get(slot)} ${index.evSeg.get(slot)}:${index.evOff.get(slot)} ${index.stSeg.get(slot)}:${index.stOff.get(slot)} ${index.endpoint.get(slot)} ${index.next.get(slot)}`;
   }
 
   /** Dead letters, oldest first, read from disk. */
