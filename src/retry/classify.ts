@@ -82,7 +82,7 @@ export function toNetworkError(error: unknown, signal?: AbortSignal): NetworkErr
   const errno = errnoOf(error);
   if (isTimeout(error)) return new NetworkError('ERR_TIMEOUT', 'The request timed out', errno, { cause: error });
   const detail = error instanceof Error ? error.message : String(error);
-  // The guard's refusal names the host and the address: worth more than its code.
+  // The guard's refusal names the host it refused: worth more than its code.
   const reason = errno === undefined || errno === PRIVATE_ADDRESS_ERRNO ? detail : errno;
   return new NetworkError('ERR_NETWORK', `The request failed: ${reason}`, errno, { cause: error });
 }
