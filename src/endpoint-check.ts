@@ -8,7 +8,7 @@ import type { LookupAddress } from 'node:dns';
 import net from 'node:net';
 import { urlProblem } from './message.js';
 import { checkPrivateAddressPolicy } from './options.js';
-import { PRIVATE_ADDRESS_ERRNO } from './transport/private-addresses.js';
+import { hostOf, PRIVATE_ADDRESS_ERRNO } from './transport/private-addresses.js';
 import type { LookupFunction, HostResolver } from './transport/private-addresses.js';
 
 /** Options of {@link checkEndpointUrl}. */
@@ -50,8 +50,7 @@ export async function checkEndpointUrl(url: string, options: EndpointCheckOption
   if (problem !== undefined) return { ok: false, reason: 'invalid-url', message: `Not an endpoint URL: ${problem}` };
   const refused = guard?.urlProblem(url);
   if (refused !== undefined) return { ok: false, reason: 'private-address', message: refused };
-  const { hostname } = new URL(url);
-  const host = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
+  const host = hostOf(url);
   if (net.isIP(host) !== 0) return { ok: true, addresses: [host] };
   const lookup: LookupFunction = guard?.lookup ?? ((name, _options, callback) => resolveName(name, { all: true }, callback));
   return new Promise((resolve) => {

@@ -125,7 +125,7 @@ function refusal(host: string): NodeJS.ErrnoException {
 }
 
 /** The host of a URL as an address or name: brackets of an IPv6 literal removed. */
-function hostOf(url: string): string {
+export function hostOf(url: string): string {
   const { hostname } = new URL(url);
   return hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
 }

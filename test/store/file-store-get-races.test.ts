@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FileStore } from '../../src/store/file/file-store.js';
 import { nodeFileSystem } from '../../src/store/file/file-system.js';
@@ -6,14 +7,18 @@ import type { NewEvent } from '../../src/store/store.js';
 import { tempDirs } from './temp-dir.js';
 
 const T0 = 1_700_000_000_000;
-const tempDir = tempDirs('rev-find');
+const tempDir = tempDirs('file-store-get');
 
 function ev(id: string, url: string, text: string): NewEvent {
   return { id, url, headers: { 'content-type': 'application/json' }, body: new TextEncoder().encode(text), createdAt: T0, nextAttemptAt: T0 };
 }
 
-/** node:fs with a gate: the `block`-th async read (1-based, counted from `arm()`) waits for `release()`. */
-function gatedFs(): { fs: FileSystem; arm(block: number): void; release(): void; blocked: Promise<void> } {
+/**
+ * node:fs with a gate: the `block`-th async read (1-based, counted from `arm()`) waits for `release()`,
+ * having read its bytes already (`after`: what was on disk when get() asked) or not yet (`before`: on
+ * whatever its descriptor is by then).
+ */
+function gatedFs(when: 'after' | 'before' = 'after'): { fs: FileSystem; arm(block: number): void; release(): void; blocked: Promise<void> } {
   let count = -1;
   let blockAt = 0;
   let open!: () => void;
@@ -25,12 +30,15 @@ function gatedFs(): { fs: FileSystem; arm(block: number): void; release(): void;
     async read(fd, buffer, offset, length, position) {
       if (count >= 0) {
         count++;
-        if (count === blockAt) {
-          // the bytes are read now (what was on disk when get() asked), handed back once released
+        if (count === blockAt && when === 'after') {
           const n = await nodeFileSystem.read(fd, buffer, offset, length, position);
           reached();
           await gate;
           return n;
+        }
+        if (count === blockAt) {
+          reached();
+          await gate;
         }
       }
       return nodeFileSystem.read(fd, buffer, offset, length, position);
@@ -44,19 +52,25 @@ afterEach(async () => {
   await Promise.all(stores.splice(0).map((s) => s.close().catch(() => undefined)));
 });
 
+/** A store written with `batches` (one append each), closed, and opened again through `fs`; and its directory. */
+async function reopened(batches: NewEvent[][] | NewEvent[], fs: FileSystem, segmentBytes?: number): Promise<{ store: FileStore; dir: string }> {
+  const dir = await tempDir();
+  const options = segmentBytes === undefined ? { dir, durability: 'write' as const } : { dir, durability: 'write' as const, segmentBytes };
+  const first = new FileStore(options);
+  await first.open();
+  for (const batch of Array.isArray(batches[0]) ? (batches as NewEvent[][]) : [batches as NewEvent[]]) await first.append(batch);
+  await first.close();
+  const store = new FileStore({ ...options, fs });
+  await store.open();
+  stores.push(store);
+  return { store, dir };
+}
+
 describe('FileStore.get under concurrency', () => {
   it('does not answer a delivered event as pending when its slot is reused by a new event during the read', async () => {
-    const dir = await tempDir();
-    const first = new FileStore({ dir, durability: 'write' });
-    await first.open();
-    await first.append([ev('evt_A', 'http://127.0.0.1:1/customer-a', '{"for":"A"}')]);
-    await first.close();
-
     // Reopened: evt_A's segment was found at open, so it is read asynchronously (a cold read).
     const gated = gatedFs();
-    const store = new FileStore({ dir, durability: 'write', fs: gated.fs });
-    await store.open();
-    stores.push(store);
+    const { store } = await reopened([ev('evt_A', 'http://127.0.0.1:1/customer-a', '{"for":"A"}')], gated.fs);
 
     gated.arm(2); // read 1: #slotOf's id check; read 2: get()'s own read of the record
     const found = store.get('evt_A');
@@ -76,16 +90,8 @@ describe('FileStore.get under concurrency', () => {
   });
 
   it('claimed event: a get() racing delivery + reuse of the slot by a claimed event answers the old id as claimed', async () => {
-    const dir = await tempDir();
-    const first = new FileStore({ dir, durability: 'write' });
-    await first.open();
-    await first.append([ev('evt_A', 'http://127.0.0.1:1/customer-a', '{"for":"A"}')]);
-    await first.close();
-
     const gated = gatedFs();
-    const store = new FileStore({ dir, durability: 'write', fs: gated.fs });
-    await store.open();
-    stores.push(store);
+    const { store } = await reopened([ev('evt_A', 'http://127.0.0.1:1/customer-a', '{"for":"A"}')], gated.fs);
     await store.claim({ limit: 10, now: T0 });
 
     gated.arm(1); // claimed: found by name, get()'s read is the first
@@ -97,5 +103,24 @@ describe('FileStore.get under concurrency', () => {
     gated.release();
     const answer = await found;
     expect(answer === undefined ? undefined : { id: answer.id, state: answer.state, url: answer.url }).toBeUndefined();
+  });
+
+  it('answers undefined (delivered), not ERR_STORE_IO, when the event is delivered and its segment deleted during the read', async () => {
+    const gated = gatedFs('before');
+    // evt_A fills segment 1 alone; evt_D goes to segment 2.
+    const { store, dir } = await reopened([[ev('evt_A', 'http://127.0.0.1:1/a', JSON.stringify({ pad: 'a'.repeat(5000) }))], [ev('evt_D', 'http://127.0.0.1:1/a', '{"d":1}')]], gated.fs, 4096);
+    gated.arm(2);
+    const found = store.get('evt_A').then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error: String((error as { code?: string }).code) + ' ' + String(error) }),
+    );
+    await gated.blocked;
+    expect((await store.claim({ limit: 1, now: T0 })).events.map((e) => e.id)).toEqual(['evt_A']);
+    await store.settle([{ id: 'evt_A', type: 'delivered', attempt: { at: T0, durationMs: 1, status: 200 } }]);
+    // The writer reclaims segment 1 (it held nothing else): deleted, its descriptor closed.
+    for (let i = 0; i < 50 && (await readdir(dir)).includes('segment-0000000001.log'); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(await readdir(dir)).not.toContain('segment-0000000001.log');
+    gated.release();
+    expect(await found).toEqual({ value: undefined });
   });
 });
