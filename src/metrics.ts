@@ -47,6 +47,7 @@ export class OutboxMetrics {
   readonly #meter: Meter;
   readonly #attempts: Counter;
   readonly #deadLettered: Counter;
+  readonly #superseded: Counter;
   readonly #gauges: ObservableGauge[];
   readonly #callback: BatchObservableCallback;
   #closed = false;
@@ -65,6 +66,11 @@ export class OutboxMetrics {
     });
     this.#deadLettered = meter.createCounter('webhook_outbox.dead_lettered', {
       description: 'Events moved to the dead letters, by reason',
+      unit: '{event}',
+      valueType: ValueType.INT,
+    });
+    this.#superseded = meter.createCounter('webhook_outbox.superseded', {
+      description: 'Events removed unsent because a later event of their ordering key superseded them',
       unit: '{event}',
       valueType: ValueType.INT,
     });
@@ -117,6 +123,11 @@ export class OutboxMetrics {
   /** Counts one dead letter. */
   dead(reason: DeadReason): void {
     this.#deadLettered.add(1, { ...this.#base, reason });
+  }
+
+  /** Counts one superseded event. */
+  superseded(): void {
+    this.#superseded.add(1, this.#base);
   }
 
   /** Stops observing (the outbox is closed). */

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { holdProcessOpen } from './clock.js';
 import { DrainTimeoutError, InvalidOptionError, OutboxClosedError, OutboxFullError } from './errors.js';
 import { createTransportStack, runAttempt } from './delivery/attempt.js';
-import type { CircuitEvent, DeadEvent, DeliveredEvent, RetryEvent } from './delivery/flusher.js';
+import type { CircuitEvent, DeadEvent, DeliveredEvent, RetryEvent, SupersededEvent } from './delivery/flusher.js';
 import { Flusher } from './delivery/flusher.js';
 import type { EndpointSnapshot } from './delivery/endpoint.js';
 import { prepareMessage } from './message.js';
@@ -27,6 +27,11 @@ export type OutboxEventMap = {
   retry: [event: RetryEvent];
   /** An event was moved to the dead letters. */
   dead: [event: DeadEvent];
+  /**
+   * An event was removed unsent: a later event of its ordering key, enqueued with `supersede: true`, was
+   * pending when its turn came (see docs/03).
+   */
+  superseded: [event: SupersededEvent];
   /** An endpoint's circuit changed state. */
   circuit: [event: CircuitEvent];
   /**
@@ -58,6 +63,8 @@ export interface OutboxStats {
   inFlight: number;
   /** Events delivered since the outbox was opened. */
   delivered: number;
+  /** Events removed unsent since the outbox was opened, superseded by a later event of their ordering key. */
+  superseded: number;
   /** Dead letters kept. */
   dead: number;
   /** Records skipped on recovery because they were corrupt. */
@@ -186,6 +193,7 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
   readonly #appending = new Set<Promise<void>>();
   #closing: Promise<void> | undefined;
   #drains = 0;
+  #superseded = 0;
 
   private constructor(options: NormalizedOutboxOptions, store: OutboxStore, transport: Transport) {
     super();
@@ -215,6 +223,11 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
         dead: (event) => {
           this.#metrics.dead(event.reason);
           this.#emitSafely('dead', event);
+        },
+        superseded: (event) => {
+          this.#superseded += 1;
+          this.#metrics.superseded();
+          this.#emitSafely('superseded', event);
         },
         circuit: (event) => this.#emitSafely('circuit', event),
         error: (error) => this.#fault(error),
@@ -253,11 +266,12 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
     if (this.#closing !== undefined) return Promise.reject(new OutboxClosedError());
     let event: NewEvent;
     try {
-      const { id, url, headers, body, orderingKey } = prepareMessage(message, this.#prepare);
+      const { id, url, headers, body, orderingKey, supersede } = prepareMessage(message, this.#prepare);
       const now = this.#options.clock.now();
       // Built field by field: a spread of the prepared message costs an enqueue a third of its time.
       event = { id, url, headers, body, createdAt: now, nextAttemptAt: now };
       if (orderingKey !== undefined) event.orderingKey = orderingKey;
+      if (supersede === true) event.supersede = true;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -289,6 +303,7 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
       pending: store.pending,
       inFlight: this.#flusher.inFlight,
       delivered: store.delivered,
+      superseded: this.#superseded,
       dead: store.dead,
       corrupt: store.corrupt,
       oldestPendingAgeMs:
@@ -566,7 +581,7 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
     }
   }
 
-  #emitSafely<K extends 'delivered' | 'retry' | 'dead' | 'circuit'>(name: K, event: OutboxEventMap[K][0]): void {
+  #emitSafely<K extends 'delivered' | 'retry' | 'dead' | 'superseded' | 'circuit'>(name: K, event: OutboxEventMap[K][0]): void {
     try {
       (this.emit as (name: K, event: OutboxEventMap[K][0]) => boolean)(name, event);
     } catch (error) {

@@ -74,6 +74,18 @@ export interface DeadEvent {
   status?: number | undefined;
 }
 
+/**
+ * Emitted when an event is removed without a request because a later-enqueued event of its ordering key
+ * with `supersede: true` was pending when its turn came.
+ */
+export interface SupersededEvent {
+  id: string;
+  url: string;
+  orderingKey: string;
+  /** The id of the pending event that superseded it. */
+  by: string;
+}
+
 /** Emitted on every circuit transition of an endpoint. */
 export interface CircuitEvent {
   url: string;
@@ -86,6 +98,7 @@ export interface FlusherListener {
   delivered(event: DeliveredEvent): void;
   retry(event: RetryEvent): void;
   dead(event: DeadEvent): void;
+  superseded(event: SupersededEvent): void;
   circuit(event: CircuitEvent): void;
   /** A store fault (never a delivery failure). */
   error(error: unknown): void;
@@ -185,7 +198,7 @@ export class Flusher {
   #heldReleases: Promise<void>[] = [];
   /** The store claim under way, if any (see {@link hold}). */
   #claiming: Promise<unknown> | undefined;
-  /** Read-ahead events past their age being buried, by URL (no lane counts them). */
+  /** Read-ahead events past their age being buried, and superseded events being removed, by URL (no lane counts them). */
   readonly #burying = new Map<string, number>();
   /**
    * The lanes that may have something to do: events buffered, requests in flight or outcomes unsettled, or
@@ -530,6 +543,10 @@ export class Flusher {
         this.#heldReleases.push(this.#settle({ id: event.id, type: 'release' }).catch(() => {}));
         continue;
       }
+      if (event.supersededBy !== undefined) {
+        this.#supersede(event, event.supersededBy);
+        continue;
+      }
       const lane = this.#lane(event.url);
       lane.buffer.push(event);
       this.#engage(lane);
@@ -700,6 +717,36 @@ export class Flusher {
       status: result.status,
       error: describeFailure(result),
     });
+  }
+
+  /**
+   * Removes an event its store marked superseded, without a request. Once that is written its key's next
+   * may be due: claim again.
+   */
+  #supersede(event: StoredEvent, by: string): void {
+    const { url } = event;
+    const { listener, store } = this.#config;
+    this.#burying.set(url, (this.#burying.get(url) ?? 0) + 1);
+    this.#settle({ id: event.id, type: 'superseded', by })
+      .then(
+        () => {
+          listener.superseded({ id: event.id, url, orderingKey: event.orderingKey as string, by });
+        },
+        async (error: unknown) => {
+          listener.error(error);
+          // Not written: hand it back, to be judged again at a later claim.
+          await store.settle([{ id: event.id, type: 'release' }]).catch(() => {});
+        },
+      )
+      .finally(() => {
+        const left = (this.#burying.get(url) ?? 1) - 1;
+        if (left > 0) this.#burying.set(url, left);
+        else this.#burying.delete(url);
+        listener.progress();
+        if (!this.#running) return;
+        if (this.#pumping !== undefined) this.#again = true;
+        else void this.#pump();
+      });
   }
 
   async #bury(

@@ -75,7 +75,10 @@ export class MemoryStore implements OutboxStore {
   });
   /** Unclaimed pending entries of each endpoint with any, soonest due first: a claim does not walk the backlog. */
   readonly #due = new Map<string, DueHeap>();
-  readonly #keys = new OrderingKeys<PendingEntry>((a, b) => a.order < b.order);
+  readonly #keys = new OrderingKeys<PendingEntry>(
+    (a, b) => a.order < b.order,
+    (entry) => entry.supersede === true,
+  );
   /** Pending entries out of the due heaps because their ordering key holds them back. */
   readonly #parked = new Set<PendingEntry>();
   #claimed = new Set<string>();
@@ -101,7 +104,7 @@ export class MemoryStore implements OutboxStore {
       if (options.claimed?.has(entry.id) === true) {
         this.#claimed.add(entry.id);
         this.#track(entry);
-        if (entry.orderingKey !== undefined) this.#keys.busy(entry.orderingKey);
+        if (entry.orderingKey !== undefined) this.#keys.busy(entry.orderingKey, entry);
       } else {
         this.#addPending(entry);
       }
@@ -157,6 +160,7 @@ export class MemoryStore implements OutboxStore {
         size,
       };
       if (event.orderingKey !== undefined) entry.orderingKey = event.orderingKey;
+      if (event.supersede === true) entry.supersede = true;
       fresh.push(entry);
     }
     if (this.#maxBytes !== undefined && this.#bytes + bytes > this.#maxBytes) {
@@ -189,7 +193,10 @@ export class MemoryStore implements OutboxStore {
           this.#parked.add(entry);
         } else {
           this.#claimed.add(entry.id);
-          events.push(toStored(entry));
+          const event = toStored(entry);
+          const by = entry.orderingKey === undefined ? undefined : this.#keys.supersededBy(entry.orderingKey, entry);
+          if (by !== undefined) event.supersededBy = by.id;
+          events.push(event);
         }
         if (heap.peek() !== undefined) return true;
         this.#due.delete(entry.url);
@@ -221,6 +228,10 @@ export class MemoryStore implements OutboxStore {
           this.#remove(entry);
           this.#ended(entry, false);
           this.#delivered++;
+          break;
+        case 'superseded':
+          this.#remove(entry);
+          this.#ended(entry, false);
           break;
         case 'dead': {
           this.#remove(entry);

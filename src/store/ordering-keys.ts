@@ -4,13 +4,19 @@
  * pending event in their due-time heaps as before and ask here when they take one out whether it may
  * go; one that may not is set aside (parked) until {@link OrderingKeys.finished} names it the key's next.
  * Items are compared by `before`, the order they were appended in (a replayed one keeps its place).
+ *
+ * It also keeps, per key, the latest-appended pending item that `supersedes` (claimed or waiting): an
+ * item taken while a later one of those is pending is superseded ({@link supersededBy}). When that one
+ * leaves, the latest of the rest is found again among the waiting (the only pending ones then).
  */
 export class OrderingKeys<T> {
   readonly #keys = new Map<string, KeyState<T>>();
   readonly #before: (a: T, b: T) => boolean;
+  readonly #supersedes: (item: T) => boolean;
 
-  constructor(before: (a: T, b: T) => boolean) {
+  constructor(before: (a: T, b: T) => boolean, supersedes: (item: T) => boolean = () => false) {
     this.#before = before;
+    this.#supersedes = supersedes;
   }
 
   /**
@@ -20,18 +26,32 @@ export class OrderingKeys<T> {
   join(key: string, item: T): boolean {
     let state = this.#keys.get(key);
     if (state === undefined) {
-      state = { waiting: [], busy: false };
+      state = { waiting: [], busy: false, latest: undefined };
       this.#keys.set(key, state);
     }
     this.#push(state.waiting, item);
+    this.#noteSuperseder(state, item);
     return !state.busy && state.waiting[0] === item;
   }
 
-  /** An item of `key` that is not among those known here is claimed (a store rebuilt with its leases). */
-  busy(key: string): void {
-    const state = this.#keys.get(key);
-    if (state === undefined) this.#keys.set(key, { waiting: [], busy: true });
-    else state.busy = true;
+  /** `item` of `key`, not among those known here, is claimed (a store rebuilt with its leases). */
+  busy(key: string, item: T): void {
+    let state = this.#keys.get(key);
+    if (state === undefined) {
+      state = { waiting: [], busy: true, latest: undefined };
+      this.#keys.set(key, state);
+    }
+    state.busy = true;
+    this.#noteSuperseder(state, item);
+  }
+
+  /**
+   * The latest pending item of `key` that supersedes, when it was appended after `item` (which its
+   * store just took): then `item` is not to be sent.
+   */
+  supersededBy(key: string, item: T): T | undefined {
+    const latest = this.#keys.get(key)?.latest;
+    return latest !== undefined && this.#before(item, latest) ? latest : undefined;
   }
 
   /**
@@ -56,9 +76,18 @@ export class OrderingKeys<T> {
     if (state === undefined) return undefined;
     state.busy = false;
     if (again) this.#push(state.waiting, item);
+    else if (state.latest === item) {
+      // Rare (a superseding item left): the rest are all waiting, so the latest is among them.
+      state.latest = undefined;
+      for (const other of state.waiting) this.#noteSuperseder(state, other);
+    }
     const next = state.waiting[0];
     if (next === undefined) this.#keys.delete(key);
     return next;
+  }
+
+  #noteSuperseder(state: KeyState<T>, item: T): void {
+    if (this.#supersedes(item) && (state.latest === undefined || this.#before(state.latest, item))) state.latest = item;
   }
 
   #push(heap: T[], item: T): void {
@@ -95,4 +124,6 @@ interface KeyState<T> {
   waiting: T[];
   /** One item of the key is claimed. */
   busy: boolean;
+  /** The latest-appended pending (claimed or waiting) item of the key that supersedes. */
+  latest: T | undefined;
 }

@@ -14,11 +14,16 @@
  *   crash every claimed event is pending again. Of the pending events with the same `orderingKey`, only
  *   the one appended first is due, and only while no event of that key is claimed: a key's events go one
  *   at a time, in append order. A dead letter does not hold its key up; replayed, it takes its original
- *   place again (before later events of its key that are still pending).
+ *   place again (before later events of its key that are still pending). When a key's next event is
+ *   claimed while a later-appended event of its key with `supersede: true` is pending (claimed or not),
+ *   it is handed out with `supersededBy` set (the id of the latest such event) instead of to be sent.
+ *   Marking is optional: a store that never marks anything is correct (every event is then sent).
  * - `settle()` records outcomes for claimed events and resolves once they would survive the process being
  *   killed (a store may defer their fsync: losing an outcome repeats work, it never loses an event). `delivered`
  *   removes the event; `retry` keeps it pending with a new attempt count and due time; `dead` moves it to
- *   the dead letters; `release` returns it unchanged (nothing is written).
+ *   the dead letters; `release` returns it unchanged (nothing is written); `superseded` removes it like
+ *   `delivered` (without counting it as delivered). Only an event handed out with `supersededBy` is
+ *   settled `superseded`.
  * - Dead letters are kept until `purge()`; `replay()` makes them pending again with attempts reset, and
  *   with a `url` sends them there from now on (the event keeps its id, headers and body; a new URL
  *   survives a restart).
@@ -109,6 +114,13 @@ export interface NewEvent {
    * next only once the claim of the one before ended in delivery or death (see {@link OutboxStore.claim}).
    */
   orderingKey?: string;
+  /**
+   * Latest state wins (only with an `orderingKey`): while this event is pending, an earlier-appended event
+   * of its key is not sent when its turn comes; `claim()` hands it out with {@link StoredEvent.supersededBy}
+   * set and the caller settles it as `superseded`. A store that does not know the flag must still keep it
+   * (it never marks anything then: every event is sent, which is correct, only slower).
+   */
+  supersede?: boolean;
 }
 
 /** A pending event with its retry state. */
@@ -117,6 +129,11 @@ export interface StoredEvent extends NewEvent {
   attempts: number;
   /** The last attempts (at most {@link MAX_HISTORY}), oldest first. */
   history: AttemptRecord[];
+  /**
+   * Set only on an event `claim()` hands out: the id of a later-appended pending event of its key with
+   * `supersede: true`. The event must not be sent; the caller settles it as `superseded`. Never stored.
+   */
+  supersededBy?: string;
 }
 
 /** How many attempts an event's history keeps. */
@@ -149,7 +166,8 @@ export type Outcome =
   | { id: string; type: 'delivered'; attempt: AttemptRecord }
   | { id: string; type: 'retry'; attempt: AttemptRecord; nextAttemptAt: number; countsAsAttempt: boolean }
   | { id: string; type: 'dead'; attempt?: AttemptRecord; reason: DeadReason; at: number }
-  | { id: string; type: 'release' };
+  | { id: string; type: 'release' }
+  | { id: string; type: 'superseded'; by?: string };
 
 /** Why an event was given up on. */
 export type DeadReason = 'http-status' | 'max-age' | 'max-attempts' | 'invalid';

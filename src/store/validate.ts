@@ -25,6 +25,9 @@ export function assertNewEvents(events: readonly NewEvent[]): void {
     const key = event.orderingKey;
     const problem = key === undefined ? undefined : orderingKeyProblem(key);
     if (problem !== undefined) throw new InvalidMessageError('orderingKey', problem);
+    const supersede: unknown = event.supersede;
+    if (supersede !== undefined && typeof supersede !== 'boolean') throw new InvalidMessageError('supersede', 'must be a boolean');
+    if (supersede === true && key === undefined) throw new InvalidMessageError('supersede', 'needs an orderingKey (it supersedes earlier events of the same key)');
   }
 }
 

@@ -34,11 +34,13 @@ export async function setup(
   const circuits: CircuitEvent[] = [];
   const delivered: string[] = [];
   const dead: string[] = [];
+  const superseded: string[] = [];
   const errors: unknown[] = [];
   const listener: FlusherListener = {
     delivered: (event) => delivered.push(event.id),
     retry: (event) => retries.push(event),
     dead: (event) => dead.push(event.id),
+    superseded: (event) => superseded.push(event.id),
     circuit: (event) => circuits.push(event),
     error: (error) => {
       if (!options.collectErrors) throw error;
@@ -85,7 +87,7 @@ export async function setup(
       })),
     );
   };
-  return { clock, store, flusher, calls, retries, circuits, delivered, dead, errors, enqueue };
+  return { clock, store, flusher, calls, retries, circuits, delivered, dead, superseded, errors, enqueue };
 }
 
 /** Lets promise chains (claims, settles) run. */

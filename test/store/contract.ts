@@ -419,6 +419,103 @@ export function describeStoreContract(name: string, target: ContractTarget): voi
       expect(store.stats()).toMatchObject({ pending: 1, claimed: 1, dead: 0 });
     });
 
+    it('supersede: a key\'s earlier events are handed out marked while a later superseding one is pending; the claimed one is not recalled', async () => {
+      const { store } = await setup();
+      const K = { orderingKey: 'customer-42' };
+      const S = { orderingKey: 'customer-42', supersede: true };
+      const claim = async (now: number): Promise<[string, string | undefined][]> =>
+        (await store.claim({ limit: 10, now })).events.map((e) => [e.id, e.supersededBy]);
+      await store.append([makeEvent('k1', K), makeEvent('other', { orderingKey: 'customer-7' })]);
+      expect(await claim(T0)).toEqual([
+        ['k1', undefined],
+        ['other', undefined],
+      ]);
+      // k1 is out: later appends do not recall it.
+      await store.append([makeEvent('k2', K), makeEvent('k3', S), makeEvent('k4', K), makeEvent('k5', S)]);
+      await store.append([makeEvent('k6', K)]);
+      expect(await claim(T0)).toEqual([]);
+      // Its retry, once pending again, is judged at its turn: k5 is pending then.
+      await store.settle([{ id: 'k1', type: 'retry', attempt: attempt(1), nextAttemptAt: T0 + 10, countsAsAttempt: true }]);
+      expect(await claim(T0 + 5)).toEqual([]);
+      expect(await claim(T0 + 10)).toEqual([['k1', 'k5']]);
+      await store.settle([{ id: 'k1', type: 'superseded', by: 'k5' }]);
+      for (const id of ['k2', 'k3', 'k4']) {
+        const [event] = (await store.claim({ limit: 10, now: T0 + 10 })).events;
+        expect([event?.id, event?.supersededBy]).toEqual([id, 'k5']);
+        await store.settle([{ id, type: 'superseded', by: 'k5' }]);
+      }
+      // The superseding event itself goes, and what came after it is not affected by it.
+      const [k5] = (await store.claim({ limit: 10, now: T0 + 10 })).events;
+      expect(k5).toEqual({ ...makeEvent('k5', S), attempts: 0, history: [] });
+      await store.settle([{ id: 'k5', type: 'retry', attempt: attempt(2), nextAttemptAt: T0 + 20, countsAsAttempt: true }]);
+      expect(await claim(T0 + 20)).toEqual([['k5', undefined]]);
+      await store.settle([{ id: 'k5', type: 'delivered', attempt: attempt(3, 200) }]);
+      expect(await claim(T0 + 20)).toEqual([['k6', undefined]]);
+      await store.settle([{ id: 'k6', type: 'delivered', attempt: attempt(4, 200) }, { id: 'other', type: 'delivered', attempt: attempt(4, 200) }]);
+      expect(store.stats()).toMatchObject({ pending: 0, claimed: 0, dead: 0, delivered: 3 });
+      expect(await store.get?.('k2')).toBeUndefined();
+    });
+
+    it('supersede: dead letters are untouched; replayed, they are judged like any pending event; the rule follows the superseder leaving', async () => {
+      const sut = await setup();
+      let { store } = sut;
+      const K = { orderingKey: 'k' };
+      const S = { orderingKey: 'k', supersede: true };
+      const claim = async (now: number): Promise<[string, string | undefined][]> =>
+        (await store.claim({ limit: 10, now })).events.map((e) => [e.id, e.supersededBy]);
+      await store.append([makeEvent('e0', K)]);
+      expect(await claim(T0)).toEqual([['e0', undefined]]);
+      await store.settle([{ id: 'e0', type: 'dead', reason: 'http-status', attempt: attempt(1, 400), at: T0 + 1 }]);
+      await store.append([makeEvent('s0', S)]);
+      expect(await claim(T0 + 1)).toEqual([['s0', undefined]]);
+      await store.settle([{ id: 's0', type: 'dead', reason: 'max-attempts', attempt: attempt(2), at: T0 + 2 }]);
+      await store.append([makeEvent('s2', S)]);
+      expect(await claim(T0 + 2)).toEqual([['s2', undefined]]);
+      // Dead letters are not superseded: both are still there.
+      expect((await store.deadLetters()).map((d) => [d.id, d.supersede])).toEqual([
+        ['e0', undefined],
+        ['s0', true],
+      ]);
+      // Replayed while s2 is out, they wait for it; s2 is then delivered, so s0 is the key's latest superseder.
+      expect(await store.replay(['e0', 's0'], T0 + 3)).toBe(2);
+      expect(await claim(T0 + 3)).toEqual([]);
+      await store.settle([{ id: 's2', type: 'delivered', attempt: attempt(3, 200) }]);
+      expect(await claim(T0 + 3)).toEqual([['e0', 's0']]);
+      if (sut.reopen !== undefined) {
+        // Recovery finds the same: s0 is the key's latest pending superseder.
+        store = await reopened({ store, reopen: sut.reopen });
+        expect(await claim(T0 + 3)).toEqual([['e0', 's0']]);
+      } else {
+        await store.settle([{ id: 'e0', type: 'release' }]);
+        expect(await claim(T0 + 3)).toEqual([['e0', 's0']]);
+      }
+      await store.settle([{ id: 'e0', type: 'superseded', by: 's0' }]);
+      expect(await claim(T0 + 3)).toEqual([['s0', undefined]]);
+      // A superseder that dies leaves no rule behind either.
+      await store.append([makeEvent('a', K), makeEvent('s3', S)]);
+      await store.settle([{ id: 's0', type: 'dead', reason: 'http-status', attempt: attempt(4, 400), at: T0 + 4 }]);
+      expect(await claim(T0 + 4)).toEqual([['a', 's3']]);
+      await store.settle([{ id: 'a', type: 'release' }]);
+      expect(await claim(T0 + 4)).toEqual([['a', 's3']]);
+      await store.settle([{ id: 'a', type: 'superseded', by: 's3' }]);
+      expect(await claim(T0 + 4)).toEqual([['s3', undefined]]);
+      await store.settle([{ id: 's3', type: 'dead', reason: 'http-status', attempt: attempt(5, 400), at: T0 + 5 }]);
+      expect(await store.replay(['s0'], T0 + 5)).toBe(1);
+      await store.append([makeEvent('b', K)]);
+      // s3 is dead: only s0 (replayed, now pending) supersedes, and b came after it.
+      expect(await claim(T0 + 5)).toEqual([['s0', undefined]]);
+      await store.settle([{ id: 's0', type: 'delivered', attempt: attempt(6, 200) }]);
+      expect(await claim(T0 + 5)).toEqual([['b', undefined]]);
+      expect(store.stats()).toMatchObject({ pending: 1, claimed: 1, dead: 1, delivered: sut.reopen === undefined ? 2 : 1 });
+    });
+
+    it('rejects supersede without an ordering key, or not a boolean', async () => {
+      const { store } = await setup();
+      await expect(store.append([makeEvent('good'), makeEvent('s', { supersede: true })])).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE', field: 'supersede' });
+      await expect(store.append([makeEvent('s', { orderingKey: 'k', supersede: 'yes' } as never)])).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE', field: 'supersede' });
+      expect(store.stats().pending).toBe(0);
+    });
+
     it('moves the waiting events of an ordering key with their endpoint; they still wait for the one in flight', async () => {
       const { store } = await setup();
       if (store.moveEndpoint === undefined) return;
@@ -602,6 +699,25 @@ export function describeStoreContract(name: string, target: ContractTarget): voi
       await store.settle([{ id: 'k2', type: 'delivered', attempt: attempt(4, 200) }]);
       expect(await ids()).toEqual(['k3']);
       expect((await store.deadLetters()).length).toBe(0);
+    });
+
+    it('keeps supersede across reopens: an event marked but not settled before the reopen is judged again', async () => {
+      const sut = await setup();
+      if (sut.reopen === undefined) throw new Error('a durable target must return reopen');
+      const K = { orderingKey: 'customer/acme' };
+      await sut.store.append([makeEvent('a', K), makeEvent('b', { ...K, supersede: true }), makeEvent('c', K)]);
+      const marked = (await sut.store.claim({ limit: 10, now: T0 })).events;
+      expect(marked.map((e) => [e.id, e.supersededBy])).toEqual([['a', 'b']]);
+      // Gone before its outcome was written: a is pending again, and marked again.
+      let store = await reopened(sut);
+      expect(await store.get?.('b')).toMatchObject({ id: 'b', supersede: true, state: 'pending' });
+      expect((await store.claim({ limit: 10, now: T0 })).events.map((e) => [e.id, e.supersededBy])).toEqual([['a', 'b']]);
+      await store.settle([{ id: 'a', type: 'superseded', by: 'b' }]);
+      store = await reopened({ store, reopen: sut.reopen });
+      expect(store.stats()).toMatchObject({ pending: 2, delivered: 0 });
+      expect((await store.claim({ limit: 10, now: T0 })).events.map((e) => [e.id, e.supersededBy, e.supersede])).toEqual([['b', undefined, true]]);
+      await store.settle([{ id: 'b', type: 'delivered', attempt: attempt(1, 200) }]);
+      expect((await store.claim({ limit: 10, now: T0 })).events.map((e) => [e.id, e.supersededBy])).toEqual([['c', undefined]]);
     });
 
     it('keeps a moved endpoint moved across reopens, with attempts, histories and dead reasons', async () => {

@@ -13,7 +13,9 @@ import { tempDirs } from './temp-dir.js';
  * replays (also to other URLs), purges, moves (with outcomes and a claim while they run) and reopens
  * (MemoryStore: rebuilt from a shuffled snapshot with its leases, as LowdbStore does after a failed
  * write). Every claim is checked against the rule and must take exactly what the model says is due, and
- * at the end everything must drain: an event that can never be claimed again fails it.
+ * at the end everything must drain: an event that can never be claimed again fails it. Some keyed events
+ * supersede: every claimed event must be marked `supersededBy` exactly when the model has a later pending
+ * (or claimed) superseding event of its key, and by the latest of them.
  */
 
 const newDir = tempDirs('ordering-model');
@@ -23,7 +25,7 @@ const URLS = ['http://127.0.0.1:1/a', 'http://127.0.0.1:1/b', 'http://127.0.0.1:
 /** Keys events are appended with (one key much more often, to pile events up behind it). */
 const KEYS = [undefined, undefined, 'k1', 'k1', 'k2', 'k3'];
 
-interface Ev { url: string; key: string | undefined; order: number; state: 'pending' | 'claimed' | 'dead'; attempts: number }
+interface Ev { url: string; key: string | undefined; order: number; state: 'pending' | 'claimed' | 'dead'; attempts: number; supersede: boolean }
 
 interface Target { store: OutboxStore; reopen(): Promise<void>; keepsClaims?: boolean; claimedIds?: () => string[] }
 
@@ -104,7 +106,25 @@ function checkStats(model: Map<string, Ev>, store: OutboxStore, where: string): 
   expect(s.endpoints, where).toEqual(endpoints);
 }
 
-function checkClaimed(model: Map<string, Ev>, events: StoredEvent[], where: string, allowed: (url: string) => boolean, limit: number, exact: boolean): void {
+/** The latest pending or claimed superseding event of `e`'s key appended after `e`, if any. */
+function supersederOf(model: Map<string, Ev>, e: Ev): string | undefined {
+  let latest: [string, number] | undefined;
+  for (const [id, other] of model) {
+    if (other.key !== e.key || !other.supersede || other.state === 'dead' || other.order <= e.order) continue;
+    if (latest === undefined || other.order > latest[1]) latest = [id, other.order];
+  }
+  return latest?.[0];
+}
+
+function checkClaimed(
+  model: Map<string, Ev>,
+  events: StoredEvent[],
+  where: string,
+  allowed: (url: string) => boolean,
+  limit: number,
+  exact: boolean,
+  marked: Map<string, string>,
+): void {
   const may = claimable(model, allowed);
   const keys = new Set<string>();
   for (const e of events) {
@@ -118,6 +138,10 @@ function checkClaimed(model: Map<string, Ev>, events: StoredEvent[], where: stri
     expect(e.url, `${where}: url of ${e.id}`).toBe(m.url);
     expect(e.orderingKey, `${where}: key of ${e.id}`).toBe(m.key);
     expect(e.attempts, `${where}: attempts of ${e.id}`).toBe(m.attempts);
+    expect(e.supersede === true, `${where}: supersede of ${e.id}`).toBe(m.supersede);
+    const by = m.key === undefined ? undefined : supersederOf(model, m);
+    expect(e.supersededBy, `${where}: ${e.id} superseded by`).toBe(by);
+    if (by !== undefined) marked.set(e.id, by);
   }
   if (exact) expect(events.length, `${where}: claimed ${events.map((e) => e.id).join(',')}; may: ${[...may].join(',')}`).toBe(Math.min(limit, may.size));
   for (const e of events) (model.get(e.id) as Ev).state = 'claimed';
@@ -131,9 +155,17 @@ async function run(kind: Kind, seed: number, steps: number): Promise<void> {
   t.claimedIds = () => [...model].filter(([, e]) => e.state === 'claimed').map(([id]) => id);
   let next = 0;
   const log: string[] = [];
+  /** Claimed events the store marked superseded, with by what. */
+  const marked = new Map<string, string>();
   const outcomesFor = (ids: string[]): Outcome[] =>
     ids.map((id) => {
       const e = model.get(id) as Ev;
+      const by = marked.get(id);
+      marked.delete(id);
+      if (by !== undefined && rnd() < 0.7) {
+        model.delete(id);
+        return { id, type: 'superseded', by };
+      }
       const kindOf = pick(['delivered', 'retry', 'dead', 'release'] as const);
       if (kindOf === 'delivered') {
         model.delete(id);
@@ -162,10 +194,12 @@ async function run(kind: Kind, seed: number, steps: number): Promise<void> {
         const n = 1 + Math.floor(rnd() * 4);
         const url = pick(URLS);
         const key = pick(KEYS);
-        const events = Array.from({ length: n }, () => makeEvent(`e${next++}`, { url, ...(key === undefined ? {} : { orderingKey: key }) }));
-        log.push(`append ${events.map((e) => e.id)} ${url} ${key}`);
+        const events = Array.from({ length: n }, () =>
+          makeEvent(`e${next++}`, { url, ...(key === undefined ? {} : rnd() < 0.5 ? { orderingKey: key, supersede: true } : { orderingKey: key }) }),
+        );
+        log.push(`append ${events.map((e) => `${e.id}${e.supersede === true ? '!' : ''}`)} ${url} ${key}`);
         await t.store.append(events);
-        for (const e of events) model.set(e.id, { url, key, order: Number(e.id.slice(1)), state: 'pending', attempts: 0 });
+        for (const e of events) model.set(e.id, { url, key, order: Number(e.id.slice(1)), state: 'pending', attempts: 0, supersede: e.supersede === true });
       } else if (r < 0.5) {
         const limit = 1 + Math.floor(rnd() * 5);
         const filter = rnd();
@@ -173,8 +207,8 @@ async function run(kind: Kind, seed: number, steps: number): Promise<void> {
         const exclude = filter > 0.8 ? new Set([pick(URLS)]) : undefined;
         const allowed = (url: string): boolean => (only === undefined || url === only) && exclude?.has(url) !== true;
         const { events } = await t.store.claim({ limit, now: NOW, ...(only === undefined ? {} : { endpoint: only }), ...(exclude === undefined ? {} : { excludeEndpoints: exclude }) });
-        log.push(`claim ${limit} ${only ?? ''} ${exclude ? [...exclude] : ''} -> ${events.map((e) => e.id)}`);
-        checkClaimed(model, events, where, allowed, limit, true);
+        log.push(`claim ${limit} ${only ?? ''} ${exclude ? [...exclude] : ''} -> ${events.map((e) => `${e.id}${e.supersededBy === undefined ? '' : `<${e.supersededBy}`}`)}`);
+        checkClaimed(model, events, where, allowed, limit, true, marked);
       } else if (r < 0.7) {
         const ids = claimedIds.filter(() => rnd() < 0.6);
         const outcomes = outcomesFor(ids);
@@ -218,12 +252,15 @@ async function run(kind: Kind, seed: number, steps: number): Promise<void> {
         expect(moved, where).toBe(expected);
         if (claimed !== undefined) {
           log.push(`  claim during move -> ${claimed.events.map((e) => e.id)}`);
-          checkClaimed(model, claimed.events, where, (u) => u !== from, 3, false);
+          checkClaimed(model, claimed.events, where, (u) => u !== from, 3, false, marked);
         }
       } else {
         log.push('reopen');
         await t.reopen();
-        if (t.keepsClaims !== true) for (const e of model.values()) if (e.state === 'claimed') e.state = 'pending';
+        if (t.keepsClaims !== true) {
+          for (const e of model.values()) if (e.state === 'claimed') e.state = 'pending';
+          marked.clear();
+        }
       }
       checkStats(model, t.store, where);
     }
@@ -232,7 +269,7 @@ async function run(kind: Kind, seed: number, steps: number): Promise<void> {
       const where = `${kind} seed ${seed} drain ${round}`;
       const { events } = await t.store.claim({ limit: 1000, now: NOW });
       log.push(`drain claim -> ${events.map((e) => e.id)}`);
-      checkClaimed(model, events, where, () => true, 1000, true);
+      checkClaimed(model, events, where, () => true, 1000, true, marked);
       const stillClaimed = [...model].filter(([, e]) => e.state === 'claimed').map(([id]) => id);
       if (events.length === 0 && stillClaimed.length === 0) {
         const deadIds = [...model].filter(([, e]) => e.state === 'dead').map(([id]) => id);
@@ -241,7 +278,14 @@ async function run(kind: Kind, seed: number, steps: number): Promise<void> {
         for (const id of deadIds) model.delete(id);
         continue;
       }
-      await t.store.settle(stillClaimed.map((id) => { model.delete(id); return { id, type: 'delivered', attempt: { at: T0, durationMs: 1, status: 200 } } as Outcome; }));
+      await t.store.settle(
+        stillClaimed.map((id): Outcome => {
+          model.delete(id);
+          const by = marked.get(id);
+          marked.delete(id);
+          return by === undefined ? { id, type: 'delivered', attempt: { at: T0, durationMs: 1, status: 200 } } : { id, type: 'superseded', by };
+        }),
+      );
       checkStats(model, t.store, where);
     }
     expect(model.size).toBe(0);

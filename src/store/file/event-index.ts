@@ -102,8 +102,11 @@ export class EventIndex {
   dead = 0;
   /** The ordering key of each live slot that has one. */
   readonly #keyOf = new Map<number, string>();
+  /** The id of each live slot whose event supersedes (`supersede: true`): few, and their ids are needed to report them. */
+  readonly #superseders = new Map<number, string>();
   readonly #keys = new OrderingKeys<number>(
     (a, b) => this.evSeg.get(a) < this.evSeg.get(b) || (this.evSeg.get(a) === this.evSeg.get(b) && this.evOff.get(a) < this.evOff.get(b)),
+    (slot) => this.#superseders.has(slot),
   );
   /** Keyed pending slots out of their endpoint's heap while their key holds them back. */
   readonly #parked = new Set<number>();
@@ -270,9 +273,15 @@ export class EventIndex {
     return this.endpointOf(bytes.toString('utf8', start, end));
   }
 
-  /** Gives a new slot its ordering key (before it is first scheduled). */
-  setKey(slot: number, key: string): void {
+  /** Gives a new slot its ordering key (before it is first scheduled); `supersedeId`: it supersedes, and has this id. */
+  setKey(slot: number, key: string, supersedeId?: string): void {
     this.#keyOf.set(slot, key);
+    if (supersedeId !== undefined) this.#superseders.set(slot, supersedeId);
+  }
+
+  /** Whether a slot's event supersedes earlier ones of its key. */
+  supersedes(slot: number): boolean {
+    return this.#superseders.has(slot);
   }
 
   /** A slot's ordering key, if it has one. */
@@ -287,6 +296,7 @@ export class EventIndex {
     const status = this.status.get(slot);
     if (status === CLAIMED) this.#claimEnded(slot, false);
     this.#keyOf.delete(slot);
+    this.#superseders.delete(slot);
     if (status === DEAD) {
       entry.dead--;
       this.dead--;
@@ -438,9 +448,15 @@ export class EventIndex {
 
   /**
    * Claims up to `limit` due slots, oldest due first across the allowed endpoints; also returns the
-   * earliest due time left among them.
+   * earliest due time left among them, and the claimed slots that a later pending event of their key
+   * supersedes (with that event's id).
    */
-  claim(limit: number, now: number, allowed: (url: string) => boolean): { slots: number[]; nextDueAt: number | undefined } {
+  claim(
+    limit: number,
+    now: number,
+    allowed: (url: string) => boolean,
+  ): { slots: number[]; nextDueAt: number | undefined; superseded: Map<number, string> | undefined } {
+    let superseded: Map<number, string> | undefined;
     const candidates: EndpointEntry[] = [];
     for (const entry of this.#scheduled) if (allowed(entry.url)) candidates.push(entry);
     const slots: number[] = [];
@@ -458,10 +474,12 @@ export class EventIndex {
         this.status.set(slot, CLAIMED);
         this.claimed++;
         slots.push(slot);
+        const by = key === undefined ? undefined : this.#keys.supersededBy(key, slot);
+        if (by !== undefined) (superseded ??= new Map()).set(slot, this.#superseders.get(by) as string);
         return entry.heap.size > 0;
       },
     });
-    return { slots, nextDueAt: first === undefined ? undefined : this.next.get(first.heap.items.get(0)) };
+    return { slots, nextDueAt: first === undefined ? undefined : this.next.get(first.heap.items.get(0)), superseded };
   }
 
   /** Creation time of the oldest pending event (claimed ones included); O(1) amortised. */

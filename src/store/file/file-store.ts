@@ -364,7 +364,7 @@ export class FileStore implements OutboxStore {
       (locations) =>
         accepted.forEach(({ event, hash }, i) => {
           const slot = this.#addEvent(hash, this.#index.endpointOf(event.url), event.createdAt, event.nextAttemptAt, locations[i] as Location);
-          if (event.orderingKey !== undefined) this.#index.setKey(slot, event.orderingKey);
+          if (event.orderingKey !== undefined) this.#index.setKey(slot, event.orderingKey, event.supersede === true ? event.id : undefined);
           this.#index.schedule(slot);
         }),
       undefined,
@@ -396,7 +396,7 @@ export class FileStore implements OutboxStore {
     this.#assertUsable();
     const exclude = request.excludeEndpoints;
     const only = request.endpoint;
-    const { slots, nextDueAt } = this.#index.claim(Math.max(0, Math.floor(request.limit)), request.now, (url) =>
+    const { slots, nextDueAt, superseded } = this.#index.claim(Math.max(0, Math.floor(request.limit)), request.now, (url) =>
       (only === undefined || url === only) && exclude?.has(url) !== true,
     );
     const read: (StoredEvent | undefined)[] = [];
@@ -409,6 +409,8 @@ export class FileStore implements OutboxStore {
           const { event } = await this.#read(slot, records.get(slot));
           this.#claimedHistory.set(slot, event.history);
           this.#index.setName(slot, event.id);
+          const by = superseded?.get(slot);
+          if (by !== undefined) event.supersededBy = by;
           read[i] = event;
         } catch (error) {
           if (error instanceof CorruptRecordError) drops.push(this.#dropCorrupt(slot));
@@ -449,11 +451,13 @@ export class FileStore implements OutboxStore {
       const attempts = this.#index.attempts.get(slot);
       const createdAt = this.#index.createdAt(slot);
       const event = this.#ref(slot);
-      if (outcome.type === 'delivered') {
+      if (outcome.type === 'delivered' || outcome.type === 'superseded') {
+        // A superseded event is gone like a delivered one (recovery does not read a tombstone's kind).
+        const delivered = outcome.type === 'delivered';
         frames.push(encodeTombstone(event, TOMBSTONE_DELIVERED));
         applies.push((location) => {
           this.#removeEvent(slot, location.seg);
-          this.#delivered++;
+          if (delivered) this.#delivered++;
         });
       } else if (outcome.type === 'retry') {
         const state = {
@@ -916,6 +920,7 @@ export class FileStore implements OutboxStore {
     };
     const orderingKey = index.keyOf(slot);
     if (orderingKey !== undefined) event.orderingKey = orderingKey;
+    if (index.supersedes(slot)) event.supersede = true;
     return { state, event };
   }
 
@@ -1014,7 +1019,9 @@ export class FileStore implements OutboxStore {
     if (view.type === RECORD_EVENT) {
       const endpoint = index.endpointOfBytes(bytes, view.urlStart, view.urlEnd);
       const slot = this.#addEvent(hashBytes(bytes, view.idStart, view.idEnd), endpoint, view.createdAt, view.nextAttemptAt, location);
-      if (view.keyEnd > view.keyStart) index.setKey(slot, bytes.toString('utf8', view.keyStart, view.keyEnd));
+      if (view.keyEnd > view.keyStart) {
+        index.setKey(slot, bytes.toString('utf8', view.keyStart, view.keyEnd), view.supersede ? bytes.toString('utf8', view.idStart, view.idEnd) : undefined);
+      }
       return true;
     }
     const slot = index.recoveredSlot(view.eventSeg, view.eventOff);

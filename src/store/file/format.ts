@@ -24,7 +24,9 @@ import { crc32c } from './crc32c.js';
  * changes and is never reused, so recovery needs no map from ids to events.
  * - event (1): head = u8 type, u8 flags, u16 id length, u32 url length, u32 headers length, f64 createdAt,
  *   f64 nextAttemptAt, id, url, then with flag 1 (`EVENT_KEY`, written since format 3) the event's ordering key (the
- *   rest of the head). Payload = headers (JSON object), body bytes.
+ *   rest of the head). Flag 2 (`EVENT_SUPERSEDE`, only with flag 1) marks an event enqueued with
+ *   `supersede: true` (a journal that has one cannot be read by a version that predates the flag: it
+ *   would count that record corrupt). Payload = headers (JSON object), body bytes.
  * - state (2): head = u8 type, u8 status (1 pending, 2 dead), u8 dead reason, u8 flags, u32 event segment,
  *   u32 event offset, u32 attempts, f64 createdAt, f64 nextAttemptAt, f64 deadAt, u16 id length, u16 0, id,
  *   then with flag 1 (`STATE_URL`) the URL the event now goes to (the rest of the head; a dead letter
@@ -53,6 +55,8 @@ export const STATUS_PENDING = 1;
 export const STATUS_DEAD = 2;
 /** Event record flag: the head ends with the event's ordering key. */
 const EVENT_KEY = 1;
+/** Event record flag (with `EVENT_KEY`): the event supersedes earlier events of its ordering key. */
+const EVENT_SUPERSEDE = 2;
 /** State record flag: the head ends with the URL the event goes to, instead of its event record's. */
 export const STATE_URL = 1;
 export const TOMBSTONE_DELIVERED = 1;
@@ -172,7 +176,7 @@ export class EventRecords {
       out.set(event.body, payload + headersLength);
       const end = payload + headersLength + event.body.byteLength;
       out.writeUInt8(RECORD_EVENT, h);
-      out.writeUInt8(event.orderingKey === undefined ? 0 : EVENT_KEY, h + 1);
+      out.writeUInt8(event.orderingKey === undefined ? 0 : event.supersede === true ? EVENT_KEY | EVENT_SUPERSEDE : EVENT_KEY, h + 1);
       out.writeUInt16LE(urlAt - h - EVENT_FIXED, h + 2);
       out.writeUInt32LE(keyAt - urlAt, h + 4);
       out.writeUInt32LE(headersLength, h + 8);
@@ -307,6 +311,8 @@ export class RecordView {
   /** Event: its ordering key when `keyEnd > keyStart`, else none. */
   keyStart = 0;
   keyEnd = 0;
+  /** Event: it was enqueued with `supersede: true`. */
+  supersede = false;
   headersStart = 0;
   headersEnd = 0;
   bodyStart = 0;
@@ -340,7 +346,9 @@ export class RecordView {
       const urlLength = u32(bytes, h + 4);
       const headersLength = u32(bytes, h + 8);
       const urlEnd = h + EVENT_FIXED + idLength + urlLength;
-      if ((flags === EVENT_KEY ? urlEnd >= payload : flags !== 0 || urlEnd !== payload) || headersLength > end - payload) return false;
+      const keyed = flags === EVENT_KEY || flags === (EVENT_KEY | EVENT_SUPERSEDE);
+      if ((keyed ? urlEnd >= payload : flags !== 0 || urlEnd !== payload) || headersLength > end - payload) return false;
+      this.supersede = flags === (EVENT_KEY | EVENT_SUPERSEDE);
       this.idStart = h + EVENT_FIXED;
       this.idEnd = this.idStart + idLength;
       this.urlStart = this.idEnd;
