@@ -79,6 +79,23 @@ describe('Outbox metrics', () => {
     expect(recorder.callbacks.size).toBe(0);
   });
 
+  it('counts superseded events, which make no attempt', async () => {
+    const recorder = recordingMeter();
+    metrics.setGlobalMeterProvider({ getMeter: () => recorder.meter });
+    const rx = (receiver = await startFlakyReceiver());
+    const outbox = await Outbox.open({ store: new MemoryStore(), url: rx.url, retry: FAST_RETRY, autoFlush: false, name: 'crm' });
+    for (let n = 0; n < 3; n++) await outbox.enqueue({ id: `u${n}`, body: n, orderingKey: 'customer-1', supersede: true });
+    await outbox.drain({ timeoutMs: 5_000 });
+    expect(recorder.added.filter((a) => a.name === 'webhook_outbox.superseded')).toEqual([
+      { name: 'webhook_outbox.superseded', value: 1, attributes: { 'webhook_outbox.name': 'crm' } },
+      { name: 'webhook_outbox.superseded', value: 1, attributes: { 'webhook_outbox.name': 'crm' } },
+    ]);
+    expect(recorder.added.filter((a) => a.name === 'webhook_outbox.attempts').length).toBe(1);
+    expect(rx.requests.map((r) => r.id)).toEqual(['u2']);
+    expect(outbox.stats()).toMatchObject({ delivered: 1, superseded: 2, pending: 0 });
+    await outbox.close();
+  });
+
   it('counts no attempt for a request that close() abandoned (its event stays pending)', async () => {
     const recorder = recordingMeter();
     metrics.setGlobalMeterProvider({ getMeter: () => recorder.meter });

@@ -122,15 +122,17 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
     .addOption(new Option('--header <name:value...>', 'extra request header (repeatable)').argParser(header))
     .option('--id <id>', 'idempotency key sent as webhook-id (default: generated)')
     .option('--ordering-key <key>', 'sent only after the events with this key enqueued before it were delivered or dead-lettered')
+    .option('--supersede', 'with --ordering-key: latest state wins, the events of the key enqueued before it and still waiting are not sent')
     .addOption(new Option('--timeout <duration>', 'how long to wait for the outcome').argParser(duration).default(30_000, '30s'))
     .addOption(blockOption())
     .addOption(allowOption())
-    .action(async (url: string, options: { data: string; dir: string; secret?: string[]; header?: Record<string, string>; id?: string; orderingKey?: string; timeout: number } & AddressFlags) => {
+    .action(async (url: string, options: { data: string; dir: string; secret?: string[]; header?: Record<string, string>; id?: string; orderingKey?: string; supersede?: boolean; timeout: number } & AddressFlags) => {
       const body = await readJsonData(options.data);
       const { dir, secret, id, orderingKey } = options;
+      const supersede = options.supersede === true;
       setCode(
         await send(
-          { url, body, dir, secret, headers: options.header ?? {}, id, orderingKey, timeoutMs: options.timeout, blockPrivateAddresses: addressPolicy(options) },
+          { url, body, dir, secret, headers: options.header ?? {}, id, orderingKey, supersede, timeoutMs: options.timeout, blockPrivateAddresses: addressPolicy(options) },
           io.stdout,
           io.stderr,
         ),

@@ -221,6 +221,21 @@ describe('webhook-outbox dead, status and flush', () => {
     expect((await run('send', receiver.url, '--data', '{}', '--dir', outboxDir(), '--ordering-key', '')).code).toBe(2);
   });
 
+  it('send --supersede leaves the earlier waiting events of its key in the directory unsent, and says so', async () => {
+    receiver.setScript([{ status: 503, headers: { 'retry-after': '1' } }]);
+    expect((await run('send', receiver.url, '--data', '{"n":1}', '--dir', outboxDir(), '--id', 'evt_1', '--ordering-key', 'c-7', '--timeout', '50ms')).code).toBe(4);
+    const second = await run('send', receiver.url, '--data', '{"n":2}', '--dir', outboxDir(), '--id', 'evt_2', '--ordering-key', 'c-7', '--supersede');
+    expect(second.code).toBe(0);
+    expect(second.stderr).toContain('evt_1 superseded by evt_2 (not sent)');
+    expect(receiver.requests.map((r) => [r.id, r.status])).toEqual([
+      ['evt_1', 503],
+      ['evt_2', 200],
+    ]);
+    expect(await run('status', '--dir', outboxDir(), '--json').then((r) => JSON.parse(r.stdout) as { pending: number; dead: number })).toMatchObject({ pending: 0, dead: 0 });
+    const alone = await run('send', receiver.url, '--data', '{}', '--dir', outboxDir(), '--supersede');
+    expect([alone.code, alone.stderr]).toEqual([2, expect.stringContaining('supersede')]);
+  });
+
   it('move sends what a stopped app left for one URL (pending and dead) to another; flush delivers it there', async () => {
     receiver.setScript([503, 400]);
     const gone = 'http://127.0.0.1:9/gone?key=abcdefgh12345';

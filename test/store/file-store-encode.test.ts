@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { FileStore } from '../../src/store/file/file-store.js';
-import { hashBytes, hashText } from '../../src/store/file/format.js';
+import { EventRecords, FRAME_BYTES, hashBytes, hashText, RecordView } from '../../src/store/file/format.js';
 import { makeEvent } from './contract.js';
 import { tempDirs } from './temp-dir.js';
 
@@ -76,6 +76,32 @@ describe('FileStore append encoding of headers', () => {
       expect(Object.keys(byId.get('h-4') ?? {})).toEqual(['x-1', 'content-type']);
     } finally {
       await store.close();
+    }
+  });
+
+  it('writes the supersede flag only with an ordering key, reads it back, and refuses it without one', () => {
+    const records = new EventRecords([makeEvent('a', { orderingKey: 'k', supersede: true }), makeEvent('b', { orderingKey: 'k' }), makeEvent('c')]);
+    const out = Buffer.alloc(records.size);
+    records.encodeInto(out, 0, 7);
+    const view = new RecordView();
+    const flags: number[] = [];
+    const decoded: [string, boolean][] = [];
+    for (let at = 0, i = 0; at < out.length; at += records.lengths[i++] as number) {
+      expect(view.decode(out, at)).toBe(true);
+      flags.push(out[at + FRAME_BYTES + 1] as number);
+      decoded.push([out.toString('utf8', view.keyStart, view.keyEnd), view.supersede]);
+    }
+    expect(flags).toEqual([3, 1, 0]);
+    expect(decoded).toEqual([
+      ['k', true],
+      ['k', false],
+      ['', false],
+    ]);
+    // The flag alone (no key) or an unknown bit is a record that does not add up.
+    const third = (records.lengths[0] as number) + (records.lengths[1] as number);
+    for (const bad of [2, 4]) {
+      out[third + FRAME_BYTES + 1] = bad;
+      expect(view.decode(out, third)).toBe(false);
     }
   });
 });

@@ -4,7 +4,7 @@
  */
 import type { Writable } from 'node:stream';
 import { openOutbox } from './outbox-dir.js';
-import type { DeadEvent, DeliveredEvent, RetryEvent } from '../../delivery/flusher.js';
+import type { DeadEvent, DeliveredEvent, RetryEvent, SupersededEvent } from '../../delivery/flusher.js';
 import { ExitCode } from '../exit-codes.js';
 import type { ExitCodeValue } from '../exit-codes.js';
 import { formatDuration } from '../format.js';
@@ -20,6 +20,8 @@ export interface SendArgs {
   headers: Record<string, string>;
   id: string | undefined;
   orderingKey: string | undefined;
+  /** Latest state wins: the key's earlier waiting events are not sent (needs `orderingKey`). */
+  supersede?: boolean;
   timeoutMs: number;
   /** The app's `blockPrivateAddresses`: opening the directory also delivers what the app left there. */
   blockPrivateAddresses: boolean | { allow: readonly string[] };
@@ -34,7 +36,10 @@ export async function send(args: SendArgs, out: Writable, err: Writable): Promis
   const body = typeof args.body === 'string' ? Buffer.from(JSON.stringify(args.body)) : args.body;
   const headers = typeof args.body === 'string' ? { 'content-type': 'application/json', ...args.headers } : args.headers;
   // Checked before the directory is opened: a bad id or header creates nothing on disk (exit 2).
-  const key = args.orderingKey === undefined ? {} : { orderingKey: args.orderingKey };
+  const key = {
+    ...(args.orderingKey === undefined ? {} : { orderingKey: args.orderingKey }),
+    ...(args.supersede === true ? { supersede: true } : {}),
+  };
   const message = prepareMessage(
     { url: args.url, body, headers, ...(args.id === undefined ? {} : { id: args.id }), ...key },
     { url: args.url, maxBodyBytes: normalizeSenderOptions({}).maxBodyBytes, orderingKeys: true },
@@ -63,16 +68,22 @@ export async function send(args: SendArgs, out: Writable, err: Writable): Promis
         const why = event.status === undefined ? event.error : `HTTP ${event.status}`;
         err.write(`attempt ${event.attempts} failed (${why}); next try in ${formatDuration(event.nextAttemptAt - Date.now())}\n`);
       };
+      // Earlier events of its key left in the directory, not sent because this one supersedes them.
+      const onSuperseded = (event: SupersededEvent): void => {
+        err.write(`${event.id} superseded by ${event.by} (not sent)\n`);
+      };
       function finish(value: DeliveredEvent | DeadEvent | undefined): void {
         clearTimeout(timer);
         outbox.off('delivered', onDelivered);
         outbox.off('dead', onDead);
         outbox.off('retry', onRetry);
+        outbox.off('superseded', onSuperseded);
         resolve(value);
       }
       outbox.on('delivered', onDelivered);
       outbox.on('dead', onDead);
       outbox.on('retry', onRetry);
+      outbox.on('superseded', onSuperseded);
     });
     if (outcome === undefined) {
       err.write(
