@@ -194,9 +194,26 @@ export class MemoryStore implements OutboxStore {
         } else {
           this.#claimed.add(entry.id);
           const event = toStored(entry);
-          const by = entry.orderingKey === undefined ? undefined : this.#keys.supersededBy(entry.orderingKey, entry);
-          if (by !== undefined) event.supersededBy = by.id;
+          const key = entry.orderingKey;
+          const by = key === undefined ? undefined : this.#keys.supersededBy(key, entry);
           events.push(event);
+          if (by !== undefined && key !== undefined) {
+            event.supersededBy = by.id;
+            // The key's next ones that `by` supersedes too go with it (set aside, due, to an allowed endpoint).
+            const may = (next: PendingEntry): boolean =>
+              events.length < request.limit &&
+              this.#parked.has(next) &&
+              next.nextAttemptAt <= request.now &&
+              (request.endpoint === undefined || next.url === request.endpoint) &&
+              request.excludeEndpoints?.has(next.url) !== true;
+            for (let next = this.#keys.takeSuperseded(key, by, may); next !== undefined; next = this.#keys.takeSuperseded(key, by, may)) {
+              this.#parked.delete(next);
+              this.#claimed.add(next.id);
+              const more = toStored(next);
+              more.supersededBy = by.id;
+              events.push(more);
+            }
+          }
         }
         if (heap.peek() !== undefined) return true;
         this.#due.delete(entry.url);

@@ -26,22 +26,22 @@ export class OrderingKeys<T> {
   join(key: string, item: T): boolean {
     let state = this.#keys.get(key);
     if (state === undefined) {
-      state = { waiting: [], busy: false, latest: undefined };
+      state = { waiting: [], claimed: 0, latest: undefined };
       this.#keys.set(key, state);
     }
     this.#push(state.waiting, item);
     this.#noteSuperseder(state, item);
-    return !state.busy && state.waiting[0] === item;
+    return state.claimed === 0 && state.waiting[0] === item;
   }
 
   /** `item` of `key`, not among those known here, is claimed (a store rebuilt with its leases). */
   busy(key: string, item: T): void {
     let state = this.#keys.get(key);
     if (state === undefined) {
-      state = { waiting: [], busy: true, latest: undefined };
+      state = { waiting: [], claimed: 0, latest: undefined };
       this.#keys.set(key, state);
     }
-    state.busy = true;
+    state.claimed++;
     this.#noteSuperseder(state, item);
   }
 
@@ -60,10 +60,24 @@ export class OrderingKeys<T> {
    */
   take(key: string, item: T): boolean {
     const state = this.#keys.get(key);
-    if (state === undefined || state.busy || state.waiting[0] !== item) return false;
+    if (state === undefined || state.claimed > 0 || state.waiting[0] !== item) return false;
     this.#pop(state.waiting);
-    state.busy = true;
+    state.claimed = 1;
     return true;
+  }
+
+  /**
+   * Right after {@link take} of an item that `by` supersedes: claims the key's next waiting item too when
+   * `by` also supersedes it and `may` lets it go (its store's own conditions), so that a backlog of
+   * superseded items goes in one claim rather than one per claim. Returns it, or `undefined`.
+   */
+  takeSuperseded(key: string, by: T, may: (item: T) => boolean): T | undefined {
+    const state = this.#keys.get(key);
+    const next = state?.waiting[0];
+    if (state === undefined || next === undefined || !this.#before(next, by) || !may(next)) return undefined;
+    this.#pop(state.waiting);
+    state.claimed++;
+    return next;
   }
 
   /**
@@ -74,13 +88,16 @@ export class OrderingKeys<T> {
   finished(key: string, item: T, again: boolean): T | undefined {
     const state = this.#keys.get(key);
     if (state === undefined) return undefined;
-    state.busy = false;
+    state.claimed = Math.max(0, state.claimed - 1);
     if (again) this.#push(state.waiting, item);
     else if (state.latest === item) {
-      // Rare (a superseding item left): the rest are all waiting, so the latest is among them.
+      // Rare (a superseding item left). It was claimed alone (superseded items are taken only before
+      // it), so the rest are all waiting and the latest is among them.
       state.latest = undefined;
       for (const other of state.waiting) this.#noteSuperseder(state, other);
     }
+    // Superseded items of the key still claimed: its next waits for them all.
+    if (state.claimed > 0) return undefined;
     const next = state.waiting[0];
     if (next === undefined) this.#keys.delete(key);
     return next;
@@ -122,8 +139,8 @@ export class OrderingKeys<T> {
 interface KeyState<T> {
   /** Pending, unclaimed items of the key: a binary heap, earliest appended first. */
   waiting: T[];
-  /** One item of the key is claimed. */
-  busy: boolean;
+  /** How many items of the key are claimed: one, or one and the superseded ones after it. */
+  claimed: number;
   /** The latest-appended pending (claimed or waiting) item of the key that supersedes. */
   latest: T | undefined;
 }

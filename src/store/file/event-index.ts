@@ -475,7 +475,24 @@ export class EventIndex {
         this.claimed++;
         slots.push(slot);
         const by = key === undefined ? undefined : this.#keys.supersededBy(key, slot);
-        if (by !== undefined) (superseded ??= new Map()).set(slot, this.#superseders.get(by) as string);
+        if (by !== undefined && key !== undefined) {
+          const id = this.#superseders.get(by) as string;
+          const marked = (superseded ??= new Map());
+          marked.set(slot, id);
+          // The key's next ones that `by` supersedes too go with it (set aside, due, to an allowed endpoint).
+          const may = (next: number): boolean =>
+            slots.length < limit &&
+            this.#parked.has(next) &&
+            this.next.get(next) <= now &&
+            allowed((this.endpoints[this.endpoint.get(next)] as EndpointEntry).url);
+          for (let next = this.#keys.takeSuperseded(key, by, may); next !== undefined; next = this.#keys.takeSuperseded(key, by, may)) {
+            this.#parked.delete(next);
+            this.status.set(next, CLAIMED);
+            this.claimed++;
+            slots.push(next);
+            marked.set(next, id);
+          }
+        }
         return entry.heap.size > 0;
       },
     });
