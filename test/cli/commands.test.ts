@@ -234,6 +234,13 @@ describe('webhook-outbox dead, status and flush', () => {
     expect(await run('status', '--dir', outboxDir(), '--json').then((r) => JSON.parse(r.stdout) as { pending: number; dead: number })).toMatchObject({ pending: 0, dead: 0 });
     const alone = await run('send', receiver.url, '--data', '{}', '--dir', outboxDir(), '--supersede');
     expect([alone.code, alone.stderr]).toEqual([2, expect.stringContaining('supersede')]);
+    // flush accounts for what it left unsent.
+    const app = await Outbox.open({ dir: outboxDir(), url: receiver.url, autoFlush: false });
+    for (let n = 0; n < 3; n++) await app.enqueue({ id: `evt_s${n}`, body: { n }, orderingKey: 'c-8', supersede: true });
+    await app.close();
+    const flushed = await run('flush', '--dir', outboxDir(), '--quiet');
+    expect([flushed.code, flushed.stdout]).toEqual([0, expect.stringContaining('3 pending at start: 1 delivered, 2 superseded, 0 dead-lettered, 0 still pending')]);
+    expect(receiver.requests.at(-1)?.id).toBe('evt_s2');
   });
 
   it('move sends what a stopped app left for one URL (pending and dead) to another; flush delivers it there', async () => {

@@ -30,7 +30,9 @@ export async function flush(args: FlushArgs, out: Writable, err: Writable & { is
   let delivered = 0;
   let dead = 0;
   let retries = 0;
+  let superseded = 0;
   outbox.on('delivered', () => (delivered += 1));
+  outbox.on('superseded', () => (superseded += 1));
   outbox.on('dead', () => (dead += 1));
   outbox.on('retry', () => (retries += 1));
   const total = outbox.stats().pending;
@@ -38,7 +40,7 @@ export async function flush(args: FlushArgs, out: Writable, err: Writable & { is
     const { pending } = outbox.stats();
     progress.update(
       `${formatBar(total === 0 ? 1 : (total - pending) / total)} ${total - pending}/${total}  ` +
-        `delivered ${delivered}, dead ${dead}, retries ${retries}, ${formatDuration(Date.now() - started)}`,
+        `delivered ${delivered}, ${superseded > 0 ? `superseded ${superseded}, ` : ''}dead ${dead}, retries ${retries}, ${formatDuration(Date.now() - started)}`,
     );
   };
   const ticker = setInterval(draw, 100);
@@ -56,7 +58,8 @@ export async function flush(args: FlushArgs, out: Writable, err: Writable & { is
   const remaining = outbox.stats().pending;
   await outbox.close();
   out.write(
-    `${total} pending at start: ${delivered} delivered, ${dead} dead-lettered, ${remaining} still pending ` +
+    // Superseded events left unsent (latest state wins) are named only when there were any.
+    `${total} pending at start: ${delivered} delivered, ${superseded > 0 ? `${superseded} superseded, ` : ''}${dead} dead-lettered, ${remaining} still pending ` +
       `(${retries} retries, ${formatDuration(Date.now() - started)})\n`,
   );
   if (timedOut) {
