@@ -734,7 +734,9 @@ export class Flusher {
         },
         async (error: unknown) => {
           listener.error(error);
-          // Not written: hand it back, to be judged again at a later claim.
+          // Not written: hand it back, to be judged again at a later claim, after the pause of any store
+          // fault (claiming it again at once would spin on a full disk).
+          this.#faultUntil = this.#config.clock.now() + STORE_FAULT_PAUSE_MS;
           await store.settle([{ id: event.id, type: 'release' }]).catch(() => {});
         },
       )

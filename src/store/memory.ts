@@ -78,6 +78,7 @@ export class MemoryStore implements OutboxStore {
   readonly #keys = new OrderingKeys<PendingEntry>(
     (a, b) => a.order < b.order,
     (entry) => entry.supersede === true,
+    (a, b) => a.url === b.url,
   );
   /** Pending entries out of the due heaps because their ordering key holds them back. */
   readonly #parked = new Set<PendingEntry>();

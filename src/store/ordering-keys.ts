@@ -13,10 +13,17 @@ export class OrderingKeys<T> {
   readonly #keys = new Map<string, KeyState<T>>();
   readonly #before: (a: T, b: T) => boolean;
   readonly #supersedes: (item: T) => boolean;
+  readonly #sameUrl: (a: T, b: T) => boolean;
 
-  constructor(before: (a: T, b: T) => boolean, supersedes: (item: T) => boolean = () => false) {
+  /**
+   * `before` orders items as appended; `supersedes` tells the items appended with `supersede: true`;
+   * `sameUrl` whether two items go to the same endpoint URL now (after moves and replays): a superseding
+   * item supersedes only items to its own URL (a key may fan out to several receivers).
+   */
+  constructor(before: (a: T, b: T) => boolean, supersedes: (item: T) => boolean = () => false, sameUrl: (a: T, b: T) => boolean = () => true) {
     this.#before = before;
     this.#supersedes = supersedes;
+    this.#sameUrl = sameUrl;
   }
 
   /**
@@ -51,7 +58,9 @@ export class OrderingKeys<T> {
    */
   supersededBy(key: string, item: T): T | undefined {
     const latest = this.#keys.get(key)?.latest;
-    return latest !== undefined && this.#before(item, latest) ? latest : undefined;
+    // Only the key's latest superseder counts, and only for items to its URL: an item to another URL is sent
+    // (a superseder of its own URL before that latest one is not looked for: sending is the safe side).
+    return latest !== undefined && this.#before(item, latest) && this.#sameUrl(item, latest) ? latest : undefined;
   }
 
   /**
@@ -74,7 +83,7 @@ export class OrderingKeys<T> {
   takeSuperseded(key: string, by: T, may: (item: T) => boolean): T | undefined {
     const state = this.#keys.get(key);
     const next = state?.waiting[0];
-    if (state === undefined || next === undefined || !this.#before(next, by) || !may(next)) return undefined;
+    if (state === undefined || next === undefined || !this.#before(next, by) || !this.#sameUrl(next, by) || !may(next)) return undefined;
     this.#pop(state.waiting);
     state.claimed++;
     return next;

@@ -16,7 +16,8 @@
  *   at a time, in append order. A dead letter does not hold its key up; replayed, it takes its original
  *   place again (before later events of its key that are still pending). When a key's next event is
  *   claimed while a later-appended event of its key with `supersede: true` is pending (claimed or not),
- *   it is handed out with `supersededBy` set (the id of the latest such event) instead of to be sent;
+ *   and the latest such event goes to the same URL as it (a superseder never removes an event to another
+ *   URL), it is handed out with `supersededBy` set (the id of that latest event) instead of to be sent;
  *   the key's waiting events right after it that the same event supersedes may come in the same claim
  *   (marked too, within `limit`), and the key's next is then held back until all of them ended.
  *   Marking is optional: a store that never marks anything is correct (every event is then sent).

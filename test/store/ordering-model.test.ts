@@ -106,14 +106,17 @@ function checkStats(model: Map<string, Ev>, store: OutboxStore, where: string): 
   expect(s.endpoints, where).toEqual(endpoints);
 }
 
-/** The latest pending or claimed superseding event of `e`'s key appended after `e`, if any. */
+/**
+ * The latest pending or claimed superseding event of `e`'s key appended after `e`, if it goes to `e`'s URL
+ * (a superseder supersedes only events to its own URL; an earlier one of `e`'s URL is not looked for).
+ */
 function supersederOf(model: Map<string, Ev>, e: Ev): string | undefined {
-  let latest: [string, number] | undefined;
+  let latest: [string, Ev] | undefined;
   for (const [id, other] of model) {
     if (other.key !== e.key || !other.supersede || other.state === 'dead' || other.order <= e.order) continue;
-    if (latest === undefined || other.order > latest[1]) latest = [id, other.order];
+    if (latest === undefined || other.order > latest[1].order) latest = [id, other];
   }
-  return latest?.[0];
+  return latest !== undefined && latest[1].url === e.url ? latest[0] : undefined;
 }
 
 function checkClaimed(
@@ -152,7 +155,9 @@ function checkClaimed(
     expect(e.attempts, `${where}: attempts of ${e.id}`).toBe(m.attempts);
     expect(e.supersede === true, `${where}: supersede of ${e.id}`).toBe(m.supersede);
     const by = m.key === undefined ? undefined : supersederOf(model, m);
-    expect(e.supersededBy, `${where}: ${e.id} superseded by`).toBe(by);
+    // While a move runs (not exact), an event and its superseder may be at different URLs for a moment:
+    // the store may then send it (the safe side), never mark it wrongly.
+    if (exact || e.supersededBy !== undefined) expect(e.supersededBy, `${where}: ${e.id} superseded by`).toBe(by);
     if (by !== undefined) marked.set(e.id, by);
   }
   expect(events.length, `${where}: over the limit`).toBeLessThanOrEqual(limit);

@@ -54,7 +54,7 @@ export async function send(args: SendArgs, out: Writable, err: Writable): Promis
       return ExitCode.failure;
     }
     err.write(`enqueued ${id} (durable in ${args.dir})\n`);
-    const outcome = await new Promise<DeliveredEvent | DeadEvent | undefined>((resolve) => {
+    const outcome = await new Promise<DeliveredEvent | DeadEvent | SupersededEvent | undefined>((resolve) => {
       // setTimeout's longest delay (about 24.8 days); a longer one would fire at once.
       const timer = setTimeout(() => finish(undefined), Math.min(args.timeoutMs, 2 ** 31 - 1));
       const onDelivered = (event: DeliveredEvent): void => {
@@ -69,10 +69,12 @@ export async function send(args: SendArgs, out: Writable, err: Writable): Promis
         err.write(`attempt ${event.attempts} failed (${why}); next try in ${formatDuration(event.nextAttemptAt - Date.now())}\n`);
       };
       // Earlier events of its key left in the directory, not sent because this one supersedes them.
+      // This one too, when it was already waiting in the directory (the id is accepted once) behind a later one.
       const onSuperseded = (event: SupersededEvent): void => {
         err.write(`${event.id} superseded by ${event.by} (not sent)\n`);
+        if (event.id === id) finish(event);
       };
-      function finish(value: DeliveredEvent | DeadEvent | undefined): void {
+      function finish(value: DeliveredEvent | DeadEvent | SupersededEvent | undefined): void {
         clearTimeout(timer);
         outbox.off('delivered', onDelivered);
         outbox.off('dead', onDead);
@@ -92,6 +94,7 @@ export async function send(args: SendArgs, out: Writable, err: Writable): Promis
       );
       return ExitCode.timeout;
     }
+    if ('by' in outcome) return ExitCode.failure;
     if ('reason' in outcome) {
       const last = outcome.status === undefined ? '' : `, last answer HTTP ${outcome.status}`;
       err.write(`dead letter ${id}: ${outcome.reason} after ${outcome.attempts} attempt(s)${last}; see \`webhook-outbox dead list\`\n`);

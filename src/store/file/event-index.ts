@@ -107,6 +107,7 @@ export class EventIndex {
   readonly #keys = new OrderingKeys<number>(
     (a, b) => this.evSeg.get(a) < this.evSeg.get(b) || (this.evSeg.get(a) === this.evSeg.get(b) && this.evOff.get(a) < this.evOff.get(b)),
     (slot) => this.#superseders.has(slot),
+    (a, b) => this.endpoint.get(a) === this.endpoint.get(b),
   );
   /** Keyed pending slots out of their endpoint's heap while their key holds them back. */
   readonly #parked = new Set<number>();
