@@ -35,7 +35,7 @@ export interface OutboxMessage extends WebhookMessage {
   orderingKey?: string;
   /**
    * Latest state wins (needs `orderingKey`): while this event is pending, earlier-enqueued events of its
-   * key are removed unsent when their turn comes (`'superseded'` event, `stats().superseded`). Events
+   * key to its URL are removed unsent when their turn comes (`'superseded'` event, `stats().superseded`). Events
    * already in flight finish; dead letters are not touched. See docs/03.
    * @default false
    */
