@@ -1,26 +1,17 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Outbox } from '../src/outbox.js';
 import { startFlakyReceiver } from '../src/testing/flaky-receiver.js';
-import { buildCli } from './cli/run-cli.js';
+import { builtPackage } from './cli/run-cli.js';
 import { newSecret, waitFor } from './outbox-helpers.js';
 import { tempDirs } from './store/temp-dir.js';
 
 const tempDir = tempDirs('outbox-crash');
 const fixture = join(import.meta.dirname, 'fixtures', 'outbox-crash-app.mjs');
-let built: Awaited<ReturnType<typeof buildCli>>;
-
-beforeAll(async () => {
-  // The child needs runnable JS: the package built with its own tsup config into a private directory.
-  built = await buildCli();
-}, 60_000);
-
-afterAll(async () => {
-  await built?.cleanup();
-});
+// The child needs runnable JS: the package built with its own tsup config into a private directory.
+const built = builtPackage();
 
 /** Runs `script` as an ES module in a child process until it exits on its own; its exit code and stdout. */
 async function runModule(script: string): Promise<{ code: number | null; stdout: string }> {
@@ -37,9 +28,9 @@ describe('Outbox process lifetime', () => {
   it('a running flusher with retries scheduled does not keep the process alive by itself', async () => {
     const receiver = await startFlakyReceiver({ script: () => 503 });
     const dir = await tempDir();
-    const entry = join(built.entry, '..', '..', 'index.js');
+    const entry = built.indexUrl;
     const script = [
-      `const { Outbox } = await import(${JSON.stringify(pathToFileURL(entry).href)});`,
+      `const { Outbox } = await import(${JSON.stringify(entry)});`,
       `const outbox = await Outbox.open({ dir: ${JSON.stringify(dir)}, url: ${JSON.stringify(receiver.url)}, retry: { baseDelayMs: 60000 } });`,
       `outbox.on('retry', (event) => console.log('retry ' + event.id));`,
       `await outbox.enqueue({ id: 'evt-1', body: 1 });`,
@@ -63,9 +54,9 @@ describe('Sender process lifetime', () => {
   it('a script awaiting send() stays alive through its backoff and gets the answer', async () => {
     let requests = 0;
     const receiver = await startFlakyReceiver({ script: () => (++requests <= 2 ? 500 : 200) });
-    const entry = join(built.entry, '..', '..', 'index.js');
+    const entry = built.indexUrl;
     const script = [
-      `const { createSender } = await import(${JSON.stringify(pathToFileURL(entry).href)});`,
+      `const { createSender } = await import(${JSON.stringify(entry)});`,
       `const sender = createSender({ retry: { baseDelayMs: 300, maxDelayMs: 300 } });`,
       `const result = await sender.send({ url: ${JSON.stringify(receiver.url)}, body: 1 });`,
       `console.log('sent ' + result.status + ' after ' + result.attempts);`,
@@ -88,7 +79,7 @@ describe('Outbox after kill -9', () => {
     // Latency keeps requests in flight at the moment of the kill.
     const receiver = await startFlakyReceiver({ secret, latencyMs: 20 });
     const dir = await tempDir();
-    const entry = join(built.entry, '..', '..', 'index.js');
+    const entry = built.indexUrl;
     let child: ChildProcess | undefined;
     try {
       child = spawn(process.execPath, [fixture, entry, dir, receiver.url, secret], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -157,7 +148,7 @@ describe('Outbox lock across containers', () => {
    * its stdin ends. `--kill-child` takes it down with `unshare` when that is killed.
    */
   async function containerHolding(dir: string, host?: string): Promise<{ child: ChildProcess; exited: Promise<number | null> }> {
-    const entry = pathToFileURL(join(built.entry, '..', '..', 'index.js')).href;
+    const entry = built.indexUrl;
     const script = [
       `const { Outbox } = await import(${JSON.stringify(entry)});`,
       `const outbox = await Outbox.open({ dir: ${JSON.stringify(dir)}, url: 'http://127.0.0.1:9/hook', autoFlush: false });`,

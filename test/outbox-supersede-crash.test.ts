@@ -1,25 +1,16 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Outbox } from '../src/outbox.js';
 import { startFlakyReceiver } from '../src/testing/flaky-receiver.js';
-import { buildCli } from './cli/run-cli.js';
+import { builtPackage } from './cli/run-cli.js';
 import { waitFor } from './outbox-helpers.js';
 import { tempDirs } from './store/temp-dir.js';
 
 /** Supersede across kill -9: the rule is judged again after the restart, nothing is lost and no old state is sent. */
 const tempDir = tempDirs('outbox-supersede-crash');
-let built: Awaited<ReturnType<typeof buildCli>>;
-
-beforeAll(async () => {
-  built = await buildCli();
-}, 60_000);
-
-afterAll(async () => {
-  await built?.cleanup();
-});
+// The child needs runnable JS: the package built with its own tsup config into a private directory.
+const built = builtPackage();
 
 const KEYS = 5;
 
@@ -35,7 +26,7 @@ describe('Superseding events after kill -9', () => {
     // Latency keeps a request of each key in flight while updates pile up behind it.
     const receiver = await startFlakyReceiver({ latencyMs: 20 });
     const dir = await tempDir();
-    const entry = pathToFileURL(join(built.entry, '..', '..', 'index.js')).href;
+    const entry = built.indexUrl;
     const script = [
       `const { Outbox } = await import(${JSON.stringify(entry)});`,
       `const outbox = await Outbox.open({ dir: ${JSON.stringify(dir)}, url: ${JSON.stringify(receiver.url)}, retry: { baseDelayMs: 5, maxDelayMs: 100 } });`,

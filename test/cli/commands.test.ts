@@ -1,26 +1,21 @@
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Outbox } from '../../src/outbox.js';
 import { startFlakyReceiver } from '../../src/testing/flaky-receiver.js';
 import type { FlakyReceiver } from '../../src/testing/flaky-receiver.js';
 import { generateSigningKeyPair, signingPublicKey } from '../../src/signing/ed25519-keys.js';
 import type { SigningKeyPair } from '../../src/signing/ed25519-keys.js';
-import { buildCli, runCli, startCli } from './run-cli.js';
+import { builtPackage, runCli, startCli } from './run-cli.js';
 
 const secret = `whsec_${Buffer.from('a demo secret of thirty-two bytes').toString('base64')}`;
 
-let cli: { entry: string; cleanup(): Promise<void> };
 let dir: string;
 let receiver: FlakyReceiver;
 
-beforeAll(async () => {
-  cli = await buildCli();
-}, 60_000);
-afterAll(async () => {
-  await cli.cleanup();
-});
+const built = builtPackage();
+
 /** A fresh directory and receiver per test, for the blocks whose tests run one at a time. */
 function useDirAndReceiver(): void {
   beforeEach(async () => {
@@ -33,7 +28,7 @@ function useDirAndReceiver(): void {
   });
 }
 
-const run = (...args: string[]) => runCli(cli.entry, args);
+const run = (...args: string[]) => runCli(built.cli, args);
 const outboxDir = (): string => join(dir, 'outbox');
 
 async function status(): Promise<{ pending: number; dead: number; ownerPid: number | null; inFlight: number | null; endpoints: Record<string, { pending: number; dead: number }> }> {
@@ -64,7 +59,7 @@ describe('webhook-outbox send', () => {
     const file = join(dir, 'body.json');
     await writeFile(file, '{"from":"file"}');
     expect((await run('send', receiver.url, '--data', `@${file}`, '--dir', outboxDir())).code).toBe(0);
-    const piped = await runCli(cli.entry, ['send', receiver.url, '--data', '@-', '--dir', outboxDir()], {
+    const piped = await runCli(built.cli, ['send', receiver.url, '--data', '@-', '--dir', outboxDir()], {
       input: '{"from":"stdin"}',
       env: { WEBHOOK_OUTBOX_SECRET: secret },
     });
@@ -77,7 +72,7 @@ describe('webhook-outbox send', () => {
 
   it('signs with every secret of WEBHOOK_OUTBOX_SECRET while rotating (space-separated, new first)', async () => {
     const next = `whsec_${Buffer.from('the next secret, thirty-two byte').toString('base64')}`;
-    const sent = await runCli(cli.entry, ['send', receiver.url, '--data', '{"rotating":true}', '--dir', outboxDir()], {
+    const sent = await runCli(built.cli, ['send', receiver.url, '--data', '{"rotating":true}', '--dir', outboxDir()], {
       env: { WEBHOOK_OUTBOX_SECRET: `${next} ${secret}` },
     });
     expect(sent.code).toBe(0);
@@ -90,7 +85,7 @@ describe('webhook-outbox send', () => {
     const pair = generateSigningKeyPair();
     const rx = await startFlakyReceiver({ secret: pair.publicKey });
     try {
-      const sent = await runCli(cli.entry, ['send', rx.url, '--data', '{"asymmetric":true}', '--dir', outboxDir()], {
+      const sent = await runCli(built.cli, ['send', rx.url, '--data', '{"asymmetric":true}', '--dir', outboxDir()], {
         env: { WEBHOOK_OUTBOX_SECRET: `${pair.secretKey} ${secret}` },
       });
       expect(sent.code).toBe(0);
@@ -280,11 +275,11 @@ describe('webhook-outbox dead, status and flush', () => {
     await app.close();
     const env = { WEBHOOK_OUTBOX_BLOCK_PRIVATE_ADDRESSES: '1' };
     // A test event through that directory: refused itself, before anything is delivered.
-    const refused = await runCli(cli.entry, ['send', receiver.url, '--data', '{"ping":1}', '--dir', outboxDir(), '--timeout', '3s'], { env });
+    const refused = await runCli(built.cli, ['send', receiver.url, '--data', '{"ping":1}', '--dir', outboxDir(), '--timeout', '3s'], { env });
     expect(refused.code).toBe(2);
     expect((await status()).pending).toBe(1);
     // Allowed to the receiver's address only: the test event goes out, the queued one is refused, not tried.
-    const allowed = await runCli(cli.entry, ['send', receiver.url, '--data', '{"ping":2}', '--dir', outboxDir(), '--allow-address', '127.0.0.1', '--timeout', '3s'], { env });
+    const allowed = await runCli(built.cli, ['send', receiver.url, '--data', '{"ping":2}', '--dir', outboxDir(), '--allow-address', '127.0.0.1', '--timeout', '3s'], { env });
     expect(allowed.code).toBe(0);
     const letters = JSON.parse((await run('dead', 'list', '--dir', outboxDir(), '--json')).stdout) as { id: string; reason: string; lastError: string }[];
     expect(letters).toEqual([expect.objectContaining({ id: 'evt_internal', reason: 'invalid', lastError: 'ERR_NETWORK EPRIVATEADDRESS' })]);
@@ -331,7 +326,7 @@ describe('webhook-outbox dead, status and flush', () => {
 
   it('status reads a directory another process owns, which flush and replay cannot take', async () => {
     receiver.setScript(() => ({ hang: true }));
-    const owner = startCli(cli.entry, ['send', receiver.url, '--data', '{}', '--dir', outboxDir(), '--id', 'evt_held', '--timeout', '20s']);
+    const owner = startCli(built.cli, ['send', receiver.url, '--data', '{}', '--dir', outboxDir(), '--id', 'evt_held', '--timeout', '20s']);
     try {
       await until(() => receiver.requests.length > 0);
       const report = await status();
@@ -420,7 +415,7 @@ describe.concurrent('bad arguments and help', () => {
       [['send', 'ftp://user:SuperSecret@example.test/x', '--data', '{}']],
     ];
     for (const [args, env] of cases) {
-      const result = await runCli(cli.entry, args, env === undefined ? {} : { env });
+      const result = await runCli(built.cli, args, env === undefined ? {} : { env });
       expect(result.code).toBe(2);
       expect(result.stderr).toContain('not shown');
       expect(result.stderr).not.toContain('SuperSecret');

@@ -1,14 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildCli, runCli } from './run-cli.js';
+import { describe, expect, it } from 'vitest';
+import { builtPackage, runCli } from './run-cli.js';
 
-let cli: { entry: string; cleanup(): Promise<void> };
-
-beforeAll(async () => {
-  cli = await buildCli();
-}, 60_000);
-afterAll(async () => {
-  await cli.cleanup();
-});
+const built = builtPackage();
 
 function row(stdout: string, name: string): string | undefined {
   return new RegExp(`^${name}\\s+(\\S+)`, 'm').exec(stdout)?.[1];
@@ -16,7 +9,7 @@ function row(stdout: string, name: string): string | undefined {
 
 describe('webhook-outbox demo', () => {
   it('replays the incident with a SIGKILLed producer and prints 0 lost', async () => {
-    const result = await runCli(cli.entry, ['demo', '--events', '400', '--rate', '400', '--phase', '600ms', '--capacity', '4', '--quiet']);
+    const result = await runCli(built.cli, ['demo', '--events', '400', '--rate', '400', '--phase', '600ms', '--capacity', '4', '--quiet']);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(row(result.stdout, 'sent')).toBe('400');
@@ -30,7 +23,7 @@ describe('webhook-outbox demo', () => {
   });
 
   it('exits non-zero and counts the lost events when delivery cannot finish in time', async () => {
-    const result = await runCli(cli.entry, ['demo', '--events', '200', '--rate', '400', '--phase', '20s', '--timeout', '1500ms', '--kill-at', '0', '--quiet']);
+    const result = await runCli(built.cli, ['demo', '--events', '200', '--rate', '400', '--phase', '20s', '--timeout', '1500ms', '--kill-at', '0', '--quiet']);
     expect(result.code).toBe(1);
     const lost = Number(row(result.stdout, 'lost'));
     expect(lost).toBeGreaterThan(0);

@@ -2,7 +2,9 @@ import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { afterAll, beforeAll } from 'vitest';
 
 const root = resolve(import.meta.dirname, '../..');
 
@@ -17,13 +19,39 @@ export interface CliRun {
  * Builds the CLI with the package's own tsup config into a private directory under node_modules/.cache
  * (so it resolves the installed dependencies and never races with `dist/`), and returns how to run it.
  */
-export async function buildCli(): Promise<{ entry: string; cleanup(): Promise<void> }> {
+async function buildCli(): Promise<{ entry: string; cleanup(): Promise<void> }> {
   const outDir = join(root, 'node_modules', '.cache', 'webhook-outbox-cli-test', `${process.pid}-${Date.now()}`);
   await mkdir(outDir, { recursive: true });
   await promisify(execFile)(process.execPath, [join(root, 'node_modules', 'tsup', 'dist', 'cli-default.js'), '--silent', '--no-dts', '--out-dir', outDir], {
     cwd: root,
   });
   return { entry: join(outDir, 'cli', 'main.js'), cleanup: () => rm(outDir, { recursive: true, force: true }) };
+}
+
+/**
+ * The package built once for the calling test file (beforeAll, removed afterAll), for child processes: the
+ * CLI entry, and the URL of the library's entry to `import()` from a script.
+ */
+export function builtPackage(): { readonly cli: string; readonly indexUrl: string } {
+  let built: Awaited<ReturnType<typeof buildCli>> | undefined;
+  beforeAll(async () => {
+    built = await buildCli();
+  }, 60_000);
+  afterAll(async () => {
+    await built?.cleanup();
+  });
+  const entry = (): string => {
+    if (built === undefined) throw new Error('the package is built in beforeAll: use it inside a test');
+    return built.entry;
+  };
+  return {
+    get cli() {
+      return entry();
+    },
+    get indexUrl() {
+      return pathToFileURL(join(entry(), '..', '..', 'index.js')).href;
+    },
+  };
 }
 
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
