@@ -25,7 +25,7 @@ export type { Sender, SendOptions, SendResult } from './sender.js';
 export { Outbox } from './outbox.js';
 export type { OutboxEventMap, OutboxStats, EndpointStats, DrainOptions, CloseOptions, DeadLetterSelection, ReplayOptions, FoundEventStatus } from './outbox.js';
 export type { OutboxOptions } from './options.js';
-export type { DeliveredEvent, RetryEvent, DeadEvent, SupersededEvent, CircuitEvent } from './delivery/flusher.js';
+export type { DeliveredEvent, RetryEvent, DeadEvent, SupersededEvent, EndpointGoneEvent, CircuitEvent } from './delivery/flusher.js';
 export type { CircuitState } from './delivery/endpoint.js';
 export type { OutboxMessage, WebhookMessage } from './message.js';
 export type { SenderOptions, RetryOptions, SigningSecretResolver, EndpointLimits } from './options.js';

@@ -453,6 +453,15 @@ export interface OutboxOptions extends SenderOptions {
    */
   endpointLimits?: (url: string) => EndpointLimits | undefined;
   /**
+   * An endpoint that answers 410 Gone is disabled, as the Standard Webhooks spec asks: the event answered so
+   * is a dead letter (`http-status`), and this outbox sends that URL nothing more; its other events, and
+   * those enqueued for it later, become dead letters unsent (`endpoint-gone`), kept for `replay()`, until
+   * `enableEndpoint(url)`, a replay or a restart. `'endpointGone'` tells you. `false`: a 410 is a
+   * permanent failure of that one event, like a 400.
+   * @default true
+   */
+  goneDisablesEndpoint?: boolean;
+  /**
    * This outbox's name in its metrics: every instrument carries it as `webhook_outbox.name`. Give one to each
    * outbox when a process runs several, or their gauges cannot be told apart.
    * @default undefined (no such attribute)
@@ -485,6 +494,7 @@ export interface NormalizedOutboxOptions extends NormalizedSenderOptions {
   concurrency: number;
   globalConcurrency: number;
   endpointLimits: ((url: string) => EndpointLimits | undefined) | undefined;
+  goneDisablesEndpoint: boolean;
   name: string | undefined;
 }
 
@@ -501,7 +511,7 @@ export const OUTBOX_RETRY_DEFAULTS: Readonly<NormalizedRetryOptions> = Object.fr
   maxRetryAfterMs: 3_600_000,
 });
 
-const OUTBOX_OPTION_KEYS = ['dir', 'store', 'durability', 'maxBytes', 'autoFlush', 'concurrency', 'globalConcurrency', 'endpointLimits', 'name'];
+const OUTBOX_OPTION_KEYS = ['dir', 'store', 'durability', 'maxBytes', 'autoFlush', 'concurrency', 'globalConcurrency', 'endpointLimits', 'goneDisablesEndpoint', 'name'];
 
 /** Bounds of an endpoint's `ratePerSecond`: one request an hour, a million a second. */
 const MIN_RATE_PER_SECOND = 1 / 3600;
@@ -557,6 +567,7 @@ export function normalizeOutboxOptions(input: unknown): NormalizedOutboxOptions 
     concurrency: checkInteger(o.concurrency, 'concurrency', 16, { min: 1, max: 1024 }),
     globalConcurrency: checkInteger(o.globalConcurrency, 'globalConcurrency', 64, { min: 1, max: 65_536 }),
     endpointLimits: o.endpointLimits as NormalizedOutboxOptions['endpointLimits'],
+    goneDisablesEndpoint: checkBoolean(o.goneDisablesEndpoint, 'goneDisablesEndpoint', true),
     name: o.name as string | undefined,
   };
 }

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { holdProcessOpen } from './clock.js';
 import { DrainTimeoutError, InvalidOptionError, OutboxClosedError, OutboxFullError } from './errors.js';
 import { createTransportStack, runAttempt } from './delivery/attempt.js';
-import type { CircuitEvent, DeadEvent, DeliveredEvent, RetryEvent, SupersededEvent } from './delivery/flusher.js';
+import type { CircuitEvent, DeadEvent, DeliveredEvent, EndpointGoneEvent, RetryEvent, SupersededEvent } from './delivery/flusher.js';
 import { Flusher } from './delivery/flusher.js';
 import type { EndpointSnapshot } from './delivery/endpoint.js';
 import { prepareMessage } from './message.js';
@@ -32,6 +32,12 @@ export type OutboxEventMap = {
    * pending when its turn came (see docs/03).
    */
   superseded: [event: SupersededEvent];
+  /**
+   * An endpoint answered 410 Gone (with `goneDisablesEndpoint`, the default): this outbox sends it nothing
+   * more; its events become dead letters, reason `endpoint-gone`, until `enableEndpoint()` or a replay (see
+   * docs/06). Disable the endpoint in your own records and tell its owner.
+   */
+  endpointGone: [event: EndpointGoneEvent];
   /** An endpoint's circuit changed state. */
   circuit: [event: CircuitEvent];
   /**
@@ -53,6 +59,8 @@ export interface EndpointStats {
   nextProbeAt: number | undefined;
   /** End of a Retry-After pause (ms since epoch). */
   pausedUntil: number | undefined;
+  /** When a 410 Gone disabled the endpoint (ms since epoch), while it is disabled. */
+  goneSince: number | undefined;
 }
 
 /** What {@link Outbox.stats} returns. */
@@ -211,6 +219,7 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
       concurrency: options.concurrency,
       globalConcurrency: options.globalConcurrency,
       limitsOf: options.endpointLimits === undefined ? undefined : (url) => this.#limitsOf(url),
+      goneDisablesEndpoint: options.goneDisablesEndpoint,
       deliver: async (event, signal) => {
         const result = await runAttempt(transport, event, { timeoutMs, signal, clock, retryOnDnsFailure });
         // A request that close() abandoned is no attempt: its event stays pending, untouched.
@@ -229,6 +238,7 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
           this.#metrics.superseded();
           this.#emitSafely('superseded', event);
         },
+        endpointGone: (event) => this.#emitSafely('endpointGone', event),
         circuit: (event) => this.#emitSafely('circuit', event),
         error: (error) => this.#fault(error),
         progress: () => this.#checkWaiters(),
@@ -285,8 +295,9 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
   stats(): OutboxStats {
     const store = this.#store.stats();
     const live = this.#flusher.endpoints();
+    const gone = this.#flusher.gone;
     const endpoints: Record<string, EndpointStats> = {};
-    for (const url of new Set([...Object.keys(store.endpoints), ...Object.keys(live)])) {
+    for (const url of new Set([...Object.keys(store.endpoints), ...Object.keys(live), ...gone.keys()])) {
       const counters = store.endpoints[url];
       const state = live[url];
       endpoints[url] = {
@@ -297,6 +308,7 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
         inFlight: state?.inFlight ?? 0,
         nextProbeAt: state?.nextProbeAt,
         pausedUntil: state?.pausedUntil,
+        goneSince: gone.get(url),
       };
     }
     return {
@@ -415,8 +427,25 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
     if (this.#closing !== undefined) throw new OutboxClosedError();
     const now = this.#options.clock.now();
     const count = await this.#forSelected(query, (ids) => this.#store.replay(ids, now, url));
+    // A replay is a request to try again: the endpoints it may send to are enabled again after a 410 Gone
+    // (without an endpoint or url to go by, all of them; one still gone answers 410 again).
+    this.#flusher.enable(url ?? query.endpoint);
     this.#flusher.poke();
     return count;
+  }
+
+  /**
+   * Sends to endpoint `url` again after it answered 410 Gone (its owner brought it back): events enqueued
+   * from now on are sent; those already dead (reason `endpoint-gone`) are sent once you `replay()` them.
+   * Returns whether it was disabled. Throws `ERR_INVALID_OPTION` for a value that is not a URL.
+   */
+  enableEndpoint(url: string): boolean {
+    const checked = checkUrl(url, 'url');
+    if (checked === undefined) throw new InvalidOptionError('url', 'expected an http(s) URL, got undefined');
+    if (this.#closing !== undefined) throw new OutboxClosedError();
+    const was = this.#flusher.enable(checked);
+    this.#flusher.poke();
+    return was;
   }
 
   /**
@@ -440,6 +469,8 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
     const { clock } = this.#options;
     const deadline = clock.now() + timeoutMs;
     const release = holdProcessOpen();
+    // Moving there is a request to send there, also after a 410 Gone from it.
+    this.#flusher.enable(toUrl);
     try {
       await this.#flusher.hold(fromUrl);
       let moved = 0;
@@ -581,7 +612,7 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
     }
   }
 
-  #emitSafely<K extends 'delivered' | 'retry' | 'dead' | 'superseded' | 'circuit'>(name: K, event: OutboxEventMap[K][0]): void {
+  #emitSafely<K extends 'delivered' | 'retry' | 'dead' | 'superseded' | 'endpointGone' | 'circuit'>(name: K, event: OutboxEventMap[K][0]): void {
     try {
       (this.emit as (name: K, event: OutboxEventMap[K][0]) => boolean)(name, event);
     } catch (error) {

@@ -86,6 +86,18 @@ export interface SupersededEvent {
   by: string;
 }
 
+/**
+ * Emitted when an endpoint answers 410 Gone (with `goneDisablesEndpoint`): no more requests go to its URL
+ * in this process; its events become dead letters (`endpoint-gone`) until `enableEndpoint()` or a replay.
+ */
+export interface EndpointGoneEvent {
+  url: string;
+  /** The event that was answered 410 (a dead letter, reason `http-status`). */
+  id: string;
+  /** When (ms since epoch). */
+  at: number;
+}
+
 /** Emitted on every circuit transition of an endpoint. */
 export interface CircuitEvent {
   url: string;
@@ -99,6 +111,7 @@ export interface FlusherListener {
   retry(event: RetryEvent): void;
   dead(event: DeadEvent): void;
   superseded(event: SupersededEvent): void;
+  endpointGone(event: EndpointGoneEvent): void;
   circuit(event: CircuitEvent): void;
   /** A store fault (never a delivery failure). */
   error(error: unknown): void;
@@ -122,6 +135,8 @@ export interface FlusherConfig {
   globalConcurrency: number;
   /** An endpoint's own limits (asked when its state is made), when it has any. */
   limitsOf?: ((url: string) => EndpointLimits | undefined) | undefined;
+  /** A 410 Gone answer stops sending to its URL (see {@link EndpointGoneEvent}). */
+  goneDisablesEndpoint: boolean;
   listener: FlusherListener;
 }
 
@@ -198,8 +213,10 @@ export class Flusher {
   #heldReleases: Promise<void>[] = [];
   /** The store claim under way, if any (see {@link hold}). */
   #claiming: Promise<unknown> | undefined;
-  /** Read-ahead events past their age being buried, and superseded events being removed, by URL (no lane counts them). */
+  /** Events being removed without a request (see {@link #unsent}), by URL: no lane counts them. */
   readonly #burying = new Map<string, number>();
+  /** Endpoints that answered 410 Gone, with when: their events are buried unsent. */
+  readonly #gone = new Map<string, number>();
   /**
    * The lanes that may have something to do: events buffered, requests in flight or outcomes unsettled, or
    * a circuit or pause that time will end. Only these are walked per claim and per answer, so the cost of
@@ -281,6 +298,18 @@ export class Flusher {
     else this.#held.delete(url);
     if (this.#held.size === 0) this.#heldReleases = [];
     this.poke();
+  }
+
+  /** The endpoints disabled by a 410 Gone, with when (ms since epoch). */
+  get gone(): ReadonlyMap<string, number> {
+    return this.#gone;
+  }
+
+  /** Sends to `url` again after a 410 Gone disabled it (every such endpoint without `url`). Whether one was. */
+  enable(url?: string): boolean {
+    const was = url === undefined ? this.#gone.size > 0 : this.#gone.delete(url);
+    if (url === undefined) this.#gone.clear();
+    return was;
   }
 
   /** Whether a request for event `id` is out now. */
@@ -547,6 +576,10 @@ export class Flusher {
         this.#supersede(event, event.supersededBy);
         continue;
       }
+      if (this.#gone.has(event.url)) {
+        this.#unsent(event, this.#bury(event, 'endpoint-gone', undefined, this.#config.clock.now()));
+        continue;
+      }
       const lane = this.#lane(event.url);
       lane.buffer.push(event);
       this.#engage(lane);
@@ -587,23 +620,13 @@ export class Flusher {
 
   /** Sends the lane's next buffered event (burying those past their max age); false when it sent none. */
   #dispatchOne(lane: Lane): boolean {
-    const { globalConcurrency, retry, clock, listener } = this.#config;
+    const { globalConcurrency, retry, clock } = this.#config;
     while (this.#running && lane.buffer.length > 0 && this.#active.size < globalConcurrency && lane.state.room() > 0) {
       const event = lane.buffer.shift() as StoredEvent;
       this.#buffered -= 1;
       const now = clock.now();
       if (now >= event.createdAt + retry.maxAgeMs) {
-        this.#burying.set(event.url, (this.#burying.get(event.url) ?? 0) + 1);
-        this.#bury(event, 'max-age', undefined, now)
-          .catch((error: unknown) => listener.error(error))
-          .finally(() => {
-            const left = (this.#burying.get(event.url) ?? 1) - 1;
-            if (left > 0) this.#burying.set(event.url, left);
-            else this.#burying.delete(event.url);
-            // As after an answer: the burial may have freed the event's ordering key for the next.
-            this.#afterSlot(lane);
-            listener.progress();
-          });
+        this.#unsent(event, this.#bury(event, 'max-age', undefined, now));
         continue;
       }
       this.#dispatch(event, lane);
@@ -691,6 +714,8 @@ export class Flusher {
     }
     const now = clock.now();
     if (!result.retryable) {
+      // Before the burial is written: the lane's next dispatch (right after this returns) must see it.
+      if (result.status === 410 && this.#config.goneDisablesEndpoint) this.#disable(event, now);
       await this.#bury(event, result.status === undefined ? 'invalid' : 'http-status', attempt, now, result.status);
       return;
     }
@@ -719,27 +744,45 @@ export class Flusher {
     });
   }
 
-  /**
-   * Removes an event its store marked superseded, without a request. Once that is written its key's next
-   * may be due: claim again.
-   */
+  /** Removes an event its store marked superseded, without a request. */
   #supersede(event: StoredEvent, by: string): void {
+    const { listener } = this.#config;
+    const written = this.#settle({ id: event.id, type: 'superseded', by }).then(() => {
+      listener.superseded({ id: event.id, url: event.url, orderingKey: event.orderingKey as string, by });
+    });
+    this.#unsent(event, written);
+  }
+
+  /** A 410 Gone from `event`'s endpoint: no more requests to it; what its lane read ahead is buried unsent. */
+  #disable(event: StoredEvent, now: number): void {
+    const { url } = event;
+    if (this.#gone.has(url)) return;
+    this.#gone.set(url, now);
+    this.#config.listener.endpointGone({ url, id: event.id, at: now });
+    const lane = this.#lanes.get(url);
+    if (lane === undefined) return;
+    const events = lane.buffer;
+    lane.buffer = [];
+    this.#buffered -= events.length;
+    for (const unsent of events) this.#unsent(unsent, this.#bury(unsent, 'endpoint-gone', undefined, now));
+  }
+
+  /**
+   * Follows the removal of a claimed event without a request (superseded, past its max age, its endpoint
+   * gone), counted in `#burying` until `written` settles. Once written, its ordering key's next (or its
+   * key's next state) may be due: claim again. Not written: handed back, to be judged again at a later
+   * claim after the pause of any store fault (claiming it again at once would spin on a full disk).
+   */
+  #unsent(event: StoredEvent, written: Promise<void>): void {
     const { url } = event;
     const { listener, store } = this.#config;
     this.#burying.set(url, (this.#burying.get(url) ?? 0) + 1);
-    this.#settle({ id: event.id, type: 'superseded', by })
-      .then(
-        () => {
-          listener.superseded({ id: event.id, url, orderingKey: event.orderingKey as string, by });
-        },
-        async (error: unknown) => {
-          listener.error(error);
-          // Not written: hand it back, to be judged again at a later claim, after the pause of any store
-          // fault (claiming it again at once would spin on a full disk).
-          this.#faultUntil = this.#config.clock.now() + STORE_FAULT_PAUSE_MS;
-          await store.settle([{ id: event.id, type: 'release' }]).catch(() => {});
-        },
-      )
+    written
+      .catch(async (error: unknown) => {
+        listener.error(error);
+        this.#faultUntil = this.#config.clock.now() + STORE_FAULT_PAUSE_MS;
+        await store.settle([{ id: event.id, type: 'release' }]).catch(() => {});
+      })
       .finally(() => {
         const left = (this.#burying.get(url) ?? 1) - 1;
         if (left > 0) this.#burying.set(url, left);

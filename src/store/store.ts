@@ -172,8 +172,11 @@ export type Outcome =
   | { id: string; type: 'release' }
   | { id: string; type: 'superseded'; by?: string };
 
-/** Why an event was given up on. */
-export type DeadReason = 'http-status' | 'max-age' | 'max-attempts' | 'invalid';
+/**
+ * Why an event was given up on: a permanent answer, its age or attempts used up, a request that could not be
+ * made, or (unsent) its endpoint answered another event with 410 Gone.
+ */
+export type DeadReason = 'http-status' | 'max-age' | 'max-attempts' | 'invalid' | 'endpoint-gone';
 
 /** A dead letter: the full request and why it was given up on. */
 export interface DeadLetter extends StoredEvent {

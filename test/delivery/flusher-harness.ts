@@ -4,7 +4,7 @@
 import { FakeClock } from '../../src/clock.js';
 import type { AttemptResult } from '../../src/delivery/attempt.js';
 import { Flusher } from '../../src/delivery/flusher.js';
-import type { CircuitEvent, FlusherListener, RetryEvent } from '../../src/delivery/flusher.js';
+import type { CircuitEvent, EndpointGoneEvent, FlusherListener, RetryEvent } from '../../src/delivery/flusher.js';
 import { HttpStatusError } from '../../src/errors.js';
 import { OUTBOX_RETRY_DEFAULTS } from '../../src/options.js';
 import { MemoryStore } from '../../src/store/memory.js';
@@ -16,7 +16,7 @@ export const B = 'http://b.test/hook';
 export interface Call {
   event: StoredEvent;
   answered: boolean;
-  answer(result: 'ok' | 500 | 429): void;
+  answer(result: 'ok' | 500 | 429 | 410): void;
 }
 
 /**
@@ -35,12 +35,14 @@ export async function setup(
   const delivered: string[] = [];
   const dead: string[] = [];
   const superseded: string[] = [];
+  const gone: EndpointGoneEvent[] = [];
   const errors: unknown[] = [];
   const listener: FlusherListener = {
     delivered: (event) => delivered.push(event.id),
     retry: (event) => retries.push(event),
     dead: (event) => dead.push(event.id),
     superseded: (event) => superseded.push(event.id),
+    endpointGone: (event) => gone.push(event),
     circuit: (event) => circuits.push(event),
     error: (error) => {
       if (!options.collectErrors) throw error;
@@ -55,6 +57,7 @@ export async function setup(
     retry: { ...OUTBOX_RETRY_DEFAULTS, baseDelayMs: 1_000, maxDelayMs: 60_000, ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts }) },
     concurrency: options.concurrency ?? 4,
     globalConcurrency: options.globalConcurrency ?? 64,
+    goneDisablesEndpoint: true,
     listener,
     deliver: (event) =>
       new Promise<AttemptResult>((resolve) => {
@@ -67,7 +70,9 @@ export async function setup(
             resolve(
               result === 'ok'
                 ? { ok: true, status: 200, at, durationMs: 1 }
-                : { ok: false, retryable: true, throttled: result === 429, status: result, error: new HttpStatusError(result, '', true), at, durationMs: 1 },
+                : result === 410
+                  ? { ok: false, retryable: false, throttled: false, status: result, error: new HttpStatusError(result, '', false), at, durationMs: 1 }
+                  : { ok: false, retryable: true, throttled: result === 429, status: result, error: new HttpStatusError(result, '', true), at, durationMs: 1 },
             );
           },
         };
@@ -87,7 +92,7 @@ export async function setup(
       })),
     );
   };
-  return { clock, store, flusher, calls, retries, circuits, delivered, dead, superseded, errors, enqueue };
+  return { clock, store, flusher, calls, retries, circuits, delivered, dead, superseded, gone, errors, enqueue };
 }
 
 /** Lets promise chains (claims, settles) run. */

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_HISTORY } from '../../src/store/store.js';
-import type { AttemptRecord, DeadLetterQuery, NewEvent, OutboxStore } from '../../src/store/store.js';
+import type { AttemptRecord, DeadLetterQuery, DeadReason, NewEvent, OutboxStore } from '../../src/store/store.js';
 
 /** What a store test file hands to {@link describeStoreContract}. */
 export interface ContractTarget {
@@ -245,6 +245,21 @@ export function describeStoreContract(name: string, target: ContractTarget): voi
       expect(store.stats()).toMatchObject({ pending: 0, dead: 3 });
       expect(store.stats().endpoints).toEqual({ [A]: { pending: 0, dead: 2 }, [B]: { pending: 0, dead: 1 } });
       expect((await store.claim({ limit: 10, now: T0 + 10 })).events).toEqual([]);
+    });
+
+    it('keeps every dead reason as written, also after a reopen', async () => {
+      const sut = await setup();
+      let { store } = sut;
+      const reasons: DeadReason[] = ['http-status', 'max-age', 'max-attempts', 'invalid', 'endpoint-gone'];
+      await store.append(reasons.map((reason) => makeEvent(reason)));
+      await store.claim({ limit: 10, now: T0 });
+      await store.settle(reasons.map((reason, i) => ({ id: reason, type: 'dead' as const, reason, at: T0 + i })));
+      const read = async (): Promise<string[][]> => (await store.deadLetters()).map((d) => [d.id, d.reason]);
+      expect(await read()).toEqual(reasons.map((reason) => [reason, reason]));
+      if (sut.reopen !== undefined) {
+        store = await reopened(sut);
+        expect(await read()).toEqual(reasons.map((reason) => [reason, reason]));
+      }
     });
 
     it('filters dead letters by endpoint URL and time of death, with ids and limit, also after a move and a reopen', async () => {

@@ -62,7 +62,8 @@ export const STATE_URL = 1;
 export const TOMBSTONE_DELIVERED = 1;
 export const TOMBSTONE_PURGED = 2;
 
-const REASONS: readonly DeadReason[] = ['http-status', 'max-age', 'max-attempts', 'invalid'];
+// Written as the index: new reasons go at the end (a version that does not know one counts the record corrupt).
+const REASONS: readonly DeadReason[] = ['http-status', 'max-age', 'max-attempts', 'invalid', 'endpoint-gone'];
 
 /**
  * A fresh salt for a new segment: unpredictable, so no one outside can compute checksums for it. Never 0,
