@@ -1,4 +1,4 @@
-import { getEventListeners } from 'node:events';
+import { getEventListeners, setMaxListeners } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NetworkError } from '../../src/errors.js';
 import { startFlakyReceiver, type FlakyReceiver } from '../../src/testing/flaky-receiver.js';
@@ -86,6 +86,10 @@ describe('createGotTransport', () => {
     receiver = await startFlakyReceiver({ script: [{ status: 200 }, { status: 500 }] });
     transport = createGotTransport({ maxSockets: 4 });
     const controller = new AbortController();
+    // Lifted as the flusher lifts it on its own signal: the 40 requests in flight hold one listener each until
+    // answered, past Node's default of 10 (a MaxListenersExceededWarning in every test run). The leak this
+    // test is about is a listener left once answered, checked below.
+    setMaxListeners(0, controller.signal);
     const send = transport.send.bind(transport);
     const answers = await Promise.all(Array.from({ length: 40 }, () => send(request(receiver?.url as string, { signal: controller.signal }))));
     expect(answers.map((a) => a.status).sort()).toEqual([...Array<number>(39).fill(200), 500]);
