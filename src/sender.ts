@@ -24,7 +24,11 @@ export interface SendResult {
 
 /** Per-call options of `send()`. */
 export interface SendOptions {
-  /** Aborts at once, also mid-request or mid-backoff, rejecting with `ERR_ABORTED`. */
+  /**
+   * Aborts at once, also mid-request or mid-backoff, rejecting with `ERR_ABORTED`. Each `send()` holds one
+   * listener on it until it settles: a signal shared by more than 10 sends at once needs
+   * `events.setMaxListeners()`, or Node warns.
+   */
   signal?: AbortSignal;
 }
 

@@ -1,9 +1,10 @@
+import { getEventListeners } from 'node:events';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../src/clock.js';
 import { HttpStatusError, RetriesExhaustedError, type WebhookOutboxError } from '../src/errors.js';
 import type { SenderOptions } from '../src/options.js';
-import { createSender, type Sender } from '../src/sender.js';
+import { createSender, type SendResult, type Sender } from '../src/sender.js';
 import { generateSigningKeyPair } from '../src/signing/ed25519-keys.js';
 import { verifyWebhook } from '../src/signing/sign.js';
 import { startFlakyReceiver, type FlakyReceiver, type FlakyReceiverOptions } from '../src/testing/flaky-receiver.js';
@@ -169,6 +170,33 @@ describe('createSender().send', () => {
     const { r, s } = await setup({});
     expect(await rejection(s.send({ body: 1 }, { signal: AbortSignal.abort() }))).toMatchObject({ code: 'ERR_ABORTED' });
     expect(r.requests).toHaveLength(0);
+  });
+
+  it('holds one listener per send() in flight on a signal the caller shares, and none once they settle', async () => {
+    // Node warns past 10 listeners on one signal; a caller sharing one among more sends lifts its limit (docs/03).
+    const SENDS = 10;
+    let hang = false;
+    const failedOnce = new Set<string | undefined>();
+    const { r, s } = await setup({
+      script: (request) => {
+        if (hang) return { hang: true };
+        if (failedOnce.has(request.id)) return 200;
+        failedOnce.add(request.id);
+        return 500;
+      },
+    });
+    const { signal } = new AbortController();
+    const send = (): Promise<SendResult> => s.send({ body: 1 }, { signal });
+    const answered = await Promise.all(Array.from({ length: SENDS }, send));
+    expect(answered.map((a) => a.attempts)).toEqual(Array<number>(SENDS).fill(2));
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+    hang = true;
+    const closed = Array.from({ length: SENDS }, () => rejection(send()));
+    await until(() => r.inProgress === SENDS);
+    expect(getEventListeners(signal, 'abort')).toHaveLength(SENDS);
+    await s.close();
+    for (const error of await Promise.all(closed)) expect(error.code).toBe('ERR_OUTBOX_CLOSED');
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
   });
 
   it('rejects every bad message before any request, with the right code', async () => {
