@@ -10,7 +10,7 @@ import type { AddressGuard } from './transport/private-addresses.js';
 
 /** One event to deliver. */
 export interface WebhookMessage {
-  /** Where to POST it; else `options.url`. `http:` or `https:` only. */
+  /** Where to POST it; else `options.url`. `http:` or `https:` only, not the host `unix` (got's Unix socket form). */
   url?: string;
   /**
    * The payload. A string or `Uint8Array` is sent as-is (`text/plain; charset=utf-8` or
@@ -117,7 +117,17 @@ export function headerProblem(name: string, value: unknown): string | undefined 
   return undefined;
 }
 
-/** Why `value` is not an absolute http(s) URL, or `undefined` when it is. Never quotes the URL (it may hold credentials). */
+/**
+ * The host got reads as a Unix domain socket (`http://unix:/run/app.sock:/hook`), whatever the port or path.
+ * The built-in transport leaves got's `enableUnixSockets` off, so every attempt to such a URL would fail.
+ */
+const UNIX_SOCKET_HOST = 'unix';
+
+/**
+ * Why `value` is not an absolute http(s) URL an endpoint can have, or `undefined` when it is: the host
+ * `unix` is refused here rather than failing at every attempt until `retry.maxAgeMs`. Never quotes the URL
+ * (it may hold credentials).
+ */
 export function urlProblem(value: unknown): string | undefined {
   if (typeof value !== 'string') return `expected a URL string, got ${value === null ? 'null' : typeof value}`;
   let parsed: URL;
@@ -128,6 +138,9 @@ export function urlProblem(value: unknown): string | undefined {
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     return `protocol must be http: or https:, got ${JSON.stringify(parsed.protocol.slice(0, 20))}`;
+  }
+  if (parsed.hostname === UNIX_SOCKET_HOST) {
+    return `the host '${UNIX_SOCKET_HOST}' is got's form for a Unix domain socket (http://unix:/path/to.sock:/path), which is not supported`;
   }
   return undefined;
 }

@@ -1,3 +1,4 @@
+import { Options as GotOptions } from 'got';
 import { describe, expect, it } from 'vitest';
 import { InvalidMessageError } from '../src/errors.js';
 import { isSensitiveHeader, newEventId, prepareMessage, type PrepareOptions } from '../src/message.js';
@@ -65,6 +66,7 @@ describe('prepareMessage', () => {
     ['a ftp url', { body: 1, url: 'ftp://example.test/x' }, 'url', 'ERR_INVALID_URL'],
     ['a relative url', { body: 1, url: '/hook' }, 'url', 'ERR_INVALID_URL'],
     ['a non-string url', { body: 1, url: 42 }, 'url', 'ERR_INVALID_URL'],
+    ["got's Unix socket url", { body: 1, url: 'http://unix:/var/run/app.sock:/hook' }, 'url', 'ERR_INVALID_URL'],
     ['a header value that is a number', { body: 1, headers: { 'x-n': 1 } }, 'headers.x-n', 'ERR_INVALID_MESSAGE'],
     ['CR/LF in a header value', { body: 1, headers: { 'x-a': 'a\r\nx-injected: 1' } }, 'headers.x-a', 'ERR_INVALID_MESSAGE'],
     ['CR/LF in a header name', { body: 1, headers: { 'x-a\r\nx-b': 'v' } }, 'headers.x-a\r\nx-b', 'ERR_INVALID_MESSAGE'],
@@ -91,6 +93,50 @@ describe('prepareMessage', () => {
     expect(prepareMessage({ body: 'é'.repeat(512) }, opts).body.byteLength).toBe(1024);
     expect(rejection({ body: 'é'.repeat(513) }).code).toBe('ERR_BODY_TOO_LARGE');
   });
+
+  // got's rule (Options' url setter): any http(s) URL whose parsed host is `unix` is a Unix socket, refused
+  // unless enableUnixSockets, which the transport leaves off. Port and path do not matter.
+  const unixSocketUrls = [
+    'http://unix:/var/run/app.sock:/hook',
+    'https://unix:/var/run/app.sock:/hook?x=1',
+    'http://unix/hook',
+    'http://unix:8080/hook',
+    'http://UNIX:/s.sock:/h',
+    'http://%75nix:/s.sock:/h',
+    'http://\uFF55\uFF4E\uFF49\uFF58/hook',
+    'http://user:hunter2@unix:/s.sock:/h',
+  ];
+  const otherUrls = [
+    'http://unix./hook',
+    'http://unix.example.test/hook',
+    'http://myunix/hook',
+    'http://unix-box.test:8080/a:b',
+    'http://example.test/unix:/var/run/app.sock:/hook',
+    'http://127.0.0.1:9/var/run/app.sock:/hook',
+  ];
+
+  it("refuses exactly the URLs got reads as a Unix socket, which the transport cannot send to", () => {
+    const gotRefuses = (url: string): boolean => {
+      try {
+        new GotOptions(url);
+        return false;
+      } catch (error) {
+        return /enableUnixSockets/.test((error as Error).message);
+      }
+    };
+    for (const url of unixSocketUrls) {
+      expect(gotRefuses(url), url).toBe(true);
+      const error = rejection({ body: 1, url });
+      expect([error.code, error.field], url).toEqual(['ERR_INVALID_URL', 'url']);
+      expect(error.message).toMatch(/Unix domain socket/);
+      expect(error.message).not.toContain('hunter2');
+    }
+    for (const url of otherUrls) {
+      expect(gotRefuses(url), url).toBe(false);
+      expect(prepareMessage({ body: 1, url }, opts).url).toBe(url);
+    }
+  });
+
 
   it('never quotes header values or URLs in the error', () => {
     const secret = 'Bearer sk_live_abcdef\n';

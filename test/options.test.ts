@@ -87,6 +87,7 @@ describe('normalizeSenderOptions', () => {
     ['a retry array', { retry: [] }, 'retry', /got an array/],
     ['a ftp url', { url: 'ftp://x.test' }, 'url', /http: or https:/],
     ['a malformed url', { url: 'not a url' }, 'url', /not a valid absolute URL/],
+    ["got's Unix socket url", { url: 'http://unix:/var/run/app.sock:/hook' }, 'url', /Unix domain socket/],
     ['a numeric header', { headers: { 'x-n': 5 } }, 'headers.x-n', /must be a string/],
     ['a CRLF header', { headers: { 'x-a': 'a\r\nb' } }, 'headers.x-a', /CR or LF/],
     ['a reserved header', { headers: { 'webhook-signature': 'x' } }, 'headers.webhook-signature', /reserved/],
@@ -110,6 +111,7 @@ describe('normalizeSenderOptions', () => {
     expect(error.message).toMatch(message);
     expect(error.message).toContain(`\`${option}\``);
   });
+
 
   it('never quotes a secret or a header value', () => {
     const badSecret = 'whsec_c2VjcmV0LXZhbHVlLXRoYXQtaXMtdG9vLWxvbmctZm9yLXRoZS1zcGVjLWxpbWl0LW9mLTY0LWJ5dGVzLXJlYWxseQ==';

@@ -533,6 +533,7 @@ describe('Outbox lifecycle', () => {
     await expect(box.enqueue({ body: undefined })).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE', field: 'body' });
     await expect(box.enqueue({ body: 1, id: '' })).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE', field: 'id' });
     await expect(box.enqueue({ body: 1, url: 'ftp://x' })).rejects.toMatchObject({ code: 'ERR_INVALID_URL' });
+    await expect(box.enqueue({ body: 1, url: 'http://unix:/var/run/app.sock:/hook' })).rejects.toMatchObject({ code: 'ERR_INVALID_URL', field: 'url' });
     await expect(box.enqueue({ body: 'x'.repeat(2_000_000) })).rejects.toMatchObject({ code: 'ERR_BODY_TOO_LARGE' });
     for (const orderingKey of ['', 'k'.repeat(257), 42, null, 'order-\uD800']) {
       await expect(box.enqueue({ body: 1, orderingKey } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE', field: 'orderingKey' });
@@ -580,6 +581,7 @@ describe('Outbox lifecycle', () => {
     for (const [from, to, option] of [
       ['ftp://x.test/', 'http://127.0.0.1:9/new', 'from'],
       ['http://127.0.0.1:9/hook', 'not a url', 'to'],
+      ['http://127.0.0.1:9/hook', 'http://unix:/var/run/app.sock:/hook', 'to'],
       [undefined, 'http://127.0.0.1:9/new', 'from'],
     ] as const) {
       await expect(box.moveEndpoint(from as string, to)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', option });
@@ -592,6 +594,7 @@ describe('Outbox lifecycle', () => {
     const other = (opened.outbox = await Outbox.open({ store: plain, url: 'http://127.0.0.1:9/hook', autoFlush: false }));
     await expect(other.moveEndpoint('http://127.0.0.1:9/hook', 'http://127.0.0.1:9/new')).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', option: 'store' });
   });
+
 
   it('rejects bad dead-letter arguments with ERR_INVALID_OPTION and changes nothing', async () => {
     const box = (opened.outbox = await Outbox.open({ store: new MemoryStore(), url: 'http://127.0.0.1:9/hook', autoFlush: false }));

@@ -212,6 +212,7 @@ describe('createSender().send', () => {
       [{ body: 1, url: 'file:///etc/passwd' }, 'ERR_INVALID_URL'],
       [{ body: 1, url: 'http//missing-colon' }, 'ERR_INVALID_URL'],
       [{ body: 1, url: null }, 'ERR_INVALID_URL'],
+      [{ body: 1, url: 'http://unix:/var/run/app.sock:/hook' }, 'ERR_INVALID_URL'],
       [{ body: { file: Buffer.from('hi') } }, 'ERR_INVALID_MESSAGE'],
       [{ body: [new Uint8Array(2)] }, 'ERR_INVALID_MESSAGE'],
       [{ body: 1, headers: { 'x-n': 1 } }, 'ERR_INVALID_MESSAGE'],

@@ -371,6 +371,7 @@ describe('webhook-outbox keygen', () => {
 describe.concurrent('bad arguments and help', () => {
   it.each([
     [['send', 'ftp://example.test/x', '--data', '{}'], 'protocol must be http: or https:'],
+    [['send', 'http://unix:/var/run/app.sock:/hook', '--data', '{}'], 'Unix domain socket'],
     [['send', 'http://example.test/x'], "required option '--data"],
     [['send', 'http://example.test/x', '--data', '{oops'], 'not valid JSON'],
     [['send', 'http://example.test/x', '--data', '@/nonexistent/body.json'], 'cannot read'],
@@ -394,6 +395,7 @@ describe.concurrent('bad arguments and help', () => {
     [['dead', 'list', '--until', '2026-13-40', '--dir', '.'], 'expected a date'],
     [['dead', 'replay', 'a', '--url', 'ftp://x.test/', '--dir', '.'], "option '--url'"],
     [['move', 'http://127.0.0.1:9/a', 'ftp://x.test/', '--dir', '.'], "argument 'to'"],
+    [['move', 'http://127.0.0.1:9/a', 'http://unix:/var/run/app.sock:/hook', '--dir', '.'], "argument 'to'"],
     [['dead', 'frobnicate'], "unknown command 'frobnicate'"],
     [['demo', '--events', '0'], 'expected an integer >= 1'],
     [['demo', '--kill-at', '1.5'], 'below 1'],

@@ -148,6 +148,7 @@ describe('checkEndpointUrl, for a URL a customer registers', () => {
     expect(await checkEndpointUrl('https://typo.example.con/', block)).toMatchObject({ ok: false, reason: 'unresolvable', message: expect.stringContaining('ENOTFOUND') });
     expect(await checkEndpointUrl('ftp://user:hunter2@files.test/', block)).toMatchObject({ ok: false, reason: 'invalid-url' });
     expect(JSON.stringify(await checkEndpointUrl('ftp://user:hunter2@files.test/', block))).not.toContain('hunter2');
+    expect(await checkEndpointUrl('http://unix:/var/run/app.sock:/hook', { resolve })).toMatchObject({ ok: false, reason: 'invalid-url', message: expect.stringContaining('Unix domain socket') });
   });
 
   it('without blockPrivateAddresses checks the form and that the host resolves; allow lets addresses through', async () => {
