@@ -456,7 +456,7 @@ export interface OutboxOptions extends SenderOptions {
    * An endpoint that answers 410 Gone is disabled, as the Standard Webhooks spec asks: the event answered so
    * is a dead letter (`http-status`), and this outbox sends that URL nothing more; its other events, and
    * those enqueued for it later, become dead letters unsent (`endpoint-gone`), kept for `replay()`, until
-   * `enableEndpoint(url)`, a replay or a restart. `'endpointGone'` tells you. `false`: a 410 is a
+   * `enableEndpoint(url)` or a restart. `'endpointGone'` tells you. `false`: a 410 is a
    * permanent failure of that one event, like a 400.
    * @default true
    */

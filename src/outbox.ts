@@ -34,7 +34,7 @@ export type OutboxEventMap = {
   superseded: [event: SupersededEvent];
   /**
    * An endpoint answered 410 Gone (with `goneDisablesEndpoint`, the default): this outbox sends it nothing
-   * more; its events become dead letters, reason `endpoint-gone`, until `enableEndpoint()` or a replay (see
+   * more; its events become dead letters, reason `endpoint-gone`, until `enableEndpoint()` or a restart (see
    * docs/06). Disable the endpoint in your own records and tell its owner.
    */
   endpointGone: [event: EndpointGoneEvent];
@@ -427,24 +427,24 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
     if (this.#closing !== undefined) throw new OutboxClosedError();
     const now = this.#options.clock.now();
     const count = await this.#forSelected(query, (ids) => this.#store.replay(ids, now, url));
-    // A replay is a request to try again: the endpoints it may send to are enabled again after a 410 Gone
-    // (without an endpoint or url to go by, all of them; one still gone answers 410 again).
-    this.#flusher.enable(url ?? query.endpoint);
     this.#flusher.poke();
     return count;
   }
 
   /**
-   * Sends to endpoint `url` again after it answered 410 Gone (its owner brought it back): events enqueued
-   * from now on are sent; those already dead (reason `endpoint-gone`) are sent once you `replay()` them.
-   * Returns whether it was disabled. Throws `ERR_INVALID_OPTION` for a value that is not a URL.
+   * Sends to endpoint `url` again after it answered 410 Gone (its owner brought it back): its events
+   * pending now and enqueued from now on are sent. Resolves, with whether it was disabled, once the events
+   * given up on before are all written as dead letters (reason `endpoint-gone`): a `replay()` then finds
+   * every one. Rejects with `ERR_INVALID_OPTION` for a value that is not a URL.
    */
-  enableEndpoint(url: string): boolean {
+  async enableEndpoint(url: string): Promise<boolean> {
     const checked = checkUrl(url, 'url');
     if (checked === undefined) throw new InvalidOptionError('url', 'expected an http(s) URL, got undefined');
     if (this.#closing !== undefined) throw new OutboxClosedError();
     const was = this.#flusher.enable(checked);
     this.#flusher.poke();
+    // Each burial ends in its outcome written or the event handed back (after a store fault).
+    while (this.#flusher.burying(checked)) await this.#progress(1_000);
     return was;
   }
 
@@ -469,8 +469,6 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
     const { clock } = this.#options;
     const deadline = clock.now() + timeoutMs;
     const release = holdProcessOpen();
-    // Moving there is a request to send there, also after a 410 Gone from it.
-    this.#flusher.enable(toUrl);
     try {
       await this.#flusher.hold(fromUrl);
       let moved = 0;

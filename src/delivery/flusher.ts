@@ -88,7 +88,7 @@ export interface SupersededEvent {
 
 /**
  * Emitted when an endpoint answers 410 Gone (with `goneDisablesEndpoint`): no more requests go to its URL
- * in this process; its events become dead letters (`endpoint-gone`) until `enableEndpoint()` or a replay.
+ * in this process; its events become dead letters (`endpoint-gone`) until `enableEndpoint()`.
  */
 export interface EndpointGoneEvent {
   url: string;
@@ -161,6 +161,8 @@ interface Active {
   lane: Lane;
   ticket: EndpointTicket;
   abandoned: boolean;
+  /** The flusher's count of enables when it was sent. */
+  enables: number;
 }
 
 /** What an attempt says about its endpoint. */
@@ -217,6 +219,10 @@ export class Flusher {
   readonly #burying = new Map<string, number>();
   /** Endpoints that answered 410 Gone, with when: their events are buried unsent. */
   readonly #gone = new Map<string, number>();
+  /** Gone endpoints whose events not due yet (waiting for a retry) are still to be buried. */
+  readonly #sweep = new Set<string>();
+  /** Calls of {@link enable}: a 410 to a request sent before the last one does not disable again. */
+  #enables = 0;
   /**
    * The lanes that may have something to do: events buffered, requests in flight or outcomes unsettled, or
    * a circuit or pause that time will end. Only these are walked per claim and per answer, so the cost of
@@ -305,11 +311,16 @@ export class Flusher {
     return this.#gone;
   }
 
-  /** Sends to `url` again after a 410 Gone disabled it (every such endpoint without `url`). Whether one was. */
-  enable(url?: string): boolean {
-    const was = url === undefined ? this.#gone.size > 0 : this.#gone.delete(url);
-    if (url === undefined) this.#gone.clear();
-    return was;
+  /** Sends to `url` again after a 410 Gone disabled it. Whether it was disabled. */
+  enable(url: string): boolean {
+    this.#enables += 1;
+    this.#sweep.delete(url);
+    return this.#gone.delete(url);
+  }
+
+  /** Whether events of `url` are being removed without a request (their outcome not yet written). */
+  burying(url: string): boolean {
+    return (this.#burying.get(url) ?? 0) > 0;
   }
 
   /** Whether a request for event `id` is out now. */
@@ -527,6 +538,8 @@ export class Flusher {
    * enough: a lane is topped up only once its read-ahead is half used, so claims come in batches.
    */
   #deficit(lane: Lane): number {
+    // A gone endpoint's events are buried, not sent: its circuit, rate and read-ahead do not apply.
+    if (this.#gone.has(lane.url)) return CLAIM_BATCH;
     const room = lane.state.room();
     const ahead = lane.state.circuit === 'closed' ? READ_AHEAD_WINDOWS * lane.state.limit : 0;
     if (room === 0 && lane.buffer.length > ahead / 2) return 0;
@@ -538,6 +551,20 @@ export class Flusher {
     const { store, clock } = this.#config;
     while (this.#running && clock.now() >= this.#faultUntil) {
       this.#dispatchBuffered();
+      for (const url of this.#sweep) {
+        if (this.#held.has(url)) continue;
+        // Also those not due yet (waiting for a retry): nothing is sent to a gone endpoint, so none need wait.
+        const { events } = await (this.#claiming = store.claim({ limit: CLAIM_BATCH, now: Number.MAX_SAFE_INTEGER, endpoint: url }));
+        if (events.length < CLAIM_BATCH) this.#sweep.delete(url);
+        const gone: StoredEvent[] = [];
+        for (const event of events) {
+          if (event.url === url && this.#gone.has(url)) gone.push(event);
+          // Enabled again meanwhile (or another URL's, from a store that ignored `endpoint`): back to the
+          // store, to be sent when due.
+          else this.#settle({ id: event.id, type: 'release' }).catch(() => {});
+        }
+        if (!this.#take(gone)) return;
+      }
       let nextDueAt: number | undefined;
       if (this.#discover) {
         // Endpoints without a lane (a new URL, a replay, a previous process's backlog) get a window of their
@@ -636,7 +663,7 @@ export class Flusher {
   }
 
   #dispatch(event: StoredEvent, lane: Lane): void {
-    const active: Active = { event, lane, ticket: lane.state.acquire(), abandoned: false };
+    const active: Active = { event, lane, ticket: lane.state.acquire(), abandoned: false, enables: this.#enables };
     this.#active.set(event.id, active);
     this.#config.deliver(event, this.#abort.signal).then(
       (result) => this.#answered(active, result),
@@ -662,8 +689,9 @@ export class Flusher {
     const { event, lane, ticket } = active;
     this.#active.delete(event.id);
     const counts = lane.state.record(ticket, endpointSignal(result));
-    // The outcome is queued (synchronously) before anyone hears that the slot is free.
-    const written = this.#complete(event, result, counts);
+    // The outcome is queued (synchronously) before anyone hears that the slot is free. A 410 to a request
+    // sent before an endpoint was enabled again is no news about it.
+    const written = this.#complete(event, result, counts, active.enables === this.#enables);
     this.#afterSlot(lane);
     written
       .catch(async (error: unknown) => {
@@ -698,7 +726,7 @@ export class Flusher {
     else void this.#pump();
   }
 
-  async #complete(event: StoredEvent, result: AttemptResult, counts: boolean): Promise<void> {
+  async #complete(event: StoredEvent, result: AttemptResult, counts: boolean, current: boolean): Promise<void> {
     const { clock, retry, random, listener } = this.#config;
     const attempt = attemptRecord(result);
     if (result.ok) {
@@ -715,7 +743,7 @@ export class Flusher {
     const now = clock.now();
     if (!result.retryable) {
       // Before the burial is written: the lane's next dispatch (right after this returns) must see it.
-      if (result.status === 410 && this.#config.goneDisablesEndpoint) this.#disable(event, now);
+      if (result.status === 410 && current && this.#config.goneDisablesEndpoint) this.#disable(event, now);
       await this.#bury(event, result.status === undefined ? 'invalid' : 'http-status', attempt, now, result.status);
       return;
     }
@@ -758,6 +786,7 @@ export class Flusher {
     const { url } = event;
     if (this.#gone.has(url)) return;
     this.#gone.set(url, now);
+    this.#sweep.add(url);
     this.#config.listener.endpointGone({ url, id: event.id, at: now });
     const lane = this.#lanes.get(url);
     if (lane === undefined) return;
