@@ -9,6 +9,7 @@ import { NetworkError, OutboxClosedError, RetriesExhaustedError, type WebhookOut
 import { prepareMessage, type WebhookMessage } from './message.js';
 import { normalizeSenderOptions, type SenderOptions } from './options.js';
 import { nextDelay } from './retry/backoff.js';
+import { RetryBudget } from './retry/budget.js';
 
 /** What a successful `send()` resolves with. */
 export interface SendResult {
@@ -38,8 +39,8 @@ export interface Sender {
    * Delivers `message`, retrying retryable failures with full-jitter backoff. Resolves on a 2xx; rejects with
    * a `WebhookOutboxError`: `ERR_INVALID_*`/`ERR_BODY_TOO_LARGE` before any request, `ERR_HTTP_STATUS` at
    * once for a permanent status, `ERR_NETWORK` at once for `ENOTFOUND` (unless `retryOnDnsFailure`),
-   * `ERR_RETRIES_EXHAUSTED` (cause: the last failure) when attempts or
-   * `retry.maxAgeMs` run out, `ERR_ABORTED` when `signal` aborts, `ERR_OUTBOX_CLOSED` after `close()`.
+   * `ERR_RETRIES_EXHAUSTED` (cause: the last failure) when attempts, `retry.maxAgeMs` or the sender's
+   * `retryBudget` run out, `ERR_ABORTED` when `signal` aborts, `ERR_OUTBOX_CLOSED` after `close()`.
    */
   send(message: WebhookMessage, options?: SendOptions): Promise<SendResult>;
   /**
@@ -60,6 +61,7 @@ export function createSender(options?: SenderOptions): Sender {
   const o = normalizeSenderOptions(options);
   const transport = createTransportStack(o);
   const { clock, retry } = o;
+  const budget = o.retryBudget === undefined ? undefined : new RetryBudget(o.retryBudget, clock);
   let closing: Promise<void> | undefined;
   // close() aborts every send() still running: mid-request or mid-backoff, each rejects with ERR_OUTBOX_CLOSED.
   const closer = new AbortController();
@@ -80,6 +82,7 @@ export function createSender(options?: SenderOptions): Sender {
       closer.signal.aborted ? new OutboxClosedError('The sender was closed during send()') : caller?.aborted === true ? aborted(caller) : undefined;
     try {
       const start = clock.now();
+      budget?.first();
       for (let attempt = 1; ; attempt++) {
         const before = stopped();
         if (before !== undefined) throw before;
@@ -98,6 +101,7 @@ export function createSender(options?: SenderOptions): Sender {
         const delay = nextDelay(attempt - 1, retry, o.random, result.retryAfterMs);
         const elapsed = clock.now() - start;
         giveUpUnless(elapsed + delay < retry.maxAgeMs, attempt, `retry.maxAgeMs (${retry.maxAgeMs} ms) would pass before the next attempt`, result);
+        giveUpUnless(budget?.retry() ?? true, attempt, 'the retry budget is spent (retries of the last 10 s are at retryBudget)', result);
         const release = holdProcessOpen();
         try {
           await sleep(delay, clock, signal);

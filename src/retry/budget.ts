@@ -1,0 +1,68 @@
+/**
+ * The direct sender's retry budget: retries may add at most `ratio` to the first attempts made in the last
+ * 10 s, plus `minPerSecond` so that a trickle of sends can always retry (Finagle's RetryBudget, gRPC's retry
+ * throttling, the per-client retry ratio of Google's SRE book). Without it, every concurrent `send()` to a
+ * receiver in trouble retries on its own, and an outage multiplies the load on it by `maxAttempts`.
+ */
+import type { Clock } from '../clock.js';
+
+/** How much retrying a sender may add to its sends. */
+export interface RetryBudgetPolicy {
+  /** Retries per first attempt, over the last 10 s. */
+  ratio: number;
+  /** Retries per second allowed whatever the ratio says, over the same 10 s. */
+  minPerSecond: number;
+}
+
+/** The window the budget counts over, in whole seconds. */
+export const RETRY_BUDGET_WINDOW_SECONDS = 10;
+
+/** First attempts and retries counted per second over the last {@link RETRY_BUDGET_WINDOW_SECONDS}. */
+export class RetryBudget {
+  readonly #policy: RetryBudgetPolicy;
+  readonly #clock: Clock;
+  /** The second each slot counts (ms since epoch / 1000), and its counts. */
+  readonly #second = new Float64Array(RETRY_BUDGET_WINDOW_SECONDS).fill(-Infinity);
+  readonly #firsts = new Float64Array(RETRY_BUDGET_WINDOW_SECONDS);
+  readonly #retries = new Float64Array(RETRY_BUDGET_WINDOW_SECONDS);
+
+  constructor(policy: RetryBudgetPolicy, clock: Clock) {
+    this.#policy = policy;
+    this.#clock = clock;
+  }
+
+  /** Counts a first attempt (a `send()` starting). */
+  first(): void {
+    const slot = this.#slot();
+    this.#firsts[slot] = (this.#firsts[slot] as number) + 1;
+  }
+
+  /** Takes one retry from the budget; false (nothing taken) when the window holds none. */
+  retry(): boolean {
+    const now = this.#slot();
+    const second = this.#second[now] as number;
+    let firsts = 0;
+    let retries = 0;
+    for (let i = 0; i < RETRY_BUDGET_WINDOW_SECONDS; i++) {
+      if (second - (this.#second[i] as number) >= RETRY_BUDGET_WINDOW_SECONDS) continue;
+      firsts += this.#firsts[i] as number;
+      retries += this.#retries[i] as number;
+    }
+    const { ratio, minPerSecond } = this.#policy;
+    if (retries + 1 > firsts * ratio + minPerSecond * RETRY_BUDGET_WINDOW_SECONDS) return false;
+    this.#retries[now] = (this.#retries[now] as number) + 1;
+    return true;
+  }
+
+  /** The slot of the current second, emptied when it last counted an older one. */
+  #slot(): number {
+    const second = Math.floor(this.#clock.now() / 1000);
+    const slot = ((second % RETRY_BUDGET_WINDOW_SECONDS) + RETRY_BUDGET_WINDOW_SECONDS) % RETRY_BUDGET_WINDOW_SECONDS;
+    if (this.#second[slot] !== second) {
+      this.#second[slot] = second;
+      this.#firsts[slot] = 0;
+      this.#retries[slot] = 0;
+    }
+    return slot;
+  }
+}
