@@ -94,6 +94,23 @@ export class NetworkError extends WebhookOutboxError {
 }
 
 /**
+ * The `proxy` could not be reached, or it answered the CONNECT for an endpoint with a status that is not
+ * 2xx (`proxyStatus`): nothing reached the receiver. An unreachable proxy is retried like any network
+ * error; a status follows the rules of a receiver's: 403 (a destination the proxy denies) and 407 (proxy
+ * authentication failed) are permanent, 502/503/504 (the proxy could not reach the endpoint) are retried.
+ * The message names the proxy by its origin, never with its credentials.
+ */
+export class ProxyError extends NetworkError {
+  /** The proxy's answer to CONNECT; `undefined` when the proxy could not be reached. */
+  readonly proxyStatus: number | undefined;
+
+  constructor(message: string, errno: string, proxyStatus: number | undefined, options?: { cause?: unknown }) {
+    super('ERR_NETWORK', message, errno, options);
+    this.proxyStatus = proxyStatus;
+  }
+}
+
+/**
  * The `signingSecret` function threw, or returned what is not a secret, for a request's URL: the attempt
  * failed without a request and is retried (the secret store may be down). `cause` says why.
  */

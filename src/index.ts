@@ -8,6 +8,7 @@ export {
   InvalidMessageError,
   HttpStatusError,
   NetworkError,
+  ProxyError,
   SigningError,
   RetriesExhaustedError,
   StoreIoError,

@@ -115,10 +115,21 @@ export interface SenderOptions {
    * `localhost` already when a message or URL is given (`ERR_INVALID_URL`). A refused connection is not
    * retried: the event becomes a dead letter (`invalid`, errno `EPRIVATEADDRESS`). `{ allow: [...] }`
    * keeps some addresses or CIDR ranges reachable (`'10.20.0.0/16'`, `'fd00::1'`). Only with the built-in
-   * transport (for your own, pass `createGotTransport({ blockPrivateAddresses })` or filter in it).
+   * transport (for your own, pass `createGotTransport({ blockPrivateAddresses })` or filter in it), and not
+   * with `proxy` (the proxy resolves and connects, so it is the one to filter).
    * @default false
    */
   blockPrivateAddresses?: boolean | { allow: readonly string[] };
+  /**
+   * Send every request through this HTTP proxy (an egress proxy, or a filtering one such as smokescreen):
+   * `'http://proxy.internal:3128'`, or `https:` to reach the proxy over TLS; `user:password@` in it is sent
+   * as `Proxy-Authorization: Basic` and never shown in errors. http and https endpoints alike are tunnelled
+   * with CONNECT (through hpagent). The proxy's answer to CONNECT: 403 and 407 are permanent (a dead
+   * letter `invalid`), 5xx is retried; see `ProxyError`. Only with the built-in transport, and not with
+   * `blockPrivateAddresses` (which cannot see the addresses the proxy connects to: filter at the proxy).
+   * @default undefined (direct connections)
+   */
+  proxy?: string;
   /**
    * Random source in [0, 1) for the jitter (tests inject a fixed one).
    * @default Math.random
@@ -155,6 +166,8 @@ export interface NormalizedSenderOptions {
   retryOnDnsFailure: boolean;
   /** The `blockPrivateAddresses` policy, or `undefined` when it is off. */
   addressGuard: AddressGuard | undefined;
+  /** The proxy URL, credentials included (never print it). */
+  proxy: string | undefined;
   random: RandomSource;
   clock: Clock;
 }
@@ -184,6 +197,7 @@ export const SENDER_OPTION_KEYS: readonly string[] = Object.freeze([
   'transport',
   'retryOnDnsFailure',
   'blockPrivateAddresses',
+  'proxy',
   'random',
   'clock',
 ]);
@@ -292,6 +306,47 @@ export function checkUrl(value: unknown, option: string, guard?: AddressGuard): 
   if (problem !== undefined) throw new InvalidOptionError(option, problem);
   return value as string;
 }
+
+const PROXY_EXAMPLE = "expected an http: or https: proxy URL such as 'http://proxy.internal:3128' (user:password@ allowed)";
+
+/**
+ * Validates the `proxy` option: an absolute `http:` or `https:` URL of a host and port, with optional user
+ * info and nothing else. The value is never quoted: it may carry a password.
+ */
+export function checkProxyUrl(value: unknown, option = 'proxy'): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new InvalidOptionError(option, `${PROXY_EXAMPLE}, got ${describeValue(value)}`);
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new InvalidOptionError(option, `${PROXY_EXAMPLE}; the value is not an absolute URL (not shown: it may carry a password)`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    // Not quoted either: without `//`, what URL calls the protocol is the user name of `user:password@host`.
+    const why = !value.includes('//')
+      ? 'the value has no scheme: start it with http:// or https://'
+      : parsed.protocol.startsWith('socks')
+        ? 'SOCKS proxies are not supported'
+        : 'it has another scheme';
+    throw new InvalidOptionError(option, `${PROXY_EXAMPLE}; ${why} (the value is not shown: it may carry a password)`);
+  }
+  if (parsed.hostname === '') throw new InvalidOptionError(option, `${PROXY_EXAMPLE}; the URL has no host`);
+  // hpagent connects to `hostname`, which keeps an IPv6 literal's brackets: that would be looked up as a name.
+  if (parsed.hostname.startsWith('[')) {
+    throw new InvalidOptionError(option, 'an IPv6 address as the proxy host is not supported: give a host name that resolves to it');
+  }
+  if ((parsed.pathname !== '/' && parsed.pathname !== '') || parsed.search !== '' || parsed.hash !== '') {
+    throw new InvalidOptionError(option, `${PROXY_EXAMPLE}; a proxy URL has no path, query or fragment`);
+  }
+  return value;
+}
+
+/** Why `blockPrivateAddresses` and `proxy` are refused together. */
+export const PROXY_ADDRESS_POLICY_PROBLEM =
+  'cannot be enforced through a `proxy`: the proxy resolves the host names and connects, so this process never sees the ' +
+  "addresses it would have to check. Filter at the proxy instead (smokescreen, for one, refuses private addresses), " +
+  'and drop blockPrivateAddresses';
 
 const SECRET = /^whsec_([A-Za-z0-9+/]+={0,2})$/;
 
@@ -411,6 +466,11 @@ export function normalizeSenderOptions(
       'works with the built-in transport only; with your own, pass createGotTransport({ blockPrivateAddresses }) as `transport` or filter addresses in it',
     );
   }
+  const proxy = checkProxyUrl(o.proxy);
+  if (proxy !== undefined && o.transport !== undefined) {
+    throw new InvalidOptionError('proxy', 'works with the built-in transport only; with your own, pass createGotTransport({ proxy }) as `transport` or send through the proxy in it');
+  }
+  if (proxy !== undefined && addressGuard !== undefined) throw new InvalidOptionError('blockPrivateAddresses', PROXY_ADDRESS_POLICY_PROBLEM);
   return {
     url: checkUrl(o.url, 'url', addressGuard),
     signingSecret: typeof o.signingSecret === 'function' ? (o.signingSecret as SigningSecretResolver) : checkSigningSecrets(o.signingSecret),
@@ -425,6 +485,7 @@ export function normalizeSenderOptions(
     transport: checkPort<Transport>(o.transport, 'transport', ['send']),
     retryOnDnsFailure: checkBoolean(o.retryOnDnsFailure, 'retryOnDnsFailure', false),
     addressGuard,
+    proxy,
     random: (o.random as RandomSource | undefined) ?? Math.random,
     clock: checkPort<Clock>(o.clock, 'clock', ['now', 'setTimer']) ?? systemClock,
   };

@@ -103,7 +103,9 @@ export async function runAttempt(transport: Transport, message: PreparedMessage,
  * for Standard Webhooks signing. `close()` closes the got transport we created; a user's transport is
  * closed too when it has `close()` (it was handed over to us).
  */
-export function createTransportStack(options: Pick<NormalizedSenderOptions, 'transport' | 'signingSecret' | 'clock' | 'addressGuard'>): Transport {
-  const transport = options.transport ?? gotTransport({}, options.addressGuard);
+export function createTransportStack(
+  options: Pick<NormalizedSenderOptions, 'transport' | 'signingSecret' | 'clock' | 'addressGuard' | 'proxy' | 'timeoutMs'>,
+): Transport {
+  const transport = options.transport ?? gotTransport({ proxy: options.proxy, proxyTimeoutMs: options.timeoutMs }, options.addressGuard);
   return withSigning(transport, { signingSecret: options.signingSecret, clock: options.clock });
 }

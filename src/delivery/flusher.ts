@@ -6,6 +6,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { CancelTimer, Clock } from '../clock.js';
+import { ProxyError } from '../errors.js';
 import type { EndpointLimits, NormalizedRetryOptions } from '../options.js';
 import type { RandomSource } from '../retry/backoff.js';
 import { backoffDelay, nextDelay } from '../retry/backoff.js';
@@ -181,6 +182,8 @@ export function endpointSignal(result: AttemptResult): EndpointSignal {
 function describeFailure(failure: AttemptFailure): string {
   const error = failure.error;
   if (error.code === 'ERR_HTTP_STATUS') return `HTTP ${failure.status ?? ''}`.trim();
+  // The receiver never saw it: `status` stays unset, and the proxy's answer goes into the text.
+  if (error instanceof ProxyError && error.proxyStatus !== undefined) return `${error.code} ${error.errno ?? ''}: the proxy answered HTTP ${error.proxyStatus}`;
   const errno = 'errno' in error ? error.errno : undefined;
   return errno === undefined ? error.code : `${error.code} ${errno}`;
 }

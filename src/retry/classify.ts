@@ -3,7 +3,7 @@
  * later) or permanent; retryable failures that signal overload ("throttled") also tell the flusher to slow
  * down (AIMD) rather than only wait.
  */
-import { NetworkError } from '../errors.js';
+import { NetworkError, ProxyError } from '../errors.js';
 import { PRIVATE_ADDRESS_ERRNO } from '../transport/private-addresses.js';
 
 /** Statuses retried by default: 408, 425, 429, 500, 502, 503, 504. Every other non-2xx is permanent. */
@@ -44,11 +44,14 @@ export function classifyStatus(status: number): FailureClass {
  * TLS certificate that expired, a broken proxy...), since an outage should cost a delay and not dead
  * letters; the circuit breaker keeps a failing endpoint down to one probe at a time. Timeouts count as
  * throttling. Not retried: an abort, `ENOTFOUND` unless `retryOnDnsFailure` (usually a typo), and an address
- * `blockPrivateAddresses` refused (`EPRIVATEADDRESS`).
+ * `blockPrivateAddresses` refused (`EPRIVATEADDRESS`). A `ProxyError`: an unreachable proxy is retried (even
+ * `ENOTFOUND`: its name is one for every event, not a customer's typo), and its answer to CONNECT is judged
+ * as a receiver's status would be (403 and 407 permanent, 502/503/504 retried and throttling).
  */
 export function classifyError(error: NetworkError, options: ClassifyOptions = {}): FailureClass {
   if (error.code === 'ERR_ABORTED') return { retryable: false, throttled: false };
   if (error.code === 'ERR_TIMEOUT') return { retryable: true, throttled: true };
+  if (error instanceof ProxyError) return error.proxyStatus === undefined ? { retryable: true, throttled: false } : classifyStatus(error.proxyStatus);
   if (error.errno === 'ENOTFOUND') return { retryable: options.retryOnDnsFailure === true, throttled: false };
   if (error.errno === PRIVATE_ADDRESS_ERRNO) return { retryable: false, throttled: false };
   return { retryable: true, throttled: false };

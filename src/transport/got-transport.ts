@@ -6,11 +6,12 @@
 import http from 'node:http';
 import https from 'node:https';
 import got from 'got';
-import { NetworkError } from '../errors.js';
-import { checkPrivateAddressPolicy } from '../options.js';
+import { InvalidOptionError, NetworkError } from '../errors.js';
+import { checkPrivateAddressPolicy, checkProxyUrl, PROXY_ADDRESS_POLICY_PROBLEM } from '../options.js';
 import { toNetworkError } from '../retry/classify.js';
 import { PRIVATE_ADDRESS_ERRNO } from './private-addresses.js';
 import type { AddressGuard } from './private-addresses.js';
+import { createProxyAgents, proxyFailure, proxyOrigin } from './proxy.js';
 import type { Transport, TransportRequest, TransportResponse } from './transport.js';
 
 /** Options of {@link createGotTransport}. */
@@ -32,7 +33,22 @@ export interface GotTransportOptions {
    * @default false
    */
   blockPrivateAddresses?: boolean | { allow: readonly string[] };
+  /**
+   * An `http:` or `https:` proxy URL every request goes through (see the outbox option of the same name);
+   * not with `blockPrivateAddresses`.
+   * @default undefined (direct connections)
+   */
+  proxy?: string;
 }
+
+/** Internal settings of {@link gotTransport}. */
+export interface GotTransportSettings extends Omit<GotTransportOptions, 'blockPrivateAddresses'> {
+  /** With a proxy: how long a CONNECT may wait for the proxy's answer (the sender's `timeoutMs`). */
+  proxyTimeoutMs?: number;
+}
+
+/** The default `timeoutMs` of the sender, used to bound a CONNECT when the transport is made on its own. */
+const DEFAULT_PROXY_TIMEOUT_MS = 15_000;
 
 /** Past this many response bytes we stop reading and drop the connection rather than drain it. */
 const MAX_DRAIN_BYTES = 64 * 1024;
@@ -48,17 +64,25 @@ function flattenHeaders(headers: http.IncomingHttpHeaders): Record<string, strin
  * error (got's own errors carry the request options, headers included, so they are not kept).
  */
 export function createGotTransport(options: GotTransportOptions = {}): Transport {
-  return gotTransport(options, checkPrivateAddressPolicy(options.blockPrivateAddresses));
+  const guard = checkPrivateAddressPolicy(options.blockPrivateAddresses);
+  const proxy = checkProxyUrl(options.proxy);
+  if (proxy !== undefined && guard !== undefined) throw new InvalidOptionError('blockPrivateAddresses', PROXY_ADDRESS_POLICY_PROBLEM);
+  return gotTransport({ ...options, proxy }, guard);
 }
 
-/** {@link createGotTransport} with the address policy already validated (the sender's and the outbox's). */
-export function gotTransport(options: Omit<GotTransportOptions, 'blockPrivateAddresses'>, guard: AddressGuard | undefined): Transport {
+/**
+ * {@link createGotTransport} with the address policy and the proxy already validated (the sender's and the
+ * outbox's); the two never come together.
+ */
+export function gotTransport(options: GotTransportSettings, guard: AddressGuard | undefined): Transport {
   const maxSockets = options.maxSockets ?? 64;
   const excerptChars = options.excerptChars ?? 2048;
-  const agent = {
-    http: new http.Agent({ keepAlive: true, maxSockets }),
-    https: new https.Agent({ keepAlive: true, maxSockets }),
-  };
+  const { proxy } = options;
+  const origin = proxy === undefined ? undefined : proxyOrigin(proxy);
+  const agent =
+    proxy === undefined
+      ? { http: new http.Agent({ keepAlive: true, maxSockets }), https: new https.Agent({ keepAlive: true, maxSockets }) }
+      : createProxyAgents(proxy, maxSockets, options.proxyTimeoutMs ?? DEFAULT_PROXY_TIMEOUT_MS);
   let closed = false;
 
   function send(request: TransportRequest): Promise<TransportResponse> {
@@ -87,6 +111,21 @@ export function gotTransport(options: Omit<GotTransportOptions, 'blockPrivateAdd
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       if (signal?.aborted === true) onAbort();
+      // Through a proxy, got's timeout cannot end a request still waiting for its tunnel (see
+      // createProxyAgents): this one can.
+      let timedOut = false;
+      const deadline =
+        origin === undefined
+          ? undefined
+          : setTimeout(() => {
+              timedOut = true;
+              stream.destroy(new Error(`No answer through the proxy within ${request.timeoutMs} ms`));
+            }, request.timeoutMs);
+      deadline?.unref();
+      const done = (): void => {
+        signal?.removeEventListener('abort', onAbort);
+        clearTimeout(deadline);
+      };
       let response: { status: number; headers: Record<string, string | undefined> } | undefined;
       const chunks: Buffer[] = [];
       let bytes = 0;
@@ -94,7 +133,7 @@ export function gotTransport(options: Omit<GotTransportOptions, 'blockPrivateAdd
       const finish = (): void => {
         if (settled || response === undefined) return;
         settled = true;
-        signal?.removeEventListener('abort', onAbort);
+        done();
         const excerpt = Buffer.concat(chunks).toString('utf8').slice(0, excerptChars);
         resolve({ ...response, bodyExcerpt: excerpt });
       };
@@ -118,10 +157,18 @@ export function gotTransport(options: Omit<GotTransportOptions, 'blockPrivateAdd
           return;
         }
         settled = true;
-        signal?.removeEventListener('abort', onAbort);
-        const mapped = toNetworkError(error, request.signal);
+        done();
         const code = (error as { code?: unknown }).code;
         const plain = Object.assign(new Error(error.message), { name: error.name, code });
+        if (origin !== undefined && timedOut && request.signal?.aborted !== true) {
+          reject(new NetworkError('ERR_TIMEOUT', `The request timed out (through the proxy ${origin})`, undefined, { cause: plain }));
+          return;
+        }
+        if (origin !== undefined) {
+          reject(proxyFailure(error, { origin, url: request.url, signal: request.signal, cause: plain }));
+          return;
+        }
+        const mapped = toNetworkError(error, request.signal);
         reject(new NetworkError(mapped.code as 'ERR_NETWORK' | 'ERR_TIMEOUT' | 'ERR_ABORTED', mapped.message, mapped.errno, { cause: plain }));
       });
     });
