@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError } from 'commander';
 import { urlProblem } from '../message.js';
 import type { InvalidOptionError } from '../errors.js';
-import { checkSigningSecrets } from '../options.js';
+import { checkProxyUrl, checkSigningSecrets } from '../options.js';
 import { CliError, ExitCode } from './exit-codes.js';
 
 /** Parses an integer >= `min`. */
@@ -76,6 +76,17 @@ export function httpUrlAs(what: string): (value: string) => string {
 
 /** Checks the `<url>` argument. */
 export const httpUrl = httpUrlAs("argument 'url'");
+
+/** Checks `--proxy` as the `proxy` option is checked, without quoting it (it may carry a password). */
+export function proxyUrl(value: string): string {
+  try {
+    checkProxyUrl(value);
+  } catch (error) {
+    const { message } = error as InvalidOptionError;
+    throw unquoted("option '--proxy' (or WEBHOOK_OUTBOX_PROXY)", message.slice(message.indexOf(': ') + 2).replace(/ \(the value is not shown: it may carry a password\)$/, ''));
+  }
+  return value;
+}
 
 /** Parses a repeatable `name:value` header into the accumulated record. */
 export function header(value: string, previous: Record<string, string> | undefined): Record<string, string> {

@@ -18,7 +18,7 @@ import { runDemoWorker } from './demo/worker.js';
 import { CliError, ExitCode, exitCodeOf } from './exit-codes.js';
 import type { ExitCodeValue } from './exit-codes.js';
 import { formatTable, redactUrl } from './format.js';
-import { duration, header, httpUrl, httpUrlAs, integerAtLeast, pointInTime, readJsonData, signingSecret } from './parse.js';
+import { duration, header, httpUrl, httpUrlAs, integerAtLeast, pointInTime, proxyUrl, readJsonData, signingSecret } from './parse.js';
 
 /** Where the CLI writes, and the script a child process runs to get this CLI. */
 export interface CliIo {
@@ -111,6 +111,10 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
       'WEBHOOK_OUTBOX_BLOCK_PRIVATE_ADDRESSES',
     );
   const allowOption = (): Option => new Option('--allow-address <address-or-cidr...>', 'with --block-private-addresses: still reachable (repeatable)');
+  const proxyOption = (): Option =>
+    new Option('--proxy <url>', "send through this HTTP proxy, as the app's proxy option does: http:// or https://, user:password@ allowed (better: the environment variable)")
+      .argParser(proxyUrl)
+      .env('WEBHOOK_OUTBOX_PROXY');
 
   program
     .command('send')
@@ -126,13 +130,15 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
     .addOption(new Option('--timeout <duration>', 'how long to wait for the outcome').argParser(duration).default(30_000, '30s'))
     .addOption(blockOption())
     .addOption(allowOption())
+    .addOption(proxyOption())
     .action(async (url: string, options: { data: string; dir: string; secret?: string[]; header?: Record<string, string>; id?: string; orderingKey?: string; supersede?: boolean; timeout: number } & AddressFlags) => {
+      const policy = networkPolicy(options, io.stderr);
       const body = await readJsonData(options.data);
       const { dir, secret, id, orderingKey } = options;
       const supersede = options.supersede === true;
       setCode(
         await send(
-          { url, body, dir, secret, headers: options.header ?? {}, id, orderingKey, supersede, timeoutMs: options.timeout, blockPrivateAddresses: addressPolicy(options) },
+          { url, body, dir, secret, headers: options.header ?? {}, id, orderingKey, supersede, timeoutMs: options.timeout, ...policy },
           io.stdout,
           io.stderr,
         ),
@@ -147,10 +153,11 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
     .addOption(new Option('--timeout <duration>', 'give up after this long').argParser(duration).default(600_000, '10m'))
     .addOption(blockOption())
     .addOption(allowOption())
+    .addOption(proxyOption())
     .option('--quiet', 'no progress bar', false)
     .action(async (options: { dir: string; secret?: string[]; timeout: number; quiet: boolean } & AddressFlags) => {
-      const blockPrivateAddresses = addressPolicy(options);
-      setCode(await flush({ dir: options.dir, secret: options.secret, timeoutMs: options.timeout, quiet: options.quiet, blockPrivateAddresses }, io.stdout, io.stderr));
+      const policy = networkPolicy(options, io.stderr);
+      setCode(await flush({ dir: options.dir, secret: options.secret, timeoutMs: options.timeout, quiet: options.quiet, ...policy }, io.stdout, io.stderr));
     });
 
   program
@@ -259,10 +266,35 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
   return program;
 }
 
-/** `--block-private-addresses` and `--allow-address`, as commander parses them. */
+/** `--block-private-addresses`, `--allow-address` and `--proxy`, as commander parses them. */
 interface AddressFlags {
   blockPrivateAddresses?: boolean;
   allowAddress?: string[];
+  proxy?: string;
+}
+
+/** The conventional proxy variables of other tools, which the CLI does not follow (it says so). */
+const CONVENTIONAL_PROXY_VARIABLES = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'];
+
+/**
+ * The flags as the `blockPrivateAddresses` and `proxy` options. A conventional proxy variable set while
+ * no proxy is given gets a note: sending directly where curl would use a proxy should not be a surprise.
+ */
+function networkPolicy(flags: AddressFlags, stderr: Writable): { blockPrivateAddresses: boolean | { allow: readonly string[] }; proxy: string | undefined } {
+  const blockPrivateAddresses = addressPolicy(flags);
+  const { proxy } = flags;
+  if (proxy !== undefined && blockPrivateAddresses !== false) {
+    throw new CliError(
+      ExitCode.usage,
+      '--proxy (or WEBHOOK_OUTBOX_PROXY) cannot be combined with --block-private-addresses (or WEBHOOK_OUTBOX_BLOCK_PRIVATE_ADDRESSES): ' +
+        'the proxy resolves the endpoints and connects, so their addresses cannot be checked here; filter at the proxy (smokescreen refuses private addresses)',
+    );
+  }
+  const ignored = CONVENTIONAL_PROXY_VARIABLES.find((name) => (process.env[name] ?? '') !== '');
+  if (proxy === undefined && ignored !== undefined) {
+    stderr.write(`note: ${ignored} is set but not used: events are sent directly unless --proxy or WEBHOOK_OUTBOX_PROXY is given\n`);
+  }
+  return { blockPrivateAddresses, proxy };
 }
 
 /** The flags as the `blockPrivateAddresses` option. */

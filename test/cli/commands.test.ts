@@ -8,6 +8,7 @@ import type { FlakyReceiver } from '../../src/testing/flaky-receiver.js';
 import { generateSigningKeyPair, signingPublicKey } from '../../src/signing/ed25519-keys.js';
 import type { SigningKeyPair } from '../../src/signing/ed25519-keys.js';
 import { builtPackage, runCli, startCli } from './run-cli.js';
+import { startTestProxy, type TestProxy } from '../transport/test-proxy.js';
 
 const secret = `whsec_${Buffer.from('a demo secret of thirty-two bytes').toString('base64')}`;
 
@@ -351,6 +352,81 @@ describe('webhook-outbox dead, status and flush', () => {
     expect(result.code).toBe(4);
     expect(result.stdout).toContain('1 still pending');
     expect((await status()).pending).toBe(1);
+  });
+});
+
+describe('webhook-outbox send and flush --proxy', () => {
+  useDirAndReceiver();
+  const PASSWORD = 'pr0xy-pa55word';
+  const BASIC = Buffer.from(`egress:${PASSWORD}`).toString('base64');
+  let proxy: TestProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+  const withCredentials = (url: string): string => url.replace('http://', `http://egress:${PASSWORD}@`);
+  const expectNoPassword = (...outputs: string[]): void => {
+    for (const output of outputs) {
+      expect(output).not.toContain(PASSWORD);
+      expect(output).not.toContain(BASIC);
+    }
+  };
+
+  it('sends through --proxy with its credentials, signed, and shows no password', async () => {
+    proxy = await startTestProxy();
+    const result = await run('send', receiver.url, '--data', '{"via":"proxy"}', '--dir', outboxDir(), '--secret', secret, '--id', 'evt_px', '--proxy', withCredentials(proxy.url));
+    expect(result.code).toBe(0);
+    expect(receiver.requests.map((r) => [r.id, r.signatureValid])).toEqual([['evt_px', true]]);
+    expect(proxy.tunnelledIds()).toEqual(['evt_px']);
+    expect(proxy.seen).toEqual([{ method: 'CONNECT', target: `127.0.0.1:${receiver.port}`, auth: `Basic ${BASIC}` }]);
+    expectNoPassword(result.stdout, result.stderr);
+  });
+
+  it('WEBHOOK_OUTBOX_PROXY: a denied endpoint is a dead letter at once, shown without the password; flush sends it once allowed', async () => {
+    let deny = true;
+    proxy = await startTestProxy(() => (deny ? 403 : 'tunnel'));
+    const env = { WEBHOOK_OUTBOX_PROXY: withCredentials(proxy.url) };
+    const sent = await runCli(built.cli, ['send', receiver.url, '--data', '{"n":1}', '--dir', outboxDir(), '--id', 'evt_denied'], { env });
+    expect(sent.code).toBe(1);
+    expect(sent.stderr).toContain('dead letter evt_denied: invalid after 1 attempt(s) (ERR_NETWORK EPROXY: the proxy answered HTTP 403)');
+    const listed = await run('dead', 'list', '--dir', outboxDir(), '--json');
+    const shown = await run('show', 'evt_denied', '--dir', outboxDir());
+    expect(listed.stdout).toContain('EPROXY: the proxy answered HTTP 403');
+    expect(shown.stdout).toContain('EPROXY: the proxy answered HTTP 403');
+    expect((await run('dead', 'replay', '--dir', outboxDir())).code).toBe(0);
+    deny = false;
+    const flushed = await runCli(built.cli, ['flush', '--dir', outboxDir(), '--quiet'], { env });
+    expect(flushed.code).toBe(0);
+    expect(receiver.deliveredIds()).toEqual(new Set(['evt_denied']));
+    expect(proxy.tunnelledIds()).toEqual(['evt_denied']);
+    expectNoPassword(sent.stdout, sent.stderr, listed.stdout, listed.stderr, shown.stdout, shown.stderr, flushed.stdout, flushed.stderr);
+  });
+
+  it('exits 2 for a bad --proxy (not shown) or one with --block-private-addresses, with nothing created', async () => {
+    const bad = await run('send', receiver.url, '--data', '{}', '--dir', outboxDir(), '--proxy', `socks5://egress:${PASSWORD}@127.0.0.1:1080`);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("option '--proxy' (or WEBHOOK_OUTBOX_PROXY)");
+    expect(bad.stderr).toContain('SOCKS proxies are not supported');
+    const both = await run('send', receiver.url, '--data', '{}', '--dir', outboxDir(), '--proxy', 'http://127.0.0.1:3128', '--block-private-addresses');
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('cannot be combined with --block-private-addresses');
+    const fromEnv = await runCli(built.cli, ['flush', '--dir', outboxDir(), '--proxy', 'http://127.0.0.1:3128'], { env: { WEBHOOK_OUTBOX_BLOCK_PRIVATE_ADDRESSES: '1' } });
+    expect(fromEnv.code).toBe(2);
+    expectNoPassword(bad.stdout, bad.stderr);
+    await expect(stat(outboxDir())).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(receiver.requests).toHaveLength(0);
+  });
+
+  it('does not follow HTTPS_PROXY or HTTP_PROXY, and says so without showing them', async () => {
+    proxy = await startTestProxy();
+    const result = await runCli(built.cli, ['send', receiver.url, '--data', '{}', '--dir', outboxDir()], {
+      env: { HTTP_PROXY: withCredentials(proxy.url), HTTPS_PROXY: withCredentials(proxy.url) },
+    });
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain('note: HTTPS_PROXY is set but not used');
+    expect(proxy.seen).toEqual([]);
+    expect(receiver.requests).toHaveLength(1);
+    expectNoPassword(result.stdout, result.stderr);
   });
 });
 

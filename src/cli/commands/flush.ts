@@ -16,6 +16,8 @@ export interface FlushArgs {
   quiet: boolean;
   /** The app's `blockPrivateAddresses`: the URLs pending in the directory may be its customers'. */
   blockPrivateAddresses: boolean | { allow: readonly string[] };
+  /** The app's `proxy`: the HTTP proxy every request goes through, or `undefined` for direct connections. */
+  proxy?: string | undefined;
 }
 
 /**
@@ -25,7 +27,7 @@ export interface FlushArgs {
 export async function flush(args: FlushArgs, out: Writable, err: Writable & { isTTY?: boolean }): Promise<ExitCodeValue> {
   await assertOutboxDir(args.dir);
   const started = Date.now();
-  const outbox = await openOutbox(args.dir, { signingSecret: args.secret, blockPrivateAddresses: args.blockPrivateAddresses });
+  const outbox = await openOutbox(args.dir, { signingSecret: args.secret, blockPrivateAddresses: args.blockPrivateAddresses, proxy: args.proxy });
   const progress = new ProgressLine(err, { silent: args.quiet });
   let delivered = 0;
   let dead = 0;

@@ -7,7 +7,7 @@ import { openOutbox } from './outbox-dir.js';
 import type { DeadEvent, DeliveredEvent, RetryEvent, SupersededEvent } from '../../delivery/flusher.js';
 import { ExitCode } from '../exit-codes.js';
 import type { ExitCodeValue } from '../exit-codes.js';
-import { formatDuration } from '../format.js';
+import { formatDuration, printable } from '../format.js';
 import { prepareMessage } from '../../message.js';
 import { normalizeSenderOptions } from '../../options.js';
 
@@ -25,6 +25,8 @@ export interface SendArgs {
   timeoutMs: number;
   /** The app's `blockPrivateAddresses`: opening the directory also delivers what the app left there. */
   blockPrivateAddresses: boolean | { allow: readonly string[] };
+  /** The app's `proxy`: the HTTP proxy every request goes through, or `undefined` for direct connections. */
+  proxy?: string | undefined;
 }
 
 /**
@@ -44,7 +46,7 @@ export async function send(args: SendArgs, out: Writable, err: Writable): Promis
     { url: args.url, body, headers, ...(args.id === undefined ? {} : { id: args.id }), ...key },
     { url: args.url, maxBodyBytes: normalizeSenderOptions({}).maxBodyBytes, orderingKeys: true },
   );
-  const outbox = await openOutbox(args.dir, { url: args.url, signingSecret: args.secret, blockPrivateAddresses: args.blockPrivateAddresses });
+  const outbox = await openOutbox(args.dir, { url: args.url, signingSecret: args.secret, blockPrivateAddresses: args.blockPrivateAddresses, proxy: args.proxy });
   try {
     const { id } = await outbox.enqueue({ url: args.url, body, headers, id: message.id, ...key });
     const [letter] = await outbox.deadLetters({ ids: [id] });
@@ -96,7 +98,10 @@ export async function send(args: SendArgs, out: Writable, err: Writable): Promis
     }
     if ('by' in outcome) return ExitCode.failure;
     if ('reason' in outcome) {
-      const last = outcome.status === undefined ? '' : `, last answer HTTP ${outcome.status}`;
+      // Without an answer, what went wrong (ENOTFOUND, EPRIVATEADDRESS, a proxy's refusal) is in the history.
+      const [letter] = outcome.status === undefined ? await outbox.deadLetters({ ids: [id] }) : [];
+      const error = letter?.history.at(-1)?.error;
+      const last = outcome.status !== undefined ? `, last answer HTTP ${outcome.status}` : error === undefined ? '' : ` (${printable(error)})`;
       err.write(`dead letter ${id}: ${outcome.reason} after ${outcome.attempts} attempt(s)${last}; see \`webhook-outbox dead list\`\n`);
       return ExitCode.failure;
     }
