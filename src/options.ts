@@ -90,11 +90,11 @@ export interface SenderOptions {
   /** Retry schedule. See {@link RetryOptions}. */
   retry?: RetryOptions;
   /**
-   * `createSender()` only: how much retrying all its `send()` calls together may add to their first
-   * attempts: at most `ratio` retries per send over the last 10 s, plus `minPerSecond` (so a trickle of sends
-   * always retries). A send that would retry past it rejects at once with `ERR_RETRIES_EXHAUSTED`, instead of
-   * multiplying the load on a receiver in trouble by `maxAttempts`. `false`: every send retries on its own.
-   * The outbox refuses it: its circuit breaker and slow start bound its retries.
+   * `createSender()` only: how much retrying its `send()` calls to one endpoint URL may add to their first
+   * attempts: at most `ratio` retries per send over the last 10 s, plus `minPerSecond` x 10 s (so a trickle
+   * of sends always retries). A send that would retry past it rejects at once with `ERR_RETRIES_EXHAUSTED`,
+   * instead of multiplying the load on a receiver in trouble by `maxAttempts`. `false`: every send retries on
+   * its own. The outbox refuses it: its circuit breaker and slow start bound its retries.
    * @default { ratio: 0.2, minPerSecond: 10 }
    */
   retryBudget?: false | { ratio?: number; minPerSecond?: number };
@@ -211,6 +211,9 @@ function checkRetryBudget(value: unknown): RetryBudgetPolicy | undefined {
   if (value === false) return undefined;
   if (value === undefined) return RETRY_BUDGET_DEFAULTS;
   const option = 'retryBudget';
+  if (value === null || typeof value !== 'object') {
+    throw new InvalidOptionError(option, `expected false or { ratio?, minPerSecond? }, got ${describeValue(value)}`);
+  }
   const o = checkObject(value, option);
   checkKnownKeys(o, ['ratio', 'minPerSecond'], `${option}.`);
   const number = (field: 'ratio' | 'minPerSecond', max: number): number => {

@@ -9,7 +9,7 @@ import { NetworkError, OutboxClosedError, RetriesExhaustedError, type WebhookOut
 import { prepareMessage, type WebhookMessage } from './message.js';
 import { normalizeSenderOptions, type SenderOptions } from './options.js';
 import { nextDelay } from './retry/backoff.js';
-import { RetryBudget } from './retry/budget.js';
+import { RetryBudgets } from './retry/budget.js';
 
 /** What a successful `send()` resolves with. */
 export interface SendResult {
@@ -61,7 +61,7 @@ export function createSender(options?: SenderOptions): Sender {
   const o = normalizeSenderOptions(options);
   const transport = createTransportStack(o);
   const { clock, retry } = o;
-  const budget = o.retryBudget === undefined ? undefined : new RetryBudget(o.retryBudget, clock);
+  const budgets = o.retryBudget === undefined ? undefined : new RetryBudgets(o.retryBudget, clock);
   let closing: Promise<void> | undefined;
   // close() aborts every send() still running: mid-request or mid-backoff, each rejects with ERR_OUTBOX_CLOSED.
   const closer = new AbortController();
@@ -82,6 +82,7 @@ export function createSender(options?: SenderOptions): Sender {
       closer.signal.aborted ? new OutboxClosedError('The sender was closed during send()') : caller?.aborted === true ? aborted(caller) : undefined;
     try {
       const start = clock.now();
+      const budget = budgets?.of(prepared.url);
       budget?.first();
       for (let attempt = 1; ; attempt++) {
         const before = stopped();
@@ -106,6 +107,8 @@ export function createSender(options?: SenderOptions): Sender {
         try {
           await sleep(delay, clock, signal);
         } catch {
+          // Not made: another send may have it.
+          budget?.refund();
           throw stopped() ?? aborted(caller);
         } finally {
           release();

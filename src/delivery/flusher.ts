@@ -162,7 +162,7 @@ interface Active {
   lane: Lane;
   ticket: EndpointTicket;
   abandoned: boolean;
-  /** The flusher's count of enables when it was sent. */
+  /** How often its URL had been enabled again when it was sent. */
   enables: number;
 }
 
@@ -224,8 +224,8 @@ export class Flusher {
   readonly #gone = new Map<string, number>();
   /** Gone endpoints whose events not due yet (waiting for a retry) are still to be buried. */
   readonly #sweep = new Set<string>();
-  /** Calls of {@link enable}: a 410 to a request sent before the last one does not disable again. */
-  #enables = 0;
+  /** Per URL, how often it was enabled again after a 410: one to a request sent before that is old news. */
+  readonly #enabled = new Map<string, number>();
   /**
    * The lanes that may have something to do: events buffered, requests in flight or outcomes unsettled, or
    * a circuit or pause that time will end. Only these are walked per claim and per answer, so the cost of
@@ -316,9 +316,10 @@ export class Flusher {
 
   /** Sends to `url` again after a 410 Gone disabled it. Whether it was disabled. */
   enable(url: string): boolean {
-    this.#enables += 1;
+    if (!this.#gone.delete(url)) return false;
     this.#sweep.delete(url);
-    return this.#gone.delete(url);
+    this.#enabled.set(url, (this.#enabled.get(url) ?? 0) + 1);
+    return true;
   }
 
   /** Whether events of `url` are being removed without a request (their outcome not yet written). */
@@ -666,7 +667,7 @@ export class Flusher {
   }
 
   #dispatch(event: StoredEvent, lane: Lane): void {
-    const active: Active = { event, lane, ticket: lane.state.acquire(), abandoned: false, enables: this.#enables };
+    const active: Active = { event, lane, ticket: lane.state.acquire(), abandoned: false, enables: this.#enabled.get(event.url) ?? 0 };
     this.#active.set(event.id, active);
     this.#config.deliver(event, this.#abort.signal).then(
       (result) => this.#answered(active, result),
@@ -694,7 +695,7 @@ export class Flusher {
     const counts = lane.state.record(ticket, endpointSignal(result));
     // The outcome is queued (synchronously) before anyone hears that the slot is free. A 410 to a request
     // sent before an endpoint was enabled again is no news about it.
-    const written = this.#complete(event, result, counts, active.enables === this.#enables);
+    const written = this.#complete(event, result, counts, active.enables === (this.#enabled.get(event.url) ?? 0));
     this.#afterSlot(lane);
     written
       .catch(async (error: unknown) => {
@@ -748,6 +749,11 @@ export class Flusher {
       // Before the burial is written: the lane's next dispatch (right after this returns) must see it.
       if (result.status === 410 && current && this.#config.goneDisablesEndpoint) this.#disable(event, now);
       await this.#bury(event, result.status === undefined ? 'invalid' : 'http-status', attempt, now, result.status);
+      return;
+    }
+    // Out when the endpoint answered another request 410 (and not enabled since): nothing more is sent.
+    if (this.#gone.has(event.url) && current) {
+      await this.#bury(event, 'endpoint-gone', attempt, now, result.status);
       return;
     }
     // While the circuit is open (or this was a probe), the failure is the endpoint's, not the event's:
@@ -814,6 +820,8 @@ export class Flusher {
         listener.error(error);
         this.#faultUntil = this.#config.clock.now() + STORE_FAULT_PAUSE_MS;
         await store.settle([{ id: event.id, type: 'release' }]).catch(() => {});
+        // Handed back not due (a retry's), its endpoint gone: the sweep takes it after the pause.
+        if (this.#gone.has(url)) this.#sweep.add(url);
       })
       .finally(() => {
         const left = (this.#burying.get(url) ?? 1) - 1;

@@ -1,8 +1,9 @@
 /**
- * The direct sender's retry budget: retries may add at most `ratio` to the first attempts made in the last
- * 10 s, plus `minPerSecond` so that a trickle of sends can always retry (Finagle's RetryBudget, gRPC's retry
- * throttling, the per-client retry ratio of Google's SRE book). Without it, every concurrent `send()` to a
- * receiver in trouble retries on its own, and an outage multiplies the load on it by `maxAttempts`.
+ * The direct sender's retry budget, one per endpoint URL: retries to it may add at most `ratio` to the first
+ * attempts made in the last 10 s, plus `minPerSecond` so that a trickle of sends can always retry
+ * (Finagle's RetryBudget, gRPC's retry throttling per channel, the per-client retry ratio of Google's SRE
+ * book). Without it, every concurrent `send()` to a receiver in trouble retries on its own, and an outage
+ * multiplies the load on it by `maxAttempts`.
  */
 import type { Clock } from '../clock.js';
 
@@ -54,6 +55,12 @@ export class RetryBudget {
     return true;
   }
 
+  /** Gives back a retry taken but not made (the send was aborted or closed during its backoff). */
+  refund(): void {
+    const slot = this.#slot();
+    this.#retries[slot] = Math.max(0, (this.#retries[slot] as number) - 1);
+  }
+
   /** The slot of the current second, emptied when it last counted an older one. */
   #slot(): number {
     const second = Math.floor(this.#clock.now() / 1000);
@@ -64,5 +71,33 @@ export class RetryBudget {
       this.#retries[slot] = 0;
     }
     return slot;
+  }
+}
+
+/** Endpoints whose budgets are kept: past this, the least recently used one is forgotten (and starts afresh). */
+export const RETRY_BUDGET_ENDPOINTS = 1_000;
+
+/** One {@link RetryBudget} per endpoint URL, for the most recently used {@link RETRY_BUDGET_ENDPOINTS}. */
+export class RetryBudgets {
+  readonly #policy: RetryBudgetPolicy;
+  readonly #clock: Clock;
+  readonly #byUrl = new Map<string, RetryBudget>();
+
+  constructor(policy: RetryBudgetPolicy, clock: Clock) {
+    this.#policy = policy;
+    this.#clock = clock;
+  }
+
+  /** The budget of `url`, made when first asked for. */
+  of(url: string): RetryBudget {
+    let budget = this.#byUrl.get(url);
+    if (budget === undefined) {
+      budget = new RetryBudget(this.#policy, this.#clock);
+      if (this.#byUrl.size >= RETRY_BUDGET_ENDPOINTS) this.#byUrl.delete(this.#byUrl.keys().next().value as string);
+    } else {
+      this.#byUrl.delete(url);
+    }
+    this.#byUrl.set(url, budget);
+    return budget;
   }
 }
