@@ -94,10 +94,11 @@ export class NetworkError extends WebhookOutboxError {
 }
 
 /**
- * The `proxy` could not be reached, or it answered the CONNECT for an endpoint with a status that is not
- * 2xx (`proxyStatus`): nothing reached the receiver. An unreachable proxy is retried like any network
- * error; a status follows the rules of a receiver's: 403 (a destination the proxy denies) and 407 (proxy
- * authentication failed) are permanent, 502/503/504 (the proxy could not reach the endpoint) are retried.
+ * The `proxy` could not be reached, or it answered the CONNECT for an endpoint with a status other than
+ * 200 (`proxyStatus`): nothing reached the receiver. An unreachable proxy is retried like any network
+ * error, and so is 407 (proxy authentication failed: a fault of this sender, the same for every event);
+ * other statuses follow the rules of a receiver's: 403 (a destination the proxy denies) is permanent,
+ * 502/503/504 (the proxy could not reach the endpoint) are retried.
  * The message names the proxy by its origin, never with its credentials.
  */
 export class ProxyError extends NetworkError {

@@ -124,8 +124,8 @@ export interface SenderOptions {
    * Send every request through this HTTP proxy (an egress proxy, or a filtering one such as smokescreen):
    * `'http://proxy.internal:3128'`, or `https:` to reach the proxy over TLS; `user:password@` in it is sent
    * as `Proxy-Authorization: Basic` and never shown in errors. http and https endpoints alike are tunnelled
-   * with CONNECT (through hpagent). The proxy's answer to CONNECT: 403 and 407 are permanent (a dead
-   * letter `invalid`), 5xx is retried; see `ProxyError`. Only with the built-in transport, and not with
+   * with CONNECT (through hpagent). The proxy's answer to CONNECT: 403 is permanent (a dead letter
+   * `invalid`), 407 (its credentials) and 502/503/504 are retried; see `ProxyError`. Only with the built-in transport, and not with
    * `blockPrivateAddresses` (which cannot see the addresses the proxy connects to: filter at the proxy).
    * @default undefined (direct connections)
    */
@@ -323,7 +323,7 @@ export function checkProxyUrl(value: unknown, option = 'proxy'): string | undefi
   try {
     parsed = new URL(value);
   } catch {
-    throw new InvalidOptionError(option, `${PROXY_EXAMPLE}; the value is not an absolute URL (not shown: it may carry a password)`);
+    throw new InvalidOptionError(option, `${PROXY_EXAMPLE}; the value is not an absolute URL (the value is not shown: it may carry a password)`);
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     // Not quoted either: without `//`, what URL calls the protocol is the user name of `user:password@host`.
@@ -335,6 +335,13 @@ export function checkProxyUrl(value: unknown, option = 'proxy'): string | undefi
     throw new InvalidOptionError(option, `${PROXY_EXAMPLE}; ${why} (the value is not shown: it may carry a password)`);
   }
   if (parsed.hostname === '') throw new InvalidOptionError(option, `${PROXY_EXAMPLE}; the URL has no host`);
+  try {
+    // hpagent decodes them for Proxy-Authorization: a bad escape would fail every attempt.
+    decodeURIComponent(parsed.username);
+    decodeURIComponent(parsed.password);
+  } catch {
+    throw new InvalidOptionError(option, `${PROXY_EXAMPLE}; its user info is not valid percent-encoding (the value is not shown: it may carry a password)`);
+  }
   // hpagent connects to `hostname`, which keeps an IPv6 literal's brackets: that would be looked up as a name.
   if (parsed.hostname.startsWith('[')) {
     throw new InvalidOptionError(option, 'an IPv6 address as the proxy host is not supported: give a host name that resolves to it');

@@ -77,8 +77,12 @@ export function httpUrlAs(what: string): (value: string) => string {
 /** Checks the `<url>` argument. */
 export const httpUrl = httpUrlAs("argument 'url'");
 
-/** Checks `--proxy` as the `proxy` option is checked, without quoting it (it may carry a password). */
-export function proxyUrl(value: string): string {
+/**
+ * Checks `--proxy` as the `proxy` option is checked, without quoting it (it may carry a password). Empty
+ * (an unset WEBHOOK_OUTBOX_PROXY= in a script) is no proxy.
+ */
+export function proxyUrl(value: string): string | undefined {
+  if (value === '') return undefined;
   try {
     checkProxyUrl(value);
   } catch (error) {

@@ -51,7 +51,8 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
     .exitOverride()
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),
-      writeErr: (text) => io.stderr.write(text),
+      // commander quotes an unknown `--name=value` whole: the value may be a secret or a proxy password.
+      writeErr: (text) => io.stderr.write(text.replace(/(--[A-Za-z0-9-]+)=[^'"\s]*/g, '$1=<not shown>')),
     })
     .showHelpAfterError('(run with --help for usage)')
     .allowExcessArguments(false);

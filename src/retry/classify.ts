@@ -45,13 +45,18 @@ export function classifyStatus(status: number): FailureClass {
  * letters; the circuit breaker keeps a failing endpoint down to one probe at a time. Timeouts count as
  * throttling. Not retried: an abort, `ENOTFOUND` unless `retryOnDnsFailure` (usually a typo), and an address
  * `blockPrivateAddresses` refused (`EPRIVATEADDRESS`). A `ProxyError`: an unreachable proxy is retried (even
- * `ENOTFOUND`: its name is one for every event, not a customer's typo), and its answer to CONNECT is judged
- * as a receiver's status would be (403 and 407 permanent, 502/503/504 retried and throttling).
+ * `ENOTFOUND`: its name is one for every event, not a customer's typo), so is 407 (its credentials), and
+ * its other answers to CONNECT are judged as a receiver's status would be (403 permanent, 502/503/504
+ * retried and throttling).
  */
 export function classifyError(error: NetworkError, options: ClassifyOptions = {}): FailureClass {
   if (error.code === 'ERR_ABORTED') return { retryable: false, throttled: false };
   if (error.code === 'ERR_TIMEOUT') return { retryable: true, throttled: true };
-  if (error instanceof ProxyError) return error.proxyStatus === undefined ? { retryable: true, throttled: false } : classifyStatus(error.proxyStatus);
+  // 407 is the proxy refusing this sender's credentials, for every event alike: a fault to fix, not a reason
+  // to give up on the backlog.
+  if (error instanceof ProxyError) {
+    return error.proxyStatus === undefined || error.proxyStatus === 407 ? { retryable: true, throttled: false } : classifyStatus(error.proxyStatus);
+  }
   if (error.errno === 'ENOTFOUND') return { retryable: options.retryOnDnsFailure === true, throttled: false };
   if (error.errno === PRIVATE_ADDRESS_ERRNO) return { retryable: false, throttled: false };
   return { retryable: true, throttled: false };

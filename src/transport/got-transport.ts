@@ -79,10 +79,14 @@ export function gotTransport(options: GotTransportSettings, guard: AddressGuard 
   const excerptChars = options.excerptChars ?? 2048;
   const { proxy } = options;
   const origin = proxy === undefined ? undefined : proxyOrigin(proxy);
-  const agent =
+  const agents: { http: http.Agent; https: https.Agent; destroy(): void } =
     proxy === undefined
-      ? { http: new http.Agent({ keepAlive: true, maxSockets }), https: new https.Agent({ keepAlive: true, maxSockets }) }
+      ? direct(maxSockets)
       : createProxyAgents(proxy, maxSockets, options.proxyTimeoutMs ?? DEFAULT_PROXY_TIMEOUT_MS);
+  const agent = { http: agents.http, https: agents.https };
+  // An agent counts the sockets it has, not those being opened; hpagent opens each tunnel asynchronously, so
+  // through a proxy a burst would open a tunnel per request: at most `maxSockets` requests per origin then.
+  const slots = proxy === undefined ? undefined : new OriginSlots(maxSockets);
   let closed = false;
 
   function send(request: TransportRequest): Promise<TransportResponse> {
@@ -90,6 +94,10 @@ export function gotTransport(options: GotTransportSettings, guard: AddressGuard 
     // An IP literal is connected to without a lookup, so the guard's lookup never sees it.
     const refused = guard?.urlProblem(request.url);
     if (refused !== undefined) return Promise.reject(new NetworkError('ERR_NETWORK', `The request failed: ${refused}`, PRIVATE_ADDRESS_ERRNO));
+    return slots === undefined ? sendNow(request) : slots.run(new URL(request.url).origin, request, () => sendNow(request));
+  }
+
+  function sendNow(request: TransportRequest): Promise<TransportResponse> {
     return new Promise<TransportResponse>((resolve, reject) => {
       const stream = got.stream(request.url, {
         method: 'POST',
@@ -160,6 +168,10 @@ export function gotTransport(options: GotTransportSettings, guard: AddressGuard 
         done();
         const code = (error as { code?: unknown }).code;
         const plain = Object.assign(new Error(error.message), { name: error.name, code });
+        if (closed) {
+          reject(new NetworkError('ERR_ABORTED', 'The transport was closed during the request', undefined, { cause: plain }));
+          return;
+        }
         if (origin !== undefined && timedOut && request.signal?.aborted !== true) {
           reject(new NetworkError('ERR_TIMEOUT', `The request timed out (through the proxy ${origin})`, undefined, { cause: plain }));
           return;
@@ -178,9 +190,75 @@ export function gotTransport(options: GotTransportSettings, guard: AddressGuard 
     send,
     close(): Promise<void> {
       closed = true;
-      agent.http.destroy();
-      agent.https.destroy();
+      slots?.close();
+      agents.destroy();
       return Promise.resolve();
     },
   };
+}
+
+function direct(maxSockets: number): { http: http.Agent; https: https.Agent; destroy(): void } {
+  const agents = { http: new http.Agent({ keepAlive: true, maxSockets }), https: new https.Agent({ keepAlive: true, maxSockets }) };
+  return {
+    ...agents,
+    destroy: () => {
+      agents.http.destroy();
+      agents.https.destroy();
+    },
+  };
+}
+
+/**
+ * At most `limit` requests at a time per origin; the others wait in order. A wait counts towards the
+ * request's `timeoutMs` and ends with its signal or `close()`, as a wait for an agent's socket would.
+ */
+class OriginSlots {
+  readonly #limit: number;
+  readonly #origins = new Map<string, { active: number; waiting: (() => void)[] }>();
+  readonly #closing = new AbortController();
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  async run<T>(origin: string, request: TransportRequest, work: () => Promise<T>): Promise<T> {
+    let state = this.#origins.get(origin);
+    if (state === undefined) this.#origins.set(origin, (state = { active: 0, waiting: [] }));
+    // A finishing request hands its slot to the next waiting one directly: no newcomer takes it meanwhile.
+    if (state.active >= this.#limit) await this.#wait(state, request);
+    else state.active += 1;
+    try {
+      return await work();
+    } finally {
+      const next = state.waiting.shift();
+      if (next !== undefined) next();
+      else if (--state.active === 0) this.#origins.delete(origin);
+    }
+  }
+
+  close(): void {
+    this.#closing.abort();
+  }
+
+  #wait(state: { waiting: (() => void)[] }, request: TransportRequest): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const signals = [this.#closing.signal, AbortSignal.timeout(request.timeoutMs), ...(request.signal === undefined ? [] : [request.signal])];
+      const stop = AbortSignal.any(signals);
+      const go = (): void => {
+        stop.removeEventListener('abort', give);
+        resolve();
+      };
+      const give = (): void => {
+        state.waiting.splice(state.waiting.indexOf(go), 1);
+        const timedOut = !this.#closing.signal.aborted && request.signal?.aborted !== true;
+        reject(
+          timedOut
+            ? new NetworkError('ERR_TIMEOUT', `The request timed out waiting for a connection through the proxy (${request.timeoutMs} ms)`, undefined)
+            : new NetworkError('ERR_ABORTED', 'The request was aborted', undefined),
+        );
+      };
+      state.waiting.push(go);
+      stop.addEventListener('abort', give, { once: true });
+    });
+  }
 }

@@ -9,16 +9,43 @@ import { HttpProxyAgent, HttpsProxyAgent } from 'hpagent';
 import { NetworkError, ProxyError } from '../errors.js';
 import { toNetworkError } from '../retry/classify.js';
 
+/** Agents that tunnel through a proxy, and how to end the tunnels they are still opening. */
+export interface ProxyAgents {
+  http: http.Agent;
+  https: https.Agent;
+  /** Destroys the agents' sockets and ends every CONNECT still waiting for the proxy's answer. */
+  destroy(): void;
+}
+
 /**
  * Keep-alive agents that reach every endpoint through `proxy` with CONNECT (hpagent does so for http
- * endpoints too, not with absolute-URI requests). `timeoutMs` bounds the CONNECT exchange: hpagent hands
- * the socket over asynchronously, and a request destroyed before it arrives (got's own timeout) reports
- * nothing until then, so a proxy that accepts and never answers would otherwise hold it for ever. The same
- * value closes idle keep-alive sockets.
+ * endpoints too, not with absolute-URI requests). hpagent's CONNECT request belongs to no agent and its
+ * `timeout` is an idle one: a proxy that trickles its answer would hold it (and the process) for ever. So
+ * each CONNECT gets a signal that ends it after `timeoutMs` or at `destroy()` (once the tunnel is up, the
+ * request is done and the signal no longer touches it). `timeoutMs` also closes idle keep-alive sockets.
  */
-export function createProxyAgents(proxy: string, maxSockets: number, timeoutMs: number): { http: http.Agent; https: https.Agent } {
+export function createProxyAgents(proxy: string, maxSockets: number, timeoutMs: number): ProxyAgents {
+  const closing = new AbortController();
   const options = { keepAlive: true, maxSockets, proxy, timeout: timeoutMs };
-  return { http: new HttpProxyAgent(options), https: new HttpsProxyAgent(options) };
+  const bounded = <A extends http.Agent>(agent: A): A => {
+    const target = agent as unknown as { proxyRequestOptions: object; createConnection: (...args: unknown[]) => unknown };
+    const create = target.createConnection.bind(agent);
+    target.createConnection = (...args) => {
+      // Read synchronously by hpagent when it builds the request.
+      target.proxyRequestOptions = { signal: AbortSignal.any([closing.signal, AbortSignal.timeout(timeoutMs)]) };
+      return create(...args);
+    };
+    return agent;
+  };
+  const agents = { http: bounded(new HttpProxyAgent(options)), https: bounded(new HttpsProxyAgent(options)) };
+  return {
+    ...agents,
+    destroy: () => {
+      closing.abort();
+      agents.http.destroy();
+      agents.https.destroy();
+    },
+  };
 }
 
 /** The proxy's origin (`http://proxy.internal:3128`): its URL without user info. */
@@ -39,7 +66,7 @@ function connectTarget(url: string): string {
 }
 
 function hint(status: number): string {
-  if (status === 407) return ': authentication failed (check the user:password of the proxy URL) or, as smokescreen answers, a denied destination';
+  if (status === 407) return ': authentication failed (check the user:password of the proxy URL; retried until it is fixed) or, as smokescreen answers, a denied destination';
   if (status === 403) return ': a destination the proxy denies';
   if (status >= 500) return ': it could not reach the endpoint';
   return '';
@@ -69,7 +96,8 @@ export function proxyFailure(error: Error, { origin, url, signal, cause }: Proxy
     const code = Number(status);
     return new ProxyError(`The proxy ${origin} answered HTTP ${code} to CONNECT ${connectTarget(url)}${hint(code)}`, 'EPROXY', code, { cause });
   }
-  if (error.message === 'Proxy timeout') {
+  // hpagent's idle timeout, or the deadline of createProxyAgents's signal.
+  if (error.message === 'Proxy timeout' || (error as { code?: unknown }).code === 'ABORT_ERR') {
     return new NetworkError('ERR_TIMEOUT', `The request timed out waiting for the proxy ${origin} to CONNECT`, undefined, { cause });
   }
   if (mapped.errno !== undefined && UNREACHABLE.has(mapped.errno)) {

@@ -84,8 +84,8 @@ describe('createGotTransport({ proxy })', () => {
     expect(shown(error)).not.toContain(BASIC);
   });
 
-  it('407 is permanent; 502, 503 and 504 from the proxy are retried as throttling', async () => {
-    const statuses = [407, 502, 503, 504];
+  it('403 is permanent; 407 (its credentials) is retried; 502, 503 and 504 from the proxy are retried as throttling', async () => {
+    const statuses = [403, 407, 502, 503, 504];
     const { receiver, proxy } = await setUp((_target, index) => statuses[index] ?? 'tunnel');
     transport = createGotTransport({ proxy: withCredentials(proxy.url) });
     const classes = [];
@@ -97,6 +97,7 @@ describe('createGotTransport({ proxy })', () => {
     }
     expect(classes).toEqual([
       { retryable: false, throttled: false },
+      { retryable: true, throttled: false },
       { retryable: true, throttled: true },
       { retryable: true, throttled: true },
       { retryable: true, throttled: true },
