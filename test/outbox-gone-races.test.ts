@@ -9,6 +9,7 @@ import { startFlakyReceiver } from '../src/testing/flaky-receiver.js';
 import type { Transport, TransportResponse } from '../src/transport/transport.js';
 import { FAST_RETRY, bodyOf, closedAfterEach, newSecret, timedTransport, waitFor } from './outbox-helpers.js';
 import { tempDirs } from './store/temp-dir.js';
+import { delegatingStore } from './store/delegating-store.js';
 
 /** 410 Gone against slow stores, rate limits, moves, close and max age: nothing lost, nothing sent to a gone URL. */
 const opened = closedAfterEach();
@@ -23,10 +24,7 @@ function gated(inner: OutboxStore) {
   let gate: Promise<void> | undefined = new Promise<void>((resolve) => (release = resolve));
   let held = 0;
   let fail = false;
-  const store: OutboxStore = {
-    open: () => inner.open(),
-    append: (events, o) => inner.append(events, o),
-    claim: (request) => inner.claim(request),
+  const store = delegatingStore(inner, {
     settle: async (outcomes: readonly Outcome[]) => {
       if (outcomes.some((o) => o.type === 'dead' && o.reason === 'endpoint-gone')) {
         if (gate !== undefined) {
@@ -37,15 +35,7 @@ function gated(inner: OutboxStore) {
       }
       return inner.settle(outcomes);
     },
-    deadLetters: (query) => inner.deadLetters(query),
-    deadLetterIds: (query) => (inner.deadLetterIds as NonNullable<OutboxStore['deadLetterIds']>).call(inner, query),
-    replay: (ids, now, url) => inner.replay(ids, now, url),
-    purge: (ids) => inner.purge(ids),
-    moveEndpoint: (from, to, now) => (inner.moveEndpoint as NonNullable<OutboxStore['moveEndpoint']>).call(inner, from, to, now),
-    stats: () => inner.stats(),
-    close: () => inner.close(),
-    get: (id) => (inner.get as NonNullable<OutboxStore['get']>).call(inner, id),
-  };
+  });
   return {
     store,
     held: () => held,
@@ -107,13 +97,7 @@ describe('Bringing a gone endpoint back', () => {
     try {
       const inner = new MemoryStore();
       let concurrent = false;
-      const store: OutboxStore = {
-        open: () => inner.open(),
-        append: (events) => inner.append(events),
-        claim: (request) => inner.claim(request),
-        settle: (outcomes) => inner.settle(outcomes),
-        deadLetters: (query) => inner.deadLetters(query),
-        deadLetterIds: (query) => inner.deadLetterIds(query),
+      const store = delegatingStore(inner, {
         replay: async (ids, now, url) => {
           const n = await inner.replay(ids, now, url);
           // Another part of the app enqueues while the replay's write completes: the flusher claims.
@@ -123,12 +107,7 @@ describe('Bringing a gone endpoint back', () => {
           }
           return n;
         },
-        purge: (ids) => inner.purge(ids),
-        moveEndpoint: (from, to, now) => inner.moveEndpoint(from, to, now),
-        stats: () => inner.stats(),
-        close: () => inner.close(),
-        get: (id) => inner.get(id),
-      };
+      });
       const outbox = (opened.outbox = await Outbox.open({ store, url: receiver.url, signingSecret: secret, retry: FAST_RETRY, concurrency: 1 }));
       for (let n = 0; n < 5; n++) await outbox.enqueue({ body: bodyOf(n) });
       await outbox.drain({ timeoutMs: 10_000 });

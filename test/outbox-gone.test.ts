@@ -5,11 +5,11 @@ import { StoreIoError } from '../src/errors.js';
 import { Outbox } from '../src/outbox.js';
 import type { OutboxOptions } from '../src/options.js';
 import { MemoryStore } from '../src/store/memory.js';
-import type { OutboxStore } from '../src/store/store.js';
 import { startFlakyReceiver } from '../src/testing/flaky-receiver.js';
 import type { FlakyReceiver } from '../src/testing/flaky-receiver.js';
 import { FAST_RETRY, bodyOf, closedAfterEach, newSecret } from './outbox-helpers.js';
 import { tempDirs } from './store/temp-dir.js';
+import { delegatingStore } from './store/delegating-store.js';
 
 /** 410 Gone disables an endpoint (Standard Webhooks): one answer, then no requests; every event kept. */
 const opened = closedAfterEach();
@@ -197,10 +197,7 @@ describe('A burial the store cannot write (disk full)', () => {
     const clock = new FakeClock();
     const inner = new MemoryStore();
     let failures = 0;
-    const store: OutboxStore = {
-      open: () => inner.open(),
-      append: (events) => inner.append(events),
-      claim: (request) => inner.claim(request),
+    const store = delegatingStore(inner, {
       settle: async (outcomes) => {
         if (outcomes.some((o) => o.type === 'dead') && failures < 1) {
           failures++;
@@ -208,13 +205,7 @@ describe('A burial the store cannot write (disk full)', () => {
         }
         return inner.settle(outcomes);
       },
-      deadLetters: (query) => inner.deadLetters(query),
-      replay: (ids, now, url) => inner.replay(ids, now, url),
-      purge: (ids) => inner.purge(ids),
-      stats: () => inner.stats(),
-      close: () => inner.close(),
-      get: (id) => inner.get(id),
-    };
+    });
     // Past its max age before its first attempt: buried unsent (no request is made to port 9).
     const box = (opened.outbox = await Outbox.open({ store, url: 'http://127.0.0.1:9/hook', clock, autoFlush: false, retry: { maxAgeMs: 1_000 } }));
     const errors: unknown[] = [];

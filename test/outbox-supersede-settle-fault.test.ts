@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../src/clock.js';
 import { Outbox } from '../src/outbox.js';
 import { MemoryStore } from '../src/store/memory.js';
-import type { OutboxStore } from '../src/store/store.js';
 import { StoreIoError } from '../src/errors.js';
 import { closedAfterEach } from './outbox-helpers.js';
+import { delegatingStore } from './store/delegating-store.js';
 
 const opened = closedAfterEach();
 
@@ -14,9 +14,7 @@ describe('a store that cannot write the superseded outcome (disk full)', () => {
     const inner = new MemoryStore();
     let claims = 0;
     let failedSettles = 0;
-    const store: OutboxStore = {
-      open: () => inner.open(),
-      append: (events) => inner.append(events),
+    const store = delegatingStore(inner, {
       claim: (request) => {
         claims++;
         return inner.claim(request);
@@ -29,12 +27,7 @@ describe('a store that cannot write the superseded outcome (disk full)', () => {
         }
         return inner.settle(outcomes);
       },
-      deadLetters: (query) => inner.deadLetters(query),
-      replay: (ids, now, url) => inner.replay(ids, now, url),
-      purge: (ids) => inner.purge(ids),
-      stats: () => inner.stats(),
-      close: () => inner.close(),
-    };
+    });
     // Nothing listens on a real port: nothing is ever sent in this test (the only sendable event waits behind a1).
     const box = (opened.outbox = await Outbox.open({ store, url: 'http://127.0.0.1:9/hook', clock, autoFlush: false }));
     let errors = 0;

@@ -10,6 +10,7 @@ import type { OutboxStore } from '../src/store/store.js';
 import { startFlakyReceiver } from '../src/testing/flaky-receiver.js';
 import { closedAfterEach, FAST_RETRY, waitFor } from './outbox-helpers.js';
 import { tempDirs } from './store/temp-dir.js';
+import { delegatingStore } from './store/delegating-store.js';
 
 /** Latest state wins end to end: a receiver's outage, then only the latest state of a superseding key. */
 const tempDir = tempDirs('outbox-supersede');
@@ -38,21 +39,13 @@ describe.each(kinds)('Superseding events in the outbox ($name)', (kind) => {
     // The store, watched: which events it handed out to be sent (not marked superseded) during the outage.
     const inner = await kind.make();
     const handedOut = new Set<string>();
-    const store: OutboxStore = {
-      open: () => inner.open(),
-      append: (events, options) => inner.append(events, options),
+    const store = delegatingStore(inner, {
       claim: async (request) => {
         const claimed = await inner.claim(request);
         if (outage) for (const event of claimed.events) if (event.supersededBy === undefined) handedOut.add(event.id);
         return claimed;
       },
-      settle: (outcomes) => inner.settle(outcomes),
-      deadLetters: (query) => inner.deadLetters(query),
-      replay: (ids, now, url) => inner.replay(ids, now, url),
-      purge: (ids) => inner.purge(ids),
-      stats: () => inner.stats(),
-      close: () => inner.close(),
-    };
+    });
     const box = (opened.outbox = await Outbox.open({ store, url: rx.url, retry: { ...FAST_RETRY, maxAttempts: 1_000_000 } }));
     const superseded: SupersededEvent[] = [];
     box.on('superseded', (event) => superseded.push(event));

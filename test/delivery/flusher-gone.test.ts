@@ -2,8 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { FAILURE_THRESHOLD } from '../../src/delivery/flusher.js';
 import { StoreIoError } from '../../src/errors.js';
 import { MemoryStore } from '../../src/store/memory.js';
-import type { NewEvent, OutboxStore } from '../../src/store/store.js';
+import type { NewEvent } from '../../src/store/store.js';
 import { A, B, flush, setup } from './flusher-harness.js';
+import { delegatingStore } from '../store/delegating-store.js';
 
 function ev(id: string, url: string, now: number, extra: Partial<NewEvent> = {}): NewEvent {
   return { id, url, headers: {}, body: new Uint8Array([1]), createdAt: now, nextAttemptAt: now, ...extra };
@@ -130,10 +131,7 @@ describe('A gone endpoint in the flusher', () => {
     await inner.open();
     let failing = true;
     let deadWrites = 0;
-    const store: OutboxStore = {
-      open: () => inner.open(),
-      append: (events) => inner.append(events),
-      claim: (request) => inner.claim(request),
+    const store = delegatingStore(inner, {
       settle: async (outcomes) => {
         if (outcomes.some((o) => o.type === 'dead' && o.reason === 'endpoint-gone')) {
           deadWrites++;
@@ -141,13 +139,7 @@ describe('A gone endpoint in the flusher', () => {
         }
         return inner.settle(outcomes);
       },
-      deadLetters: (query) => inner.deadLetters(query),
-      replay: (ids, now, url) => inner.replay(ids, now, url),
-      purge: (ids) => inner.purge(ids),
-      stats: () => inner.stats(),
-      close: () => inner.close(),
-      get: (id) => inner.get(id),
-    };
+    });
     const t = await setup({ store, concurrency: 1, collectErrors: true });
     await t.enqueue(50, A, 'f');
     t.flusher.start();
