@@ -44,6 +44,14 @@ function fraction(value: string): number {
   return n;
 }
 
+/**
+ * commander quotes what it did not understand whole (`unknown option '--proxi=http://u:pw@h'`, `unknown
+ * command 'http://u:pw@h'`): the value of an option and the user info of any URL are not shown.
+ */
+export function scrubArguments(text: string): string {
+  return text.replace(/^(error: unknown option '-{1,2}[^=']*)=.*'$/gm, "$1=<not shown>'").replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/]*@/gi, '$1<not shown>@');
+}
+
 /** Builds the program; `setCode` receives each command's exit code. */
 export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void): Command {
   const program = new Command('webhook-outbox')
@@ -51,8 +59,7 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
     .exitOverride()
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),
-      // commander quotes an unknown `--name=value` whole: the value may be a secret or a proxy password.
-      writeErr: (text) => io.stderr.write(text.replace(/(--[A-Za-z0-9-]+)=[^'"\s]*/g, '$1=<not shown>')),
+      writeErr: (text) => io.stderr.write(scrubArguments(text)),
     })
     .showHelpAfterError('(run with --help for usage)')
     .allowExcessArguments(false);

@@ -94,7 +94,7 @@ export function gotTransport(options: GotTransportSettings, guard: AddressGuard 
     // An IP literal is connected to without a lookup, so the guard's lookup never sees it.
     const refused = guard?.urlProblem(request.url);
     if (refused !== undefined) return Promise.reject(new NetworkError('ERR_NETWORK', `The request failed: ${refused}`, PRIVATE_ADDRESS_ERRNO));
-    return slots === undefined ? sendNow(request) : slots.run(new URL(request.url).origin, request, () => sendNow(request));
+    return slots === undefined ? sendNow(request) : slots.run(new URL(request.url).origin, request, (timeoutMs) => sendNow({ ...request, timeoutMs }));
   }
 
   function sendNow(request: TransportRequest): Promise<TransportResponse> {
@@ -210,25 +210,33 @@ function direct(maxSockets: number): { http: http.Agent; https: https.Agent; des
 
 /**
  * At most `limit` requests at a time per origin; the others wait in order. A wait counts towards the
- * request's `timeoutMs` and ends with its signal or `close()`, as a wait for an agent's socket would.
+ * request's `timeoutMs` and ends with its signal or `close()`, as a wait for an agent's socket would. No
+ * `AbortSignal.any` here: on Node 20 each call leaves an entry on its long-lived sources for good.
  */
 class OriginSlots {
   readonly #limit: number;
   readonly #origins = new Map<string, { active: number; waiting: (() => void)[] }>();
-  readonly #closing = new AbortController();
+  /** How to fail each waiting request, for `close()`. */
+  readonly #waiters = new Set<(error: NetworkError) => void>();
+  #closed = false;
 
   constructor(limit: number) {
     this.#limit = limit;
   }
 
-  async run<T>(origin: string, request: TransportRequest, work: () => Promise<T>): Promise<T> {
+  /** Runs `work` with the time left of `request.timeoutMs` once `origin` has a free slot. */
+  async run<T>(origin: string, request: TransportRequest, work: (timeoutMs: number) => Promise<T>): Promise<T> {
+    if (this.#closed || request.signal?.aborted === true) throw new NetworkError('ERR_ABORTED', 'The request was aborted', undefined);
+    const start = Date.now();
     let state = this.#origins.get(origin);
     if (state === undefined) this.#origins.set(origin, (state = { active: 0, waiting: [] }));
     // A finishing request hands its slot to the next waiting one directly: no newcomer takes it meanwhile.
     if (state.active >= this.#limit) await this.#wait(state, request);
     else state.active += 1;
     try {
-      return await work();
+      const left = request.timeoutMs - (Date.now() - start);
+      if (left <= 0) throw new NetworkError('ERR_TIMEOUT', `The request timed out waiting for a connection through the proxy (${request.timeoutMs} ms)`, undefined);
+      return await work(left);
     } finally {
       const next = state.waiting.shift();
       if (next !== undefined) next();
@@ -237,28 +245,36 @@ class OriginSlots {
   }
 
   close(): void {
-    this.#closing.abort();
+    this.#closed = true;
+    for (const fail of [...this.#waiters]) fail(new NetworkError('ERR_ABORTED', 'The transport is closed', undefined));
   }
 
   #wait(state: { waiting: (() => void)[] }, request: TransportRequest): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const signals = [this.#closing.signal, AbortSignal.timeout(request.timeoutMs), ...(request.signal === undefined ? [] : [request.signal])];
-      const stop = AbortSignal.any(signals);
+      const { signal } = request;
+      const end = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.#waiters.delete(fail);
+      };
       const go = (): void => {
-        stop.removeEventListener('abort', give);
+        end();
         resolve();
       };
-      const give = (): void => {
+      const fail = (error: NetworkError): void => {
+        end();
         state.waiting.splice(state.waiting.indexOf(go), 1);
-        const timedOut = !this.#closing.signal.aborted && request.signal?.aborted !== true;
-        reject(
-          timedOut
-            ? new NetworkError('ERR_TIMEOUT', `The request timed out waiting for a connection through the proxy (${request.timeoutMs} ms)`, undefined)
-            : new NetworkError('ERR_ABORTED', 'The request was aborted', undefined),
-        );
+        reject(error);
       };
+      const onAbort = (): void => fail(new NetworkError('ERR_ABORTED', 'The request was aborted', undefined));
+      const timer = setTimeout(
+        () => fail(new NetworkError('ERR_TIMEOUT', `The request timed out waiting for a connection through the proxy (${request.timeoutMs} ms)`, undefined)),
+        request.timeoutMs,
+      );
+      timer.unref();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.add(fail);
       state.waiting.push(go);
-      stop.addEventListener('abort', give, { once: true });
     });
   }
 }

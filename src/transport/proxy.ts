@@ -25,15 +25,25 @@ export interface ProxyAgents {
  * request is done and the signal no longer touches it). `timeoutMs` also closes idle keep-alive sockets.
  */
 export function createProxyAgents(proxy: string, maxSockets: number, timeoutMs: number): ProxyAgents {
-  const closing = new AbortController();
+  const pending = new Set<AbortController>();
   const options = { keepAlive: true, maxSockets, proxy, timeout: timeoutMs };
   const bounded = <A extends http.Agent>(agent: A): A => {
-    const target = agent as unknown as { proxyRequestOptions: object; createConnection: (...args: unknown[]) => unknown };
+    type Callback = (error: Error | null, socket: unknown) => void;
+    const target = agent as unknown as { proxyRequestOptions: object; createConnection: (options: unknown, callback: Callback) => unknown };
     const create = target.createConnection.bind(agent);
-    target.createConnection = (...args) => {
+    target.createConnection = (connectOptions, callback) => {
+      // A controller of its own (AbortSignal.any would leave an entry per CONNECT on a long-lived signal).
+      const controller = new AbortController();
+      pending.add(controller);
+      const timer = setTimeout(() => controller.abort(), timeoutMs);
+      timer.unref();
       // Read synchronously by hpagent when it builds the request.
-      target.proxyRequestOptions = { signal: AbortSignal.any([closing.signal, AbortSignal.timeout(timeoutMs)]) };
-      return create(...args);
+      target.proxyRequestOptions = { signal: controller.signal };
+      return create(connectOptions, (error, socket) => {
+        clearTimeout(timer);
+        pending.delete(controller);
+        callback(error, socket);
+      });
     };
     return agent;
   };
@@ -41,7 +51,8 @@ export function createProxyAgents(proxy: string, maxSockets: number, timeoutMs: 
   return {
     ...agents,
     destroy: () => {
-      closing.abort();
+      for (const controller of pending) controller.abort();
+      pending.clear();
       agents.http.destroy();
       agents.https.destroy();
     },
