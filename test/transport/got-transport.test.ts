@@ -4,6 +4,7 @@ import { NetworkError } from '../../src/errors.js';
 import { startFlakyReceiver, type FlakyReceiver } from '../../src/testing/flaky-receiver.js';
 import { createGotTransport } from '../../src/transport/got-transport.js';
 import type { Transport, TransportRequest } from '../../src/transport/transport.js';
+import { transportRequest } from './request.js';
 
 let receiver: FlakyReceiver | undefined;
 let transport: Transport | undefined;
@@ -14,14 +15,9 @@ afterEach(async () => {
   transport = undefined;
 });
 
+/** With a credential header, which errors must never carry. */
 function request(url: string, extra: Partial<TransportRequest> = {}): TransportRequest {
-  return {
-    url,
-    headers: { 'content-type': 'application/json', 'webhook-id': 'msg_1', authorization: 'Bearer t' },
-    body: Buffer.from('{"hello":"world"}'),
-    timeoutMs: 2_000,
-    ...extra,
-  };
+  return transportRequest(url, { headers: { 'content-type': 'application/json', 'webhook-id': 'msg_1', authorization: 'Bearer t' }, timeoutMs: 2_000, ...extra });
 }
 
 describe('createGotTransport', () => {

@@ -6,8 +6,9 @@ import { createGotTransport, gotTransport } from '../../src/transport/got-transp
 import { checkProxyUrl } from '../../src/options.js';
 import { ProxyError, type NetworkError } from '../../src/errors.js';
 import { classifyError } from '../../src/retry/classify.js';
-import type { Transport, TransportRequest } from '../../src/transport/transport.js';
+import type { Transport } from '../../src/transport/transport.js';
 import { startTestProxy, type TestProxy } from './test-proxy.js';
+import { transportRequest as request } from './request.js';
 
 let receiver: FlakyReceiver | undefined;
 let proxy: TestProxy | undefined;
@@ -23,10 +24,7 @@ afterEach(async () => {
   transport = undefined;
 });
 
-function request(url: string, extra: Partial<TransportRequest> = {}): TransportRequest {
-  return { url, headers: { 'content-type': 'application/json', 'webhook-id': 'msg_1' }, body: Buffer.from('{}'), timeoutMs: 5_000, ...extra };
-}
-const SETTLE = Number(process.env.SETTLE ?? 500);
+const SETTLE = 500;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A proxy that reads the CONNECT and then sends its answer one byte at a time, never finishing the head. */

@@ -3,8 +3,9 @@ import { ProxyError, type NetworkError } from '../../src/errors.js';
 import { classifyError } from '../../src/retry/classify.js';
 import { startFlakyReceiver, type FlakyReceiver } from '../../src/testing/flaky-receiver.js';
 import { createGotTransport } from '../../src/transport/got-transport.js';
-import type { Transport, TransportRequest } from '../../src/transport/transport.js';
+import type { Transport } from '../../src/transport/transport.js';
 import { startTestProxy, type ConnectReply, type TestProxy } from './test-proxy.js';
+import { transportRequest as request } from './request.js';
 
 const PASSWORD = 'pr0xy-pa55word';
 const BASIC = Buffer.from(`egress:${PASSWORD}`).toString('base64');
@@ -21,15 +22,6 @@ afterEach(async () => {
   transport = undefined;
 });
 
-function request(url: string, extra: Partial<TransportRequest> = {}): TransportRequest {
-  return {
-    url,
-    headers: { 'content-type': 'application/json', 'webhook-id': 'msg_1' },
-    body: Buffer.from('{"hello":"world"}'),
-    timeoutMs: 2_000,
-    ...extra,
-  };
-}
 
 const withCredentials = (url: string): string => url.replace('http://', `http://egress:${PASSWORD}@`);
 
