@@ -40,3 +40,22 @@ describe('CLI --proxy', () => {
     expect({ code: result.code, stderr: result.stderr }).toEqual({ code: control.code, stderr: control.stderr });
   });
 });
+
+describe('the CLI never echoes a proxy password from argv', () => {
+  it.each([
+    ['single-dash typo -proxy=', ['send', 'http://127.0.0.1:9/hook', '--data', '{}', '--dir', 'DIR', '-proxy=http://egress:s3cretpass@127.0.0.1:3128'], 's3cretpass'],
+    ["a password with a ' (legal in user info)", ['send', 'http://127.0.0.1:9/hook', '--data', '{}', '--dir', 'DIR', "--proxi=http://egress:s3cret'pass@127.0.0.1:3128"], 'pass@'],
+  ])('%s', async (_name, args, secret) => {
+    const result = await runCli(built.cli, args.map((a) => (a === 'DIR' ? join(dir, 'outbox') : a)));
+    expect(result.code).toBe(2);
+    expect(result.stdout + result.stderr).not.toContain(secret);
+  });
+
+  it('keeps help and ordinary errors intact (control)', async () => {
+    const result = await runCli(built.cli, ['send', '--help']);
+    expect(result.stdout).toContain('--proxy <url>');
+    const unknown = await runCli(built.cli, ['send', 'http://127.0.0.1:9/hook', '--data', '{}', '--proxi', 'http://egress:s3cretpass@127.0.0.1:3128']);
+    expect(unknown.stderr).toContain("unknown option '--proxi'");
+    expect(unknown.stderr).not.toContain('s3cretpass');
+  });
+});
