@@ -24,7 +24,7 @@ export type { Transport, TransportRequest, TransportResponse } from './transport
 export { createSender } from './sender.js';
 export type { Sender, SendOptions, SendResult } from './sender.js';
 export { Outbox } from './outbox.js';
-export type { OutboxEventMap, OutboxStats, EndpointStats, DrainOptions, CloseOptions, DeadLetterSelection, ReplayOptions, FoundEventStatus } from './outbox.js';
+export type { OutboxEventMap, OutboxStats, EndpointStats, EnqueueOptions, DrainOptions, CloseOptions, DeadLetterSelection, ReplayOptions, FoundEventStatus } from './outbox.js';
 export type { OutboxOptions } from './options.js';
 export type { DeliveredEvent, RetryEvent, DeadEvent, SupersededEvent, EndpointGoneEvent, CircuitEvent } from './delivery/flusher.js';
 export type { CircuitState } from './delivery/endpoint.js';
@@ -47,6 +47,8 @@ export { MemoryStore } from './store/memory.js';
 export type { MemoryStoreOptions, MemoryStoreSnapshot } from './store/memory.js';
 export { LowdbStore } from './store/lowdb.js';
 export type { LowdbStoreOptions } from './store/lowdb.js';
+export { PostgresStore } from './store/postgres.js';
+export type { PostgresStoreOptions, PostgresQueryable } from './store/postgres.js';
 export { FileStore } from './store/file/file-store.js';
 export type { FileStoreOptions, FileStoreInspection } from './store/file/file-store.js';
 export type { FileSystem } from './store/file/file-system.js';

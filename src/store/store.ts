@@ -38,6 +38,19 @@ export interface OutboxStore {
   open(): Promise<void>;
   /** Durably accepts a batch of new events. See the contract above. */
   append(events: readonly NewEvent[], options?: AppendOptions): Promise<void>;
+  /**
+   * Optional: appends inside the caller's own database transaction (`transaction` is the store's kind of
+   * connection, for example a pg client after `BEGIN`): the events exist once it commits and never if it
+   * rolls back. Resolves once they are written in it. Without it, `Outbox.enqueue(message, { transaction })`
+   * rejects.
+   */
+  appendIn?(transaction: unknown, events: readonly NewEvent[]): Promise<void>;
+  /**
+   * Optional, for a store that others write to too (other processes, transactions that commit later): the
+   * outbox registers `onChange` once after `open()`, and the store calls it when events may have appeared or
+   * changed outside this instance. The outbox then claims again and re-reads `stats()` for `drain()`.
+   */
+  watch?(onChange: () => void): void;
   /** Leases up to `limit` due events. */
   claim(request: ClaimRequest): Promise<ClaimResult>;
   /** Records the outcome of claimed events (see the contract above for how durable). */

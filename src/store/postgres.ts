@@ -1,0 +1,630 @@
+import { randomUUID } from 'node:crypto';
+import { InvalidMessageError, InvalidOptionError, OutboxClosedError, StoreIoError, WebhookOutboxError } from '../errors.js';
+import type {
+  AppendOptions,
+  AttemptRecord,
+  ClaimRequest,
+  ClaimResult,
+  DeadLetter,
+  DeadLetterQuery,
+  DeadReason,
+  EndpointStoreStats,
+  FoundEvent,
+  NewEvent,
+  OutboxStore,
+  Outcome,
+  StoredEvent,
+  StoreStats,
+} from './store.js';
+import { assertNewEvents, assertPositiveInteger, withAttempt } from './validate.js';
+
+/**
+ * What {@link PostgresStore} needs of a connection: `query(text, values)`. A `pg.Pool` (node-postgres),
+ * a `pg.Client` and a pooled client all have it.
+ */
+export interface PostgresQueryable {
+  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>;
+}
+
+/** Options of {@link PostgresStore}. */
+export interface PostgresStoreOptions {
+  /** Where the store's statements go: a `pg.Pool` (node-postgres) or anything with its `query(text, values)`. Yours to end. */
+  pool: PostgresQueryable;
+  /**
+   * The table (created with its indexes by `open()` when missing), optionally `schema.table`: lower-case
+   * letters, digits and `_`. Every outbox sharing a table shares its events.
+   * @default 'webhook_outbox'
+   */
+  table?: string;
+  /**
+   * How long a claim holds an event before another flusher may take it (the holder died): renewed at every
+   * poll while held, so it only matters after a crash. At least 3 x `pollIntervalMs`.
+   * @default 60_000
+   */
+  leaseMs?: number;
+  /**
+   * How often the store looks for events written by other processes or by transactions that committed
+   * (then the outbox claims them), renews its leases and refreshes `stats()`.
+   * @default 500
+   */
+  pollIntervalMs?: number;
+}
+
+const TABLE_NAME = /^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$/;
+const REASONS: readonly DeadReason[] = ['http-status', 'max-age', 'max-attempts', 'invalid', 'endpoint-gone'];
+
+/** A claimed event as this store remembers it until its outcome: what `settle()` needs to write. */
+interface Held {
+  attempts: number;
+  history: AttemptRecord[];
+  url: string;
+  createdAt: number;
+}
+
+/**
+ * An `OutboxStore` in a PostgreSQL table, shared by every outbox that opens it: flushers on many machines
+ * claim with `FOR UPDATE SKIP LOCKED` and leases with an expiry (in the database's clock), so a flusher that
+ * dies gives its events back after `leaseMs`. `Outbox.enqueue(message, { transaction })` writes an event in
+ * your own transaction: it exists if and only if that transaction commits (the transactional outbox).
+ * Durable as PostgreSQL's commit is (`synchronous_commit`).
+ */
+export class PostgresStore implements OutboxStore {
+  readonly #pool: PostgresQueryable;
+  readonly #leaseMs: number;
+  readonly #pollIntervalMs: number;
+  readonly #sql: ReturnType<typeof statements>;
+  readonly #table: string;
+  /** This instance's name on its leases. */
+  readonly #owner = randomUUID();
+  readonly #held = new Map<string, Held>();
+  #endpoints = new Map<string, EndpointStoreStats>();
+  #oldestPendingAt: number | undefined;
+  #bytes = 0;
+  #delivered = 0;
+  /** Appends counted while a stats refresh was reading (the refresh may not have seen them): per URL. */
+  #appendedDuringRefresh: Map<string, number> | undefined;
+  #nextRefreshAt = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #onChange: (() => void) | undefined;
+  #ticking: Promise<void> | undefined;
+  #opened = false;
+  #closed = false;
+
+  constructor(options: PostgresStoreOptions) {
+    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'expected { pool, table?, leaseMs?, pollIntervalMs? }');
+    for (const key of Object.keys(options)) {
+      if (!['pool', 'table', 'leaseMs', 'pollIntervalMs'].includes(key)) throw new InvalidOptionError(key, 'unknown option of PostgresStore');
+    }
+    if (typeof options.pool?.query !== 'function') throw new InvalidOptionError('pool', 'expected a pg.Pool or another object with query(text, values)');
+    const table = options.table ?? 'webhook_outbox';
+    if (typeof table !== 'string' || !TABLE_NAME.test(table)) {
+      throw new InvalidOptionError('table', 'expected a table name (lower-case letters, digits and _, at most 63), optionally schema.table');
+    }
+    assertPositiveInteger('leaseMs', options.leaseMs);
+    assertPositiveInteger('pollIntervalMs', options.pollIntervalMs);
+    this.#pool = options.pool;
+    this.#table = table;
+    this.#leaseMs = options.leaseMs ?? 60_000;
+    this.#pollIntervalMs = options.pollIntervalMs ?? 500;
+    // Leases are renewed at every poll: a few polls must fit in one.
+    if (this.#pollIntervalMs * 3 > this.#leaseMs) throw new InvalidOptionError('leaseMs', `must be at least 3 x pollIntervalMs (${3 * this.#pollIntervalMs}), got ${this.#leaseMs}`);
+    this.#sql = statements(table);
+  }
+
+  /** Creates the table and its indexes when missing (once, however many processes open it at once), reads the counters. */
+  async open(): Promise<void> {
+    this.#assertOpen();
+    if (this.#opened) return;
+    await this.#run(this.#sql.create);
+    this.#opened = true;
+    await this.#refresh(true);
+    this.#timer = setInterval(() => void this.#tick(), this.#pollIntervalMs);
+    this.#timer.unref();
+  }
+
+  /** Calls `onChange` after every poll: events may have come from another process or a committed transaction. */
+  watch(onChange: () => void): void {
+    this.#onChange = onChange;
+  }
+
+  /** Inserts the batch in one statement; ids already in the table are skipped. Durable once PostgreSQL committed it. */
+  async append(events: readonly NewEvent[], _options?: AppendOptions): Promise<void> {
+    await this.#insert(this.#pool, events);
+  }
+
+  /**
+   * Inserts the batch with `transaction`, a client of yours inside `BEGIN`: the events exist once it
+   * commits, and never if it rolls back. Resolves once the insert ran (not committed yet).
+   */
+  async appendIn(transaction: unknown, events: readonly NewEvent[]): Promise<void> {
+    if (typeof (transaction as PostgresQueryable | null)?.query !== 'function') {
+      throw new InvalidOptionError('transaction', 'expected the client of your open transaction (pool.connect(), then BEGIN)');
+    }
+    await this.#insert(transaction as PostgresQueryable, events);
+  }
+
+  async #insert(on: PostgresQueryable, events: readonly NewEvent[]): Promise<void> {
+    this.#assertOpen();
+    assertNewEvents(events);
+    for (const event of events) assertStorable(event);
+    if (events.length === 0) return;
+    const columns = {
+      id: [] as string[],
+      url: [] as string[],
+      headers: [] as string[],
+      body: [] as Buffer[],
+      key: [] as (string | null)[],
+      supersede: [] as boolean[],
+      created: [] as number[],
+      next: [] as number[],
+    };
+    for (const event of events) {
+      columns.id.push(event.id);
+      columns.url.push(event.url);
+      columns.headers.push(JSON.stringify(event.headers));
+      columns.body.push(Buffer.from(event.body.buffer, event.body.byteOffset, event.body.byteLength));
+      columns.key.push(event.orderingKey ?? null);
+      columns.supersede.push(event.supersede === true);
+      columns.created.push(event.createdAt);
+      columns.next.push(event.nextAttemptAt);
+    }
+    const values = [columns.id, columns.url, columns.headers, columns.body, columns.key, columns.supersede, columns.created, columns.next];
+    const { rows } = await this.#run(this.#sql.insert, values, on);
+    // Counted now; a transaction that rolls back is corrected by the next refresh.
+    for (const row of rows) {
+      this.#counted(row.url as string, 'pending', 1, true);
+      this.#older(row.created_at as number);
+    }
+  }
+
+  /** Leases up to `limit` due events no one holds (or whose holder's lease ran out), earliest due first. */
+  async claim(request: ClaimRequest): Promise<ClaimResult> {
+    this.#assertOpen();
+    const excluded = request.excludeEndpoints === undefined ? [] : [...request.excludeEndpoints];
+    // As the other stores: no limit for Infinity, nothing for 0 or NaN.
+    const limit = request.limit === Infinity ? null : Number.isFinite(request.limit) ? Math.max(0, Math.floor(request.limit)) : 0;
+    const { rows } = await this.#run(this.#sql.claim, [request.now, limit, request.endpoint ?? null, excluded, this.#leaseMs, this.#owner]);
+    rows.sort(bySeq);
+    rows.sort((a, b) => (a.next_attempt_at as number) - (b.next_attempt_at as number));
+    const events = rows.map((row) => this.#hold(row));
+    try {
+      if (rows.some((row) => row.ordering_key !== null)) await this.#markSuperseded(rows, events, request, excluded);
+      const next = await this.#run(this.#sql.nextDue, [request.endpoint ?? null, excluded, events.map((event) => event.id)]);
+      const nextDueAt = next.rows[0]?.next as number | null | undefined;
+      return { events, nextDueAt: nextDueAt ?? undefined };
+    } catch (error) {
+      // The caller never sees these events: hand their leases back (or let them run out), never keep them.
+      const ids = events.map((event) => event.id);
+      for (const id of ids) this.#held.delete(id);
+      await this.#run(this.#sql.release, [ids, this.#owner]).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  #hold(row: Record<string, unknown>): StoredEvent {
+    const event = toStored(row);
+    this.#held.set(event.id, { attempts: event.attempts, history: event.history, url: event.url, createdAt: event.createdAt });
+    return event;
+  }
+
+  /**
+   * Latest state wins: a claimed event of a key whose latest pending superseding event (appended later,
+   * same URL) exists is marked with that event's id, and the key's waiting events right after it that the
+   * same event supersedes are claimed with it, marked too (within the limit), so a backlog goes at once.
+   */
+  async #markSuperseded(rows: Record<string, unknown>[], events: StoredEvent[], request: ClaimRequest, excluded: string[]): Promise<void> {
+    const keys = [...new Set(rows.filter((row) => row.ordering_key !== null).map((row) => row.ordering_key as string))];
+    const latest = new Map<string, Record<string, unknown>>();
+    for (const row of (await this.#run(this.#sql.superseders, [keys])).rows) latest.set(row.ordering_key as string, row);
+    for (const [i, row] of rows.entries()) {
+      const by = latest.get(row.ordering_key as string);
+      if (by === undefined || Number(by.seq) <= Number(row.seq) || by.url !== row.url) continue;
+      (events[i] as StoredEvent).supersededBy = by.id as string;
+      const room = Number.isFinite(request.limit) ? request.limit - events.length : Infinity;
+      if (room <= 0 || (request.endpoint !== undefined && by.url !== request.endpoint) || excluded.includes(by.url as string)) continue;
+      // The key's events between the two, in order, up to the first that is not to be taken now.
+      const between = (await this.#run(this.#sql.between, [row.ordering_key, row.seq, by.seq])).rows;
+      const take: unknown[] = [];
+      for (const next of between) {
+        if (take.length >= room || next.url !== by.url || next.claimed === true || (next.next_attempt_at as number) > request.now) break;
+        take.push(next.seq);
+      }
+      if (take.length === 0) continue;
+      const taken = (await this.#run(this.#sql.lease, [take, this.#leaseMs, this.#owner])).rows.sort(bySeq);
+      for (const more of taken) {
+        const event = this.#hold(more);
+        event.supersededBy = by.id as string;
+        events.push(event);
+      }
+    }
+  }
+
+  /** Writes the outcomes of events this instance holds, in one statement; other ids are ignored. */
+  async settle(outcomes: readonly Outcome[]): Promise<void> {
+    this.#assertOpen();
+    const ids: string[] = [];
+    const kinds: string[] = [];
+    const attempts: (number | null)[] = [];
+    const histories: (string | null)[] = [];
+    const next: (number | null)[] = [];
+    const reasons: (string | null)[] = [];
+    const deadAt: (number | null)[] = [];
+    const settled: [Held, Outcome][] = [];
+    for (const outcome of outcomes) {
+      const held = this.#held.get(outcome.id);
+      if (held === undefined || ids.includes(outcome.id)) continue;
+      ids.push(outcome.id);
+      settled.push([held, outcome]);
+      kinds.push(outcome.type === 'delivered' || outcome.type === 'superseded' ? 'delete' : outcome.type);
+      if (outcome.type === 'retry') {
+        attempts.push(held.attempts + (outcome.countsAsAttempt ? 1 : 0));
+        histories.push(JSON.stringify(withAttempt(held.history, outcome.attempt)));
+        next.push(outcome.nextAttemptAt);
+      } else if (outcome.type === 'dead') {
+        attempts.push(held.attempts + (outcome.attempt === undefined ? 0 : 1));
+        histories.push(JSON.stringify(withAttempt(held.history, outcome.attempt)));
+        next.push(null);
+      } else {
+        attempts.push(null);
+        histories.push(null);
+        next.push(null);
+      }
+      reasons.push(outcome.type === 'dead' ? outcome.reason : null);
+      deadAt.push(outcome.type === 'dead' ? outcome.at : null);
+    }
+    if (ids.length === 0) return;
+    // Forgotten before the write: once it commits, a claim of this instance may take an event again (a retry
+    // due at once), and must not find its new hold undone when this statement's answer comes in after.
+    for (const id of ids) this.#held.delete(id);
+    let rows: Record<string, unknown>[];
+    try {
+      ({ rows } = await this.#run(this.#sql.settle, [ids, kinds, attempts, histories, next, reasons, deadAt, this.#owner]));
+    } catch (error) {
+      // Nothing was written: the events are still leased to this instance.
+      for (const [held, outcome] of settled) this.#held.set(outcome.id, held);
+      throw error;
+    }
+    const written = new Set(rows.map((row) => row.id as string));
+    let oldestLeft = false;
+    for (const [held, outcome] of settled) {
+      // Not written: another flusher took the event after this lease ran out; its outcome will count.
+      if (!written.has(outcome.id) || outcome.type === 'retry' || outcome.type === 'release') continue;
+      this.#counted(held.url, 'pending', -1);
+      if (outcome.type === 'delivered') this.#delivered++;
+      if (outcome.type === 'dead') this.#counted(held.url, 'dead', 1);
+      if (this.#oldestPendingAt !== undefined && held.createdAt <= this.#oldestPendingAt) oldestLeft = true;
+    }
+    if (oldestLeft) await this.#readOldest();
+  }
+
+  /** The oldest pending creation time, read again once the event that had it left (an index's first entry). */
+  async #readOldest(): Promise<void> {
+    const { rows } = await this.#run(this.#sql.oldest);
+    this.#oldestPendingAt = (rows[0]?.oldest as number | null | undefined) ?? undefined;
+  }
+
+  #older(createdAt: number): void {
+    if (this.#oldestPendingAt === undefined || createdAt < this.#oldestPendingAt) this.#oldestPendingAt = createdAt;
+  }
+
+  /** Dead letters, oldest first, with payload and history. */
+  async deadLetters(query: DeadLetterQuery = {}): Promise<DeadLetter[]> {
+    this.#assertOpen();
+    const { rows } = await this.#run(this.#sql.deadLetters(true), deadFilter(query));
+    return rows.map((row) => toDead(row));
+  }
+
+  /** The ids `deadLetters(query)` would list. */
+  async deadLetterIds(query: DeadLetterQuery): Promise<string[]> {
+    this.#assertOpen();
+    const { rows } = await this.#run(this.#sql.deadLetters(false), deadFilter(query));
+    return rows.map((row) => row.id as string);
+  }
+
+  /** The event with this id: `claimed` while any flusher's lease on it runs. */
+  async get(id: string): Promise<FoundEvent | undefined> {
+    this.#assertOpen();
+    const { rows } = await this.#run(this.#sql.get, [id]);
+    const row = rows[0];
+    if (row === undefined) return undefined;
+    if (row.dead_at !== null) return { ...toDead(row), state: 'dead' };
+    return { ...toStored(row), state: row.claimed === true ? 'claimed' : 'pending' };
+  }
+
+  /** Makes dead letters pending again, due at `now`, attempts reset and age restarted; to `url` when given. */
+  async replay(ids?: readonly string[], now: number = Date.now(), url?: string): Promise<number> {
+    this.#assertOpen();
+    const { rows } = await this.#run(this.#sql.replay, [ids === undefined ? null : [...ids], now, url ?? null]);
+    for (const row of rows) {
+      this.#counted(row.old_url as string, 'dead', -1);
+      this.#counted(row.url as string, 'pending', 1);
+      this.#older(now);
+    }
+    return rows.length;
+  }
+
+  /** Sends every pending event no flusher holds, and every dead letter, of `from` to `to`. */
+  async moveEndpoint(from: string, to: string, now: number = Date.now()): Promise<number> {
+    this.#assertOpen();
+    if (from === to) return 0;
+    const { rows } = await this.#run(this.#sql.move, [from, to, now]);
+    for (const row of rows) {
+      const counter = row.dead === true ? 'dead' : 'pending';
+      this.#counted(from, counter, -1);
+      this.#counted(to, counter, 1);
+    }
+    return rows.length;
+  }
+
+  /** Deletes dead letters for good. */
+  async purge(ids?: readonly string[]): Promise<number> {
+    this.#assertOpen();
+    const { rows } = await this.#run(this.#sql.purge, [ids === undefined ? null : [...ids]]);
+    for (const row of rows) this.#counted(row.url as string, 'dead', -1);
+    return rows.length;
+  }
+
+  /**
+   * Counters of the whole table (every process's events), read at the last poll and moved by this
+   * instance's own writes since; `delivered` counts this instance's deliveries.
+   */
+  stats(): StoreStats {
+    const endpoints: Record<string, EndpointStoreStats> = {};
+    let pending = 0;
+    let dead = 0;
+    for (const [url, counters] of this.#endpoints) {
+      endpoints[url] = { ...counters };
+      pending += counters.pending;
+      dead += counters.dead;
+    }
+    return {
+      pending,
+      claimed: this.#held.size,
+      delivered: this.#delivered,
+      dead,
+      corrupt: 0,
+      oldestPendingAt: this.#oldestPendingAt,
+      bytesOnDisk: this.#bytes,
+      endpoints,
+    };
+  }
+
+  /** Stops polling and hands back the leases it holds; the pool stays open (it is yours). Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    await this.#ticking;
+    if (this.#held.size === 0 || !this.#opened) return;
+    const ids = [...this.#held.keys()];
+    this.#held.clear();
+    await this.#run(this.#sql.release, [ids, this.#owner]);
+  }
+
+  /** One poll: renew leases, refresh the counters when due, then tell the outbox. */
+  async #tick(): Promise<void> {
+    if (this.#ticking !== undefined || this.#closed) return;
+    const tick = (async () => {
+      try {
+        if (this.#held.size > 0) await this.#run(this.#sql.renew, [[...this.#held.keys()], this.#leaseMs, this.#owner]);
+        await this.#refresh(false);
+      } catch {
+        // A poll that failed (the database is restarting) is tried again at the next; the outbox's own
+        // calls report the fault.
+      }
+      if (!this.#closed) this.#onChange?.();
+    })();
+    this.#ticking = tick;
+    await tick;
+    this.#ticking = undefined;
+  }
+
+  /**
+   * Reads the counters of the whole table; on a large table at most a twentieth of the time, so a
+   * million-row backlog is not counted twice a second.
+   */
+  async #refresh(force: boolean): Promise<void> {
+    const started = Date.now();
+    if (!force && started < this.#nextRefreshAt) return;
+    this.#appendedDuringRefresh = new Map();
+    try {
+      const { rows } = await this.#run(this.#sql.counts);
+      const endpoints = new Map<string, EndpointStoreStats>();
+      let oldest: number | undefined;
+      let bytes = 0;
+      for (const row of rows) {
+        bytes = Number(row.bytes);
+        if (row.url === null) continue;
+        endpoints.set(row.url as string, { pending: Number(row.pending), dead: Number(row.dead) });
+        const first = row.oldest as number | null;
+        if (first !== null && (oldest === undefined || first < oldest)) oldest = first;
+      }
+      // Appends that raced the count are counted again: the figure may run over until the next refresh, never under.
+      for (const [url, n] of this.#appendedDuringRefresh) {
+        const counters = endpoints.get(url) ?? { pending: 0, dead: 0 };
+        counters.pending += n;
+        endpoints.set(url, counters);
+      }
+      this.#endpoints = endpoints;
+      this.#oldestPendingAt = oldest;
+      this.#bytes = bytes;
+    } finally {
+      this.#appendedDuringRefresh = undefined;
+      this.#nextRefreshAt = Date.now() + Math.max(this.#pollIntervalMs, 20 * (Date.now() - started));
+    }
+  }
+
+  #counted(url: string, counter: 'pending' | 'dead', delta: number, appended = false): void {
+    let counters = this.#endpoints.get(url);
+    if (counters === undefined) {
+      counters = { pending: 0, dead: 0 };
+      this.#endpoints.set(url, counters);
+    }
+    counters[counter] = Math.max(0, counters[counter] + delta);
+    if (counters.pending === 0 && counters.dead === 0) this.#endpoints.delete(url);
+    if (appended && this.#appendedDuringRefresh !== undefined) this.#appendedDuringRefresh.set(url, (this.#appendedDuringRefresh.get(url) ?? 0) + delta);
+  }
+
+  async #run(text: string, values?: unknown[], on: PostgresQueryable = this.#pool): Promise<{ rows: Record<string, unknown>[] }> {
+    try {
+      return await on.query(text, values);
+    } catch (error) {
+      if (error instanceof WebhookOutboxError) throw error;
+      const detail = error instanceof Error ? error.message : String(error);
+      throw new StoreIoError(`PostgreSQL (table ${this.#table}): ${detail}`, { cause: error });
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new OutboxClosedError('The store is closed');
+  }
+}
+
+/** PostgreSQL's text cannot hold U+0000: such an event is refused before anything is written. */
+function assertStorable(event: NewEvent): void {
+  const strings: [string, string][] = [['id', event.id], ['url', event.url], ['orderingKey', event.orderingKey ?? '']];
+  for (const [name, value] of Object.entries(event.headers)) strings.push([`headers.${name}`, `${name}${value}`]);
+  for (const [field, value] of strings) {
+    if (value.includes('\u0000')) throw new InvalidMessageError(field, 'must not contain U+0000 (PostgreSQL text cannot hold it)');
+  }
+}
+
+function bySeq(a: Record<string, unknown>, b: Record<string, unknown>): number {
+  return Number(a.seq) - Number(b.seq);
+}
+
+function deadFilter(query: DeadLetterQuery): unknown[] {
+  return [query.ids === undefined ? null : [...query.ids], query.endpoint ?? null, query.since ?? null, query.until ?? null, query.limit ?? null];
+}
+
+function toStored(row: Record<string, unknown>): StoredEvent {
+  const event: StoredEvent = {
+    id: row.id as string,
+    url: row.url as string,
+    headers: row.headers as Record<string, string>,
+    body: new Uint8Array(row.body as Buffer),
+    createdAt: row.created_at as number,
+    nextAttemptAt: row.next_attempt_at as number,
+    attempts: row.attempts as number,
+    history: row.history as AttemptRecord[],
+  };
+  if (row.ordering_key !== null) event.orderingKey = row.ordering_key as string;
+  if (row.supersede === true) event.supersede = true;
+  return event;
+}
+
+function toDead(row: Record<string, unknown>): DeadLetter {
+  return { ...toStored(row), reason: REASONS[row.dead_reason as number] as DeadReason, deadAt: row.dead_at as number };
+}
+
+/**
+ * The statements, for one table. Times are milliseconds since the epoch as the outbox's clock gives them
+ * (`double precision` holds them exactly), except leases, which run on the database's clock: one clock for
+ * every machine that shares the table.
+ */
+function statements(table: string) {
+  const t = table;
+  const name = table.replace('.', '_');
+  const columns = 't.seq, t.id, t.url, t.headers, t.body, t.ordering_key, t.supersede, t.created_at, t.next_attempt_at, t.attempts, t.history, t.dead_reason, t.dead_at';
+  // A key's events go one at a time: one is due only when no earlier one of its key is pending and none
+  // of its key is held (a replayed dead letter takes its place again, but waits for the one out now).
+  const keyFree = `(o.ordering_key IS NULL OR NOT EXISTS (
+    SELECT 1 FROM ${t} p WHERE p.ordering_key = o.ordering_key AND p.dead_at IS NULL AND p.seq <> o.seq
+      AND (p.seq < o.seq OR p.leased_until > clock_timestamp())))`;
+  const reasonIndex = `array_position(ARRAY[${REASONS.map((reason) => `'${reason}'`).join(', ')}]::text[], o.reason) - 1`;
+  return {
+    // One implicit transaction (a multi-statement simple query): the advisory lock makes concurrent opens wait.
+    create: `SELECT pg_advisory_xact_lock(hashtext('webhook-outbox:${t}'));
+      CREATE TABLE IF NOT EXISTS ${t} (
+        seq bigserial PRIMARY KEY,
+        id text NOT NULL UNIQUE,
+        url text NOT NULL,
+        headers json NOT NULL,
+        body bytea NOT NULL,
+        ordering_key text,
+        supersede boolean NOT NULL DEFAULT false,
+        created_at double precision NOT NULL,
+        next_attempt_at double precision NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        history json NOT NULL DEFAULT '[]',
+        lease_owner uuid,
+        leased_until timestamptz,
+        dead_reason smallint,
+        dead_at double precision,
+        dead_seq bigint
+      );
+      CREATE SEQUENCE IF NOT EXISTS ${t}_dead_seq;
+      CREATE INDEX IF NOT EXISTS ${name}_due ON ${t} (next_attempt_at, seq) WHERE dead_at IS NULL;
+      CREATE INDEX IF NOT EXISTS ${name}_key ON ${t} (ordering_key, seq) WHERE dead_at IS NULL AND ordering_key IS NOT NULL;
+      CREATE INDEX IF NOT EXISTS ${name}_dead ON ${t} (dead_at, dead_seq) WHERE dead_at IS NOT NULL;
+      CREATE INDEX IF NOT EXISTS ${name}_url ON ${t} (url);
+      CREATE INDEX IF NOT EXISTS ${name}_created ON ${t} (created_at) WHERE dead_at IS NULL;`,
+    insert: `INSERT INTO ${t} (id, url, headers, body, ordering_key, supersede, created_at, next_attempt_at)
+      SELECT * FROM unnest($1::text[], $2::text[], $3::json[], $4::bytea[], $5::text[], $6::boolean[], $7::float8[], $8::float8[])
+      ON CONFLICT (id) DO NOTHING RETURNING url, created_at`,
+    // A key's events go one at a time: an event with a key is due only when no earlier one of its key is
+    // pending (held or not). SKIP LOCKED: two flushers claiming at once never wait for, or get, the same row.
+    claim: `UPDATE ${t} SET lease_owner = $6, leased_until = clock_timestamp() + $5 * interval '1 millisecond'
+      WHERE seq IN (
+        SELECT o.seq FROM ${t} o
+        WHERE o.dead_at IS NULL AND o.next_attempt_at <= $1
+          AND (o.leased_until IS NULL OR o.leased_until <= clock_timestamp())
+          AND ($3::text IS NULL OR o.url = $3) AND NOT (o.url = ANY($4::text[]))
+          AND ${keyFree}
+        ORDER BY o.next_attempt_at, o.seq
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED)
+      RETURNING ${columns.replaceAll('t.', '')}`,
+    nextDue: `SELECT min(o.next_attempt_at) AS next FROM ${t} o
+      WHERE o.dead_at IS NULL AND (o.leased_until IS NULL OR o.leased_until <= clock_timestamp())
+        AND ($1::text IS NULL OR o.url = $1) AND NOT (o.url = ANY($2::text[])) AND NOT (o.id = ANY($3::text[]))
+        AND ${keyFree}`,
+    superseders: `SELECT DISTINCT ON (ordering_key) ordering_key, id, url, seq FROM ${t}
+      WHERE ordering_key = ANY($1::text[]) AND dead_at IS NULL AND supersede ORDER BY ordering_key, seq DESC`,
+    between: `SELECT seq, url, next_attempt_at, leased_until > clock_timestamp() AS claimed FROM ${t}
+      WHERE ordering_key = $1 AND dead_at IS NULL AND seq > $2 AND seq < $3 ORDER BY seq`,
+    lease: `UPDATE ${t} SET lease_owner = $3, leased_until = clock_timestamp() + $2 * interval '1 millisecond'
+      WHERE seq = ANY($1::bigint[]) AND dead_at IS NULL AND (leased_until IS NULL OR leased_until <= clock_timestamp())
+      RETURNING ${columns.replaceAll('t.', '')}`,
+    oldest: `SELECT min(created_at) AS oldest FROM ${t} WHERE dead_at IS NULL`,
+    // Only rows this instance still leases are written; the rest went to another flusher meanwhile.
+    settle: `WITH o AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::json[], $5::float8[], $6::text[], $7::float8[])
+          AS o(id, kind, attempts, history, next, reason, dead_at)),
+      removed AS (
+        DELETE FROM ${t} t USING o WHERE t.id = o.id AND o.kind = 'delete' AND t.lease_owner = $8 RETURNING t.id),
+      changed AS (
+        UPDATE ${t} t SET lease_owner = NULL, leased_until = NULL,
+          attempts = COALESCE(o.attempts, t.attempts), history = COALESCE(o.history, t.history),
+          next_attempt_at = COALESCE(o.next, t.next_attempt_at),
+          dead_reason = CASE WHEN o.kind = 'dead' THEN ${reasonIndex} END,
+          dead_at = o.dead_at,
+          dead_seq = CASE WHEN o.kind = 'dead' THEN nextval('${t}_dead_seq') END
+        FROM o WHERE t.id = o.id AND o.kind <> 'delete' AND t.lease_owner = $8 RETURNING t.id)
+      SELECT id FROM removed UNION ALL SELECT id FROM changed`,
+    release: `UPDATE ${t} SET lease_owner = NULL, leased_until = NULL WHERE id = ANY($1::text[]) AND lease_owner = $2`,
+    // Never waits for a row: one whose outcome is being written is skipped (that ends its lease anyway), so a
+    // renewal and a settle of the same rows cannot deadlock.
+    renew: `UPDATE ${t} SET leased_until = clock_timestamp() + $2 * interval '1 millisecond'
+      WHERE seq IN (SELECT seq FROM ${t} WHERE id = ANY($1::text[]) AND lease_owner = $3 FOR UPDATE SKIP LOCKED)`,
+    deadLetters: (payload: boolean) => `SELECT ${payload ? columns : 't.id'} FROM ${t} t
+      WHERE t.dead_at IS NOT NULL AND ($1::text[] IS NULL OR t.id = ANY($1)) AND ($2::text IS NULL OR t.url = $2)
+        AND ($3::float8 IS NULL OR t.dead_at >= $3) AND ($4::float8 IS NULL OR t.dead_at < $4)
+      ORDER BY t.dead_at, t.dead_seq LIMIT $5`,
+    get: `SELECT ${columns}, (t.lease_owner IS NOT NULL AND t.leased_until > clock_timestamp()) AS claimed FROM ${t} t WHERE t.id = $1`,
+    replay: `UPDATE ${t} t SET dead_at = NULL, dead_reason = NULL, dead_seq = NULL, attempts = 0,
+        created_at = $2, next_attempt_at = $2, url = COALESCE($3, t.url)
+      FROM ${t} old WHERE old.seq = t.seq AND t.dead_at IS NOT NULL AND ($1::text[] IS NULL OR t.id = ANY($1))
+      RETURNING t.url, old.url AS old_url`,
+    move: `UPDATE ${t} SET url = $2,
+        attempts = CASE WHEN dead_at IS NULL THEN 0 ELSE attempts END,
+        next_attempt_at = CASE WHEN dead_at IS NULL THEN LEAST(next_attempt_at, $3) ELSE next_attempt_at END
+      WHERE url = $1 AND (dead_at IS NOT NULL OR lease_owner IS NULL OR leased_until <= clock_timestamp())
+      RETURNING dead_at IS NOT NULL AS dead`,
+    purge: `DELETE FROM ${t} WHERE dead_at IS NOT NULL AND ($1::text[] IS NULL OR id = ANY($1)) RETURNING url`,
+    counts: `SELECT url, count(*) FILTER (WHERE dead_at IS NULL) AS pending, count(*) FILTER (WHERE dead_at IS NOT NULL) AS dead,
+        min(created_at) FILTER (WHERE dead_at IS NULL) AS oldest, pg_total_relation_size('${t}') AS bytes
+      FROM ${t} GROUP BY url
+      UNION ALL SELECT NULL, 0, 0, NULL, pg_total_relation_size('${t}')`,
+  };
+}
