@@ -36,6 +36,8 @@ export async function placeOrder(pool: pg.Pool, outbox: Outbox, sku: string, qua
 export async function main(connection: pg.PoolConfig): Promise<{ orders: number[]; delivered: string[] }> {
   const receiver = await startFlakyReceiver({ secret, script: [503] });
   const pool = new pg.Pool(connection);
+  // node-postgres reports a lost idle connection here; without a listener Node would end the process.
+  pool.on('error', (error) => console.error(`PostgreSQL: ${error.message}`));
   await pool.query('DROP TABLE IF EXISTS orders, example_outbox');
   await pool.query('CREATE TABLE orders (id serial PRIMARY KEY, sku text NOT NULL, quantity int NOT NULL CHECK (quantity > 0))');
   const outbox = await Outbox.open({

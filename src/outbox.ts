@@ -375,16 +375,37 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
           this.#waiters.delete(waiter);
           reject(new DrainTimeoutError(timeoutMs, this.#store.stats().pending + this.#batch.length));
         }, timeoutMs);
+        const done = (): void => {
+          cancel();
+          this.#waiters.delete(waiter);
+        };
+        // A shared store is asked itself before the drain resolves (one question at a time); a no or a
+        // fault leaves the drain waiting for the next check (its watch() polls).
+        let asking = false;
         const waiter: Waiter = {
           check: () => {
+            if (!this.#waiters.has(waiter)) return;
             if (this.#closing !== undefined) {
-              cancel();
-              this.#waiters.delete(waiter);
+              done();
               reject(new OutboxClosedError('The outbox was closed while draining'));
-            } else if (this.#idle()) {
-              cancel();
-              this.#waiters.delete(waiter);
-              resolve();
+            } else if (this.#idle() && !asking) {
+              const ask = this.#store.hasPending?.bind(this.#store);
+              if (ask === undefined) {
+                done();
+                resolve();
+                return;
+              }
+              asking = true;
+              ask().then(
+                (pending) => {
+                  asking = false;
+                  if (!pending && this.#idle() && this.#waiters.has(waiter) && this.#closing === undefined) {
+                    done();
+                    resolve();
+                  }
+                },
+                () => (asking = false),
+              );
             }
           },
         };

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { InvalidMessageError, InvalidOptionError, OutboxClosedError, StoreIoError, WebhookOutboxError } from '../errors.js';
 import type {
   AppendOptions,
@@ -18,18 +18,21 @@ import type {
 } from './store.js';
 import { assertNewEvents, assertPositiveInteger, withAttempt } from './validate.js';
 
-/**
- * What {@link PostgresStore} needs of a connection: `query(text, values)`. A `pg.Pool` (node-postgres),
- * a `pg.Client` and a pooled client all have it.
- */
+/** A connection as {@link PostgresStore} uses it: node-postgres' `query(text, values)`. */
 export interface PostgresQueryable {
   query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>;
 }
 
+/** What {@link PostgresStore} needs of a pool: a `pg.Pool` (node-postgres 8) has it. */
+export interface PostgresPool extends PostgresQueryable {
+  /** A client of its own, for the store's transactions; released with the error that broke it, if one did. */
+  connect(): Promise<PostgresQueryable & { release(error?: Error | boolean): void }>;
+}
+
 /** Options of {@link PostgresStore}. */
 export interface PostgresStoreOptions {
-  /** Where the store's statements go: a `pg.Pool` (node-postgres) or anything with its `query(text, values)`. Yours to end. */
-  pool: PostgresQueryable;
+  /** Where the store's statements go: a `pg.Pool` (node-postgres 8). Yours to end. */
+  pool: PostgresPool;
   /**
    * The table (created with its indexes by `open()` when missing), optionally `schema.table`: lower-case
    * letters, digits and `_`. Every outbox sharing a table shares its events.
@@ -59,7 +62,19 @@ interface Held {
   history: AttemptRecord[];
   url: string;
   createdAt: number;
+  orderingKey: string | undefined;
+  /**
+   * Set when a write of its outcome failed: its lease is no longer renewed, so it runs out by this time
+   * (ms, this process's clock) unless an outcome is written before; then the hold is forgotten.
+   */
+  lapsesAt?: number;
 }
+
+/**
+ * Above this many pending events of excluded endpoints (their circuit is open), a claim looks endpoint by
+ * endpoint instead of walking the due-time index past all of them.
+ */
+const EXCLUDED_SCAN_LIMIT = 1_000;
 
 /**
  * An `OutboxStore` in a PostgreSQL table, shared by every outbox that opens it: flushers on many machines
@@ -69,7 +84,7 @@ interface Held {
  * Durable as PostgreSQL's commit is (`synchronous_commit`).
  */
 export class PostgresStore implements OutboxStore {
-  readonly #pool: PostgresQueryable;
+  readonly #pool: PostgresPool;
   readonly #leaseMs: number;
   readonly #pollIntervalMs: number;
   readonly #sql: ReturnType<typeof statements>;
@@ -77,6 +92,8 @@ export class PostgresStore implements OutboxStore {
   /** This instance's name on its leases. */
   readonly #owner = randomUUID();
   readonly #held = new Map<string, Held>();
+  /** Claims and settles under way, which close() waits for. */
+  readonly #calls = new Set<Promise<unknown>>();
   #endpoints = new Map<string, EndpointStoreStats>();
   #oldestPendingAt: number | undefined;
   #bytes = 0;
@@ -95,7 +112,9 @@ export class PostgresStore implements OutboxStore {
     for (const key of Object.keys(options)) {
       if (!['pool', 'table', 'leaseMs', 'pollIntervalMs'].includes(key)) throw new InvalidOptionError(key, 'unknown option of PostgresStore');
     }
-    if (typeof options.pool?.query !== 'function') throw new InvalidOptionError('pool', 'expected a pg.Pool or another object with query(text, values)');
+    if (typeof options.pool?.query !== 'function' || typeof options.pool.connect !== 'function') {
+      throw new InvalidOptionError('pool', 'expected a pg.Pool (node-postgres): query(text, values) and connect()');
+    }
     const table = options.table ?? 'webhook_outbox';
     if (typeof table !== 'string' || !TABLE_NAME.test(table)) {
       throw new InvalidOptionError('table', 'expected a table name (lower-case letters, digits and _, at most 63), optionally schema.table');
@@ -116,8 +135,8 @@ export class PostgresStore implements OutboxStore {
     this.#assertOpen();
     if (this.#opened) return;
     await this.#run(this.#sql.create);
-    this.#opened = true;
     await this.#refresh(true);
+    this.#opened = true;
     this.#timer = setInterval(() => void this.#tick(), this.#pollIntervalMs);
     this.#timer.unref();
   }
@@ -127,9 +146,19 @@ export class PostgresStore implements OutboxStore {
     this.#onChange = onChange;
   }
 
+  /**
+   * Whether any event of the table is pending now (held or not, by any flusher): asked by `drain()` before
+   * it resolves, since `stats()` may be a poll behind (a transaction that committed since, say).
+   */
+  async hasPending(): Promise<boolean> {
+    this.#assertOpen();
+    const { rows } = await this.#run(this.#sql.hasPending);
+    return rows[0]?.any === true;
+  }
+
   /** Inserts the batch in one statement; ids already in the table are skipped. Durable once PostgreSQL committed it. */
   async append(events: readonly NewEvent[], _options?: AppendOptions): Promise<void> {
-    await this.#insert(this.#pool, events);
+    await this.#insert(undefined, events);
   }
 
   /**
@@ -143,7 +172,12 @@ export class PostgresStore implements OutboxStore {
     await this.#insert(transaction as PostgresQueryable, events);
   }
 
-  async #insert(on: PostgresQueryable, events: readonly NewEvent[]): Promise<void> {
+  /**
+   * Inserts the events, on `transaction` (the caller's) or on the pool. Events with an ordering key go in
+   * parked but the first of their key (see {@link PostgresStore.#heads}): in a transaction holding their
+   * keys' locks, the caller's or one of the store's own.
+   */
+  async #insert(transaction: PostgresQueryable | undefined, events: readonly NewEvent[]): Promise<void> {
     this.#assertOpen();
     assertNewEvents(events);
     for (const event of events) assertStorable(event);
@@ -169,7 +203,17 @@ export class PostgresStore implements OutboxStore {
       columns.next.push(event.nextAttemptAt);
     }
     const values = [columns.id, columns.url, columns.headers, columns.body, columns.key, columns.supersede, columns.created, columns.next];
-    const { rows } = await this.#run(this.#sql.insert, values, on);
+    const keys = [...new Set(events.flatMap((event) => (event.orderingKey === undefined ? [] : [event.orderingKey])))];
+    const insert = async (on: PostgresQueryable): Promise<Record<string, unknown>[]> => {
+      await this.#lockKeys(on, keys);
+      const { rows } = await this.#run(this.#sql.insert, values, on);
+      await this.#heads(on, keys);
+      return rows;
+    };
+    const rows =
+      transaction !== undefined ? await insert(transaction)
+      : keys.length > 0 ? await this.#transaction(insert)
+      : (await this.#run(this.#sql.insert, values)).rows;
     // Counted now; a transaction that rolls back is corrected by the next refresh.
     for (const row of rows) {
       this.#counted(row.url as string, 'pending', 1, true);
@@ -178,18 +222,42 @@ export class PostgresStore implements OutboxStore {
   }
 
   /** Leases up to `limit` due events no one holds (or whose holder's lease ran out), earliest due first. */
-  async claim(request: ClaimRequest): Promise<ClaimResult> {
+  claim(request: ClaimRequest): Promise<ClaimResult> {
+    return this.#call(() => this.#claim(request));
+  }
+
+  async #call<T>(work: () => Promise<T>): Promise<T> {
     this.#assertOpen();
+    const call = work();
+    this.#calls.add(call);
+    try {
+      return await call;
+    } finally {
+      this.#calls.delete(call);
+    }
+  }
+
+  async #claim(request: ClaimRequest): Promise<ClaimResult> {
     const excluded = request.excludeEndpoints === undefined ? [] : [...request.excludeEndpoints];
     // As the other stores: no limit for Infinity, nothing for 0 or NaN.
     const limit = request.limit === Infinity ? null : Number.isFinite(request.limit) ? Math.max(0, Math.floor(request.limit)) : 0;
-    const { rows } = await this.#run(this.#sql.claim, [request.now, limit, request.endpoint ?? null, excluded, this.#leaseMs, this.#owner]);
+    const urls = this.#perEndpoint(request, excluded);
+    const { rows } =
+      urls === undefined
+        ? await this.#run(this.#sql.claim, [request.now, limit, request.endpoint ?? null, excluded, this.#leaseMs, this.#owner])
+        : await this.#run(this.#sql.claimEach, [request.now, limit, urls, this.#leaseMs, this.#owner]);
     rows.sort(bySeq);
     rows.sort((a, b) => (a.next_attempt_at as number) - (b.next_attempt_at as number));
     const events = rows.map((row) => this.#hold(row));
     try {
+      // close() came while the claim ran: its leases go back at once instead of running out.
+      if (this.#closed) throw new OutboxClosedError('The store is closed');
       if (rows.some((row) => row.ordering_key !== null)) await this.#markSuperseded(rows, events, request, excluded);
-      const next = await this.#run(this.#sql.nextDue, [request.endpoint ?? null, excluded, events.map((event) => event.id)]);
+      const returned = events.map((event) => event.id);
+      const next =
+        urls === undefined
+          ? await this.#run(this.#sql.nextDue, [request.endpoint ?? null, excluded, returned])
+          : await this.#run(this.#sql.nextDueEach, [urls, returned]);
       const nextDueAt = next.rows[0]?.next as number | null | undefined;
       return { events, nextDueAt: nextDueAt ?? undefined };
     } catch (error) {
@@ -201,10 +269,70 @@ export class PostgresStore implements OutboxStore {
     }
   }
 
+  /**
+   * The endpoints to claim from one by one when walking the due-time index would pass a large backlog of
+   * excluded endpoints (a circuit open during an outage): those with pending events in the last counts,
+   * but the excluded. `undefined`: one walk of the index is cheaper. An endpoint the counts do not know yet
+   * (another process's first event to it) waits for the next refresh.
+   */
+  #perEndpoint(request: ClaimRequest, excluded: readonly string[]): string[] | undefined {
+    if (request.endpoint !== undefined || excluded.length === 0) return undefined;
+    let skipped = 0;
+    for (const url of excluded) skipped += this.#endpoints.get(url)?.pending ?? 0;
+    if (skipped <= EXCLUDED_SCAN_LIMIT) return undefined;
+    const skip = new Set(excluded);
+    return [...this.#endpoints].filter(([url, counters]) => counters.pending > 0 && !skip.has(url)).map(([url]) => url);
+  }
+
   #hold(row: Record<string, unknown>): StoredEvent {
     const event = toStored(row);
-    this.#held.set(event.id, { attempts: event.attempts, history: event.history, url: event.url, createdAt: event.createdAt });
+    this.#held.set(event.id, { attempts: event.attempts, history: event.history, url: event.url, createdAt: event.createdAt, orderingKey: event.orderingKey });
     return event;
+  }
+
+  /**
+   * Takes the transaction-scoped lock of each ordering key (in one order, so two transactions never wait
+   * for each other): whoever changes which events of a key are pending holds it until commit, so the next
+   * one to look at the key sees every change.
+   */
+  async #lockKeys(on: PostgresQueryable, keys: readonly string[]): Promise<void> {
+    if (keys.length > 0) await this.#run(this.#sql.lockKeys, [keys], on);
+  }
+
+  /**
+   * Of each key's pending events only the first appended (its head) is claimable; the others are parked,
+   * so a claim never walks a key's backlog. Run, under the keys' locks, after anything that changes which
+   * events of a key are pending.
+   */
+  async #heads(on: PostgresQueryable, keys: readonly string[]): Promise<void> {
+    if (keys.length > 0) await this.#run(this.#sql.heads, [keys], on);
+  }
+
+  /** Runs `work` in a transaction on a client of the pool; again, from the start, when it lost a deadlock. */
+  async #transaction<T>(work: (client: PostgresQueryable) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      let client: PostgresQueryable & { release(error?: Error | boolean): void };
+      try {
+        client = await this.#pool.connect();
+      } catch (error) {
+        throw this.#fault(error);
+      }
+      let broken: Error | undefined;
+      try {
+        await this.#run('BEGIN', undefined, client);
+        const result = await work(client);
+        await this.#run('COMMIT', undefined, client);
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch((rollback: unknown) => {
+          broken = rollback instanceof Error ? rollback : new Error(String(rollback));
+        });
+        if (attempt < RERUNS && rerunnable(error instanceof StoreIoError ? error.cause : error)) continue;
+        throw error;
+      } finally {
+        client.release(broken);
+      }
+    }
   }
 
   /**
@@ -223,7 +351,7 @@ export class PostgresStore implements OutboxStore {
       const room = Number.isFinite(request.limit) ? request.limit - events.length : Infinity;
       if (room <= 0 || (request.endpoint !== undefined && by.url !== request.endpoint) || excluded.includes(by.url as string)) continue;
       // The key's events between the two, in order, up to the first that is not to be taken now.
-      const between = (await this.#run(this.#sql.between, [row.ordering_key, row.seq, by.seq])).rows;
+      const between = (await this.#run(this.#sql.between, [row.ordering_key, row.seq, by.seq, room === Infinity ? null : room])).rows;
       const take: unknown[] = [];
       for (const next of between) {
         if (take.length >= room || next.url !== by.url || next.claimed === true || (next.next_attempt_at as number) > request.now) break;
@@ -239,9 +367,12 @@ export class PostgresStore implements OutboxStore {
     }
   }
 
-  /** Writes the outcomes of events this instance holds, in one statement; other ids are ignored. */
-  async settle(outcomes: readonly Outcome[]): Promise<void> {
-    this.#assertOpen();
+  /** Writes the outcomes of events this instance holds; other ids are ignored. */
+  settle(outcomes: readonly Outcome[]): Promise<void> {
+    return this.#call(() => this.#settle(outcomes));
+  }
+
+  async #settle(outcomes: readonly Outcome[]): Promise<void> {
     const ids: string[] = [];
     const kinds: string[] = [];
     const attempts: (number | null)[] = [];
@@ -276,12 +407,27 @@ export class PostgresStore implements OutboxStore {
     // Forgotten before the write: once it commits, a claim of this instance may take an event again (a retry
     // due at once), and must not find its new hold undone when this statement's answer comes in after.
     for (const id of ids) this.#held.delete(id);
+    const values = [ids, kinds, attempts, histories, next, reasons, deadAt, this.#owner];
+    // An event that leaves its key's pending events makes the next one the head.
+    const keys = [...new Set(settled.flatMap(([held, outcome]) => (held.orderingKey === undefined || outcome.type === 'retry' || outcome.type === 'release' ? [] : [held.orderingKey])))];
     let rows: Record<string, unknown>[];
     try {
-      ({ rows } = await this.#run(this.#sql.settle, [ids, kinds, attempts, histories, next, reasons, deadAt, this.#owner]));
+      rows =
+        keys.length === 0
+          ? (await this.#run(this.#sql.settle, values)).rows
+          : await this.#transaction(async (client) => {
+              await this.#lockKeys(client, keys);
+              const written = (await this.#run(this.#sql.settle, values, client)).rows;
+              await this.#heads(client, keys);
+              return written;
+            });
     } catch (error) {
-      // Nothing was written: the events are still leased to this instance.
-      for (const [held, outcome] of settled) this.#held.set(outcome.id, held);
+      // Nothing was written (or the answer was lost): the events are still leased to this instance, and an
+      // outcome written in time still counts. But the caller may never write one (its release of the event
+      // failed too, in the same outage): the lease is not renewed any more and runs out, and the event
+      // goes to whichever flusher claims it next. Renewed, it would stay held by no one's request for good.
+      const lapsesAt = Date.now() + this.#leaseMs;
+      for (const [held, outcome] of settled) this.#held.set(outcome.id, { ...held, lapsesAt: held.lapsesAt ?? lapsesAt });
       throw error;
     }
     const written = new Set(rows.map((row) => row.id as string));
@@ -310,6 +456,7 @@ export class PostgresStore implements OutboxStore {
   /** Dead letters, oldest first, with payload and history. */
   async deadLetters(query: DeadLetterQuery = {}): Promise<DeadLetter[]> {
     this.#assertOpen();
+    if (unstorable(query.endpoint)) return [];
     const { rows } = await this.#run(this.#sql.deadLetters(true), deadFilter(query));
     return rows.map((row) => toDead(row));
   }
@@ -317,6 +464,7 @@ export class PostgresStore implements OutboxStore {
   /** The ids `deadLetters(query)` would list. */
   async deadLetterIds(query: DeadLetterQuery): Promise<string[]> {
     this.#assertOpen();
+    if (unstorable(query.endpoint)) return [];
     const { rows } = await this.#run(this.#sql.deadLetters(false), deadFilter(query));
     return rows.map((row) => row.id as string);
   }
@@ -324,6 +472,7 @@ export class PostgresStore implements OutboxStore {
   /** The event with this id: `claimed` while any flusher's lease on it runs. */
   async get(id: string): Promise<FoundEvent | undefined> {
     this.#assertOpen();
+    if (unstorable(id)) return undefined;
     const { rows } = await this.#run(this.#sql.get, [id]);
     const row = rows[0];
     if (row === undefined) return undefined;
@@ -334,7 +483,15 @@ export class PostgresStore implements OutboxStore {
   /** Makes dead letters pending again, due at `now`, attempts reset and age restarted; to `url` when given. */
   async replay(ids?: readonly string[], now: number = Date.now(), url?: string): Promise<number> {
     this.#assertOpen();
-    const { rows } = await this.#run(this.#sql.replay, [ids === undefined ? null : [...ids], now, url ?? null]);
+    const selected = storableIds(ids);
+    const rows = await this.#transaction(async (client) => {
+      // A replayed event takes its place among its key's pending events again: before later ones.
+      const keys = (await this.#run(this.#sql.deadKeys, [selected], client)).rows.map((row) => row.ordering_key as string);
+      await this.#lockKeys(client, keys);
+      const replayed = (await this.#run(this.#sql.replay, [selected, now, url ?? null], client)).rows;
+      await this.#heads(client, keys);
+      return replayed;
+    });
     for (const row of rows) {
       this.#counted(row.old_url as string, 'dead', -1);
       this.#counted(row.url as string, 'pending', 1);
@@ -346,7 +503,7 @@ export class PostgresStore implements OutboxStore {
   /** Sends every pending event no flusher holds, and every dead letter, of `from` to `to`. */
   async moveEndpoint(from: string, to: string, now: number = Date.now()): Promise<number> {
     this.#assertOpen();
-    if (from === to) return 0;
+    if (from === to || unstorable(from)) return 0;
     const { rows } = await this.#run(this.#sql.move, [from, to, now]);
     for (const row of rows) {
       const counter = row.dead === true ? 'dead' : 'pending';
@@ -359,7 +516,7 @@ export class PostgresStore implements OutboxStore {
   /** Deletes dead letters for good. */
   async purge(ids?: readonly string[]): Promise<number> {
     this.#assertOpen();
-    const { rows } = await this.#run(this.#sql.purge, [ids === undefined ? null : [...ids]]);
+    const { rows } = await this.#run(this.#sql.purge, [storableIds(ids)]);
     for (const row of rows) this.#counted(row.url as string, 'dead', -1);
     return rows.length;
   }
@@ -395,6 +552,8 @@ export class PostgresStore implements OutboxStore {
     this.#closed = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     await this.#ticking;
+    // A claim or an outcome under way ends first (a claim hands its leases back itself).
+    await Promise.allSettled(this.#calls);
     if (this.#held.size === 0 || !this.#opened) return;
     const ids = [...this.#held.keys()];
     this.#held.clear();
@@ -406,7 +565,13 @@ export class PostgresStore implements OutboxStore {
     if (this.#ticking !== undefined || this.#closed) return;
     const tick = (async () => {
       try {
-        if (this.#held.size > 0) await this.#run(this.#sql.renew, [[...this.#held.keys()], this.#leaseMs, this.#owner]);
+        const renewed: string[] = [];
+        const now = Date.now();
+        for (const [id, held] of this.#held) {
+          if (held.lapsesAt === undefined) renewed.push(id);
+          else if (now >= held.lapsesAt) this.#held.delete(id);
+        }
+        if (renewed.length > 0) await this.#run(this.#sql.renew, [renewed, this.#leaseMs, this.#owner]);
         await this.#refresh(false);
       } catch {
         // A poll that failed (the database is restarting) is tried again at the next; the outbox's own
@@ -465,14 +630,22 @@ export class PostgresStore implements OutboxStore {
     if (appended && this.#appendedDuringRefresh !== undefined) this.#appendedDuringRefresh.set(url, (this.#appendedDuringRefresh.get(url) ?? 0) + delta);
   }
 
+  /** One statement; on the pool (its own transaction), one that lost a deadlock is run again. */
   async #run(text: string, values?: unknown[], on: PostgresQueryable = this.#pool): Promise<{ rows: Record<string, unknown>[] }> {
-    try {
-      return await on.query(text, values);
-    } catch (error) {
-      if (error instanceof WebhookOutboxError) throw error;
-      const detail = error instanceof Error ? error.message : String(error);
-      throw new StoreIoError(`PostgreSQL (table ${this.#table}): ${detail}`, { cause: error });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await on.query(text, values);
+      } catch (error) {
+        if (on === this.#pool && attempt < RERUNS && rerunnable(error)) continue;
+        throw this.#fault(error);
+      }
     }
+  }
+
+  #fault(error: unknown): WebhookOutboxError {
+    if (error instanceof WebhookOutboxError) return error;
+    const detail = error instanceof Error ? error.message : String(error);
+    return new StoreIoError(`PostgreSQL (table ${this.#table}): ${detail}`, { cause: error });
   }
 
   #assertOpen(): void {
@@ -493,8 +666,27 @@ function bySeq(a: Record<string, unknown>, b: Record<string, unknown>): number {
   return Number(a.seq) - Number(b.seq);
 }
 
+/** Statements and the store's transactions that lose a deadlock (or a serialization failure) run again, up to this many times in all. */
+const RERUNS = 3;
+
+function rerunnable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '40P01' || code === '40001';
+}
+
+/** PostgreSQL text cannot hold U+0000: no event has such an id or URL (a lookup of one finds nothing). */
+function unstorable(value: string | undefined): boolean {
+  return value?.includes('\u0000') === true;
+}
+
+/** `null` (all), or the ids that can be in the table. */
+function storableIds(ids: readonly string[] | undefined): string[] | null {
+  return ids === undefined ? null : ids.filter((id) => !unstorable(id));
+}
+
 function deadFilter(query: DeadLetterQuery): unknown[] {
-  return [query.ids === undefined ? null : [...query.ids], query.endpoint ?? null, query.since ?? null, query.until ?? null, query.limit ?? null];
+  const limit = query.limit === undefined || !Number.isFinite(query.limit) ? null : query.limit;
+  return [storableIds(query.ids), query.endpoint ?? null, query.since ?? null, query.until ?? null, limit];
 }
 
 function toStored(row: Record<string, unknown>): StoredEvent {
@@ -523,18 +715,23 @@ function toDead(row: Record<string, unknown>): DeadLetter {
  * every machine that shares the table.
  */
 function statements(table: string) {
-  const t = table;
-  const name = table.replace('.', '_');
+  // Quoted (a reserved word such as "order" is a fine name); the indexes' and the sequence's names are made
+  // from the table's, shortened with a hash when the table's takes most of PostgreSQL's 63 bytes.
+  const [schema, relation] = table.includes('.') ? (table.split('.') as [string, string]) : [undefined, table];
+  const t = schema === undefined ? `"${relation}"` : `"${schema}"."${relation}"`;
+  const base = relation.length <= 50 ? relation : `${relation.slice(0, 41)}_${createHash('sha256').update(relation).digest('hex').slice(0, 8)}`;
+  const name = (suffix: string): string => `"${base}_${suffix}"`;
+  const sequence = schema === undefined ? name('dead_seq') : `"${schema}".${name('dead_seq')}`;
   const columns = 't.seq, t.id, t.url, t.headers, t.body, t.ordering_key, t.supersede, t.created_at, t.next_attempt_at, t.attempts, t.history, t.dead_reason, t.dead_at';
-  // A key's events go one at a time: one is due only when no earlier one of its key is pending and none
-  // of its key is held (a replayed dead letter takes its place again, but waits for the one out now).
-  const keyFree = `(o.ordering_key IS NULL OR NOT EXISTS (
-    SELECT 1 FROM ${t} p WHERE p.ordering_key = o.ordering_key AND p.dead_at IS NULL AND p.seq <> o.seq
-      AND (p.seq < o.seq OR p.leased_until > clock_timestamp())))`;
+  // Pending, not parked (a key's events after its first are), no lease running, and, for a key's first,
+  // none of its key held (a replayed dead letter takes its place again, but waits for the one out now).
+  const claimable = `o.dead_at IS NULL AND NOT o.parked AND (o.leased_until IS NULL OR o.leased_until <= clock_timestamp())
+    AND (o.ordering_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM ${t} p WHERE p.ordering_key = o.ordering_key AND p.seq <> o.seq AND p.leased_until > clock_timestamp()))`;
   const reasonIndex = `array_position(ARRAY[${REASONS.map((reason) => `'${reason}'`).join(', ')}]::text[], o.reason) - 1`;
   return {
     // One implicit transaction (a multi-statement simple query): the advisory lock makes concurrent opens wait.
-    create: `SELECT pg_advisory_xact_lock(hashtext('webhook-outbox:${t}'));
+    create: `SELECT pg_advisory_xact_lock(hashtext('webhook-outbox:${table}'));
       CREATE TABLE IF NOT EXISTS ${t} (
         seq bigserial PRIMARY KEY,
         id text NOT NULL UNIQUE,
@@ -543,6 +740,7 @@ function statements(table: string) {
         body bytea NOT NULL,
         ordering_key text,
         supersede boolean NOT NULL DEFAULT false,
+        parked boolean NOT NULL DEFAULT false,
         created_at double precision NOT NULL,
         next_attempt_at double precision NOT NULL,
         attempts integer NOT NULL DEFAULT 0,
@@ -553,39 +751,71 @@ function statements(table: string) {
         dead_at double precision,
         dead_seq bigint
       );
-      CREATE SEQUENCE IF NOT EXISTS ${t}_dead_seq;
-      CREATE INDEX IF NOT EXISTS ${name}_due ON ${t} (next_attempt_at, seq) WHERE dead_at IS NULL;
-      CREATE INDEX IF NOT EXISTS ${name}_key ON ${t} (ordering_key, seq) WHERE dead_at IS NULL AND ordering_key IS NOT NULL;
-      CREATE INDEX IF NOT EXISTS ${name}_dead ON ${t} (dead_at, dead_seq) WHERE dead_at IS NOT NULL;
-      CREATE INDEX IF NOT EXISTS ${name}_url ON ${t} (url);
-      CREATE INDEX IF NOT EXISTS ${name}_created ON ${t} (created_at) WHERE dead_at IS NULL;`,
-    insert: `INSERT INTO ${t} (id, url, headers, body, ordering_key, supersede, created_at, next_attempt_at)
-      SELECT * FROM unnest($1::text[], $2::text[], $3::json[], $4::bytea[], $5::text[], $6::boolean[], $7::float8[], $8::float8[])
+      CREATE SEQUENCE IF NOT EXISTS ${sequence};
+      CREATE INDEX IF NOT EXISTS ${name('due')} ON ${t} (next_attempt_at, seq) WHERE dead_at IS NULL AND NOT parked;
+      CREATE INDEX IF NOT EXISTS ${name('url_due')} ON ${t} (url, next_attempt_at, seq) WHERE dead_at IS NULL AND NOT parked;
+      CREATE INDEX IF NOT EXISTS ${name('key')} ON ${t} (ordering_key, seq) WHERE dead_at IS NULL AND ordering_key IS NOT NULL;
+      CREATE INDEX IF NOT EXISTS ${name('heads')} ON ${t} (ordering_key) WHERE dead_at IS NULL AND NOT parked AND ordering_key IS NOT NULL;
+      CREATE INDEX IF NOT EXISTS ${name('held')} ON ${t} (ordering_key) WHERE leased_until IS NOT NULL AND ordering_key IS NOT NULL;
+      CREATE INDEX IF NOT EXISTS ${name('dead')} ON ${t} (dead_at, dead_seq) WHERE dead_at IS NOT NULL;
+      CREATE INDEX IF NOT EXISTS ${name('url')} ON ${t} (url);
+      CREATE INDEX IF NOT EXISTS ${name('created')} ON ${t} (created_at) WHERE dead_at IS NULL;`,
+    // Events with a key go in parked; heads() then unparks each key's first.
+    insert: `INSERT INTO ${t} (id, url, headers, body, ordering_key, supersede, created_at, next_attempt_at, parked)
+      SELECT i.*, i.key IS NOT NULL FROM unnest($1::text[], $2::text[], $3::json[], $4::bytea[], $5::text[], $6::boolean[], $7::float8[], $8::float8[])
+        AS i(id, url, headers, body, key, supersede, created_at, next_attempt_at)
       ON CONFLICT (id) DO NOTHING RETURNING url, created_at`,
+    lockKeys: `SELECT pg_advisory_xact_lock(h) FROM (
+        SELECT DISTINCT hashtextextended('${table}:' || k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h OFFSET 0) s`,
+    // Each key's first pending event unparked, every other parked; only rows that change are written.
+    heads: `WITH h AS (
+        SELECT k.key, (SELECT p.seq FROM ${t} p WHERE p.ordering_key = k.key AND p.dead_at IS NULL ORDER BY p.seq LIMIT 1) AS seq
+        FROM unnest($1::text[]) AS k(key)),
+      fix AS (
+        SELECT t.seq FROM ${t} t JOIN h ON t.seq = h.seq WHERE t.parked
+        UNION ALL
+        SELECT t.seq FROM ${t} t JOIN h ON t.ordering_key = h.key
+        WHERE t.dead_at IS NULL AND NOT t.parked AND t.ordering_key IS NOT NULL AND t.seq IS DISTINCT FROM h.seq)
+      UPDATE ${t} t SET parked = NOT t.parked FROM fix WHERE t.seq = fix.seq`,
+    deadKeys: `SELECT DISTINCT ordering_key FROM ${t}
+      WHERE dead_at IS NOT NULL AND ordering_key IS NOT NULL AND ($1::text[] IS NULL OR id = ANY($1))`,
     // A key's events go one at a time: an event with a key is due only when no earlier one of its key is
     // pending (held or not). SKIP LOCKED: two flushers claiming at once never wait for, or get, the same row.
     claim: `UPDATE ${t} SET lease_owner = $6, leased_until = clock_timestamp() + $5 * interval '1 millisecond'
       WHERE seq IN (
         SELECT o.seq FROM ${t} o
-        WHERE o.dead_at IS NULL AND o.next_attempt_at <= $1
-          AND (o.leased_until IS NULL OR o.leased_until <= clock_timestamp())
+        WHERE ${claimable} AND o.next_attempt_at <= $1
           AND ($3::text IS NULL OR o.url = $3) AND NOT (o.url = ANY($4::text[]))
-          AND ${keyFree}
         ORDER BY o.next_attempt_at, o.seq
         LIMIT $2
         FOR UPDATE SKIP LOCKED)
       RETURNING ${columns.replaceAll('t.', '')}`,
-    nextDue: `SELECT min(o.next_attempt_at) AS next FROM ${t} o
-      WHERE o.dead_at IS NULL AND (o.leased_until IS NULL OR o.leased_until <= clock_timestamp())
-        AND ($1::text IS NULL OR o.url = $1) AND NOT (o.url = ANY($2::text[])) AND NOT (o.id = ANY($3::text[]))
-        AND ${keyFree}`,
-    superseders: `SELECT DISTINCT ON (ordering_key) ordering_key, id, url, seq FROM ${t}
-      WHERE ordering_key = ANY($1::text[]) AND dead_at IS NULL AND supersede ORDER BY ordering_key, seq DESC`,
-    between: `SELECT seq, url, next_attempt_at, leased_until > clock_timestamp() AS claimed FROM ${t}
-      WHERE ordering_key = $1 AND dead_at IS NULL AND seq > $2 AND seq < $3 ORDER BY seq`,
-    lease: `UPDATE ${t} SET lease_owner = $3, leased_until = clock_timestamp() + $2 * interval '1 millisecond'
-      WHERE seq = ANY($1::bigint[]) AND dead_at IS NULL AND (leased_until IS NULL OR leased_until <= clock_timestamp())
+    // The same, endpoint by endpoint (the index by URL and due time), for a claim that excludes a large backlog.
+    claimEach: `UPDATE ${t} SET lease_owner = $5, leased_until = clock_timestamp() + $4 * interval '1 millisecond'
+      WHERE seq IN (
+        SELECT c.seq FROM unnest($3::text[]) AS u(url) CROSS JOIN LATERAL (
+          SELECT o.seq, o.next_attempt_at FROM ${t} o
+          WHERE o.url = u.url AND ${claimable} AND o.next_attempt_at <= $1
+          ORDER BY o.next_attempt_at, o.seq LIMIT $2 FOR UPDATE SKIP LOCKED) c
+        ORDER BY c.next_attempt_at, c.seq LIMIT $2)
       RETURNING ${columns.replaceAll('t.', '')}`,
+    nextDueEach: `SELECT min(c.next) AS next FROM unnest($1::text[]) AS u(url) CROSS JOIN LATERAL (
+        SELECT o.next_attempt_at AS next FROM ${t} o
+        WHERE o.url = u.url AND ${claimable} AND NOT (o.id = ANY($2::text[]))
+        ORDER BY o.next_attempt_at LIMIT 1) c`,
+    nextDue: `SELECT min(o.next_attempt_at) AS next FROM ${t} o
+      WHERE ${claimable} AND ($1::text IS NULL OR o.url = $1) AND NOT (o.url = ANY($2::text[])) AND NOT (o.id = ANY($3::text[]))`,
+    superseders: `SELECT s.* FROM unnest($1::text[]) AS k(key) CROSS JOIN LATERAL (
+        SELECT ordering_key, id, url, seq FROM ${t} p
+        WHERE p.ordering_key = k.key AND p.dead_at IS NULL AND p.supersede ORDER BY p.seq DESC LIMIT 1) s`,
+    between: `SELECT seq, url, next_attempt_at, leased_until > clock_timestamp() AS claimed FROM ${t}
+      WHERE ordering_key = $1 AND dead_at IS NULL AND seq > $2 AND seq < $3 ORDER BY seq LIMIT $4`,
+    lease: `UPDATE ${t} SET lease_owner = $3, leased_until = clock_timestamp() + $2 * interval '1 millisecond'
+      WHERE seq IN (SELECT seq FROM ${t}
+        WHERE seq = ANY($1::bigint[]) AND dead_at IS NULL AND (leased_until IS NULL OR leased_until <= clock_timestamp())
+        FOR UPDATE SKIP LOCKED)
+      RETURNING ${columns.replaceAll('t.', '')}`,
+    hasPending: `SELECT EXISTS (SELECT 1 FROM ${t} WHERE dead_at IS NULL) AS any`,
     oldest: `SELECT min(created_at) AS oldest FROM ${t} WHERE dead_at IS NULL`,
     // Only rows this instance still leases are written; the rest went to another flusher meanwhile.
     settle: `WITH o AS (
@@ -599,7 +829,7 @@ function statements(table: string) {
           next_attempt_at = COALESCE(o.next, t.next_attempt_at),
           dead_reason = CASE WHEN o.kind = 'dead' THEN ${reasonIndex} END,
           dead_at = o.dead_at,
-          dead_seq = CASE WHEN o.kind = 'dead' THEN nextval('${t}_dead_seq') END
+          dead_seq = CASE WHEN o.kind = 'dead' THEN nextval('${sequence}') END
         FROM o WHERE t.id = o.id AND o.kind <> 'delete' AND t.lease_owner = $8 RETURNING t.id)
       SELECT id FROM removed UNION ALL SELECT id FROM changed`,
     release: `UPDATE ${t} SET lease_owner = NULL, leased_until = NULL WHERE id = ANY($1::text[]) AND lease_owner = $2`,
@@ -612,14 +842,18 @@ function statements(table: string) {
         AND ($3::float8 IS NULL OR t.dead_at >= $3) AND ($4::float8 IS NULL OR t.dead_at < $4)
       ORDER BY t.dead_at, t.dead_seq LIMIT $5`,
     get: `SELECT ${columns}, (t.lease_owner IS NOT NULL AND t.leased_until > clock_timestamp()) AS claimed FROM ${t} t WHERE t.id = $1`,
-    replay: `UPDATE ${t} t SET dead_at = NULL, dead_reason = NULL, dead_seq = NULL, attempts = 0,
+    replay: `UPDATE ${t} t SET dead_at = NULL, dead_reason = NULL, dead_seq = NULL, attempts = 0, parked = t.ordering_key IS NOT NULL,
         created_at = $2, next_attempt_at = $2, url = COALESCE($3, t.url)
       FROM ${t} old WHERE old.seq = t.seq AND t.dead_at IS NOT NULL AND ($1::text[] IS NULL OR t.id = ANY($1))
       RETURNING t.url, old.url AS old_url`,
+    // Skips rows another statement has locked (a flusher settling or claiming them): waiting for them,
+    // while they wait for rows this one locked, would deadlock. The outbox moves what is left again.
     move: `UPDATE ${t} SET url = $2,
         attempts = CASE WHEN dead_at IS NULL THEN 0 ELSE attempts END,
         next_attempt_at = CASE WHEN dead_at IS NULL THEN LEAST(next_attempt_at, $3) ELSE next_attempt_at END
-      WHERE url = $1 AND (dead_at IS NOT NULL OR lease_owner IS NULL OR leased_until <= clock_timestamp())
+      WHERE seq IN (SELECT seq FROM ${t}
+        WHERE url = $1 AND (dead_at IS NOT NULL OR lease_owner IS NULL OR leased_until <= clock_timestamp())
+        FOR UPDATE SKIP LOCKED)
       RETURNING dead_at IS NOT NULL AS dead`,
     purge: `DELETE FROM ${t} WHERE dead_at IS NOT NULL AND ($1::text[] IS NULL OR id = ANY($1)) RETURNING url`,
     counts: `SELECT url, count(*) FILTER (WHERE dead_at IS NULL) AS pending, count(*) FILTER (WHERE dead_at IS NOT NULL) AS dead,

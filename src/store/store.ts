@@ -51,6 +51,12 @@ export interface OutboxStore {
    * changed outside this instance. The outbox then claims again and re-reads `stats()` for `drain()`.
    */
   watch?(onChange: () => void): void;
+  /**
+   * Optional, with {@link watch}: whether any event is pending now (claimed or not, by anyone), read from
+   * the store itself. `drain()` asks it before resolving, since a shared store's `stats()` may be a poll
+   * behind (a transaction that committed since).
+   */
+  hasPending?(): Promise<boolean>;
   /** Leases up to `limit` due events. */
   claim(request: ClaimRequest): Promise<ClaimResult>;
   /** Records the outcome of claimed events (see the contract above for how durable). */

@@ -6,6 +6,7 @@ import { withSigning } from '../../src/signing/signing-transport.js';
 import type { Transport, TransportRequest } from '../../src/transport/transport.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+// Process-wide: a timer of the test runner's own may end meanwhile (seen in a loaded full run), never start.
 const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 
 function make(resolver: (url: string) => unknown): { signed: Transport; seen: TransportRequest[] } {
@@ -36,13 +37,13 @@ describe('withSigning with a resolver: deadline, abort and no leftovers', () => 
     expect(await runAttempt(r.signed, message, { timeoutMs: 10, signal, clock: new FakeClock(0) })).toMatchObject({ ok: false, error: { code: 'ERR_SIGNING' } });
     await new Promise((resolve) => setTimeout(resolve, 40));
     expect(getEventListeners(signal, 'abort')).toHaveLength(0);
-    expect(timers()).toBe(before);
+    expect(timers()).toBeLessThanOrEqual(before);
     r = make(() => new Promise(() => {}));
     const pending = runAttempt(r.signed, message, { timeoutMs: 5_000, signal, clock: new FakeClock(0) });
     controller.abort();
     expect(await pending).toMatchObject({ ok: false, error: { code: 'ERR_ABORTED' } });
     expect(getEventListeners(signal, 'abort')).toHaveLength(0);
-    expect(timers()).toBe(before);
+    expect(timers()).toBeLessThanOrEqual(before);
   });
 
   it('passes the time left to the transport', async () => {

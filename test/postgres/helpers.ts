@@ -1,0 +1,68 @@
+import type pg from 'pg';
+import type { NewEvent, Outcome } from '../../src/store/store.js';
+import type { PostgresPool } from '../../src/store/postgres.js';
+
+export const URL_A = 'http://127.0.0.1:1/a';
+export const URL_B = 'http://127.0.0.1:1/b';
+
+export function ev(id: string, overrides: Partial<NewEvent> = {}): NewEvent {
+  const now = Date.now();
+  return {
+    id,
+    url: URL_A,
+    headers: { 'content-type': 'application/json' },
+    body: new TextEncoder().encode(JSON.stringify({ id })),
+    createdAt: now,
+    nextAttemptAt: now,
+    ...overrides,
+  };
+}
+
+export const delivered = (id: string): Outcome => ({ id, type: 'delivered', attempt: { at: Date.now(), durationMs: 1, status: 200 } });
+export const retryAt = (id: string, nextAttemptAt: number): Outcome => ({
+  id,
+  type: 'retry',
+  attempt: { at: Date.now(), durationMs: 1, status: 503, error: 'HTTP 503' },
+  nextAttemptAt,
+  countsAsAttempt: true,
+});
+export const dead = (id: string): Outcome => ({ id, type: 'dead', reason: 'http-status', at: Date.now(), attempt: { at: Date.now(), durationMs: 1, status: 400 } });
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export type Hook = (text: string, values: unknown[] | undefined, run: () => Promise<pg.QueryResult>) => Promise<pg.QueryResult>;
+
+/** A pool over `pool` whose every statement (its clients' too) goes through `hook` (default: straight through). */
+export function hooked(pool: pg.Pool, hook?: Hook): PostgresPool & { hook: Hook | undefined; statements: string[] } {
+  const through = (on: { query(text: string, values?: unknown[]): Promise<pg.QueryResult> }) => (text: string, values?: unknown[]) => {
+    q.statements.push(text);
+    const run = () => on.query(text, values);
+    return (q.hook === undefined ? run() : q.hook(text, values, run)) as never;
+  };
+  const q = {
+    hook,
+    statements: [] as string[],
+    query: through(pool),
+    async connect() {
+      const client = await pool.connect();
+      return { query: through(client), release: (error?: Error | boolean) => client.release(error) };
+    },
+  };
+  return q;
+}
+
+export const kind = (text: string): string => {
+  if (text.includes('CREATE TABLE')) return 'create';
+  if (text.startsWith('WITH o AS')) return 'settle';
+  if (text.includes('FILTER (WHERE dead_at IS NULL) AS pending')) return 'counts';
+  if (text.includes('leased_until = clock_timestamp()') && text.includes('FOR UPDATE SKIP LOCKED') && text.includes('lease_owner = $3')) return 'renew';
+  if (text.startsWith('UPDATE') && text.includes('LIMIT $2')) return 'claim';
+  if (text.startsWith('INSERT')) return 'insert';
+  if (text.includes('min(o.next_attempt_at)')) return 'nextDue';
+  if (text.includes('SET lease_owner = NULL, leased_until = NULL WHERE id')) return 'release';
+  return 'other';
+};
+
+export async function countRows(pool: pg.Pool, table: string, where = 'true'): Promise<number> {
+  return (await pool.query(`SELECT count(*)::int AS n FROM ${table} WHERE ${where}`)).rows[0].n as number;
+}

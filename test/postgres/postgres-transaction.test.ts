@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { Outbox } from '../../src/outbox.js';
+import { PostgresStore } from '../../src/store/postgres.js';
+import { startFlakyReceiver } from '../../src/testing/flaky-receiver.js';
+import { closedAfterEach, FAST_RETRY, waitFor } from '../outbox-helpers.js';
+import { freshTable, testPool } from './pool.js';
+import { countRows, dead, ev } from './helpers.js';
+
+const pool = testPool();
+const opened = closedAfterEach();
+
+describe('PostgresStore: enqueue in the caller\'s transaction', () => {
+  it('a refused message does not abort the caller\'s transaction; the outbox closed before COMMIT still gets its event sent', async () => {
+    const receiver = (opened.receiver = await startFlakyReceiver());
+    const table = freshTable();
+    const first = await Outbox.open({ store: new PostgresStore({ pool, table, pollIntervalMs: 20 }), url: receiver.url, retry: FAST_RETRY, autoFlush: false });
+    await pool.query(`CREATE TABLE ${table}_orders (id int PRIMARY KEY)`);
+    const client = await pool.connect();
+    let id: string;
+    try {
+      await client.query('BEGIN');
+      await expect(first.enqueue({ body: undefined }, { transaction: client })).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE' });
+      await expect(first.enqueue({ body: 1, orderingKey: 'a\u0000' }, { transaction: client })).rejects.toMatchObject({ code: 'ERR_INVALID_MESSAGE' });
+      await client.query(`INSERT INTO ${table}_orders VALUES (1)`); // the transaction is still usable
+      ({ id } = await first.enqueue({ body: { order: 1 } }, { transaction: client }));
+      await first.close();
+      await expect(first.enqueue({ body: 2 }, { transaction: client })).rejects.toMatchObject({ code: 'ERR_OUTBOX_CLOSED' });
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    expect(await countRows(pool, `${table}_orders`)).toBe(1);
+    const second = (opened.outbox = await Outbox.open({ store: new PostgresStore({ pool, table, pollIntervalMs: 20 }), url: receiver.url, retry: FAST_RETRY }));
+    await waitFor(() => receiver.countById(id) === 1, 10_000, 'the committed event');
+    await second.drain({ timeoutMs: 10_000 });
+    expect(await countRows(pool, table)).toBe(0);
+  });
+
+  it('a store error inside the transaction rejects enqueue with ERR_STORE_IO and nothing is left after ROLLBACK', async () => {
+    const table = freshTable();
+    const store = new PostgresStore({ pool, table });
+    const outbox = (opened.outbox = await Outbox.open({ store, url: 'http://127.0.0.1:1/a', autoFlush: false }));
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT 1/0').catch(() => undefined); // the app's own failed statement: transaction aborted
+      await expect(outbox.enqueue({ body: 1 }, { transaction: client })).rejects.toMatchObject({ code: 'ERR_STORE_IO' });
+      await client.query('ROLLBACK');
+    } finally {
+      client.release();
+    }
+    expect(await countRows(pool, table)).toBe(0);
+  });
+
+  it('supersede across flushers: the backlog goes marked in one claim, the superseder waits for it', async () => {
+    const table = freshTable();
+    const a = new PostgresStore({ pool, table });
+    const b = new PostgresStore({ pool, table });
+    await a.open();
+    await b.open();
+    try {
+      await a.append([ev('s1', { orderingKey: 'K' }), ev('s2', { orderingKey: 'K' })]);
+      await b.append([ev('s3', { orderingKey: 'K', supersede: true })]);
+      const { events } = await a.claim({ limit: 10, now: Date.now() });
+      expect(events.map((e) => [e.id, e.supersededBy])).toEqual([['s1', 's3'], ['s2', 's3']]);
+      expect((await b.claim({ limit: 10, now: Date.now() })).events).toEqual([]);
+      await a.settle(events.map((e) => ({ id: e.id, type: 'superseded', by: 's3' })));
+      expect((await b.claim({ limit: 10, now: Date.now() })).events.map((e) => e.id)).toEqual(['s3']);
+      await b.settle([dead('s3')]);
+      expect(await countRows(pool, table)).toBe(1);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
