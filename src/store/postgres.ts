@@ -205,8 +205,20 @@ export class PostgresStore implements OutboxStore {
     const values = [columns.id, columns.url, columns.headers, columns.body, columns.key, columns.supersede, columns.created, columns.next];
     const keys = [...new Set(events.flatMap((event) => (event.orderingKey === undefined ? [] : [event.orderingKey])))];
     const insert = async (on: PostgresQueryable): Promise<Record<string, unknown>[]> => {
+      if (on !== transaction) {
+        await this.#lockKeys(on, keys);
+        const { rows } = await this.#run(this.#sql.insert, values, on);
+        await this.#heads(on, keys);
+        return rows;
+      }
+      // The caller's client must be inside a transaction: the insert runs only in the transaction the
+      // statement before it ran in (outside BEGIN, each statement is one of its own).
+      const xid = (await this.#run(this.#sql.xid, undefined, on)).rows[0]?.xid as string;
       await this.#lockKeys(on, keys);
-      const { rows } = await this.#run(this.#sql.insert, values, on);
+      const { rows } = await this.#run(this.#sql.insertIn, [...values, xid], on);
+      if (rows.length < events.length && (await this.#run(this.#sql.xid, undefined, on)).rows[0]?.xid !== xid) {
+        throw new InvalidOptionError('transaction', 'this client is not inside a transaction: run BEGIN on it first (nothing was written)');
+      }
       await this.#heads(on, keys);
       return rows;
     };
@@ -765,6 +777,13 @@ function statements(table: string) {
       SELECT i.*, i.key IS NOT NULL FROM unnest($1::text[], $2::text[], $3::json[], $4::bytea[], $5::text[], $6::boolean[], $7::float8[], $8::float8[])
         AS i(id, url, headers, body, key, supersede, created_at, next_attempt_at)
       ON CONFLICT (id) DO NOTHING RETURNING url, created_at`,
+    // The same, only in transaction $9 (the caller's, when its client is inside one).
+    insertIn: `INSERT INTO ${t} (id, url, headers, body, ordering_key, supersede, created_at, next_attempt_at, parked)
+      SELECT i.*, i.key IS NOT NULL FROM unnest($1::text[], $2::text[], $3::json[], $4::bytea[], $5::text[], $6::boolean[], $7::float8[], $8::float8[])
+        AS i(id, url, headers, body, key, supersede, created_at, next_attempt_at)
+      WHERE txid_current()::text = $9
+      ON CONFLICT (id) DO NOTHING RETURNING url, created_at`,
+    xid: `SELECT txid_current()::text AS xid`,
     lockKeys: `SELECT pg_advisory_xact_lock(h) FROM (
         SELECT DISTINCT hashtextextended('${table}:' || k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h OFFSET 0) s`,
     // Each key's first pending event unparked, every other parked; only rows that change are written.

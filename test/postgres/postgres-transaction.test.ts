@@ -74,3 +74,25 @@ describe('PostgresStore: enqueue in the caller\'s transaction', () => {
     }
   });
 });
+
+describe('PostgresStore: a transaction that is not one', () => {
+  it('refuses a client outside a transaction (no BEGIN), with or without an ordering key, writing nothing', async () => {
+    const table = freshTable();
+    const outbox = (opened.outbox = await Outbox.open({ store: new PostgresStore({ pool, table }), url: 'http://127.0.0.1:1/a', autoFlush: false }));
+    const client = await pool.connect();
+    try {
+      for (const message of [{ body: 1 }, { body: 2, orderingKey: 'K' }]) {
+        await expect(outbox.enqueue(message, { transaction: client })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', option: 'transaction' });
+      }
+      expect((await pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n).toBe(0);
+      // Inside one, an id already there is skipped, not mistaken for a missing BEGIN.
+      await outbox.enqueue({ id: 'same', body: 1 });
+      await client.query('BEGIN');
+      await expect(outbox.enqueue({ id: 'same', body: 2 }, { transaction: client })).resolves.toEqual({ id: 'same' });
+      await client.query('COMMIT');
+      expect((await pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n).toBe(1);
+    } finally {
+      client.release();
+    }
+  });
+});
