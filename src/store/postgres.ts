@@ -254,24 +254,23 @@ export class PostgresStore implements OutboxStore {
     // As the other stores: no limit for Infinity, nothing for 0 or NaN.
     const limit = request.limit === Infinity ? null : Number.isFinite(request.limit) ? Math.max(0, Math.floor(request.limit)) : 0;
     const urls = this.#perEndpoint(request, excluded);
-    const { rows } =
+    const answer =
       urls === undefined
         ? await this.#run(this.#sql.claim, [request.now, limit, request.endpoint ?? null, excluded, this.#leaseMs, this.#owner])
         : await this.#run(this.#sql.claimEach, [request.now, limit, urls, this.#leaseMs, this.#owner]);
+    // One row per claimed event, or one row of nulls; each carries the next due time of what was not claimed.
+    const nextDueAt = (answer.rows[0]?.next_due as number | null | undefined) ?? undefined;
+    const rows = answer.rows.filter((row) => row.id !== null);
     rows.sort(bySeq);
     rows.sort((a, b) => (a.next_attempt_at as number) - (b.next_attempt_at as number));
     const events = rows.map((row) => this.#hold(row));
     try {
       // close() came while the claim ran: its leases go back at once instead of running out.
       if (this.#closed) throw new OutboxClosedError('The store is closed');
+      // (Events this takes with a superseded one may include the one nextDueAt names: the flusher then
+      // claims once for nothing.)
       if (rows.some((row) => row.ordering_key !== null)) await this.#markSuperseded(rows, events, request, excluded);
-      const returned = events.map((event) => event.id);
-      const next =
-        urls === undefined
-          ? await this.#run(this.#sql.nextDue, [request.endpoint ?? null, excluded, returned])
-          : await this.#run(this.#sql.nextDueEach, [urls, returned]);
-      const nextDueAt = next.rows[0]?.next as number | null | undefined;
-      return { events, nextDueAt: nextDueAt ?? undefined };
+      return { events, nextDueAt };
     } catch (error) {
       // The caller never sees these events: hand their leases back (or let them run out), never keep them.
       const ids = events.map((event) => event.id);
@@ -442,7 +441,7 @@ export class PostgresStore implements OutboxStore {
       for (const [held, outcome] of settled) this.#held.set(outcome.id, { ...held, lapsesAt: held.lapsesAt ?? lapsesAt });
       throw error;
     }
-    const written = new Set(rows.map((row) => row.id as string));
+    const written = new Set(rows.flatMap((row) => (row.id === null ? [] : [row.id as string])));
     let oldestLeft = false;
     for (const [held, outcome] of settled) {
       // Not written: another flusher took the event after this lease ran out; its outcome will count.
@@ -452,13 +451,8 @@ export class PostgresStore implements OutboxStore {
       if (outcome.type === 'dead') this.#counted(held.url, 'dead', 1);
       if (this.#oldestPendingAt !== undefined && held.createdAt <= this.#oldestPendingAt) oldestLeft = true;
     }
-    if (oldestLeft) await this.#readOldest();
-  }
-
-  /** The oldest pending creation time, read again once the event that had it left (an index's first entry). */
-  async #readOldest(): Promise<void> {
-    const { rows } = await this.#run(this.#sql.oldest);
-    this.#oldestPendingAt = (rows[0]?.oldest as number | null | undefined) ?? undefined;
+    // The statement also read the oldest pending creation time it left (the first entry of an index).
+    if (oldestLeft) this.#oldestPendingAt = (rows.find((row) => row.id === null)?.oldest as number | null | undefined) ?? undefined;
   }
 
   #older(createdAt: number): void {
@@ -740,6 +734,10 @@ function statements(table: string) {
   const claimable = `o.dead_at IS NULL AND NOT o.parked AND (o.leased_until IS NULL OR o.leased_until <= clock_timestamp())
     AND (o.ordering_key IS NULL OR NOT EXISTS (
       SELECT 1 FROM ${t} p WHERE p.ordering_key = o.ordering_key AND p.seq <> o.seq AND p.leased_until > clock_timestamp()))`;
+  // Claims, leases and outcomes commit without waiting for the WAL's flush (synchronous_commit off for
+  // their transaction only): a database crash may lose the last few hundred ms of them, which repeats
+  // deliveries, never loses an event. Appends, replays, moves and purges wait for it.
+  const relaxed = `relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS off)`;
   const reasonIndex = `array_position(ARRAY[${REASONS.map((reason) => `'${reason}'`).join(', ')}]::text[], o.reason) - 1`;
   return {
     // One implicit transaction (a multi-statement simple query): the advisory lock makes concurrent opens wait.
@@ -800,44 +798,50 @@ function statements(table: string) {
       WHERE dead_at IS NOT NULL AND ordering_key IS NOT NULL AND ($1::text[] IS NULL OR id = ANY($1))`,
     // A key's events go one at a time: an event with a key is due only when no earlier one of its key is
     // pending (held or not). SKIP LOCKED: two flushers claiming at once never wait for, or get, the same row.
-    claim: `UPDATE ${t} SET lease_owner = $6, leased_until = clock_timestamp() + $5 * interval '1 millisecond'
-      WHERE seq IN (
-        SELECT o.seq FROM ${t} o
-        WHERE ${claimable} AND o.next_attempt_at <= $1
-          AND ($3::text IS NULL OR o.url = $3) AND NOT (o.url = ANY($4::text[]))
-        ORDER BY o.next_attempt_at, o.seq
-        LIMIT $2
-        FOR UPDATE SKIP LOCKED)
-      RETURNING ${columns.replaceAll('t.', '')}`,
+    claim: `WITH ${relaxed}, c AS (
+        UPDATE ${t} SET lease_owner = $6, leased_until = clock_timestamp() + $5 * interval '1 millisecond'
+        WHERE seq IN (
+          SELECT o.seq FROM ${t} o
+          WHERE ${claimable} AND o.next_attempt_at <= $1
+            AND ($3::text IS NULL OR o.url = $3) AND NOT (o.url = ANY($4::text[]))
+          ORDER BY o.next_attempt_at, o.seq
+          LIMIT $2
+          FOR UPDATE SKIP LOCKED)
+        RETURNING ${columns.replaceAll('t.', '')})
+      SELECT c.*, n.next AS next_due FROM (
+        SELECT min(o.next_attempt_at) AS next FROM ${t} o
+        WHERE ${claimable} AND ($3::text IS NULL OR o.url = $3) AND NOT (o.url = ANY($4::text[]))
+          AND o.seq NOT IN (SELECT seq FROM c)) n
+      CROSS JOIN relaxed LEFT JOIN c ON true`,
     // The same, endpoint by endpoint (the index by URL and due time), for a claim that excludes a large backlog.
-    claimEach: `UPDATE ${t} SET lease_owner = $5, leased_until = clock_timestamp() + $4 * interval '1 millisecond'
-      WHERE seq IN (
-        SELECT c.seq FROM unnest($3::text[]) AS u(url) CROSS JOIN LATERAL (
-          SELECT o.seq, o.next_attempt_at FROM ${t} o
-          WHERE o.url = u.url AND ${claimable} AND o.next_attempt_at <= $1
-          ORDER BY o.next_attempt_at, o.seq LIMIT $2 FOR UPDATE SKIP LOCKED) c
-        ORDER BY c.next_attempt_at, c.seq LIMIT $2)
-      RETURNING ${columns.replaceAll('t.', '')}`,
-    nextDueEach: `SELECT min(c.next) AS next FROM unnest($1::text[]) AS u(url) CROSS JOIN LATERAL (
-        SELECT o.next_attempt_at AS next FROM ${t} o
-        WHERE o.url = u.url AND ${claimable} AND NOT (o.id = ANY($2::text[]))
-        ORDER BY o.next_attempt_at LIMIT 1) c`,
-    nextDue: `SELECT min(o.next_attempt_at) AS next FROM ${t} o
-      WHERE ${claimable} AND ($1::text IS NULL OR o.url = $1) AND NOT (o.url = ANY($2::text[])) AND NOT (o.id = ANY($3::text[]))`,
+    claimEach: `WITH ${relaxed}, c AS (
+        UPDATE ${t} SET lease_owner = $5, leased_until = clock_timestamp() + $4 * interval '1 millisecond'
+        WHERE seq IN (
+          SELECT d.seq FROM unnest($3::text[]) AS u(url) CROSS JOIN LATERAL (
+            SELECT o.seq, o.next_attempt_at FROM ${t} o
+            WHERE o.url = u.url AND ${claimable} AND o.next_attempt_at <= $1
+            ORDER BY o.next_attempt_at, o.seq LIMIT $2 FOR UPDATE SKIP LOCKED) d
+          ORDER BY d.next_attempt_at, d.seq LIMIT $2)
+        RETURNING ${columns.replaceAll('t.', '')})
+      SELECT c.*, n.next AS next_due FROM (
+        SELECT min(d.next) AS next FROM unnest($3::text[]) AS u(url) CROSS JOIN LATERAL (
+          SELECT o.next_attempt_at AS next FROM ${t} o
+          WHERE o.url = u.url AND ${claimable} AND o.seq NOT IN (SELECT seq FROM c)
+          ORDER BY o.next_attempt_at LIMIT 1) d) n
+      CROSS JOIN relaxed LEFT JOIN c ON true`,
     superseders: `SELECT s.* FROM unnest($1::text[]) AS k(key) CROSS JOIN LATERAL (
         SELECT ordering_key, id, url, seq FROM ${t} p
         WHERE p.ordering_key = k.key AND p.dead_at IS NULL AND p.supersede ORDER BY p.seq DESC LIMIT 1) s`,
     between: `SELECT seq, url, next_attempt_at, leased_until > clock_timestamp() AS claimed FROM ${t}
       WHERE ordering_key = $1 AND dead_at IS NULL AND seq > $2 AND seq < $3 ORDER BY seq LIMIT $4`,
-    lease: `UPDATE ${t} SET lease_owner = $3, leased_until = clock_timestamp() + $2 * interval '1 millisecond'
-      WHERE seq IN (SELECT seq FROM ${t}
+    lease: `WITH ${relaxed} UPDATE ${t} SET lease_owner = $3, leased_until = clock_timestamp() + $2 * interval '1 millisecond'
+      WHERE (SELECT off FROM relaxed) IS NOT NULL AND seq IN (SELECT seq FROM ${t}
         WHERE seq = ANY($1::bigint[]) AND dead_at IS NULL AND (leased_until IS NULL OR leased_until <= clock_timestamp())
         FOR UPDATE SKIP LOCKED)
       RETURNING ${columns.replaceAll('t.', '')}`,
     hasPending: `SELECT EXISTS (SELECT 1 FROM ${t} WHERE dead_at IS NULL) AS any`,
-    oldest: `SELECT min(created_at) AS oldest FROM ${t} WHERE dead_at IS NULL`,
     // Only rows this instance still leases are written; the rest went to another flusher meanwhile.
-    settle: `WITH o AS (
+    settle: `WITH ${relaxed}, o AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::json[], $5::float8[], $6::text[], $7::float8[])
           AS o(id, kind, attempts, history, next, reason, dead_at)),
       removed AS (
@@ -849,13 +853,16 @@ function statements(table: string) {
           dead_reason = CASE WHEN o.kind = 'dead' THEN ${reasonIndex} END,
           dead_at = o.dead_at,
           dead_seq = CASE WHEN o.kind = 'dead' THEN nextval('${sequence}') END
-        FROM o WHERE t.id = o.id AND o.kind <> 'delete' AND t.lease_owner = $8 RETURNING t.id)
-      SELECT id FROM removed UNION ALL SELECT id FROM changed`,
-    release: `UPDATE ${t} SET lease_owner = NULL, leased_until = NULL WHERE id = ANY($1::text[]) AND lease_owner = $2`,
+        FROM o WHERE t.id = o.id AND o.kind <> 'delete' AND t.lease_owner = $8 RETURNING t.id, o.kind)
+      SELECT id, NULL::float8 AS oldest FROM removed UNION ALL SELECT id, NULL FROM changed
+      UNION ALL SELECT NULL, min(created_at) FROM ${t}
+        WHERE (SELECT off FROM relaxed) IS NOT NULL AND dead_at IS NULL AND id NOT IN (SELECT id FROM removed UNION ALL SELECT id FROM changed WHERE kind = 'dead')`,
+    release: `WITH ${relaxed} UPDATE ${t} SET lease_owner = NULL, leased_until = NULL
+      WHERE (SELECT off FROM relaxed) IS NOT NULL AND id = ANY($1::text[]) AND lease_owner = $2`,
     // Never waits for a row: one whose outcome is being written is skipped (that ends its lease anyway), so a
     // renewal and a settle of the same rows cannot deadlock.
-    renew: `UPDATE ${t} SET leased_until = clock_timestamp() + $2 * interval '1 millisecond'
-      WHERE seq IN (SELECT seq FROM ${t} WHERE id = ANY($1::text[]) AND lease_owner = $3 FOR UPDATE SKIP LOCKED)`,
+    renew: `WITH ${relaxed} UPDATE ${t} SET leased_until = clock_timestamp() + $2 * interval '1 millisecond'
+      WHERE (SELECT off FROM relaxed) IS NOT NULL AND seq IN (SELECT seq FROM ${t} WHERE id = ANY($1::text[]) AND lease_owner = $3 FOR UPDATE SKIP LOCKED)`,
     deadLetters: (payload: boolean) => `SELECT ${payload ? columns : 't.id'} FROM ${t} t
       WHERE t.dead_at IS NOT NULL AND ($1::text[] IS NULL OR t.id = ANY($1)) AND ($2::text IS NULL OR t.url = $2)
         AND ($3::float8 IS NULL OR t.dead_at >= $3) AND ($4::float8 IS NULL OR t.dead_at < $4)

@@ -51,15 +51,15 @@ export function hooked(pool: pg.Pool, hook?: Hook): PostgresPool & { hook: Hook 
   return q;
 }
 
+/** Which of the store's statements `text` is (by a phrase only that statement has). */
 export const kind = (text: string): string => {
   if (text.includes('CREATE TABLE')) return 'create';
-  if (text.startsWith('WITH o AS')) return 'settle';
-  if (text.includes('FILTER (WHERE dead_at IS NULL) AS pending')) return 'counts';
-  if (text.includes('leased_until = clock_timestamp()') && text.includes('FOR UPDATE SKIP LOCKED') && text.includes('lease_owner = $3')) return 'renew';
-  if (text.startsWith('UPDATE') && text.includes('LIMIT $2')) return 'claim';
+  if (text.includes('AS o(id, kind')) return 'settle';
+  if (text.includes('AS pending')) return 'counts';
+  if (text.includes('SET leased_until = clock_timestamp()')) return 'renew';
+  if (text.includes('SET lease_owner = $') && text.includes('LIMIT $2')) return 'claim';
   if (text.startsWith('INSERT')) return 'insert';
-  if (text.includes('min(o.next_attempt_at)')) return 'nextDue';
-  if (text.includes('SET lease_owner = NULL, leased_until = NULL WHERE id')) return 'release';
+  if (text.includes('SET lease_owner = NULL, leased_until = NULL')) return 'release';
   return 'other';
 };
 
