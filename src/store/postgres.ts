@@ -134,11 +134,34 @@ export class PostgresStore implements OutboxStore {
   async open(): Promise<void> {
     this.#assertOpen();
     if (this.#opened) return;
+    // A relation of that name that is not an outbox table (another outbox's index, say) is named as such,
+    // before CREATE ... IF NOT EXISTS skips it and an index on it fails with a confusing error.
+    await this.#verify(false);
     await this.#run(this.#sql.create);
+    await this.#verify(true);
     await this.#refresh(true);
     this.#opened = true;
     this.#timer = setInterval(() => void this.#tick(), this.#pollIntervalMs);
     this.#timer.unref();
+  }
+
+  /**
+   * `CREATE ... IF NOT EXISTS` skips a name that is taken: checks that the table is an outbox table and
+   * has every index, so a name clash fails open() instead of leaving a table without its index.
+   */
+  async #verify(created: boolean): Promise<void> {
+    const row = (await this.#run(this.#sql.verify, [this.#sql.table])).rows[0];
+    if (row === undefined && !created) return;
+    if (row?.kind !== 'r' || row.ours !== true) {
+      throw new InvalidOptionError('table', `"${this.#table}" exists and is not a webhook-outbox table (of this version); choose another name`);
+    }
+    // Before the create, an outbox table may lack an index the create is about to add.
+    if (!created) return;
+    const has = new Set(row.indexes as string[] | null);
+    const missing = this.#sql.indexes.filter((index) => !has.has(index));
+    if (missing.length > 0) {
+      throw new InvalidOptionError('table', `the index ${missing.join(', ')} of "${this.#table}" could not be made: another relation has that name; choose another table name`);
+    }
   }
 
   /** Calls `onChange` after every poll: events may have come from another process or a committed transaction. */
@@ -213,7 +236,13 @@ export class PostgresStore implements OutboxStore {
       }
       // The caller's client must be inside a transaction: the insert runs only in the transaction the
       // statement before it ran in (outside BEGIN, each statement is one of its own).
-      const xid = (await this.#run(this.#sql.xid, undefined, on)).rows[0]?.xid as string;
+      const first = (await this.#run(this.#sql.xid, undefined, on)).rows[0];
+      const xid = first?.xid as string;
+      // A key's first pending event is judged after its lock is taken, on what is committed then: an older
+      // snapshot (repeatable read, serializable) would judge on what was true before.
+      if (keys.length > 0 && first?.isolation !== 'read committed') {
+        throw new InvalidOptionError('transaction', `events with an orderingKey need a READ COMMITTED transaction (PostgreSQL's default), not ${String(first?.isolation)}; nothing was written`);
+      }
       await this.#lockKeys(on, keys);
       const { rows } = await this.#run(this.#sql.insertIn, [...values, xid], on);
       if (rows.length < events.length && (await this.#run(this.#sql.xid, undefined, on)).rows[0]?.xid !== xid) {
@@ -330,7 +359,8 @@ export class PostgresStore implements OutboxStore {
       }
       let broken: Error | undefined;
       try {
-        await this.#run('BEGIN', undefined, client);
+        // Whatever the database's default: heads() judges on what is committed once the key locks are held.
+        await this.#run('BEGIN ISOLATION LEVEL READ COMMITTED', undefined, client);
         const result = await work(client);
         await this.#run('COMMIT', undefined, client);
         return result;
@@ -494,7 +524,8 @@ export class PostgresStore implements OutboxStore {
       // A replayed event takes its place among its key's pending events again: before later ones.
       const keys = (await this.#run(this.#sql.deadKeys, [selected], client)).rows.map((row) => row.ordering_key as string);
       await this.#lockKeys(client, keys);
-      const replayed = (await this.#run(this.#sql.replay, [selected, now, url ?? null], client)).rows;
+      // Only letters of the keys locked (one of another key that died since is left for the next replay).
+      const replayed = (await this.#run(this.#sql.replay, [selected, now, url ?? null, keys], client)).rows;
       await this.#heads(client, keys);
       return replayed;
     });
@@ -619,6 +650,16 @@ export class PostgresStore implements OutboxStore {
       this.#endpoints = endpoints;
       this.#oldestPendingAt = oldest;
       this.#bytes = bytes;
+      // A safety net: a key whose pending events are all parked would never be claimed again. No path
+      // should leave one (each change to a key's pending events re-judges its first under its lock); if
+      // one did, it is found here and repaired.
+      const headless = (await this.#run(this.#sql.headless)).rows.map((row) => row.ordering_key as string);
+      if (headless.length > 0) {
+        await this.#transaction(async (client) => {
+          await this.#lockKeys(client, headless);
+          await this.#heads(client, headless);
+        });
+      }
     } finally {
       this.#appendedDuringRefresh = undefined;
       this.#nextRefreshAt = Date.now() + Math.max(this.#pollIntervalMs, 20 * (Date.now() - started));
@@ -726,6 +767,7 @@ function statements(table: string) {
   const [schema, relation] = table.includes('.') ? (table.split('.') as [string, string]) : [undefined, table];
   const t = schema === undefined ? `"${relation}"` : `"${schema}"."${relation}"`;
   const base = relation.length <= 50 ? relation : `${relation.slice(0, 41)}_${createHash('sha256').update(relation).digest('hex').slice(0, 8)}`;
+  const suffixes = ['due', 'url_due', 'key', 'heads', 'supersede', 'held', 'dead', 'url', 'created'];
   const name = (suffix: string): string => `"${base}_${suffix}"`;
   const sequence = schema === undefined ? name('dead_seq') : `"${schema}".${name('dead_seq')}`;
   const columns = 't.seq, t.id, t.url, t.headers, t.body, t.ordering_key, t.supersede, t.created_at, t.next_attempt_at, t.attempts, t.history, t.dead_reason, t.dead_at';
@@ -733,13 +775,22 @@ function statements(table: string) {
   // none of its key held (a replayed dead letter takes its place again, but waits for the one out now).
   const claimable = `o.dead_at IS NULL AND NOT o.parked AND (o.leased_until IS NULL OR o.leased_until <= clock_timestamp())
     AND (o.ordering_key IS NULL OR NOT EXISTS (
-      SELECT 1 FROM ${t} p WHERE p.ordering_key = o.ordering_key AND p.seq <> o.seq AND p.leased_until > clock_timestamp()))`;
+      SELECT 1 FROM ${t} p WHERE p.ordering_key = o.ordering_key AND p.seq <> o.seq
+        AND p.leased_until IS NOT NULL AND p.leased_until > clock_timestamp()))`;
   // Claims, leases and outcomes commit without waiting for the WAL's flush (synchronous_commit off for
   // their transaction only): a database crash may lose the last few hundred ms of them, which repeats
   // deliveries, never loses an event. Appends, replays, moves and purges wait for it.
   const relaxed = `relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS off)`;
   const reasonIndex = `array_position(ARRAY[${REASONS.map((reason) => `'${reason}'`).join(', ')}]::text[], o.reason) - 1`;
   return {
+    table: t,
+    indexes: suffixes.map((suffix) => `${base}_${suffix}`),
+    verify: `SELECT c.relkind::text AS kind,
+        EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'parked' AND NOT a.attisdropped) AS ours,
+        (SELECT array_agg(ic.relname::text) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid) AS indexes
+      FROM pg_class c WHERE c.oid = to_regclass($1)`,
+    headless: `SELECT ordering_key FROM ${t} WHERE dead_at IS NULL AND ordering_key IS NOT NULL
+      GROUP BY ordering_key HAVING bool_and(parked)`,
     // One implicit transaction (a multi-statement simple query): the advisory lock makes concurrent opens wait.
     create: `SELECT pg_advisory_xact_lock(hashtext('webhook-outbox:${table}'));
       CREATE TABLE IF NOT EXISTS ${t} (
@@ -766,6 +817,7 @@ function statements(table: string) {
       CREATE INDEX IF NOT EXISTS ${name('url_due')} ON ${t} (url, next_attempt_at, seq) WHERE dead_at IS NULL AND NOT parked;
       CREATE INDEX IF NOT EXISTS ${name('key')} ON ${t} (ordering_key, seq) WHERE dead_at IS NULL AND ordering_key IS NOT NULL;
       CREATE INDEX IF NOT EXISTS ${name('heads')} ON ${t} (ordering_key) WHERE dead_at IS NULL AND NOT parked AND ordering_key IS NOT NULL;
+      CREATE INDEX IF NOT EXISTS ${name('supersede')} ON ${t} (ordering_key, seq) WHERE dead_at IS NULL AND supersede;
       CREATE INDEX IF NOT EXISTS ${name('held')} ON ${t} (ordering_key) WHERE leased_until IS NOT NULL AND ordering_key IS NOT NULL;
       CREATE INDEX IF NOT EXISTS ${name('dead')} ON ${t} (dead_at, dead_seq) WHERE dead_at IS NOT NULL;
       CREATE INDEX IF NOT EXISTS ${name('url')} ON ${t} (url);
@@ -781,9 +833,11 @@ function statements(table: string) {
         AS i(id, url, headers, body, key, supersede, created_at, next_attempt_at)
       WHERE txid_current()::text = $9
       ON CONFLICT (id) DO NOTHING RETURNING url, created_at`,
-    xid: `SELECT txid_current()::text AS xid`,
-    lockKeys: `SELECT pg_advisory_xact_lock(h) FROM (
-        SELECT DISTINCT hashtextextended('${table}:' || k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h OFFSET 0) s`,
+    xid: `SELECT txid_current()::text AS xid, current_setting('transaction_isolation') AS isolation`,
+    // One of 1,024 locks per table (a key's bucket), however many keys: PostgreSQL's lock table is shared
+    // and small (one lock per key of a replay of 60,000 letters ran out of it). Taken in order.
+    lockKeys: `SELECT pg_advisory_xact_lock(hashtext('${table}'), b) FROM (
+        SELECT DISTINCT (hashtextextended(k, 0) & 1023)::int AS b FROM unnest($1::text[]) AS k ORDER BY b OFFSET 0) s`,
     // Each key's first pending event unparked, every other parked; only rows that change are written.
     heads: `WITH h AS (
         SELECT k.key, (SELECT p.seq FROM ${t} p WHERE p.ordering_key = k.key AND p.dead_at IS NULL ORDER BY p.seq LIMIT 1) AS seq
@@ -871,6 +925,7 @@ function statements(table: string) {
     replay: `UPDATE ${t} t SET dead_at = NULL, dead_reason = NULL, dead_seq = NULL, attempts = 0, parked = t.ordering_key IS NOT NULL,
         created_at = $2, next_attempt_at = $2, url = COALESCE($3, t.url)
       FROM ${t} old WHERE old.seq = t.seq AND t.dead_at IS NOT NULL AND ($1::text[] IS NULL OR t.id = ANY($1))
+        AND (t.ordering_key IS NULL OR t.ordering_key = ANY($4::text[]))
       RETURNING t.url, old.url AS old_url`,
     // Skips rows another statement has locked (a flusher settling or claiming them): waiting for them,
     // while they wait for rows this one locked, would deadlock. The outbox moves what is left again.
