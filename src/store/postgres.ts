@@ -125,6 +125,7 @@ export class PostgresStore implements OutboxStore {
     this.#table = table;
     this.#leaseMs = options.leaseMs ?? 60_000;
     this.#pollIntervalMs = options.pollIntervalMs ?? 500;
+    if (this.#pollIntervalMs > 2_147_483_647) throw new InvalidOptionError('pollIntervalMs', 'must be at most 2147483647 (a timer)');
     // Leases are renewed at every poll: a few polls must fit in one.
     if (this.#pollIntervalMs * 3 > this.#leaseMs) throw new InvalidOptionError('leaseMs', `must be at least 3 x pollIntervalMs (${3 * this.#pollIntervalMs}), got ${this.#leaseMs}`);
     this.#sql = statements(table);

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { NewEvent, Outcome } from '../../src/store/store.js';
-import type { PostgresPool } from '../../src/store/postgres.js';
+import { PostgresStore } from '../../src/store/postgres.js';
+import type { PostgresPool, PostgresStoreOptions } from '../../src/store/postgres.js';
 
 export const URL_A = 'http://127.0.0.1:1/a';
 export const URL_B = 'http://127.0.0.1:1/b';
@@ -65,4 +66,11 @@ export const kind = (text: string): string => {
 
 export async function countRows(pool: pg.Pool, table: string, where = 'true'): Promise<number> {
   return (await pool.query(`SELECT count(*)::int AS n FROM ${table} WHERE ${where}`)).rows[0].n as number;
+}
+
+/** Two stores on one table (two flushers sharing it), opened. */
+export async function openedPair(options: PostgresStoreOptions): Promise<[PostgresStore, PostgresStore]> {
+  const pair: [PostgresStore, PostgresStore] = [new PostgresStore(options), new PostgresStore(options)];
+  for (const store of pair) await store.open();
+  return pair;
 }

@@ -9,9 +9,8 @@ const pool = testPool();
 const opened = closedAfterEach();
 
 describe('PostgresStore: input', () => {
-  it('a table name of 63 characters (accepted by the option check) can hold dead letters', async () => {
-    const table = `${freshTable()}_`.padEnd(63, 'x');
-    expect(table).toHaveLength(63);
+  /** Opens a store of `table` and takes one event through to a dead letter and back out. */
+  async function holdsDeadLetters(table: string): Promise<void> {
     const store = new PostgresStore({ pool, table });
     await store.open();
     try {
@@ -22,6 +21,12 @@ describe('PostgresStore: input', () => {
     } finally {
       await store.close();
     }
+  }
+
+  it('a table name of 63 characters (accepted by the option check) can hold dead letters', async () => {
+    const table = `${freshTable()}_`.padEnd(63, 'x');
+    expect(table).toHaveLength(63);
+    await holdsDeadLetters(table);
   });
 
   it('every table name the option check accepts can be opened (a reserved word: "order")', async () => {
@@ -109,21 +114,23 @@ describe('PostgresStore: input', () => {
     for (const store of stores) await store.close();
     const schema = `s_${table}`;
     await pool.query(`CREATE SCHEMA ${schema}`);
-    const store = new PostgresStore({ pool, table: `${schema}.t` });
-    await store.open();
-    try {
-      await store.append([ev('d1')]);
-      await store.claim({ limit: 1, now: Date.now() });
-      await store.settle([dead('d1')]);
-      expect((await store.deadLetters()).map((letter) => letter.id)).toEqual(['d1']);
-    } finally {
-      await store.close();
-    }
+    await holdsDeadLetters(`${schema}.t`);
   });
 
   it('table option injection is refused', () => {
     for (const table of ['t; DROP TABLE x', 'T', 'a.b.c', 'x"y', '1abc', 'a'.repeat(64), "t'--", 'a-b', '', 'é']) {
       expect(() => new PostgresStore({ pool, table })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION' }));
+    }
+  });
+
+  it('timings a timer cannot hold, or leases shorter than three polls, are refused', () => {
+    for (const [options, option] of [
+      [{ pollIntervalMs: 2 ** 31 }, 'pollIntervalMs'],
+      [{ pollIntervalMs: 0 }, 'pollIntervalMs'],
+      [{ pollIntervalMs: 1_000, leaseMs: 2_999 }, 'leaseMs'],
+      [{ leaseMs: 1.5 }, 'leaseMs'],
+    ] as const) {
+      expect(() => new PostgresStore({ pool, ...options })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION', option }));
     }
   });
 

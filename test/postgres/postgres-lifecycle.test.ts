@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PostgresStore } from '../../src/store/postgres.js';
 import { freshTable, testPool } from './pool.js';
-import { countRows, delivered, ev, hooked, kind, sleep } from './helpers.js';
+import { countRows, delivered, ev, hooked, kind, sleep, openedPair } from './helpers.js';
 
 const pool = testPool();
 
@@ -88,10 +88,7 @@ describe('PostgresStore: lifecycle', () => {
 
   it('renewal keeps a held event from being taken for many lease lengths', async () => {
     const table = freshTable();
-    const a = new PostgresStore({ pool, table, leaseMs: 150, pollIntervalMs: 50 });
-    const b = new PostgresStore({ pool, table, leaseMs: 150, pollIntervalMs: 50 });
-    await a.open();
-    await b.open();
+    const [a, b] = await openedPair({ pool, table, leaseMs: 150, pollIntervalMs: 50 });
     try {
       await a.append([ev('e1')]);
       expect((await a.claim({ limit: 10, now: Date.now() })).events).toHaveLength(1);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PostgresStore } from '../../src/store/postgres.js';
 import { freshTable, testPool } from './pool.js';
-import { dead, delivered, ev, retryAt, sleep } from './helpers.js';
+import { dead, delivered, ev, retryAt, sleep, openedPair } from './helpers.js';
 
 const pool = testPool(4);
 
@@ -81,10 +81,7 @@ describe('PostgresStore: ordering keys across flushers under READ COMMITTED', ()
 
   it('a replayed dead letter waits for its key\'s event that is out, then goes before the later ones', async () => {
     const table = freshTable();
-    const a = new PostgresStore({ pool, table });
-    const b = new PostgresStore({ pool, table });
-    await a.open();
-    await b.open();
+    const [a, b] = await openedPair({ pool, table });
     try {
       await a.append(['r1', 'r2', 'r3'].map((id) => ev(id, { orderingKey: 'K' })));
       await a.settle([dead((await a.claim({ limit: 10, now: Date.now() })).events[0]!.id)]);

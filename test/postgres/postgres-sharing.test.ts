@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PostgresStore } from '../../src/store/postgres.js';
 import { freshTable, testPool } from './pool.js';
-import { countRows, dead, delivered, ev, sleep, URL_A } from './helpers.js';
+import { countRows, dead, delivered, ev, sleep, URL_A, openedPair } from './helpers.js';
 
 const pool = testPool(6);
 
@@ -48,10 +48,7 @@ describe('PostgresStore: shared by flushers and transactions', () => {
   it('per-endpoint claims: another process\'s first event to a new URL is claimed after the next refresh; never more than limit; nextDueAt of a known URL', async () => {
     const table = freshTable();
     const BIG = 'http://127.0.0.1:1/big';
-    const a = new PostgresStore({ pool, table, pollIntervalMs: 50, leaseMs: 60_000 });
-    const b = new PostgresStore({ pool, table, pollIntervalMs: 50, leaseMs: 60_000 });
-    await a.open();
-    await b.open();
+    const [a, b] = await openedPair({ pool, table, pollIntervalMs: 50, leaseMs: 60_000 });
     try {
       const now = Date.now();
       await a.append(Array.from({ length: 1_200 }, (_, i) => ev(`b${i}`, { url: BIG })));

@@ -4,7 +4,7 @@ import { PostgresStore } from '../../src/store/postgres.js';
 import { startFlakyReceiver } from '../../src/testing/flaky-receiver.js';
 import { closedAfterEach, FAST_RETRY, waitFor } from '../outbox-helpers.js';
 import { freshTable, testPool } from './pool.js';
-import { countRows, dead, ev } from './helpers.js';
+import { countRows, dead, ev, openedPair } from './helpers.js';
 
 const pool = testPool();
 const opened = closedAfterEach();
@@ -54,10 +54,7 @@ describe('PostgresStore: enqueue in the caller\'s transaction', () => {
 
   it('supersede across flushers: the backlog goes marked in one claim, the superseder waits for it', async () => {
     const table = freshTable();
-    const a = new PostgresStore({ pool, table });
-    const b = new PostgresStore({ pool, table });
-    await a.open();
-    await b.open();
+    const [a, b] = await openedPair({ pool, table });
     try {
       await a.append([ev('s1', { orderingKey: 'K' }), ev('s2', { orderingKey: 'K' })]);
       await b.append([ev('s3', { orderingKey: 'K', supersede: true })]);
