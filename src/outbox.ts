@@ -138,6 +138,8 @@ export interface CloseOptions {
 
 const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+/** How long close() gives the writes that follow the requests (releases, outcomes, the store's close) past its timeout. */
+const CLOSE_GRACE_MS = 2_000;
 
 /** Dead-letter ids: absent (all of them) or an array of non-empty strings. */
 function checkIds(ids: unknown, option: string): void {
@@ -431,8 +433,10 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
     if (this.#store.get === undefined) throw new InvalidOptionError('store', 'this store cannot look up events (it has no get())');
     const found = await this.#store.get(id);
     if (found === undefined || found.state === 'dead') return found;
-    // Claimed by the store is either out now or in the flusher's read-ahead, waiting for a slot.
-    return { ...found, state: found.state === 'claimed' && this.#flusher.sending(id) ? 'in-flight' : 'pending' };
+    // Claimed here is either out now or in the flusher's read-ahead, waiting for a slot; claimed by another
+    // outbox sharing the store, it is that one's to send: out, as far as this one can tell.
+    const { heldElsewhere, ...event } = found;
+    return { ...event, state: found.state === 'claimed' && (heldElsewhere === true || this.#flusher.sending(id)) ? 'in-flight' : 'pending' };
   }
 
   /**
@@ -588,15 +592,39 @@ export class Outbox extends EventEmitter<OutboxEventMap> {
   }
 
   async #shutdown(timeoutMs: number): Promise<void> {
+    // Every wait ends by the deadline (the writes after the requests get CLOSE_GRACE_MS more): a store call
+    // that never answers (a network partition, a database lock wait) must not hold close() for good. What
+    // is abandoned stays in the store: at worst an event is sent again, never lost.
+    const { clock } = this.#options;
+    const deadline = clock.now() + timeoutMs;
+    const bounded = (work: Promise<unknown>, graceMs = 0): Promise<void> => this.#within(work, deadline - clock.now() + graceMs);
     this.#appendBatch();
-    await Promise.all(this.#appending);
-    await this.#flusher.stop(timeoutMs);
+    await bounded(Promise.all(this.#appending));
+    await bounded(this.#flusher.stop(timeoutMs), CLOSE_GRACE_MS);
     this.#metrics.close();
     try {
-      await this.#store.close();
+      await bounded(this.#store.close(), CLOSE_GRACE_MS);
     } finally {
       await this.#transport.close?.();
     }
+  }
+
+  /** Resolves when `work` settles (rejects with its error), or after `ms`, whichever comes first. */
+  #within(work: Promise<unknown>, ms: number): Promise<void> {
+    if (!Number.isFinite(ms)) return work.then(() => undefined);
+    return new Promise<void>((resolve, reject) => {
+      const cancel = this.#options.clock.setTimer(resolve, Math.max(0, ms));
+      work.then(
+        () => {
+          cancel();
+          resolve();
+        },
+        (error: unknown) => {
+          cancel();
+          reject(error);
+        },
+      );
+    });
   }
 
   /** Checked after every outcome while a drain waits: the store's stats (one entry per endpoint) come last. */

@@ -92,6 +92,8 @@ export class PostgresStore implements OutboxStore {
   /** This instance's name on its leases. */
   readonly #owner = randomUUID();
   readonly #held = new Map<string, Held>();
+  /** Keys whose heads are to be re-judged once their locks are free (a transaction enqueueing to one is open). */
+  readonly #headsDue = new Set<string>();
   /** Claims and settles under way, which close() waits for. */
   readonly #calls = new Set<Promise<unknown>>();
   #endpoints = new Map<string, EndpointStoreStats>();
@@ -197,65 +199,43 @@ export class PostgresStore implements OutboxStore {
   }
 
   /**
-   * Inserts the events, on `transaction` (the caller's) or on the pool. Events with an ordering key go in
-   * parked but the first of their key (see {@link PostgresStore.#heads}): in a transaction holding their
-   * keys' locks, the caller's or one of the store's own.
+   * In the caller's transaction, which its client must be inside: the insert runs only in the transaction
+   * the statement before it ran in (outside BEGIN, each statement is one of its own).
+   */
+  async #insertIn(on: PostgresQueryable, events: readonly NewEvent[], keys: readonly string[]): Promise<Record<string, unknown>[]> {
+    const first = (await this.#run(this.#sql.xid, undefined, on)).rows[0];
+    const xid = first?.xid as string;
+    // A key's first pending event is judged on what is committed when the statement runs: an older
+    // snapshot (repeatable read, serializable) would judge on what was true before.
+    if (keys.length > 0 && first?.isolation !== 'read committed') {
+      throw new InvalidOptionError('transaction', `events with an orderingKey need a READ COMMITTED transaction (PostgreSQL's default), not ${String(first?.isolation)}; nothing was written`);
+    }
+    const { rows } = await this.#run(this.#sql.insertIn, [...columnsOf(events), xid], on);
+    if (rows.length < events.length && (await this.#run(this.#sql.xid, undefined, on)).rows[0]?.xid !== xid) {
+      throw new InvalidOptionError('transaction', 'this client is not inside a transaction: run BEGIN on it first (nothing was written)');
+    }
+    // Never waits: the keys whose locks are free are judged in the caller's transaction (and held until it
+    // ends, so whoever changes them meanwhile judges them again afterwards); the others at a later poll.
+    if (keys.length > 0) await this.#headsWhenFree(keys, on);
+    return rows;
+  }
+
+  /**
+   * Inserts the events, on `transaction` (the caller's) or on the pool, in one statement. Events with an
+   * ordering key go in parked; their keys' heads are judged right after (see {@link PostgresStore.#heads}).
    */
   async #insert(transaction: PostgresQueryable | undefined, events: readonly NewEvent[]): Promise<void> {
     this.#assertOpen();
     assertNewEvents(events);
     for (const event of events) assertStorable(event);
     if (events.length === 0) return;
-    const columns = {
-      id: [] as string[],
-      url: [] as string[],
-      headers: [] as string[],
-      body: [] as Buffer[],
-      key: [] as (string | null)[],
-      supersede: [] as boolean[],
-      created: [] as number[],
-      next: [] as number[],
-    };
-    for (const event of events) {
-      columns.id.push(event.id);
-      columns.url.push(event.url);
-      columns.headers.push(JSON.stringify(event.headers));
-      columns.body.push(Buffer.from(event.body.buffer, event.body.byteOffset, event.body.byteLength));
-      columns.key.push(event.orderingKey ?? null);
-      columns.supersede.push(event.supersede === true);
-      columns.created.push(event.createdAt);
-      columns.next.push(event.nextAttemptAt);
-    }
-    const values = [columns.id, columns.url, columns.headers, columns.body, columns.key, columns.supersede, columns.created, columns.next];
     const keys = [...new Set(events.flatMap((event) => (event.orderingKey === undefined ? [] : [event.orderingKey])))];
-    const insert = async (on: PostgresQueryable): Promise<Record<string, unknown>[]> => {
-      if (on !== transaction) {
-        await this.#lockKeys(on, keys);
-        const { rows } = await this.#run(this.#sql.insert, values, on);
-        await this.#heads(on, keys);
-        return rows;
-      }
-      // The caller's client must be inside a transaction: the insert runs only in the transaction the
-      // statement before it ran in (outside BEGIN, each statement is one of its own).
-      const first = (await this.#run(this.#sql.xid, undefined, on)).rows[0];
-      const xid = first?.xid as string;
-      // A key's first pending event is judged after its lock is taken, on what is committed then: an older
-      // snapshot (repeatable read, serializable) would judge on what was true before.
-      if (keys.length > 0 && first?.isolation !== 'read committed') {
-        throw new InvalidOptionError('transaction', `events with an orderingKey need a READ COMMITTED transaction (PostgreSQL's default), not ${String(first?.isolation)}; nothing was written`);
-      }
-      await this.#lockKeys(on, keys);
-      const { rows } = await this.#run(this.#sql.insertIn, [...values, xid], on);
-      if (rows.length < events.length && (await this.#run(this.#sql.xid, undefined, on)).rows[0]?.xid !== xid) {
-        throw new InvalidOptionError('transaction', 'this client is not inside a transaction: run BEGIN on it first (nothing was written)');
-      }
-      await this.#heads(on, keys);
-      return rows;
-    };
-    const rows =
-      transaction !== undefined ? await insert(transaction)
-      : keys.length > 0 ? await this.#transaction(insert)
-      : (await this.#run(this.#sql.insert, values)).rows;
+    let rows: Record<string, unknown>[];
+    if (transaction !== undefined) rows = await this.#insertIn(transaction, events, keys);
+    else {
+      rows = (await this.#run(this.#sql.insert, columnsOf(events))).rows;
+      if (keys.length > 0) await this.#headsWhenFree(keys);
+    }
     // Counted now; a transaction that rolls back is corrected by the next refresh.
     for (const row of rows) {
       this.#counted(row.url as string, 'pending', 1, true);
@@ -332,18 +312,12 @@ export class PostgresStore implements OutboxStore {
   }
 
   /**
-   * Takes the transaction-scoped lock of each ordering key (in one order, so two transactions never wait
-   * for each other): whoever changes which events of a key are pending holds it until commit, so the next
-   * one to look at the key sees every change.
-   */
-  async #lockKeys(on: PostgresQueryable, keys: readonly string[]): Promise<void> {
-    if (keys.length > 0) await this.#run(this.#sql.lockKeys, [keys], on);
-  }
-
-  /**
    * Of each key's pending events only the first appended (its head) is claimable; the others are parked,
-   * so a claim never walks a key's backlog. Run, under the keys' locks, after anything that changes which
-   * events of a key are pending.
+   * so a claim never walks a key's backlog. Run after anything that changes which events of a key are
+   * pending, holding the keys' transaction-scoped advisory locks, taken with try-locks only: nothing ever
+   * waits for a key (a transaction of the app holding one may stay open long). A change made while
+   * another holds the lock is judged again by its maker once the lock is free ({@link #headsDue}, at every
+   * poll), and every count of the table repairs a key left with no head.
    */
   async #heads(on: PostgresQueryable, keys: readonly string[]): Promise<void> {
     if (keys.length > 0) await this.#run(this.#sql.heads, [keys], on);
@@ -454,15 +428,7 @@ export class PostgresStore implements OutboxStore {
     const keys = [...new Set(settled.flatMap(([held, outcome]) => (held.orderingKey === undefined || outcome.type === 'retry' || outcome.type === 'release' ? [] : [held.orderingKey])))];
     let rows: Record<string, unknown>[];
     try {
-      rows =
-        keys.length === 0
-          ? (await this.#run(this.#sql.settle, values)).rows
-          : await this.#transaction(async (client) => {
-              await this.#lockKeys(client, keys);
-              const written = (await this.#run(this.#sql.settle, values, client)).rows;
-              await this.#heads(client, keys);
-              return written;
-            });
+      rows = (await this.#run(this.#sql.settle, values)).rows;
     } catch (error) {
       // Nothing was written (or the answer was lost): the events are still leased to this instance, and an
       // outcome written in time still counts. But the caller may never write one (its release of the event
@@ -484,6 +450,36 @@ export class PostgresStore implements OutboxStore {
     }
     // The statement also read the oldest pending creation time it left (the first entry of an index).
     if (oldestLeft) this.#oldestPendingAt = (rows.find((row) => row.id === null)?.oldest as number | null | undefined) ?? undefined;
+    // The next of each key whose event left becomes its head; never waiting for a key that a transaction
+    // enqueueing to it holds (that could be open for long): such a key is done at a later poll.
+    if (keys.length > 0) await this.#headsWhenFree(keys);
+  }
+
+  /**
+   * Re-judges the heads of the keys whose locks are free now (try-locks: never waits); the others are
+   * remembered and tried again at every poll.
+   */
+  async #headsWhenFree(keys: readonly string[], transaction?: PostgresQueryable): Promise<void> {
+    for (const key of keys) this.#headsDue.add(key);
+    const judge = async (client: PostgresQueryable, chunk: readonly string[]): Promise<void> => {
+      const locked = (await this.#run(this.#sql.tryLockKeys, [chunk], client)).rows.filter((row) => row.locked === true).map((row) => row.key as string);
+      await this.#heads(client, locked);
+      for (const key of locked) this.#headsDue.delete(key);
+    };
+    if (transaction !== undefined) {
+      // The caller's: only its own keys (its transaction holds their locks until it ends).
+      await judge(transaction, keys);
+      return;
+    }
+    // At most KEY_CHUNK locks per transaction: PostgreSQL's lock table is shared and small.
+    const due = [...this.#headsDue];
+    for (let from = 0; from < due.length; from += KEY_CHUNK) {
+      try {
+        await this.#transaction((client) => judge(client, due.slice(from, from + KEY_CHUNK)));
+      } catch {
+        // Tried again at the next poll (the keys stay due); what called this is written.
+      }
+    }
   }
 
   #older(createdAt: number): void {
@@ -514,22 +510,18 @@ export class PostgresStore implements OutboxStore {
     const row = rows[0];
     if (row === undefined) return undefined;
     if (row.dead_at !== null) return { ...toDead(row), state: 'dead' };
-    return { ...toStored(row), state: row.claimed === true ? 'claimed' : 'pending' };
+    if (row.claimed !== true) return { ...toStored(row), state: 'pending' };
+    return { ...toStored(row), state: 'claimed', heldElsewhere: !this.#held.has(id) };
   }
 
   /** Makes dead letters pending again, due at `now`, attempts reset and age restarted; to `url` when given. */
   async replay(ids?: readonly string[], now: number = Date.now(), url?: string): Promise<number> {
     this.#assertOpen();
-    const selected = storableIds(ids);
-    const rows = await this.#transaction(async (client) => {
-      // A replayed event takes its place among its key's pending events again: before later ones.
-      const keys = (await this.#run(this.#sql.deadKeys, [selected], client)).rows.map((row) => row.ordering_key as string);
-      await this.#lockKeys(client, keys);
-      // Only letters of the keys locked (one of another key that died since is left for the next replay).
-      const replayed = (await this.#run(this.#sql.replay, [selected, now, url ?? null, keys], client)).rows;
-      await this.#heads(client, keys);
-      return replayed;
-    });
+    // A replayed event with a key goes in parked, and takes its place among its key's pending events
+    // again (before later ones) when its key's head is judged, right after.
+    const { rows } = await this.#run(this.#sql.replay, [storableIds(ids), now, url ?? null]);
+    const keys = [...new Set(rows.flatMap((row) => (row.ordering_key === null ? [] : [row.ordering_key as string])))];
+    if (keys.length > 0) await this.#headsWhenFree(keys);
     for (const row of rows) {
       this.#counted(row.old_url as string, 'dead', -1);
       this.#counted(row.url as string, 'pending', 1);
@@ -538,11 +530,11 @@ export class PostgresStore implements OutboxStore {
     return rows.length;
   }
 
-  /** Sends every pending event no flusher holds, and every dead letter, of `from` to `to`. */
+  /** Sends every pending event but those this instance holds (another's: their next attempt), and every dead letter, of `from` to `to`. */
   async moveEndpoint(from: string, to: string, now: number = Date.now()): Promise<number> {
     this.#assertOpen();
     if (from === to || unstorable(from)) return 0;
-    const { rows } = await this.#run(this.#sql.move, [from, to, now]);
+    const { rows } = await this.#run(this.#sql.move, [from, to, now, this.#owner]);
     for (const row of rows) {
       const counter = row.dead === true ? 'dead' : 'pending';
       this.#counted(from, counter, -1);
@@ -610,6 +602,7 @@ export class PostgresStore implements OutboxStore {
           else if (now >= held.lapsesAt) this.#held.delete(id);
         }
         if (renewed.length > 0) await this.#run(this.#sql.renew, [renewed, this.#leaseMs, this.#owner]);
+        if (this.#headsDue.size > 0) await this.#headsWhenFree([]);
         await this.#refresh(false);
       } catch {
         // A poll that failed (the database is restarting) is tried again at the next; the outbox's own
@@ -655,12 +648,7 @@ export class PostgresStore implements OutboxStore {
       // should leave one (each change to a key's pending events re-judges its first under its lock); if
       // one did, it is found here and repaired.
       const headless = (await this.#run(this.#sql.headless)).rows.map((row) => row.ordering_key as string);
-      if (headless.length > 0) {
-        await this.#transaction(async (client) => {
-          await this.#lockKeys(client, headless);
-          await this.#heads(client, headless);
-        });
-      }
+      if (headless.length > 0) await this.#headsWhenFree(headless);
     } finally {
       this.#appendedDuringRefresh = undefined;
       this.#nextRefreshAt = Date.now() + Math.max(this.#pollIntervalMs, 20 * (Date.now() - started));
@@ -720,6 +708,32 @@ const RERUNS = 3;
 function rerunnable(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === '40P01' || code === '40001';
+}
+
+/** The most ordering keys one of the store's transactions locks (one advisory lock each). */
+const KEY_CHUNK = 500;
+
+/** The insert statements' parameters: one array per column. */
+function columnsOf(events: readonly NewEvent[]): unknown[] {
+  const id: string[] = [];
+  const url: string[] = [];
+  const headers: string[] = [];
+  const body: Buffer[] = [];
+  const key: (string | null)[] = [];
+  const supersede: boolean[] = [];
+  const created: number[] = [];
+  const next: number[] = [];
+  for (const event of events) {
+    id.push(event.id);
+    url.push(event.url);
+    headers.push(JSON.stringify(event.headers));
+    body.push(Buffer.from(event.body.buffer, event.body.byteOffset, event.body.byteLength));
+    key.push(event.orderingKey ?? null);
+    supersede.push(event.supersede === true);
+    created.push(event.createdAt);
+    next.push(event.nextAttemptAt);
+  }
+  return [id, url, headers, body, key, supersede, created, next];
 }
 
 /** PostgreSQL text cannot hold U+0000: no event has such an id or URL (a lookup of one finds nothing). */
@@ -835,10 +849,8 @@ function statements(table: string) {
       WHERE txid_current()::text = $9
       ON CONFLICT (id) DO NOTHING RETURNING url, created_at`,
     xid: `SELECT txid_current()::text AS xid, current_setting('transaction_isolation') AS isolation`,
-    // One of 1,024 locks per table (a key's bucket), however many keys: PostgreSQL's lock table is shared
-    // and small (one lock per key of a replay of 60,000 letters ran out of it). Taken in order.
-    lockKeys: `SELECT pg_advisory_xact_lock(hashtext('${table}'), b) FROM (
-        SELECT DISTINCT (hashtextextended(k, 0) & 1023)::int AS b FROM unnest($1::text[]) AS k ORDER BY b OFFSET 0) s`,
+    // One lock per key (a 64-bit hash of table and key), only ever tried: nothing waits for one.
+    tryLockKeys: `SELECT k AS key, pg_try_advisory_xact_lock(hashtextextended('${table}:' || k, 0)) AS locked FROM unnest($1::text[]) AS k`,
     // Each key's first pending event unparked, every other parked; only rows that change are written.
     heads: `WITH h AS (
         SELECT k.key, (SELECT p.seq FROM ${t} p WHERE p.ordering_key = k.key AND p.dead_at IS NULL ORDER BY p.seq LIMIT 1) AS seq
@@ -849,8 +861,6 @@ function statements(table: string) {
         SELECT t.seq FROM ${t} t JOIN h ON t.ordering_key = h.key
         WHERE t.dead_at IS NULL AND NOT t.parked AND t.ordering_key IS NOT NULL AND t.seq IS DISTINCT FROM h.seq)
       UPDATE ${t} t SET parked = NOT t.parked FROM fix WHERE t.seq = fix.seq`,
-    deadKeys: `SELECT DISTINCT ordering_key FROM ${t}
-      WHERE dead_at IS NOT NULL AND ordering_key IS NOT NULL AND ($1::text[] IS NULL OR id = ANY($1))`,
     // A key's events go one at a time: an event with a key is due only when no earlier one of its key is
     // pending (held or not). SKIP LOCKED: two flushers claiming at once never wait for, or get, the same row.
     claim: `WITH ${relaxed}, c AS (
@@ -926,15 +936,16 @@ function statements(table: string) {
     replay: `UPDATE ${t} t SET dead_at = NULL, dead_reason = NULL, dead_seq = NULL, attempts = 0, parked = t.ordering_key IS NOT NULL,
         created_at = $2, next_attempt_at = $2, url = COALESCE($3, t.url)
       FROM ${t} old WHERE old.seq = t.seq AND t.dead_at IS NOT NULL AND ($1::text[] IS NULL OR t.id = ANY($1))
-        AND (t.ordering_key IS NULL OR t.ordering_key = ANY($4::text[]))
-      RETURNING t.url, old.url AS old_url`,
-    // Skips rows another statement has locked (a flusher settling or claiming them): waiting for them,
-    // while they wait for rows this one locked, would deadlock. The outbox moves what is left again.
+      RETURNING t.url, old.url AS old_url, t.ordering_key`,
+    // Events another outbox holds move too (it cannot be waited for): their attempt under way still goes
+    // to the old URL, their next to the new one. This instance's stay (the outbox moves them after their
+    // outcome). Skips rows another statement has locked (a flusher writing their outcome): waiting for
+    // them, while it waits for rows this one locked, would deadlock. The outbox moves what is left again.
     move: `UPDATE ${t} SET url = $2,
         attempts = CASE WHEN dead_at IS NULL THEN 0 ELSE attempts END,
         next_attempt_at = CASE WHEN dead_at IS NULL THEN LEAST(next_attempt_at, $3) ELSE next_attempt_at END
       WHERE seq IN (SELECT seq FROM ${t}
-        WHERE url = $1 AND (dead_at IS NOT NULL OR lease_owner IS NULL OR leased_until <= clock_timestamp())
+        WHERE url = $1 AND (dead_at IS NOT NULL OR lease_owner IS DISTINCT FROM $4 OR leased_until <= clock_timestamp())
         FOR UPDATE SKIP LOCKED)
       RETURNING dead_at IS NOT NULL AS dead`,
     purge: `DELETE FROM ${t} WHERE dead_at IS NOT NULL AND ($1::text[] IS NULL OR id = ANY($1)) RETURNING url`,

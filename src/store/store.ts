@@ -204,8 +204,11 @@ export interface DeadLetter extends StoredEvent {
   deadAt: number;
 }
 
-/** What {@link OutboxStore.get} found: the event, and whether it is pending, claimed or dead (then why and when). */
-export type FoundEvent = (StoredEvent & { state: 'pending' | 'claimed' }) | (DeadLetter & { state: 'dead' });
+/**
+ * What {@link OutboxStore.get} found: the event, and whether it is pending, claimed or dead (then why and
+ * when). `heldElsewhere`: claimed by another instance sharing the store (another process's flusher).
+ */
+export type FoundEvent = (StoredEvent & { state: 'pending' | 'claimed'; heldElsewhere?: boolean }) | (DeadLetter & { state: 'dead' });
 
 /** Arguments of {@link OutboxStore.deadLetters}. */
 export interface DeadLetterQuery {
