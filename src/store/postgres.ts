@@ -53,6 +53,35 @@ export interface PostgresStoreOptions {
   pollIntervalMs?: number;
 }
 
+/** What {@link PostgresStore.inspect} reports about a table, without creating, locking or leasing anything. */
+export interface PostgresStoreInspection {
+  /**
+   * Counters of the whole table; `claimed` counts the events any flusher holds a live lease on, `delivered`
+   * nothing (it is per open), `bytesOnDisk` the table with its indexes.
+   */
+  stats: StoreStats;
+  /** Dead letters, oldest first. */
+  deadLetters: DeadLetter[];
+  /** The event `find` named, when the table holds it. */
+  found?: FoundEvent | undefined;
+}
+
+/** Options of {@link PostgresStore.inspect}. */
+export interface PostgresInspectOptions {
+  /**
+   * The table, as for {@link PostgresStoreOptions.table}. It must exist: `inspect()` never creates it.
+   * @default 'webhook_outbox'
+   */
+  table?: string;
+  /**
+   * Which dead letters to read (`{ limit: 0 }`: none).
+   * @default {} (all of them)
+   */
+  deadLetters?: DeadLetterQuery;
+  /** An event id to look up (`found`). */
+  find?: string;
+}
+
 const TABLE_NAME = /^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$/;
 const REASONS: readonly DeadReason[] = ['http-status', 'max-age', 'max-attempts', 'invalid', 'endpoint-gone'];
 
@@ -131,6 +160,31 @@ export class PostgresStore implements OutboxStore {
     // Leases are renewed at every poll: a few polls must fit in one.
     if (this.#pollIntervalMs * 3 > this.#leaseMs) throw new InvalidOptionError('leaseMs', `must be at least 3 x pollIntervalMs (${3 * this.#pollIntervalMs}), got ${this.#leaseMs}`);
     this.#sql = statements(table);
+  }
+
+  /**
+   * Reads a table that outboxes use, for `webhook-outbox status`, `show` and `dead list`: counters, dead
+   * letters (those `options.deadLetters` selects, all by default) and the event `options.find`, with
+   * plain reads only. Unlike `open()` it creates nothing (no DDL, so no lock that would queue behind the
+   * app's open transactions, and no privilege beyond `SELECT`), holds no lease and repairs nothing.
+   * Rejects with `ERR_INVALID_OPTION` (option `table`) when the table does not exist or is not an outbox
+   * table, `ERR_STORE_IO` when the database fails.
+   */
+  static async inspect(pool: PostgresPool, options: PostgresInspectOptions = {}): Promise<PostgresStoreInspection> {
+    const store = new PostgresStore({ pool, ...(options.table === undefined ? {} : { table: options.table }) });
+    try {
+      const row = (await store.#run(store.#sql.verify, [store.#sql.table])).rows[0];
+      if (row === undefined) throw new InvalidOptionError('table', `there is no table "${store.#table}" in this database (an outbox creates it when it opens)`);
+      if (row.kind !== 'r' || row.ours !== true) throw new InvalidOptionError('table', `"${store.#table}" is not a webhook-outbox table (of this version)`);
+      await store.#count();
+      const stats = store.stats();
+      stats.claimed = Number((await store.#run(store.#sql.leased)).rows[0]?.n ?? 0);
+      const deadLetters = await store.deadLetters(options.deadLetters);
+      const found = options.find === undefined ? undefined : await store.get(options.find);
+      return { stats, deadLetters, found };
+    } finally {
+      await store.close();
+    }
   }
 
   /** Creates the table and its indexes when missing (once, however many processes open it at once), reads the counters. */
@@ -624,26 +678,7 @@ export class PostgresStore implements OutboxStore {
     if (!force && started < this.#nextRefreshAt) return;
     this.#appendedDuringRefresh = new Map();
     try {
-      const { rows } = await this.#run(this.#sql.counts);
-      const endpoints = new Map<string, EndpointStoreStats>();
-      let oldest: number | undefined;
-      let bytes = 0;
-      for (const row of rows) {
-        bytes = Number(row.bytes);
-        if (row.url === null) continue;
-        endpoints.set(row.url as string, { pending: Number(row.pending), dead: Number(row.dead) });
-        const first = row.oldest as number | null;
-        if (first !== null && (oldest === undefined || first < oldest)) oldest = first;
-      }
-      // Appends that raced the count are counted again: the figure may run over until the next refresh, never under.
-      for (const [url, n] of this.#appendedDuringRefresh) {
-        const counters = endpoints.get(url) ?? { pending: 0, dead: 0 };
-        counters.pending += n;
-        endpoints.set(url, counters);
-      }
-      this.#endpoints = endpoints;
-      this.#oldestPendingAt = oldest;
-      this.#bytes = bytes;
+      await this.#count();
       // A safety net: a key whose pending events are all parked would never be claimed again. No path
       // should leave one (each change to a key's pending events re-judges its first under its lock); if
       // one did, it is found here and repaired.
@@ -653,6 +688,30 @@ export class PostgresStore implements OutboxStore {
       this.#appendedDuringRefresh = undefined;
       this.#nextRefreshAt = Date.now() + Math.max(this.#pollIntervalMs, 20 * (Date.now() - started));
     }
+  }
+
+  /** Reads the counters of the whole table (one statement, reads only). */
+  async #count(): Promise<void> {
+    const { rows } = await this.#run(this.#sql.counts);
+    const endpoints = new Map<string, EndpointStoreStats>();
+    let oldest: number | undefined;
+    let bytes = 0;
+    for (const row of rows) {
+      bytes = Number(row.bytes);
+      if (row.url === null) continue;
+      endpoints.set(row.url as string, { pending: Number(row.pending), dead: Number(row.dead) });
+      const first = row.oldest as number | null;
+      if (first !== null && (oldest === undefined || first < oldest)) oldest = first;
+    }
+    // Appends that raced the count are counted again: the figure may run over until the next refresh, never under.
+    for (const [url, n] of this.#appendedDuringRefresh ?? []) {
+      const counters = endpoints.get(url) ?? { pending: 0, dead: 0 };
+      counters.pending += n;
+      endpoints.set(url, counters);
+    }
+    this.#endpoints = endpoints;
+    this.#oldestPendingAt = oldest;
+    this.#bytes = bytes;
   }
 
   #counted(url: string, counter: 'pending' | 'dead', delta: number, appended = false): void {
@@ -904,6 +963,7 @@ function statements(table: string) {
         WHERE seq = ANY($1::bigint[]) AND dead_at IS NULL AND (leased_until IS NULL OR leased_until <= clock_timestamp())
         FOR UPDATE SKIP LOCKED)
       RETURNING ${columns.replaceAll('t.', '')}`,
+    leased: `SELECT count(*) AS n FROM ${t} WHERE dead_at IS NULL AND leased_until > clock_timestamp()`,
     hasPending: `SELECT EXISTS (SELECT 1 FROM ${t} WHERE dead_at IS NULL) AS any`,
     // Only rows this instance still leases are written; the rest went to another flusher meanwhile.
     settle: `WITH ${relaxed}, o AS (
