@@ -92,6 +92,25 @@ export function proxyUrl(value: string): string | undefined {
   return value;
 }
 
+/**
+ * Checks `--postgres` without quoting it (it may carry a password): a `postgres://` or `postgresql://` URL
+ * (or pg's `socket:` form), as node-postgres takes it. Empty (an unset WEBHOOK_OUTBOX_POSTGRES= in a
+ * script) is not given.
+ */
+export function postgresUrl(value: string): string | undefined {
+  if (value === '') return undefined;
+  let protocol: string | undefined;
+  try {
+    ({ protocol } = new URL(value));
+  } catch {
+    // Not a URL: the problem below says what is expected.
+  }
+  if (protocol !== 'postgres:' && protocol !== 'postgresql:' && protocol !== 'socket:') {
+    throw unquoted("option '--postgres' (or WEBHOOK_OUTBOX_POSTGRES)", 'expected a connection string such as postgres://user:password@host:5432/database');
+  }
+  return value;
+}
+
 /** Parses a repeatable `name:value` header into the accumulated record. */
 export function header(value: string, previous: Record<string, string> | undefined): Record<string, string> {
   const colon = value.indexOf(':');

@@ -7,18 +7,18 @@ import type { Outbox } from '../outbox.js';
 import { checkPurgeArgs, deadList, deadPurge, deadReplay } from './commands/dead.js';
 import type { DeadLetterFilters } from './commands/dead.js';
 import { flush } from './commands/flush.js';
-import { assertOutboxDir, openOutbox } from './commands/outbox-dir.js';
+import { DEFAULT_TABLE, inspectTarget, targetOf, withOutbox } from './commands/outbox-target.js';
+import type { OutboxTarget, TargetFlags } from './commands/outbox-target.js';
 import { send } from './commands/send.js';
 import { showEvent } from './commands/show.js';
 import { printStatus, readStatus } from './commands/status.js';
 import { generateSigningKeyPair } from '../signing/ed25519-keys.js';
-import { FileStore } from '../store/file/file-store.js';
 import { runDemo } from './demo/run-demo.js';
 import { runDemoWorker } from './demo/worker.js';
 import { CliError, ExitCode, exitCodeOf } from './exit-codes.js';
 import type { ExitCodeValue } from './exit-codes.js';
 import { formatTable, redactUrl } from './format.js';
-import { duration, header, httpUrl, httpUrlAs, integerAtLeast, pointInTime, proxyUrl, readJsonData, signingSecret } from './parse.js';
+import { duration, header, httpUrl, httpUrlAs, integerAtLeast, pointInTime, postgresUrl, proxyUrl, readJsonData, signingSecret } from './parse.js';
 
 /** Where the CLI writes, and the script a child process runs to get this CLI. */
 export interface CliIo {
@@ -55,7 +55,7 @@ export function scrubArguments(text: string): string {
 /** Builds the program; `setCode` receives each command's exit code. */
 export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void): Command {
   const program = new Command('webhook-outbox')
-    .description('Send webhooks without ever losing one: inspect, drain and replay an outbox directory, or run the demo.')
+    .description('Send webhooks without ever losing one: inspect, drain and replay an outbox directory or PostgreSQL table, or run the demo.')
     .exitOverride()
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),
@@ -109,6 +109,17 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
     });
 
   const dirOption = (): Option => new Option('--dir <path>', 'outbox directory').default(DEFAULT_DIR).env('WEBHOOK_OUTBOX_DIR');
+  /** `--dir`, or `--postgres` and `--table`: where the outbox is (outbox-target.ts makes the store from them). */
+  const targetOptions = (command: Command): Command =>
+    command
+      .addOption(dirOption().conflicts('postgres'))
+      .addOption(
+        new Option('--postgres <connection-string>', 'instead of --dir: the PostgresStore table in this database, postgres://user:password@host:5432/db (better: the environment variable)')
+          .argParser(postgresUrl)
+          .env('WEBHOOK_OUTBOX_POSTGRES'),
+      )
+      .addOption(new Option('--table <name>', "with --postgres: the table, as PostgresStore's table option").default(DEFAULT_TABLE).env('WEBHOOK_OUTBOX_TABLE'));
+  const target = (options: TargetFlags, command: Command): OutboxTarget => targetOf(options, command.getOptionValueSource('table') === 'cli');
   const secretOption = (): Option =>
     new Option('--secret <key>', 'Standard Webhooks signing secret, whsec_... or an ed25519 whsk_... key (better: the environment variable)')
       .argParser(signingSecret)
@@ -153,19 +164,21 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
       );
     });
 
-  program
-    .command('flush')
-    .description('Deliver everything pending in an outbox directory a stopped app left behind. Exit code: 0 drained, 1 some events were dead-lettered, 3 directory locked, 4 --timeout ran out (the rest stays on disk).')
-    .addOption(dirOption())
+  targetOptions(program.command('flush'))
+    .description(
+      'Deliver everything pending in an outbox directory a stopped app left behind, or in an outbox table (alongside the apps that use it). ' +
+        'Exit code: 0 drained, 1 some events were dead-lettered, 3 directory locked, 4 --timeout ran out (the rest stays in the outbox).',
+    )
     .addOption(secretOption())
     .addOption(new Option('--timeout <duration>', 'give up after this long').argParser(duration).default(600_000, '10m'))
     .addOption(blockOption())
     .addOption(allowOption())
     .addOption(proxyOption())
     .option('--quiet', 'no progress bar', false)
-    .action(async (options: { dir: string; secret?: string[]; timeout: number; quiet: boolean } & AddressFlags) => {
+    .action(async (options: TargetFlags & { secret?: string[]; timeout: number; quiet: boolean } & AddressFlags, command: Command) => {
+      const where = target(options, command);
       const policy = networkPolicy(options, io.stderr);
-      setCode(await flush({ dir: options.dir, secret: options.secret, timeoutMs: options.timeout, quiet: options.quiet, ...policy }, io.stdout, io.stderr));
+      setCode(await flush({ target: where, secret: options.secret, timeoutMs: options.timeout, quiet: options.quiet, ...policy }, io.stdout, io.stderr));
     });
 
   program
@@ -185,87 +198,83 @@ export function createProgram(io: CliIo, setCode: (code: ExitCodeValue) => void)
       setCode(ExitCode.ok);
     });
 
-  program
-    .command('show')
-    .description('Where one event stands: pending (with its next attempt) or dead (with the reason), its attempts and their outcomes; reads without taking the lock. Exit 1 if the directory does not hold it (delivered, purged or never enqueued).')
+  targetOptions(program.command('show'))
+    .description(
+      'Where one event stands: pending (with its next attempt), claimed (a table: an outbox is sending it) or dead (with the reason), its attempts and their outcomes; ' +
+        'reads without taking the lock or a lease. Exit 1 if the outbox does not hold it (delivered, purged or never enqueued).',
+    )
     .argument('<id>', 'the event id (webhook-id)')
-    .addOption(dirOption())
     .option('--json', 'machine-readable output', false)
-    .action(async (id: string, options: { dir: string; json: boolean }) => {
-      await assertOutboxDir(options.dir);
+    .action(async (id: string, options: TargetFlags & { json: boolean }, command: Command) => {
       // Without the lock: a running app may be sending it right now.
-      const { found } = await FileStore.inspect(options.dir, { deadLetters: { limit: 0 }, find: id });
+      const { found } = await inspectTarget(target(options, command), { deadLetters: { limit: 0 }, find: id });
       setCode(showEvent(id, found, options.json, io.stdout));
     });
 
-  program
-    .command('status')
-    .description('Pending, in flight, dead, oldest age, bytes on disk, corrupt records and per-endpoint counts of an outbox directory; reads without taking the lock, so it works while the app runs.')
-    .addOption(dirOption())
+  targetOptions(program.command('status'))
+    .description(
+      'Pending, in flight, dead, oldest age, size, corrupt records and per-endpoint counts of an outbox directory or table; ' +
+        'reads without taking the lock or a lease, so it works while the apps run.',
+    )
     .option('--json', 'machine-readable output', false)
-    .action(async (options: { dir: string; json: boolean }) => {
-      setCode(printStatus(await readStatus(options.dir), options.json, io.stdout));
+    .action(async (options: TargetFlags & { json: boolean }, command: Command) => {
+      setCode(printStatus(await readStatus(target(options, command)), options.json, io.stdout));
     });
 
-  const withOutbox = async <T>(dir: string, use: (outbox: Outbox) => Promise<T>): Promise<T> => {
-    await assertOutboxDir(dir);
-    const outbox = await openOutbox(dir, { autoFlush: false });
-    try {
-      return await use(outbox);
-    } finally {
-      await outbox.close();
-    }
-  };
+  // Moves, replays and purges: an outbox that does not deliver (the app, or `flush`, does).
+  const withStillOutbox = <T>(where: OutboxTarget, use: (outbox: Outbox) => Promise<T>): Promise<T> => withOutbox(where, { autoFlush: false }, use);
 
-  program
-    .command('move')
-    .description('Send everything queued for one endpoint URL (pending and dead letters) to another from now on: the receiver moved. Pending events are due at once with fresh attempts. Takes the lock (exit 3 while an app owns the directory: call outbox.moveEndpoint() there).')
+  targetOptions(program.command('move'))
+    .description(
+      'Send everything queued for one endpoint URL (pending and dead letters) to another from now on: the receiver moved. Pending events are due at once with fresh attempts. ' +
+        'A directory: takes the lock (exit 3 while an app owns it: call outbox.moveEndpoint() there). A table: events an outbox is sending at that moment stay (said on stderr; run it again).',
+    )
     .argument('<from>', 'the URL the events were enqueued for', httpUrlAs("argument 'from'"))
     .argument('<to>', 'the URL to send them to', httpUrlAs("argument 'to'"))
-    .addOption(dirOption())
-    .action(async (from: string, to: string, options: { dir: string }) => {
-      const moved = await withOutbox(options.dir, (outbox) => outbox.moveEndpoint(from, to));
+    .action(async (from: string, to: string, options: TargetFlags, command: Command) => {
+      const { moved, left } = await withStillOutbox(target(options, command), async (outbox) => {
+        const count = await outbox.moveEndpoint(from, to);
+        const counters = outbox.stats().endpoints[from];
+        return { moved: count, left: (counters?.pending ?? 0) + (counters?.dead ?? 0) };
+      });
       io.stdout.write(`Moved ${moved} event${moved === 1 ? '' : 's'} from ${redactUrl(from)} to ${redactUrl(to)}.\n`);
+      if (left > 0) io.stderr.write(`${left} event(s) of ${redactUrl(from)} were being sent by an outbox and stay there: run move again once their attempt ended\n`);
       setCode(ExitCode.ok);
     });
 
   const dead = program.command('dead').description('List, replay or purge dead letters (events given up on).');
   dead
     .command('list')
-    .description('Show dead letters with their reason, attempts and last answer (sensitive header values redacted); reads without taking the lock. Exit 1 if a named id is not a dead letter.')
+    .description('Show dead letters with their reason, attempts and last answer (sensitive header values redacted); reads without taking the lock or a lease. Exit 1 if a named id is not a dead letter.')
     .argument('[ids...]', 'only these ids')
-    .addOption(dirOption())
     .option('--json', 'machine-readable output', false)
-    .action(async (ids: string[], options: { dir: string; json: boolean } & DeadLetterFilters) => {
-      await assertOutboxDir(options.dir);
-      // Only what is asked for is read from disk: the named ids, else what the filters select.
-      const { deadLetters } = await FileStore.inspect(options.dir, { deadLetters: ids.length > 0 ? { ids } : filtersOf(options) });
+    .action(async (ids: string[], options: TargetFlags & { json: boolean } & DeadLetterFilters, command: Command) => {
+      // Only what is asked for is read: the named ids, else what the filters select.
+      const { deadLetters } = await inspectTarget(target(options, command), { deadLetters: ids.length > 0 ? { ids } : filtersOf(options) });
       setCode(deadList(deadLetters, ids, filtersOf(options), options.json, io.stdout));
     });
   dead
     .command('replay')
     .description('Put dead letters back in the queue with fresh attempts (all of them without ids); the app or `flush` delivers them.')
     .argument('[ids...]', 'only these ids')
-    .addOption(dirOption())
     .option('--url <url>', 'send them to this URL from now on (the receiver moved); needs ids or --endpoint', httpUrlAs("option '--url'"))
-    .action(async (ids: string[], options: { dir: string; url?: string } & DeadLetterFilters) => {
+    .action(async (ids: string[], options: TargetFlags & { url?: string } & DeadLetterFilters, command: Command) => {
       if (options.url !== undefined && ids.length === 0 && options.endpoint === undefined) {
         throw new CliError(ExitCode.usage, '--url needs the ids of the dead letters to send there, or --endpoint (to move everything of one URL: webhook-outbox move)');
       }
-      setCode(await withOutbox(options.dir, (outbox) => deadReplay(outbox, ids, filtersOf(options), io.stdout, options.url)));
+      setCode(await withStillOutbox(target(options, command), (outbox) => deadReplay(outbox, ids, filtersOf(options), io.stdout, options.url)));
     });
   dead
     .command('purge')
     .description('Delete dead letters for good: the named ids, or all of them with --all.')
     .argument('[ids...]', 'the ids to delete')
-    .addOption(dirOption())
     .option('--all', 'purge every dead letter', false)
-    .action(async (ids: string[], options: { dir: string; all: boolean } & DeadLetterFilters) => {
+    .action(async (ids: string[], options: TargetFlags & { all: boolean } & DeadLetterFilters, command: Command) => {
       checkPurgeArgs(ids, filtersOf(options), options.all);
-      setCode(await withOutbox(options.dir, (outbox) => deadPurge(outbox, ids, filtersOf(options), options.all, io.stdout)));
+      setCode(await withStillOutbox(target(options, command), (outbox) => deadPurge(outbox, ids, filtersOf(options), options.all, io.stdout)));
     });
   for (const command of dead.commands) {
-    command
+    targetOptions(command)
       .option('--endpoint <url>', 'only dead letters of this endpoint URL (as `status` lists it)', httpUrlAs("option '--endpoint'"))
       .option('--since <when>', 'only those that died at or after this time: 2026-11-24T18:00:00Z, or a time ago such as 2h or 7d', pointInTime)
       .option('--until <when>', 'only those that died before this time (same forms as --since)', pointInTime);
@@ -325,7 +334,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     if (error instanceof CommanderError) {
       return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
     }
-    io.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+    // A database's or a proxy's error may quote the URL it was given, credentials included.
+    io.stderr.write(`error: ${scrubArguments(error instanceof Error ? error.message : String(error))}\n`);
     return exitCodeOf(error);
   }
 }

@@ -56,7 +56,7 @@ export function builtPackage(): { readonly cli: string; readonly indexUrl: strin
 
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  const names = ['WEBHOOK_OUTBOX_SECRET', 'WEBHOOK_OUTBOX_DIR', 'WEBHOOK_OUTBOX_BLOCK_PRIVATE_ADDRESSES', 'WEBHOOK_OUTBOX_PROXY', 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'];
+  const names = ['WEBHOOK_OUTBOX_SECRET', 'WEBHOOK_OUTBOX_DIR', 'WEBHOOK_OUTBOX_POSTGRES', 'WEBHOOK_OUTBOX_TABLE', 'WEBHOOK_OUTBOX_BLOCK_PRIVATE_ADDRESSES', 'WEBHOOK_OUTBOX_PROXY', 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'];
   for (const name of names) if (!(name in extra)) delete env[name];
   return env;
 }

@@ -1,6 +1,6 @@
 /**
- * `webhook-outbox show <id>`: where one event of an outbox directory stands (pending or dead), with its
- * attempts, read without taking the lock.
+ * `webhook-outbox show <id>`: where one event of an outbox directory or table stands (pending, claimed or
+ * dead), with its attempts, read without taking the lock or a lease.
  */
 import type { Writable } from 'node:stream';
 import type { FoundEvent } from '../../store/store.js';
@@ -10,13 +10,14 @@ import { formatTable, printable } from '../format.js';
 import { viewEvent } from './dead.js';
 
 /**
- * Prints `found` (the event `id`, as the journal holds it) as text or JSON. Exit 1 when the directory does
- * not hold it: delivered, purged or never enqueued.
+ * Prints `found` (the event `id`, as the store holds it) as text or JSON. Exit 1 when the outbox does not
+ * hold it: delivered, purged or never enqueued.
  */
 export function showEvent(id: string, found: FoundEvent | undefined, json: boolean, out: Writable): ExitCodeValue {
   if (found === undefined) throw new CliError(ExitCode.failure, `${printable(id)} is not in the outbox: delivered, purged, or never enqueued`);
-  // The journal cannot tell a claimed event from a pending one: another process may be sending it now.
-  const state = found.state === 'dead' ? 'dead' : 'pending';
+  // A table knows which events an outbox holds a lease on (it is sending them); a journal read without the
+  // lock cannot tell a claimed event from a pending one.
+  const state = found.state;
   const view = {
     ...viewEvent(found),
     state,
@@ -29,7 +30,12 @@ export function showEvent(id: string, found: FoundEvent | undefined, json: boole
     out.write(`${JSON.stringify(view, null, 2)}\n`);
     return ExitCode.ok;
   }
-  const when = 'reason' in view ? `dead (${view.reason}) since ${view.deadAt}` : `pending, next attempt at ${view.nextAttemptAt}`;
+  const when =
+    'reason' in view
+      ? `dead (${view.reason}) since ${view.deadAt}`
+      : state === 'claimed'
+        ? `claimed (an outbox is sending it), attempt due at ${view.nextAttemptAt}`
+        : `pending, next attempt at ${view.nextAttemptAt}`;
   // Text from the receiver (errors) and the producer (ids, keys) is printed with its control characters escaped.
   out.write(`${printable(view.id)}: ${when}, ${view.attempts} attempt${view.attempts === 1 ? '' : 's'}, created ${view.createdAt}\n`);
   out.write(`  url ${printable(view.url)}${view.orderingKey === undefined ? '' : `, ordering key ${printable(view.orderingKey)}`}, body ${view.bodyBytes} bytes\n`);
