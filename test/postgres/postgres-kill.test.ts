@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, inject, it } from 'vitest';
+import type { OutboxOptions } from '../../src/options.js';
 import { Outbox } from '../../src/outbox.js';
 import { PostgresStore } from '../../src/store/postgres.js';
 import { startFlakyReceiver } from '../../src/testing/flaky-receiver.js';
@@ -106,6 +107,11 @@ async function rowCount(table: string): Promise<number> {
   return (await pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n as number;
 }
 
+/** The outbox in the parent that takes over the dead child's table. */
+function survivor(table: string, url: string, signingSecret: string, options: Partial<OutboxOptions> = {}): Promise<Outbox> {
+  return Outbox.open({ store: new PostgresStore({ pool, table, leaseMs: LEASE_MS, pollIntervalMs: POLL_MS }), url, signingSecret, retry: FAST_RETRY, ...options });
+}
+
 describe('PostgresStore after kill -9 of a flusher', () => {
   it('another outbox delivers every accepted event once the dead one\'s leases ran out; duplicates only for requests in flight', async () => {
     const secret = newSecret();
@@ -134,13 +140,7 @@ describe('PostgresStore after kill -9 of a flusher', () => {
       const pendingAtKill = await rowCount(table);
 
       slow = false;
-      outbox = await Outbox.open({
-        store: new PostgresStore({ pool, table, leaseMs: LEASE_MS, pollIntervalMs: POLL_MS }),
-        url: receiver.url,
-        signingSecret: secret,
-        retry: FAST_RETRY,
-        concurrency: 16,
-      });
+      outbox = await survivor(table, receiver.url, secret, { concurrency: 16 });
       await outbox.drain({ timeoutMs: 25_000 });
       const drainedAt = Date.now();
       expect(outbox.stats()).toMatchObject({ pending: 0, dead: 0 });
@@ -220,12 +220,7 @@ describe('PostgresStore after kill -9 of a flusher', () => {
       const rolledBackAfter = Date.now() - killedAt;
 
       slow = false;
-      outbox = await Outbox.open({
-        store: new PostgresStore({ pool, table, leaseMs: LEASE_MS, pollIntervalMs: POLL_MS }),
-        url: receiver.url,
-        signingSecret: secret,
-        retry: FAST_RETRY,
-      });
+      outbox = await survivor(table, receiver.url, secret);
       await outbox.drain({ timeoutMs: 25_000 });
       // A few more polls: nothing shows up late.
       await new Promise((resolve) => setTimeout(resolve, 3 * POLL_MS));
