@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { afterEach } from 'vitest';
 import type { NewEvent, Outcome } from '../../src/store/store.js';
 import { PostgresStore } from '../../src/store/postgres.js';
 import type { PostgresPool, PostgresStoreOptions } from '../../src/store/postgres.js';
@@ -73,4 +74,29 @@ export async function openedPair(options: PostgresStoreOptions): Promise<[Postgr
   const pair: [PostgresStore, PostgresStore] = [new PostgresStore(options), new PostgresStore(options)];
   for (const store of pair) await store.open();
   return pair;
+}
+
+/** Resolves with the promise's value, or with 'timeout' after `ms` (a rejection passes through). */
+export async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms)));
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** How a promise settled, as a value: `{ value }` or `{ error }`. */
+export function settled<T>(promise: Promise<T>): Promise<{ value?: T; error?: unknown }> {
+  return promise.then((value) => ({ value }), (error: unknown) => ({ error }));
+}
+
+/** Clean-ups a test registers, run after it in reverse order (a failing one does not stop the others). */
+export function cleanedUpAfterEach(): (() => Promise<unknown>)[] {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+  });
+  return cleanups;
 }

@@ -1,27 +1,14 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Outbox } from '../../src/outbox.js';
 import { PostgresStore } from '../../src/store/postgres.js';
 import { startFlakyReceiver } from '../../src/testing/flaky-receiver.js';
 import { FAST_RETRY } from '../outbox-helpers.js';
 import { freshTable, testPool } from './pool.js';
-import { hooked, kind, sleep } from './helpers.js';
+import { cleanedUpAfterEach, hooked, kind, settled, sleep, within } from './helpers.js';
 
 const pool = testPool(12);
 
-async function within<T>(promise: Promise<T>, ms: number): Promise<{ settled: true; value?: T; error?: unknown } | 'timeout'> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms)));
-  try {
-    return await Promise.race([promise.then((value) => ({ settled: true as const, value }), (error: unknown) => ({ settled: true as const, error })), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
-});
+const cleanups = cleanedUpAfterEach();
 
 describe('Outbox on a PostgresStore: a statement that never answers (a network partition without keepalive, a lock wait)', () => {
   it('drain({ timeoutMs }) rejects with ERR_DRAIN_TIMEOUT while the settle of a delivered event hangs', async () => {
@@ -32,12 +19,12 @@ describe('Outbox on a PostgresStore: a statement that never answers (a network p
     const outbox = await Outbox.open({ store: new PostgresStore({ pool: q, table, pollIntervalMs: 50 }), url: receiver.url, retry: FAST_RETRY });
     cleanups.push(async () => {
       hang = false;
-      await within(outbox.close({ timeoutMs: 100 }), 1_000);
+      await within(settled(outbox.close({ timeoutMs: 100 })), 1_000);
       await receiver.close();
     });
     hang = true;
     await outbox.enqueue({ body: 1 });
-    const drained = await within(outbox.drain({ timeoutMs: 500 }), 5_000);
+    const drained = await within(settled(outbox.drain({ timeoutMs: 500 })), 5_000);
     expect(drained).not.toBe('timeout');
     expect((drained as { error?: { code?: string } }).error?.code).toBe('ERR_DRAIN_TIMEOUT');
   });
@@ -54,7 +41,7 @@ describe('Outbox on a PostgresStore: a statement that never answers (a network p
     for (let i = 0; i < 200 && receiver.countById(id) === 0; i++) await sleep(10);
     await sleep(100);
     // SIGTERM: the app closes the outbox with a bound, then ends its pool and exits.
-    const closed = await within(outbox.close({ timeoutMs: 200 }), 5_000);
+    const closed = await within(settled(outbox.close({ timeoutMs: 200 })), 5_000);
     expect(closed).not.toBe('timeout');
   });
 
@@ -66,7 +53,7 @@ describe('Outbox on a PostgresStore: a statement that never answers (a network p
     hang = true;
     await outbox.enqueue({ body: 1 }); // pokes the flusher: its claim hangs
     await sleep(200);
-    const closed = await within(outbox.close({ timeoutMs: 200 }), 5_000);
+    const closed = await within(settled(outbox.close({ timeoutMs: 200 })), 5_000);
     expect(closed).not.toBe('timeout');
   });
 });

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { Outbox } from '../../src/outbox.js';
 import { PostgresStore } from '../../src/store/postgres.js';
@@ -6,25 +6,11 @@ import { startFlakyReceiver } from '../../src/testing/flaky-receiver.js';
 import type { FlakyReceiver } from '../../src/testing/flaky-receiver.js';
 import { FAST_RETRY } from '../outbox-helpers.js';
 import { freshTable, testPool } from './pool.js';
-import { sleep } from './helpers.js';
+import { cleanedUpAfterEach, sleep, within } from './helpers.js';
 
 const pool = testPool(12);
 
-/** Resolves with the value, or with 'timeout' after `ms`. */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms)));
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
-});
+const cleanups = cleanedUpAfterEach();
 
 describe('Outbox on a PostgresStore: key locks held by the caller\'s open transaction, seen through the Outbox', () => {
   it('a plain enqueue (no key) by a caller whose open transaction enqueued key K resolves while another caller enqueues K in the same tick (no self-deadlock)', async () => {
