@@ -48,7 +48,7 @@ export type { MemoryStoreOptions, MemoryStoreSnapshot } from './store/memory.js'
 export { LowdbStore } from './store/lowdb.js';
 export type { LowdbStoreOptions } from './store/lowdb.js';
 export { PostgresStore } from './store/postgres.js';
-export type { PostgresStoreOptions, PostgresQueryable, PostgresInspectOptions, PostgresStoreInspection } from './store/postgres.js';
+export type { PostgresStoreOptions, PostgresQueryable, PostgresQuery, PostgresInspectOptions, PostgresStoreInspection } from './store/postgres.js';
 export { FileStore } from './store/file/file-store.js';
 export type { FileStoreOptions, FileStoreInspection } from './store/file/file-store.js';
 export type { FileSystem } from './store/file/file-system.js';

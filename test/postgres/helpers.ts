@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { afterEach } from 'vitest';
 import type { NewEvent, Outcome } from '../../src/store/store.js';
 import { PostgresStore } from '../../src/store/postgres.js';
-import type { PostgresPool, PostgresStoreOptions } from '../../src/store/postgres.js';
+import type { PostgresPool, PostgresQuery, PostgresStoreOptions } from '../../src/store/postgres.js';
 
 export const URL_A = 'http://127.0.0.1:1/a';
 export const URL_B = 'http://127.0.0.1:1/b';
@@ -36,10 +36,10 @@ export type Hook = (text: string, values: unknown[] | undefined, run: () => Prom
 
 /** A pool over `pool` whose every statement (its clients' too) goes through `hook` (default: straight through). */
 export function hooked(pool: pg.Pool, hook?: Hook): PostgresPool & { hook: Hook | undefined; statements: string[] } {
-  const through = (on: { query(text: string, values?: unknown[]): Promise<pg.QueryResult> }) => (text: string, values?: unknown[]) => {
-    q.statements.push(text);
-    const run = () => on.query(text, values);
-    return (q.hook === undefined ? run() : q.hook(text, values, run)) as never;
+  const through = (on: { query(query: PostgresQuery): Promise<pg.QueryResult> }) => (query: PostgresQuery) => {
+    q.statements.push(query.text);
+    const run = () => on.query(query);
+    return (q.hook === undefined ? run() : q.hook(query.text, query.values, run)) as never;
   };
   const q = {
     hook,

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebhookOutboxError } from '../../src/errors.js';
 import { Outbox } from '../../src/outbox.js';
 import { PostgresStore } from '../../src/store/postgres.js';
+import type { PostgresQuery } from '../../src/store/postgres.js';
 import { startFlakyReceiver } from '../../src/testing/flaky-receiver.js';
 import { FAST_RETRY, newSecret, waitFor } from '../outbox-helpers.js';
 import { freshTable } from './pool.js';
@@ -169,7 +170,7 @@ describe('PostgresStore when a write of an outcome fails', () => {
     pool.on('error', () => undefined);
     let broken = false;
     const flaky = {
-      query: (text: string, values?: unknown[]) => (broken ? Promise.reject(new Error('Connection terminated unexpectedly')) : pool.query(text, values)),
+      query: (query: PostgresQuery) => (broken ? Promise.reject(new Error('Connection terminated unexpectedly')) : pool.query(query)),
       connect: () => (broken ? Promise.reject(new Error('Connection terminated unexpectedly')) : pool.connect()),
     };
     const table = freshTable();

@@ -1,6 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { describe, expect, inject, it } from 'vitest';
 import { Outbox } from '../../src/outbox.js';
 import { PostgresStore } from '../../src/store/postgres.js';
+import type { PostgresQuery } from '../../src/store/postgres.js';
 import { closedAfterEach } from '../outbox-helpers.js';
 import { freshTable, testPool } from './pool.js';
 import { countRows, dead, delivered, ev } from './helpers.js';
@@ -148,6 +150,60 @@ describe('PostgresStore: input', () => {
       expect([...(events[0]?.body ?? [])]).toEqual([0, 1, 0, 255]);
     } finally {
       await store.close();
+    }
+  });
+
+  it('preparedStatements: the store sends named prepared statements, or plain ones with false; anything else is refused', async () => {
+    expect(() => new PostgresStore({ pool, preparedStatements: 'yes' as unknown as boolean })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION', option: 'preparedStatements' }));
+    for (const preparedStatements of [true, false]) {
+      // One connection, so what the store prepared is all on it.
+      const one = new pg.Pool({ ...inject('postgres'), max: 1 });
+      try {
+        await one.query('DEALLOCATE ALL');
+        const store = new PostgresStore({ pool: one, table: freshTable(), preparedStatements });
+        await store.open();
+        await store.append([ev('p1'), ev('p2')]);
+        await store.claim({ limit: 2, now: Date.now() });
+        await store.settle([delivered('p1'), dead('p2')]);
+        expect((await store.deadLetters()).map((letter) => letter.id)).toEqual(['p2']);
+        await store.close();
+        const names = (await one.query(`SELECT name FROM pg_prepared_statements WHERE name LIKE 'webhook_outbox_%'`)).rows;
+        expect(names.length > 0).toBe(preparedStatements);
+      } finally {
+        await one.end();
+      }
+    }
+  });
+
+  it('behind a pooler that forgets prepared statements between transactions, preparedStatements: false is what works', async () => {
+    // Each statement on a server connection that has forgotten what this client prepared (PgBouncer in
+    // transaction mode without max_prepared_statements).
+    const one = new pg.Pool({ ...inject('postgres'), max: 1 });
+    const forgetting = (on: { query(query: PostgresQuery): Promise<pg.QueryResult> }) => async (query: PostgresQuery) => {
+      await on.query({ text: 'DEALLOCATE ALL' });
+      return on.query(query);
+    };
+    const pooler = {
+      query: forgetting(one),
+      connect: async () => {
+        const client = await one.connect();
+        return { query: forgetting(client), release: (error?: Error | boolean) => client.release(error) };
+      },
+    };
+    try {
+      const table = freshTable();
+      const prepared = new PostgresStore({ pool: pooler, table });
+      await expect(prepared.open()).rejects.toMatchObject({ code: 'ERR_STORE_IO', message: expect.stringContaining('does not exist') });
+      await prepared.close();
+      const plain = new PostgresStore({ pool: pooler, table, preparedStatements: false });
+      await plain.open();
+      await plain.append([ev('f1')]);
+      expect((await plain.claim({ limit: 1, now: Date.now() })).events.map((event) => event.id)).toEqual(['f1']);
+      await plain.settle([delivered('f1')]);
+      expect(plain.stats().pending).toBe(0);
+      await plain.close();
+    } finally {
+      await one.end();
     }
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PostgresStore } from '../../src/store/postgres.js';
 import { freshTable, testPool } from './pool.js';
-import { countRows, dead, delivered, ev, sleep, URL_A, openedPair } from './helpers.js';
+import { countRows, dead, delivered, ev, hooked, sleep, URL_A, openedPair } from './helpers.js';
 
 const pool = testPool(6);
 
@@ -69,6 +69,32 @@ describe('PostgresStore: shared by flushers and transactions', () => {
         await sleep(20);
       }
       expect(seen).toContain('new');
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('a claim that excludes every endpoint with events (the backlog of one URL behind an open circuit) asks nothing; an event to a new URL is found after the next refresh', async () => {
+    const table = freshTable();
+    const BIG = 'http://127.0.0.1:1/big';
+    const statements = hooked(pool);
+    const a = new PostgresStore({ pool: statements, table, pollIntervalMs: 50 });
+    const b = new PostgresStore({ pool, table, pollIntervalMs: 50 });
+    await a.open();
+    await b.open();
+    try {
+      await a.append(Array.from({ length: 1_200 }, (_, i) => ev(`b${i}`, { url: BIG })));
+      statements.statements.length = 0;
+      expect(await a.claim({ limit: 16, now: Date.now(), excludeEndpoints: new Set([BIG]) })).toEqual({ events: [], nextDueAt: undefined });
+      expect(statements.statements).toEqual([]);
+      await b.append([ev('new', { url: URL_A })]);
+      let found: string[] = [];
+      for (let i = 0; i < 100 && found.length === 0; i++) {
+        await sleep(20);
+        found = (await a.claim({ limit: 16, now: Date.now(), excludeEndpoints: new Set([BIG]) })).events.map((e) => e.id);
+      }
+      expect(found).toEqual(['new']);
     } finally {
       await a.close();
       await b.close();
