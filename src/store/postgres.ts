@@ -66,6 +66,8 @@ export interface PostgresStoreOptions {
    * PostgreSQL may plan once): about a third less database CPU per event. Set false behind a pooler that
    * does not keep prepared statements across transactions (PgBouncer before 1.21, or with
    * `max_prepared_statements = 0`, in transaction mode): it answers "prepared statement ... does not exist".
+   * The store also stops preparing at the first such answer and runs the statement again, but a
+   * transactional `enqueue()` that meets it fails (your transaction with it).
    * @default true
    */
   preparedStatements?: boolean;
@@ -141,7 +143,7 @@ export class PostgresStore implements OutboxStore {
   readonly #sql: ReturnType<typeof statements>;
   readonly #table: string;
   /** Names of the prepared statements, by text; undefined when statements are not prepared. */
-  readonly #names: Map<string, string> | undefined;
+  #names: Map<string, string> | undefined;
   /** This instance's name on its leases. */
   readonly #owner = randomUUID();
   readonly #held = new Map<string, Held>();
@@ -432,7 +434,8 @@ export class PostgresStore implements OutboxStore {
         await client.query({ text: 'ROLLBACK' }).catch((rollback: unknown) => {
           broken = rollback instanceof Error ? rollback : new Error(String(rollback));
         });
-        if (attempt < RERUNS && rerunnable(error instanceof StoreIoError ? error.cause : error)) continue;
+        const cause = error instanceof StoreIoError ? error.cause : error;
+        if (attempt < RERUNS && (rerunnable(cause) || forgotten(cause))) continue;
         throw error;
       } finally {
         client.release(broken);
@@ -800,6 +803,12 @@ export class PostgresStore implements OutboxStore {
       try {
         return await on.query(query);
       } catch (error) {
+        if (query.name !== undefined && forgotten(error)) {
+          // A pooler that does not keep prepared statements: this store stops preparing. Nothing ran.
+          this.#names = undefined;
+          delete query.name;
+          if (on === this.#pool) continue;
+        }
         if (on === this.#pool && attempt < RERUNS && rerunnable(error)) continue;
         throw this.#fault(error);
       }
@@ -839,6 +848,11 @@ function bySeq(a: Record<string, unknown>, b: Record<string, unknown>): number {
 
 /** Statements and the store's transactions that lose a deadlock (or a serialization failure) run again, up to this many times in all. */
 const RERUNS = 3;
+
+/** "prepared statement ... does not exist": the connection is not the one that prepared it (a pooler's). */
+function forgotten(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === '26000';
+}
 
 function rerunnable(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
