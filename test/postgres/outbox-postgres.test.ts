@@ -38,6 +38,30 @@ describe('Outbox on a PostgresStore', () => {
     }
   });
 
+  it('a transactional enqueue committed a moment later is sent without waiting for the next poll', async () => {
+    const receiver = (opened.receiver = await startFlakyReceiver());
+    // Polls a minute apart: only the store's quick looks after the enqueue can find the committed events.
+    const outbox = (opened.outbox = await Outbox.open({
+      store: new PostgresStore({ pool, table: freshTable(), pollIntervalMs: 60_000, leaseMs: 180_000 }),
+      url: receiver.url,
+      retry: FAST_RETRY,
+    }));
+    const client = await pool.connect();
+    try {
+      const ids: string[] = [];
+      for (const wait of [0, 30, 200]) {
+        await client.query('BEGIN');
+        ids.push((await outbox.enqueue({ body: { wait } }, { transaction: client })).id);
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        await client.query('COMMIT');
+      }
+      await outbox.drain({ timeoutMs: 20_000 });
+      expect(receiver.requests.map((request) => request.id).sort()).toEqual([...ids].sort());
+    } finally {
+      client.release();
+    }
+  });
+
   it('refuses a transaction on a store that cannot join one, and a transaction that is not a client, writing nothing', async () => {
     const store = new MemoryStore();
     const outbox = (opened.outbox = await Outbox.open({ store, url: 'http://127.0.0.1:1/x', autoFlush: false }));
