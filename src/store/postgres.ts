@@ -65,8 +65,8 @@ export interface PostgresStoreOptions {
    * Sends the store's statements as named prepared statements, which each connection parses once (and
    * PostgreSQL may plan once): about a third less database CPU per event. Set false behind a pooler that
    * does not keep prepared statements across transactions (PgBouncer before 1.21, or with
-   * `max_prepared_statements = 0`, in transaction mode): it answers "prepared statement ... does not exist".
-   * The store also stops preparing at the first such answer and runs the statement again, but a
+   * `max_prepared_statements = 0`, in transaction mode): it answers "prepared statement ... does not exist"
+   * (or "already exists"). The store also stops preparing at the first such answer and runs the statement again, but a
    * transactional `enqueue()` that meets it fails (your transaction with it).
    * @default true
    */
@@ -163,8 +163,10 @@ export class PostgresStore implements OutboxStore {
   #nextRefreshAt = 0;
   /** Rows (pending and dead) at the last count. */
   #rows = 0;
-  /** No ANALYZE before the table holds this many rows (ten times those at the last one this store ran). */
+  /** No ANALYZE before the table holds this many rows (ten times those at the last one this store tried). */
   #analyzeAbove = 0;
+  /** The store's ANALYZE under way, if any. */
+  #analyzing: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** The next quick look after a transactional enqueue (see `#lookSoon`); `again`: another came since. */
   #soon: { timer: NodeJS.Timeout; again: boolean } | undefined;
@@ -232,10 +234,14 @@ export class PostgresStore implements OutboxStore {
     this.#assertOpen();
     if (this.#opened) return;
     // A relation of that name that is not an outbox table (another outbox's index, say) is named as such,
-    // before CREATE ... IF NOT EXISTS skips it and an index on it fails with a confusing error.
-    await this.#verify(false);
-    await this.#run(this.#sql.create);
-    await this.#verify(true);
+    // before CREATE ... IF NOT EXISTS skips it and an index on it fails with a confusing error. A complete
+    // outbox table gets no DDL at all: CREATE INDEX IF NOT EXISTS locks the table (SHARE) before it finds
+    // the index there, so it would wait for every open transaction that wrote to it (an app's that enqueued)
+    // while every insert and claim waited behind it.
+    if (!(await this.#verify(false))) {
+      await this.#run(this.#sql.create);
+      await this.#verify(true);
+    }
     await this.#refresh(true);
     this.#opened = true;
     this.#timer = setInterval(() => void this.#tick(), this.#pollIntervalMs);
@@ -244,21 +250,22 @@ export class PostgresStore implements OutboxStore {
 
   /**
    * `CREATE ... IF NOT EXISTS` skips a name that is taken: checks that the table is an outbox table and
-   * has every index, so a name clash fails open() instead of leaving a table without its index.
+   * has every index, so a name clash fails open() instead of leaving a table without its index. Resolves
+   * whether the table exists with every index (before the create: whether it is needed).
    */
-  async #verify(created: boolean): Promise<void> {
+  async #verify(created: boolean): Promise<boolean> {
     const row = (await this.#run(this.#sql.verify, [this.#sql.table])).rows[0];
-    if (row === undefined && !created) return;
+    if (row === undefined && !created) return false;
     if (row?.kind !== 'r' || row.ours !== true) {
       throw new InvalidOptionError('table', `"${this.#table}" exists and is not a webhook-outbox table (of this version); choose another name`);
     }
-    // Before the create, an outbox table may lack an index the create is about to add.
-    if (!created) return;
     const has = new Set(row.indexes as string[] | null);
     const missing = this.#sql.indexes.filter((index) => !has.has(index));
-    if (missing.length > 0) {
+    // Before the create, an outbox table may lack an index the create is about to add.
+    if (missing.length > 0 && created) {
       throw new InvalidOptionError('table', `the index ${missing.join(', ')} of "${this.#table}" could not be made: another relation has that name; choose another table name`);
     }
+    return missing.length === 0;
   }
 
   /** Calls `onChange` after every poll: events may have come from another process or a committed transaction. */
@@ -710,10 +717,16 @@ export class PostgresStore implements OutboxStore {
     await this.#ticking;
     // A claim or an outcome under way ends first (a claim hands its leases back itself).
     await Promise.allSettled(this.#calls);
-    if (this.#held.size === 0 || !this.#opened) return;
-    const ids = [...this.#held.keys()];
-    this.#held.clear();
-    await this.#run(this.#sql.release, [ids, this.#owner]);
+    try {
+      if (this.#held.size > 0 && this.#opened) {
+        const ids = [...this.#held.keys()];
+        this.#held.clear();
+        await this.#run(this.#sql.release, [ids, this.#owner]);
+      }
+    } finally {
+      // Last (the leases go back first): the app may end its pool once close() resolved.
+      await this.#analyzing;
+    }
   }
 
   /** One poll: renew leases, refresh the counters when due, then tell the outbox. */
@@ -794,26 +807,25 @@ export class PostgresStore implements OutboxStore {
    * analyzed nearly empty, before a burst: autovacuum gets to it within a minute or so). Meanwhile it
    * takes the rows with no dead letter for a few (a column's share of NULLs unknown) and claims read and
    * sort every due event instead of walking the index: 18 ms a claim at 100,000 pending, against 5 ms.
-   * Without the privilege to analyze, PostgreSQL skips it with a warning and the next try waits for ten
+   * It never waits for a lock (`SKIP_LOCKED`: a VACUUM or another ANALYZE running, it is skipped); without
+   * the privilege to analyze, PostgreSQL skips it with a warning. Either way the next try waits for ten
    * times as many rows.
    */
   #analyzeWhenStale(): void {
     const rows = this.#rows;
     if (rows < ANALYZE_MIN_ROWS || rows < this.#analyzeAbove || this.#closed) return;
-    this.#analyzeAbove = Infinity;
-    // Not in the polls' way (an ANALYZE of a large table takes a while); close() waits for it.
-    const analyzing = (async () => {
+    // Not tried again before ten times the rows, whatever happens (a failure, skipped for a lock).
+    this.#analyzeAbove = rows * STALE_RATIO;
+    // Not in the polls' way (an ANALYZE of a large table takes a while); close() waits for it, after
+    // handing back its leases.
+    this.#analyzing = (async () => {
       try {
         const planned = Number((await this.#run(this.#sql.planned, [this.#sql.table])).rows[0]?.n ?? -1);
         if (planned * STALE_RATIO < rows) await this.#run(this.#sql.analyze);
-        this.#analyzeAbove = rows * STALE_RATIO;
       } catch {
-        // Tried again at the next count.
-        this.#analyzeAbove = 0;
+        // The planner keeps its figures; the claims are slower, not wrong.
       }
     })();
-    this.#calls.add(analyzing);
-    void analyzing.finally(() => this.#calls.delete(analyzing));
   }
 
   #counted(url: string, counter: 'pending' | 'dead', delta: number, appended = false): void {
@@ -883,9 +895,13 @@ function bySeq(a: Record<string, unknown>, b: Record<string, unknown>): number {
 /** Statements and the store's transactions that lose a deadlock (or a serialization failure) run again, up to this many times in all. */
 const RERUNS = 3;
 
-/** "prepared statement ... does not exist": the connection is not the one that prepared it (a pooler's). */
+/**
+ * "prepared statement ... does not exist" (26000) or "... already exists" (42P05): the server session is not
+ * the one this connection prepared its statements on (a pooler's, shared with other clients). Nothing ran.
+ */
 function forgotten(error: unknown): boolean {
-  return (error as { code?: unknown } | null)?.code === '26000';
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '26000' || code === '42P05';
 }
 
 function rerunnable(error: unknown): boolean {
@@ -1139,6 +1155,7 @@ function statements(table: string) {
       UNION ALL SELECT NULL, 0, 0, NULL, pg_total_relation_size('${t}')`,
     // What the planner believes the table holds (-1: never analyzed).
     planned: `SELECT reltuples AS n FROM pg_class WHERE oid = to_regclass($1)`,
-    analyze: `ANALYZE ${t}`,
+    // Never waits for a lock (a VACUUM, CREATE INDEX CONCURRENTLY, another ANALYZE running): skipped then.
+    analyze: `ANALYZE (SKIP_LOCKED) ${t}`,
   };
 }

@@ -2,7 +2,6 @@ import pg from 'pg';
 import { describe, expect, inject, it } from 'vitest';
 import { Outbox } from '../../src/outbox.js';
 import { PostgresStore } from '../../src/store/postgres.js';
-import type { PostgresQuery } from '../../src/store/postgres.js';
 import { closedAfterEach } from '../outbox-helpers.js';
 import { freshTable, testPool } from './pool.js';
 import { countRows, dead, delivered, ev } from './helpers.js';
@@ -175,79 +174,5 @@ describe('PostgresStore: input', () => {
         await one.end();
       }
     }
-  });
-
-  describe('behind a pooler that forgets prepared statements between transactions (PgBouncer in transaction mode without max_prepared_statements)', () => {
-    // Every statement runs on a server connection that has forgotten what this client prepared.
-    const forgetting = (on: { query(query: PostgresQuery): Promise<pg.QueryResult> }, names: (string | undefined)[] = []) => async (query: PostgresQuery) => {
-      names.push(query.name);
-      await on.query({ text: 'DEALLOCATE ALL' });
-      return on.query(query);
-    };
-    const onePool = (): pg.Pool => new pg.Pool({ ...inject('postgres'), max: 1 });
-
-    it('the store stops preparing at the first "does not exist" and runs that statement again: everything works, with keys too', async () => {
-      const one = onePool();
-      const names: (string | undefined)[] = [];
-      const pooler = {
-        query: forgetting(one, names),
-        connect: async () => {
-          const client = await one.connect();
-          return { query: forgetting(client, names), release: (error?: Error | boolean) => client.release(error) };
-        },
-      };
-      try {
-        for (const preparedStatements of [undefined, false]) {
-          names.length = 0;
-          const store = new PostgresStore({ pool: pooler, table: freshTable(), ...(preparedStatements === undefined ? {} : { preparedStatements }) });
-          await store.open();
-          await store.append([ev('f1'), ev('k1', { orderingKey: 'K' }), ev('k2', { orderingKey: 'K' })]);
-          expect((await store.claim({ limit: 5, now: Date.now() })).events.map((event) => event.id)).toEqual(['f1', 'k1']);
-          await store.settle([delivered('f1'), delivered('k1')]);
-          expect((await store.claim({ limit: 5, now: Date.now() })).events.map((event) => event.id)).toEqual(['k2']);
-          await store.settle([delivered('k2')]);
-          expect(store.stats().pending).toBe(0);
-          // Prepared only until the first "does not exist" (with false, never): a claim now goes unnamed.
-          expect(names.some((name) => name !== undefined)).toBe(preparedStatements === undefined);
-          names.length = 0;
-          await store.claim({ limit: 5, now: Date.now() });
-          expect(names).toEqual([undefined]);
-          await store.close();
-        }
-      } finally {
-        await one.end();
-      }
-    });
-
-    it('a transactional enqueue that meets it fails with ERR_STORE_IO (the app rolls back); the next goes unprepared and commits', async () => {
-      const one = onePool();
-      const store = new PostgresStore({ pool: one, table: freshTable() });
-      await store.open();
-      const client = await one.connect();
-      const app = { query: forgetting(client) };
-      let released = false;
-      const inTransaction = async (id: string): Promise<void> => {
-        await client.query('BEGIN');
-        try {
-          await store.appendIn(app, [ev(id)]);
-          await client.query('COMMIT');
-        } catch (error) {
-          await client.query('ROLLBACK');
-          throw error;
-        }
-      };
-      try {
-        await inTransaction('t1'); // prepared on this connection, used once
-        await expect(inTransaction('t2')).rejects.toMatchObject({ code: 'ERR_STORE_IO', message: expect.stringContaining('does not exist') });
-        await inTransaction('t3');
-        client.release();
-        released = true;
-        expect((await store.claim({ limit: 5, now: Date.now() })).events.map((event) => event.id)).toEqual(['t1', 't3']);
-      } finally {
-        if (!released) client.release();
-        await store.close();
-        await one.end();
-      }
-    });
   });
 });

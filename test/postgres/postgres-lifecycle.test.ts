@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PostgresStore } from '../../src/store/postgres.js';
 import { freshTable, testPool } from './pool.js';
-import { countRows, delivered, ev, hooked, kind, sleep, openedPair } from './helpers.js';
+import { countRows, delivered, ev, hooked, kind, sleep, openedPair, within } from './helpers.js';
 
 const pool = testPool();
 
@@ -115,4 +115,28 @@ describe('PostgresStore: lifecycle', () => {
     expect(calls).toBe(after);
     await expect(a.claim({ limit: 1, now: Date.now() })).rejects.toMatchObject({ code: 'ERR_OUTBOX_CLOSED' });
   });
+
+  it('open() of an existing table takes no lock on it: a replica starting while an app transaction that enqueued is open neither waits for it nor holds up the others', async () => {
+    const table = freshTable();
+    const running = new PostgresStore({ pool, table, pollIntervalMs: 60_000, leaseMs: 180_000 });
+    await running.open();
+    const app = await pool.connect();
+    const starting = new PostgresStore({ pool, table, pollIntervalMs: 60_000, leaseMs: 180_000 });
+    try {
+      await app.query('BEGIN');
+      await running.appendIn(app, [ev('in-transaction')]);
+      // CREATE INDEX IF NOT EXISTS takes a SHARE lock on the table before it finds the index there: it would
+      // wait for the app's transaction, and every insert and claim would queue behind it.
+      const opened = await within(starting.open(), 10_000);
+      const appended = await within(running.append([ev('other')]), 10_000);
+      expect({ opened, appended }).toEqual({ opened: undefined, appended: undefined });
+      await app.query('COMMIT');
+      expect((await starting.claim({ limit: 5, now: Date.now() })).events.map((event) => event.id)).toEqual(['in-transaction', 'other']);
+    } finally {
+      await app.query('ROLLBACK').catch(() => undefined);
+      app.release();
+      await starting.close();
+      await running.close();
+    }
+  }, 60_000);
 });

@@ -70,8 +70,8 @@ function measured(table: string) {
   return { one, pool, results };
 }
 
-describe('review: prepared statements once PostgreSQL may plan them generically', () => {
-  it('passing: after warming up on an empty table, a 100,000-event key, a 100,000-event backlog behind an open circuit and 20 other endpoints: no statement reads more rows as planned (auto) than a custom plan would', async () => {
+describe('PostgresStore: prepared statements once PostgreSQL may plan them generically', () => {
+  it('after warming up on an empty table, a 100,000-event key, a 100,000-event backlog behind an open circuit and 20 other endpoints: no statement reads more rows as planned (auto) than a custom plan would', async () => {
     const table = freshTable();
     const { one, pool, results } = measured(table);
     const store = new PostgresStore({ pool, table, pollIntervalMs: 60_000, leaseMs: 180_000 });
