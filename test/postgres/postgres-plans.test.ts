@@ -36,20 +36,25 @@ async function explained(text: string, values: unknown[] | undefined, table: str
   }
 }
 
+/** An opened store of `table` polling every `pollIntervalMs`, and every statement it sent, with its values. */
+async function recording(table: string, pollIntervalMs: number): Promise<{ store: PostgresStore; seen: { text: string; values: unknown[] | undefined }[] }> {
+  const seen: { text: string; values: unknown[] | undefined }[] = [];
+  const store = new PostgresStore({
+    pool: hooked(pool, (text, values, run) => {
+      seen.push({ text, values });
+      return run();
+    }),
+    table,
+    pollIntervalMs,
+  });
+  await store.open();
+  return { store, seen };
+}
+
 describe('PostgresStore: what a claim reads behind one key holding 100,000 events', () => {
   it('the claim statement and the superseders query read a few index entries, not the backlog (rows read, from EXPLAIN ANALYZE)', async () => {
     const table = freshTable();
-    const seen: { text: string; values: unknown[] | undefined }[] = [];
-    const store = new PostgresStore({
-      pool: hooked(pool, (text, values, run) => {
-        seen.push({ text, values });
-        return run();
-      }),
-      table,
-      pollIntervalMs: 1000,
-      leaseMs: 60_000,
-    });
-    await store.open();
+    const { store, seen } = await recording(table, 1000);
     try {
       const now = Date.now();
       for (let i = 0; i < 100_000; i += 20_000) {
@@ -75,18 +80,9 @@ describe('PostgresStore: what a claim reads behind one key holding 100,000 event
 describe('PostgresStore: claims after a burst into a table the planner has not seen grow', () => {
   it('the store analyzes the table itself, and a claim then reads a few rows, not every due event (EXPLAIN ANALYZE)', async () => {
     const table = freshTable();
-    const seen: { text: string; values: unknown[] | undefined }[] = [];
-    const store = new PostgresStore({
-      pool: hooked(pool, (text, values, run) => {
-        seen.push({ text, values });
-        return run();
-      }),
-      table,
-      pollIntervalMs: 100,
-    });
-    await store.open();
+    const { store, seen } = await recording(table, 100);
     try {
-      // Never analyzed: the planner takes a tenth of a percent of the rows for "no dead letter" and would
+      // Never analyzed: the planner takes half a percent of the rows for "no dead letter" and would
       // read and sort every due event for each claim (autovacuum analyzes a new table within a minute or so).
       const planned = async (): Promise<number> => Number((await pool.query(`SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)`, [table])).rows[0].reltuples);
       expect(await planned()).toBeLessThan(1_000);
