@@ -70,6 +70,18 @@ function transactionPooler(sessions: Server[], clients: number): PostgresPool & 
   };
 }
 
+/** Calls made one after the other, each failure noted (`what: message`) instead of thrown. */
+function attempts(): { failures: string[]; attempt(what: string, call: () => Promise<unknown>): Promise<void> } {
+  const failures: string[] = [];
+  return {
+    failures,
+    async attempt(what, call) {
+      const result = await settled(call());
+      if (result.error !== undefined) failures.push(`${what}: ${(result.error as Error).message}`);
+    },
+  };
+}
+
 describe('PostgresStore behind a transaction-mode pooler that shares server sessions between clients (PgBouncer without prepared statements)', () => {
   const all: Server[] = [];
   const sessions = async (n: number): Promise<Server[]> => {
@@ -104,11 +116,7 @@ describe('PostgresStore behind a transaction-mode pooler that shares server sess
     await a.open();
     await a.append([ev('p1')]);
     const b = new PostgresStore({ pool: second, table, pollIntervalMs: 60_000, leaseMs: 180_000 });
-    const failures: string[] = [];
-    const attempt = async (what: string, call: () => Promise<unknown>): Promise<void> => {
-      const result = await settled(call());
-      if (result.error !== undefined) failures.push(`${what}: ${(result.error as Error).message}`);
-    };
+    const { failures, attempt } = attempts();
     await attempt('b.open', () => b.open());
     await attempt('b.append', () => b.append([ev('p2')]));
     await attempt('b.claim', async () => {
@@ -131,11 +139,7 @@ describe('PostgresStore behind a transaction-mode pooler that shares server sess
     await maker.close();
     const a = new PostgresStore({ pool: pooler, table, pollIntervalMs: 60_000, leaseMs: 180_000 });
     const b = new PostgresStore({ pool: pooler, table, pollIntervalMs: 60_000, leaseMs: 180_000 });
-    const failures: string[] = [];
-    const attempt = async (what: string, call: () => Promise<unknown>): Promise<void> => {
-      const result = await settled(call());
-      if (result.error !== undefined) failures.push(`${what}: ${(result.error as Error).message}`);
-    };
+    const { failures, attempt } = attempts();
     await attempt('a.open', () => a.open());
     await attempt('b.open', () => b.open());
     for (let i = 0; i < 6; i++) {
