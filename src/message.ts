@@ -95,12 +95,17 @@ export function isSensitiveHeader(name: string): boolean {
   return SENSITIVE.test(name);
 }
 
-function hasControlCharacter(value: string): boolean {
+/**
+ * Why a header value's characters cannot go on the wire, or `undefined`. HTTP/1.1 carries a value as bytes,
+ * which Node writes as Latin-1: it refuses a character above U+00FF at every attempt (`ERR_INVALID_CHAR`).
+ */
+function valueCharacterProblem(value: string): string | undefined {
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return 'header value contains a control character';
+    if (c > 0xff) return 'header value has a character above U+00FF, which HTTP headers cannot carry (encode it, e.g. with encodeURIComponent)';
   }
-  return false;
+  return undefined;
 }
 
 /**
@@ -113,8 +118,7 @@ export function headerProblem(name: string, value: unknown): string | undefined 
   if (!TOKEN.test(name)) return 'header name has characters not allowed in an HTTP token';
   if (typeof value !== 'string') return `header value must be a string, got ${value === null ? 'null' : typeof value}`;
   if (CRLF.test(value)) return 'header value contains CR or LF';
-  if (hasControlCharacter(value)) return 'header value contains a control character';
-  return undefined;
+  return valueCharacterProblem(value);
 }
 
 /**

@@ -69,6 +69,8 @@ describe('prepareMessage', () => {
     ["got's Unix socket url", { body: 1, url: 'http://unix:/var/run/app.sock:/hook' }, 'url', 'ERR_INVALID_URL'],
     ['a header value that is a number', { body: 1, headers: { 'x-n': 1 } }, 'headers.x-n', 'ERR_INVALID_MESSAGE'],
     ['CR/LF in a header value', { body: 1, headers: { 'x-a': 'a\r\nx-injected: 1' } }, 'headers.x-a', 'ERR_INVALID_MESSAGE'],
+    ['a header value with a character above U+00FF (HTTP cannot carry it)', { body: 1, headers: { 'x-customer': 'Zo\u00eb & Co \u20ac' } }, 'headers.x-customer', 'ERR_INVALID_MESSAGE'],
+    ['a header value with a DEL', { body: 1, headers: { 'x-a': 'a\u007f' } }, 'headers.x-a', 'ERR_INVALID_MESSAGE'],
     ['CR/LF in a header name', { body: 1, headers: { 'x-a\r\nx-b': 'v' } }, 'headers.x-a\r\nx-b', 'ERR_INVALID_MESSAGE'],
     ['a space in a header name', { body: 1, headers: { 'x a': 'v' } }, 'headers.x a', 'ERR_INVALID_MESSAGE'],
     ['headers that are an array', { body: 1, headers: ['a'] }, 'headers', 'ERR_INVALID_MESSAGE'],

@@ -90,6 +90,7 @@ describe('normalizeSenderOptions', () => {
     ["got's Unix socket url", { url: 'http://unix:/var/run/app.sock:/hook' }, 'url', /Unix domain socket/],
     ['a numeric header', { headers: { 'x-n': 5 } }, 'headers.x-n', /must be a string/],
     ['a CRLF header', { headers: { 'x-a': 'a\r\nb' } }, 'headers.x-a', /CR or LF/],
+    ['a header value above Latin-1', { headers: { 'x-a': '\u20ac' } }, 'headers.x-a', /above U\+00FF/],
     ['a reserved header', { headers: { 'webhook-signature': 'x' } }, 'headers.webhook-signature', /reserved/],
     ['a transport without send', { transport: {} }, 'transport', /send/],
     ['a clock without setTimer', { clock: { now: () => 0 } }, 'clock', /setTimer/],

@@ -218,6 +218,7 @@ describe('createSender().send', () => {
       [{ body: 1, headers: { 'x-n': 1 } }, 'ERR_INVALID_MESSAGE'],
       [{ body: 1, headers: { 'x-a': 'v\r\nx-evil: 1' } }, 'ERR_INVALID_MESSAGE'],
       [{ body: 1, headers: { 'x-a\nb': 'v' } }, 'ERR_INVALID_MESSAGE'],
+      [{ body: 1, headers: { 'x-customer': 'Zo\u00eb & Co \u20ac' } }, 'ERR_INVALID_MESSAGE'],
       [{ body: 1, headers: { 'webhook-id': 'x' } }, 'ERR_INVALID_MESSAGE'],
       [{ body: 1, id: '' }, 'ERR_INVALID_MESSAGE'],
       [{ body: 'x'.repeat(1_048_577) }, 'ERR_BODY_TOO_LARGE'],
@@ -227,6 +228,12 @@ describe('createSender().send', () => {
       expect(error.code, `bad message #${index}`).toBe(code);
     }
     expect(r.requests).toHaveLength(0);
+  });
+
+  it('sends a header value with Latin-1 characters as they are (U+00FF is the last one HTTP/1.1 carries)', async () => {
+    const { r, s } = await setup({});
+    await s.send({ body: 1, headers: { 'x-customer': 'Zo\u00eb \u00ff' } });
+    expect(r.requests.map((q) => q.headers['x-customer'])).toEqual(['Zo\u00eb \u00ff']);
   });
 
   it('never puts the secret or credential headers into errors', async () => {
