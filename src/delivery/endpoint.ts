@@ -229,9 +229,12 @@ export class EndpointState {
       return false;
     }
     if (throttledAtFloor) {
-      // Halving cannot slow down one request at a time: without a Retry-After, pause for the next step of
-      // the backoff schedule. Like an open circuit, the throttling is the endpoint's, not the event's.
-      if (signal.retryAfterMs === undefined) this.#pausedUntil = Math.max(this.#pausedUntil, now + this.#policy.probeDelayMs(this.#throttles));
+      // Halving cannot slow down one request at a time: without a Retry-After that asks for a wait (none,
+      // 0, or a date already past), pause for the next step of the backoff schedule. Like an open circuit,
+      // the throttling is the endpoint's, not the event's.
+      if (!(signal.retryAfterMs !== undefined && signal.retryAfterMs > 0)) {
+        this.#pausedUntil = Math.max(this.#pausedUntil, now + this.#policy.probeDelayMs(this.#throttles));
+      }
       this.#throttles += 1;
       return false;
     }

@@ -16,7 +16,8 @@ export const B = 'http://b.test/hook';
 export interface Call {
   event: StoredEvent;
   answered: boolean;
-  answer(result: 'ok' | 500 | 429 | 410): void;
+  /** `retryAfterMs`: the receiver's Retry-After, as `runAttempt` parses it (a date already past is 0). */
+  answer(result: 'ok' | 500 | 429 | 410, retryAfterMs?: number): void;
 }
 
 /**
@@ -65,14 +66,23 @@ export async function setup(
         const call: Call = {
           event,
           answered: false,
-          answer: (result) => {
+          answer: (result, retryAfterMs) => {
             call.answered = true;
             resolve(
               result === 'ok'
                 ? { ok: true, status: 200, at, durationMs: 1 }
                 : result === 410
                   ? { ok: false, retryable: false, throttled: false, status: result, error: new HttpStatusError(result, '', false), at, durationMs: 1 }
-                  : { ok: false, retryable: true, throttled: result === 429, status: result, error: new HttpStatusError(result, '', true), at, durationMs: 1 },
+                  : {
+                      ok: false,
+                      retryable: true,
+                      throttled: result === 429,
+                      status: result,
+                      error: new HttpStatusError(result, '', true),
+                      at,
+                      durationMs: 1,
+                      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+                    },
             );
           },
         };

@@ -126,14 +126,19 @@ describe('Flusher', () => {
     await t.flusher.stop(0);
   });
 
-  it('a receiver answering 429 for a minute gets a bounded number of requests, and loses and kills no event', async () => {
+  // Retry-After 0 (or an HTTP-date already past, which runAttempt reads as 0) asks for no wait: the same
+  // backoff applies as without one (it was retried once per round trip, about 6,000 times).
+  it.each([
+    ['without Retry-After', undefined],
+    ['with Retry-After: 0 or a past date', 0],
+  ])('a receiver answering 429 %s for a minute gets a bounded number of requests, and loses and kills no event', async (_name, retryAfterMs) => {
     const t = await setup({ concurrency: 16, maxAttempts: 3 });
     await t.enqueue(300);
     t.flusher.start();
     await flush();
-    // The receiver answers at once, 429 without Retry-After; 10 ms of fake time per round, 60 s in all.
+    // The receiver answers at once with 429; 10 ms of fake time per round, 60 s in all.
     for (let round = 0; round < 6_000; round++) {
-      for (const call of t.calls.filter((c) => !c.answered)) call.answer(429);
+      for (const call of t.calls.filter((c) => !c.answered)) call.answer(429, retryAfterMs);
       await flush();
       t.clock.advance(10);
     }
