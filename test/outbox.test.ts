@@ -478,6 +478,35 @@ describe('Outbox lifecycle', () => {
     }
   });
 
+  // A segment is deleted only once a newer one is started, at segmentBytes (16 MiB by default): with a
+  // smaller maxBytes the outbox filled once and then refused every enqueue for good, drained or reopened.
+  it('a dir outbox with a maxBytes below 16 MiB that filled up accepts events again once drained, also after a restart', async () => {
+    const rx = (opened.receiver = await startFlakyReceiver());
+    const dir = await tempDir();
+    const maxBytes = 256 * 1024;
+    const options = { dir, maxBytes, url: rx.url, autoFlush: false };
+    let box = (opened.outbox = await Outbox.open(options));
+    let accepted = 0;
+    let refused: unknown;
+    for (let i = 0; i < 2_000 && refused === undefined; i++) {
+      await box.enqueue({ body: 'x'.repeat(1_000) }).then(
+        () => (accepted += 1),
+        (error: unknown) => (refused = error),
+      );
+    }
+    expect(refused).toMatchObject({ code: 'ERR_OUTBOX_FULL' });
+    expect(accepted).toBeGreaterThan(100);
+    await box.drain({ timeoutMs: 20_000 });
+    expect(rx.deliveredIds().size).toBe(accepted);
+    expect(box.stats().bytesOnDisk).toBeLessThan(maxBytes / 2);
+    await box.enqueue({ id: 'after-the-outage', body: 1 });
+    await box.close();
+    box = opened.outbox = await Outbox.open(options);
+    await box.enqueue({ id: 'after-a-restart', body: 2 });
+    await box.drain({ timeoutMs: 5_000 });
+    expect([...rx.deliveredIds()].slice(-2).sort()).toEqual(['after-a-restart', 'after-the-outage']);
+  });
+
   it('hands the enqueues of one tick to the store as one batch, also when producers loop on enqueue', async () => {
     const batches: number[] = [];
     class Counting extends MemoryStore {

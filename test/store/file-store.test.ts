@@ -22,7 +22,8 @@ describeStoreContract('FileStore (durability: write, tiny segments)', {
   durable: true,
   fresh: async (options) => {
     const dir = await newDir();
-    const make = (): FileStore => new FileStore({ dir, durability: 'write', segmentBytes: 4096, ...options });
+    // With maxBytes (4096 in the contract), the segment target follows from it: at most a quarter.
+    const make = (): FileStore => new FileStore({ dir, durability: 'write', ...(options?.maxBytes === undefined ? { segmentBytes: 4096 } : options) });
     return { store: make(), reopen: make };
   },
 });
@@ -76,6 +77,7 @@ describe('FileStore', () => {
       { dir: '/tmp/x', fullPolicy: 'drop-oldest' },
       { dir: '/tmp/x', segmentBytes: 100 },
       { dir: '/tmp/x', maxBytes: 0 },
+      { dir: '/tmp/x', maxBytes: 64 * 1024, segmentBytes: 16 * 1024 + 1 },
       { dir: '/tmp/x', colour: 'blue' },
     ];
     for (const options of bad) {

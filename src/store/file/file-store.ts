@@ -72,8 +72,9 @@ export interface FileStoreOptions {
    */
   fullPolicy?: 'reject';
   /**
-   * Target size of one segment file; a new one is started once the current one reaches it.
-   * @default 16777216 (16 MiB)
+   * Target size of one segment file; a new one is started once the current one reaches it. With
+   * `maxBytes`, at most a quarter of it.
+   * @default 16777216 (16 MiB); with `maxBytes`, an eighth of it when that is less
    */
   segmentBytes?: number;
   /**
@@ -95,6 +96,19 @@ export interface FileStoreInspection {
   ownerPid: number | undefined;
   /** That process's host, when it is not this one (another container or machine sharing the directory). */
   ownerHost: string | undefined;
+}
+
+/** Target size of a segment without `maxBytes`, and the largest default with it. */
+const SEGMENT_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The segment size to roll at. With `maxBytes`, by default an eighth of it: the segment being written is
+ * deleted only once a newer one is started, which happens only when it reaches this size, so a segment
+ * near the bound would keep even a drained outbox full for good.
+ */
+function segmentTarget(segmentBytes: number | undefined, maxBytes: number | undefined): number {
+  if (segmentBytes !== undefined) return segmentBytes;
+  return maxBytes === undefined ? SEGMENT_BYTES : Math.min(SEGMENT_BYTES, Math.max(1, Math.floor(maxBytes / 8)));
 }
 
 /** Most bytes read in one call when claimed events lie next to each other in a segment. */
@@ -242,11 +256,17 @@ export class FileStore implements OutboxStore {
     if (options.segmentBytes !== undefined && (options.segmentBytes < 4096 || options.segmentBytes > 2 ** 30)) {
       throw new InvalidOptionError('segmentBytes', 'must be between 4096 and 1073741824');
     }
+    if (options.segmentBytes !== undefined && options.maxBytes !== undefined && options.segmentBytes * 4 > options.maxBytes) {
+      throw new InvalidOptionError(
+        'segmentBytes',
+        `must be at most a quarter of maxBytes (${options.maxBytes}), got ${options.segmentBytes}: the segment being written is deleted only after the next one is started, so one as large as the bound could keep a drained outbox full`,
+      );
+    }
     this.#dir = resolve(options.dir);
     this.#fs = options.fs ?? nodeFileSystem;
     this.#fsync = (options.durability ?? 'fsync') === 'fsync';
     this.#maxBytes = options.maxBytes;
-    this.#segmentBytes = options.segmentBytes ?? 16 * 1024 * 1024;
+    this.#segmentBytes = segmentTarget(options.segmentBytes, options.maxBytes);
   }
 
   /**
