@@ -124,9 +124,9 @@ interface Held {
  * endpoint instead of walking the due-time index past all of them.
  */
 const EXCLUDED_SCAN_LIMIT = 1_000;
-/** The first delay of the quick looks after a transactional enqueue, and the last that is followed by another (x3). */
+/** The first and the last delay of the quick looks after a transactional enqueue (each three times the one before). */
 const LOOK_FIRST_MS = 2;
-const LOOK_LAST_MS = 162;
+const LOOK_LAST_MS = 486;
 /** Fewest rows for which the store runs ANALYZE itself (see `#analyzeWhenStale`). */
 const ANALYZE_MIN_ROWS = 1_000;
 /** How many times more rows than the planner believes the table has make its statistics stale. */

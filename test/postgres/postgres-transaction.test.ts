@@ -4,7 +4,7 @@ import { PostgresStore } from '../../src/store/postgres.js';
 import { startFlakyReceiver } from '../../src/testing/flaky-receiver.js';
 import { closedAfterEach, FAST_RETRY, waitFor } from '../outbox-helpers.js';
 import { freshTable, testPool } from './pool.js';
-import { countRows, dead, ev, openedPair } from './helpers.js';
+import { countRows, dead, ev, openedPair, sleep } from './helpers.js';
 
 const pool = testPool();
 const opened = closedAfterEach();
@@ -34,6 +34,30 @@ describe('PostgresStore: enqueue in the caller\'s transaction', () => {
     await waitFor(() => receiver.countById(id) === 1, 10_000, 'the committed event');
     await second.drain({ timeoutMs: 10_000 });
     expect(await countRows(pool, table)).toBe(0);
+  });
+
+  // docs/05 "Polling": the store cannot see the app's COMMIT, so it has the outbox look again at 2, 6, 18,
+  // 54, 162 and 486 ms after the enqueue (about 0.7 s in all). It stopped after 162 ms (five looks) before.
+  it('after a transactional enqueue the store has the outbox look again six times, threefold from 2 ms to 486 ms', async () => {
+    const table = freshTable();
+    const store = new PostgresStore({ pool, table, pollIntervalMs: 10_000 });
+    await store.open();
+    const looks: number[] = [];
+    store.watch((): void => void looks.push(Date.now()));
+    const client = await pool.connect();
+    let start: number;
+    try {
+      await client.query('BEGIN');
+      start = Date.now();
+      await store.appendIn(client, [ev('t1')]);
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    await sleep(1_500);
+    await store.close();
+    expect(looks).toHaveLength(6);
+    expect((looks.at(-1) as number) - start).toBeGreaterThanOrEqual(2 + 6 + 18 + 54 + 162 + 486);
   });
 
   it('a store error inside the transaction rejects enqueue with ERR_STORE_IO and nothing is left after ROLLBACK', async () => {
