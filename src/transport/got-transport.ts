@@ -7,7 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import got from 'got';
 import { InvalidOptionError, NetworkError } from '../errors.js';
-import { checkPrivateAddressPolicy, checkProxyUrl, PROXY_ADDRESS_POLICY_PROBLEM } from '../options.js';
+import { checkInteger, checkPrivateAddressPolicy, checkProxyUrl, PROXY_ADDRESS_POLICY_PROBLEM } from '../options.js';
 import { toNetworkError } from '../retry/classify.js';
 import { PRIVATE_ADDRESS_ERRNO } from './private-addresses.js';
 import type { AddressGuard } from './private-addresses.js';
@@ -64,11 +64,17 @@ function flattenHeaders(headers: http.IncomingHttpHeaders): Record<string, strin
  * error (got's own errors carry the request options, headers included, so they are not kept).
  */
 export function createGotTransport(options: GotTransportOptions = {}): Transport {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'must be an object');
+  for (const key of Object.keys(options)) if (!TRANSPORT_OPTION_KEYS.has(key)) throw new InvalidOptionError(key, 'is not a createGotTransport option');
+  const maxSockets = checkInteger(options.maxSockets, 'maxSockets', 64, { min: 1 });
+  const excerptChars = checkInteger(options.excerptChars, 'excerptChars', 2048, { min: 0 });
   const guard = checkPrivateAddressPolicy(options.blockPrivateAddresses);
   const proxy = checkProxyUrl(options.proxy);
   if (proxy !== undefined && guard !== undefined) throw new InvalidOptionError('blockPrivateAddresses', PROXY_ADDRESS_POLICY_PROBLEM);
-  return gotTransport({ ...options, proxy }, guard);
+  return gotTransport({ maxSockets, excerptChars, proxy }, guard);
 }
+
+const TRANSPORT_OPTION_KEYS = new Set(['maxSockets', 'excerptChars', 'blockPrivateAddresses', 'proxy']);
 
 /**
  * {@link createGotTransport} with the address policy and the proxy already validated (the sender's and the

@@ -21,6 +21,20 @@ function request(url: string, extra: Partial<TransportRequest> = {}): TransportR
 }
 
 describe('createGotTransport', () => {
+  it('rejects bad options with ERR_INVALID_OPTION naming the option', () => {
+    const bad: [unknown, string][] = [
+      [{ maxSockets: 0 }, 'maxSockets'],
+      [{ maxSockets: 1.5 }, 'maxSockets'],
+      [{ excerptChars: -1 }, 'excerptChars'],
+      [{ excerptChars: '100' }, 'excerptChars'],
+      [{ maxSocket: 4 }, 'maxSocket'],
+      [null, 'options'],
+    ];
+    for (const [options, option] of bad) {
+      expect(() => createGotTransport(options as never), JSON.stringify(options)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION', option }));
+    }
+  });
+
   it('POSTs the exact bytes and headers, with no Connection header, and reports the answer', async () => {
     receiver = await startFlakyReceiver({ script: [{ status: 201, body: 'created', headers: { 'x-reply': 'yes' } }] });
     transport = createGotTransport();
