@@ -295,6 +295,10 @@ describe.each(stores)('Outbox delivery ($name)', (kind) => {
     const { id: bad } = { id: 'evt_always_500' };
     rx.setScript((req): Reply => (req.id === bad ? 500 : 200));
     const box = await openOutbox(rx, secret, await kind.create(), { retry: { ...FAST_RETRY, maxAttempts: 3 } });
+    // The endpoint shows it is up: a failure is then the event's own (an endpoint that answers nothing but
+    // failures is taken for down, and the event waits for retry.maxAgeMs instead: see the outage tests).
+    await box.enqueue({ id: 'evt_fine', body: bodyOf(0) });
+    await box.drain({ timeoutMs: 5_000 });
     await box.enqueue({ id: bad, body: bodyOf(1) });
     await box.drain({ timeoutMs: 5_000 });
     expect(rx.countById(bad)).toBe(3);

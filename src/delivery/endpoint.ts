@@ -46,6 +46,8 @@ export interface EndpointSignal {
 export interface EndpointTicket {
   /** Decrease epoch when the request was sent: one burst of failures halves the limit only once. */
   readonly epoch: number;
+  /** Times the circuit had opened when the request was sent: a failure from before the last opening is stale. */
+  readonly openings: number;
   /** Window fills counted before this request: a success grows the limit only if the window filled since. */
   readonly fills: number;
   /** This request is the half-open probe. */
@@ -73,6 +75,17 @@ export interface EndpointSnapshot {
  */
 export const PLATEAU_FACTOR = 8;
 
+/**
+ * What a failed attempt means for its event (see {@link EndpointState.record}):
+ * - `'attempt'`: one of its attempts (towards `maxAttempts`); it waits the next step of its backoff;
+ * - `'endpoint'`: the endpoint's failure, not the event's, because the endpoint has not answered normally
+ *   since it was last down (or since this state was made, e.g. at a restart): not counted, and the event
+ *   waits the step of the backoff it is at;
+ * - `'held'`: not counted, and the endpoint holds the event (its circuit is open, or it pauses after a
+ *   429); also a failure of a request sent before the circuit last opened, or of a probe.
+ */
+export type FailureVerdict = 'attempt' | 'endpoint' | 'held';
+
 /** Called on every circuit transition. */
 export type CircuitListener = (state: CircuitState, previous: CircuitState) => void;
 
@@ -90,6 +103,10 @@ export class EndpointState {
   /** 429s answered in a row at a limit of one request: each pauses the endpoint for a longer backoff. */
   #throttles = 0;
   #probes = 0;
+  /** Times the circuit opened; a ticket remembers the count it was taken at. */
+  #openings = 0;
+  /** The endpoint answered normally (2xx or a permanent status) since its circuit last opened, or ever. */
+  #up = false;
   #nextProbeAt = 0;
   #pausedUntil = 0;
   #epoch = 0;
@@ -100,10 +117,15 @@ export class EndpointState {
   #tokens: number;
   #tokensAt: number;
 
-  constructor(policy: EndpointPolicy, clock: Clock, onCircuit: CircuitListener = () => {}) {
+  /**
+   * `up`: the endpoint answered normally since it was last down, as a forgotten state of it knew (see
+   * {@link EndpointState.up}).
+   */
+  constructor(policy: EndpointPolicy, clock: Clock, onCircuit: CircuitListener = () => {}, up = false) {
     this.#policy = policy;
     this.#clock = clock;
     this.#onCircuit = onCircuit;
+    this.#up = up;
     // An endpoint nobody has seen fail yet gets the configured concurrency; slow start follows an outage.
     this.#limit = policy.maxConcurrency;
     this.#tokens = this.#burst();
@@ -114,6 +136,14 @@ export class EndpointState {
   get circuit(): CircuitState {
     this.#tick();
     return this.#circuit;
+  }
+
+  /**
+   * The endpoint answered normally (2xx or a permanent status) since its circuit last opened, or since this
+   * state was made: its failures are the events' own attempts.
+   */
+  get up(): boolean {
+    return this.#up;
   }
 
   /** Requests in flight (sent, not answered yet). */
@@ -166,7 +196,7 @@ export class EndpointState {
     this.#tick();
     const probe = this.#circuit === 'half-open';
     if (probe) this.#probeInFlight = true;
-    const ticket = { epoch: this.#epoch, fills: this.#fills, probe };
+    const ticket = { epoch: this.#epoch, openings: this.#openings, fills: this.#fills, probe };
     // Refilled up to now first, so that the token taken is not credited back for time already past.
     if (this.#startable() !== Infinity) this.#tokens -= 1;
     this.#inFlight += 1;
@@ -187,28 +217,34 @@ export class EndpointState {
 
   /**
    * Records what an attempt said about the endpoint: its request slot is free again, its outcome counts as
-   * unsettled until `settled()`. Returns whether the endpoint is healthy enough (circuit closed) that a
-   * failure is the event's own and should count as one of its attempts.
+   * unsettled until `settled()`. Returns what a failure means for its event: one of its attempts only while
+   * the circuit is closed and the endpoint has shown since it was last down that it is up (an outage,
+   * also one that a restart or a 429 to a probe interrupted, dead-letters nothing through `maxAttempts`).
    */
-  record(ticket: EndpointTicket, signal: EndpointSignal): boolean {
+  record(ticket: EndpointTicket, signal: EndpointSignal): FailureVerdict {
     this.release(ticket);
     this.#unsettled += 1;
     const now = this.#clock.now();
-    if (signal.retryAfterMs !== undefined && signal.retryAfterMs > 0) {
-      const until = now + Math.min(signal.retryAfterMs, this.#policy.maxRetryAfterMs);
-      this.#pausedUntil = Math.max(this.#pausedUntil, until);
-    }
+    // The wait the receiver asked for, as far as `maxRetryAfterMs` lets it; 0 when none.
+    const asked = Math.min(signal.retryAfterMs ?? 0, this.#policy.maxRetryAfterMs);
+    if (asked > 0) this.#pausedUntil = Math.max(this.#pausedUntil, now + asked);
     if (ticket.probe && this.#circuit === 'half-open') {
       if (signal.endpointFailure) this.#open(now, signal.retryAfterMs);
-      else this.#close();
-      return false;
+      else this.#close(signal.ok);
+      return 'held';
     }
-    if (this.#circuit !== 'closed') return false;
+    if (this.#circuit !== 'closed') return 'held';
+    // Sent before the circuit last opened (and answered after it closed again): news of the outage.
+    if (ticket.openings !== this.#openings && !signal.ok) return 'held';
 
     // A 429 shows neither that the endpoint is down nor that it is up: it leaves the failure count alone.
     if (signal.endpointFailure) this.#consecutiveFailures += 1;
     else if (signal.ok) this.#consecutiveFailures = 0;
-    if (signal.ok) this.#throttles = 0;
+    if (signal.ok) {
+      this.#throttles = 0;
+      this.#probes = 0;
+      this.#up = true;
+    }
     const throttledAtFloor = signal.congestion && !signal.endpointFailure && this.#limit === 1;
     if (signal.congestion && ticket.epoch === this.#epoch) {
       this.#ceiling = this.#limit;
@@ -224,21 +260,18 @@ export class EndpointState {
       }
     }
     if (this.#consecutiveFailures >= this.#policy.failureThreshold) {
-      this.#probes = 0;
       this.#open(now, signal.retryAfterMs);
-      return false;
+      return 'held';
     }
     if (throttledAtFloor) {
       // Halving cannot slow down one request at a time: without a Retry-After that asks for a wait (none,
       // 0, or a date already past), pause for the next step of the backoff schedule. Like an open circuit,
       // the throttling is the endpoint's, not the event's.
-      if (!(signal.retryAfterMs !== undefined && signal.retryAfterMs > 0)) {
-        this.#pausedUntil = Math.max(this.#pausedUntil, now + this.#policy.probeDelayMs(this.#throttles));
-      }
+      if (!(asked > 0)) this.#pausedUntil = Math.max(this.#pausedUntil, now + this.#policy.probeDelayMs(this.#throttles));
       this.#throttles += 1;
-      return false;
+      return 'held';
     }
-    return true;
+    return this.#up ? 'attempt' : 'endpoint';
   }
 
   /**
@@ -313,14 +346,23 @@ export class EndpointState {
     const delay = this.#policy.probeDelayMs(this.#probes);
     const floor = retryAfterMs === undefined ? 0 : Math.min(retryAfterMs, this.#policy.maxRetryAfterMs);
     this.#probes += 1;
+    this.#openings += 1;
+    this.#up = false;
     // Never before a pause the receiver asked for (Retry-After) is over, also one asked for earlier.
     this.#nextProbeAt = Math.max(now + Math.max(delay, floor), this.#pausedUntil);
     this.#transition('open');
   }
 
-  #close(): void {
+  /**
+   * After a probe that the endpoint answered: `up` when normally (the probe delays start over); after a 429
+   * they go on growing, so that a receiver alternating 429s and 503s is probed ever more slowly.
+   */
+  #close(up: boolean): void {
     this.#consecutiveFailures = 0;
-    this.#probes = 0;
+    if (up) {
+      this.#probes = 0;
+      this.#up = true;
+    }
     this.#limit = Math.min(this.#policy.maxConcurrency, this.#policy.recoveryConcurrency);
     this.#credit = 0;
     this.#ceiling = Infinity;

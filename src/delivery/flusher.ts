@@ -12,7 +12,7 @@ import type { RandomSource } from '../retry/backoff.js';
 import { backoffDelay, nextDelay } from '../retry/backoff.js';
 import type { AttemptFailure, AttemptResult } from './attempt.js';
 import { EndpointState } from './endpoint.js';
-import type { CircuitState, EndpointPolicy, EndpointSignal, EndpointSnapshot, EndpointTicket } from './endpoint.js';
+import type { CircuitState, EndpointPolicy, EndpointSignal, EndpointSnapshot, EndpointTicket, FailureVerdict } from './endpoint.js';
 import type { AttemptRecord, DeadReason, Outcome, OutboxStore, StoredEvent } from '../store/store.js';
 
 /** Consecutive endpoint failures that open its circuit. */
@@ -35,6 +35,8 @@ const RECHECK_MS = 250;
  * endpoint. A quiet endpoint whose state is that of a new one is forgotten at once.
  */
 export const QUIET_LANE_MS = 10 * 60_000;
+/** URLs whose forgotten lanes' endpoints were up that are remembered (the least recently forgotten go first). */
+const UP_URLS = 10_000;
 
 /** Emitted once the delivery is recorded in the store (see docs/05 for how durable). */
 export interface DeliveredEvent {
@@ -212,6 +214,8 @@ export class Flusher {
   readonly #laneUrls = new Set<string>();
   /** What `limitsOf` answered per URL, and until when that answer is used. */
   readonly #limits = new Map<string, { limits: EndpointLimits | undefined; until: number }>();
+  /** Endpoints that were up when their lane was forgotten (see `#forget`). */
+  readonly #upUrls = new Set<string>();
   /** Endpoints not to claim for now, with how many holds each (see {@link hold}). */
   readonly #held = new Map<string, number>();
   /** Hand-backs of events a claim brought for a held endpoint (cleared once nothing is held). */
@@ -420,15 +424,20 @@ export class Flusher {
         limits === undefined
           ? this.#policy
           : { ...this.#policy, maxConcurrency: limits.concurrency ?? this.#policy.maxConcurrency, ratePerSecond: limits.ratePerSecond };
-      const state = new EndpointState(policy, this.#config.clock, (next, previous) => {
-        this.#config.listener.circuit({ url, state: next, previous });
-        this.#engage(created);
-        // An open circuit's read-ahead goes back to the store; its probe is claimed when it is due.
-        if (next === 'open') for (const released of this.#unbuffer(created)) released.catch(() => {});
-        // A closed or half-open circuit has room now; an open one has a probe time to wake for. Not at
-        // once: transitions happen in the middle of dispatching.
-        queueMicrotask(() => this.poke());
-      });
+      const state = new EndpointState(
+        policy,
+        this.#config.clock,
+        (next, previous) => {
+          this.#config.listener.circuit({ url, state: next, previous });
+          this.#engage(created);
+          // An open circuit's read-ahead goes back to the store; its probe is claimed when it is due.
+          if (next === 'open') for (const released of this.#unbuffer(created)) released.catch(() => {});
+          // A closed or half-open circuit has room now; an open one has a probe time to wake for. Not at
+          // once: transitions happen in the middle of dispatching.
+          queueMicrotask(() => this.poke());
+        },
+        this.#upUrls.has(url),
+      );
       const created: Lane = { url, state, buffer: [], busy: false, quietSince: 0 };
       lane = created;
       this.#lanes.set(url, lane);
@@ -499,6 +508,11 @@ export class Flusher {
   #forget(lane: Lane): void {
     this.#lanes.delete(lane.url);
     this.#laneUrls.delete(lane.url);
+    // A lane at rest is forgotten at once: whether its endpoint was up must outlive it (see FailureVerdict).
+    this.#upUrls.delete(lane.url);
+    if (!lane.state.up) return;
+    this.#upUrls.add(lane.url);
+    if (this.#upUrls.size > UP_URLS) this.#upUrls.delete(this.#upUrls.values().next().value as string);
   }
 
   /** Hands a lane's read-ahead back to the store. */
@@ -692,10 +706,10 @@ export class Flusher {
     if (active.abandoned) return;
     const { event, lane, ticket } = active;
     this.#active.delete(event.id);
-    const counts = lane.state.record(ticket, endpointSignal(result));
+    const verdict = lane.state.record(ticket, endpointSignal(result));
     // The outcome is queued (synchronously) before anyone hears that the slot is free. A 410 to a request
     // sent before an endpoint was enabled again is no news about it.
-    const written = this.#complete(event, result, counts, active.enables === (this.#enabled.get(event.url) ?? 0));
+    const written = this.#complete(event, result, verdict, active.enables === (this.#enabled.get(event.url) ?? 0));
     this.#afterSlot(lane);
     written
       .catch(async (error: unknown) => {
@@ -730,7 +744,7 @@ export class Flusher {
     else void this.#pump();
   }
 
-  async #complete(event: StoredEvent, result: AttemptResult, counts: boolean, current: boolean): Promise<void> {
+  async #complete(event: StoredEvent, result: AttemptResult, verdict: FailureVerdict, current: boolean): Promise<void> {
     const { clock, retry, random, listener } = this.#config;
     const attempt = attemptRecord(result);
     if (result.ok) {
@@ -756,14 +770,15 @@ export class Flusher {
       await this.#bury(event, 'endpoint-gone', attempt, now, result.status);
       return;
     }
-    // While the circuit is open (or this was a probe), the failure is the endpoint's, not the event's:
-    // the attempt is recorded in the history but not counted, and the circuit decides when to try again.
+    // Unless the failure is the event's own (see FailureVerdict), it is recorded in the history but not
+    // counted; while the endpoint holds the event (an open circuit, a pause), that decides when it goes again.
+    const counts = verdict === 'attempt';
     const attempts = event.attempts + (counts ? 1 : 0);
     if (counts && attempts >= retry.maxAttempts) {
       await this.#bury(event, 'max-attempts', attempt, now, result.status);
       return;
     }
-    const delay = counts ? nextDelay(attempts - 1, retry, random, result.retryAfterMs) : 0;
+    const delay = verdict === 'held' ? 0 : nextDelay(Math.max(0, attempts - 1), retry, random, result.retryAfterMs);
     const nextAttemptAt = now + delay;
     if (nextAttemptAt >= event.createdAt + retry.maxAgeMs) {
       await this.#bury(event, 'max-age', attempt, now, result.status);

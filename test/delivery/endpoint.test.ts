@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/clock.js';
 import { EndpointState, PLATEAU_FACTOR } from '../../src/delivery/endpoint.js';
-import type { CircuitState, EndpointPolicy, EndpointSignal, EndpointTicket } from '../../src/delivery/endpoint.js';
+import type { CircuitState, EndpointPolicy, EndpointSignal, EndpointTicket, FailureVerdict } from '../../src/delivery/endpoint.js';
 
 const OK: EndpointSignal = { ok: true, endpointFailure: false, congestion: false };
 const REFUSED: EndpointSignal = { ok: false, endpointFailure: true, congestion: false };
@@ -27,14 +27,14 @@ function setup(overrides: Partial<EndpointPolicy> = {}) {
 }
 
 /** Records an answer, then its outcome as durable, as the flusher does. */
-function finish(endpoint: EndpointState, ticket: EndpointTicket, signal: EndpointSignal): boolean {
-  const counted = endpoint.record(ticket, signal);
+function finish(endpoint: EndpointState, ticket: EndpointTicket, signal: EndpointSignal): FailureVerdict {
+  const verdict = endpoint.record(ticket, signal);
   endpoint.settled();
-  return counted;
+  return verdict;
 }
 
 /** One request, start to finish. */
-function roundTrip(endpoint: EndpointState, signal: EndpointSignal): boolean {
+function roundTrip(endpoint: EndpointState, signal: EndpointSignal): FailureVerdict {
   return finish(endpoint, endpoint.acquire(), signal);
 }
 
@@ -48,14 +48,58 @@ describe('EndpointState circuit', () => {
 
   it('opens after the threshold of consecutive failures and stops handing out slots', () => {
     const { clock, endpoint, transitions } = setup();
-    expect(roundTrip(endpoint, REFUSED)).toBe(true);
-    expect(roundTrip(endpoint, REFUSED)).toBe(true);
+    // Not the event's attempts: the endpoint has not answered normally yet.
+    expect(roundTrip(endpoint, REFUSED)).toBe('endpoint');
+    expect(roundTrip(endpoint, REFUSED)).toBe('endpoint');
     expect(endpoint.circuit).toBe('closed');
-    expect(roundTrip(endpoint, REFUSED)).toBe(false);
+    expect(roundTrip(endpoint, REFUSED)).toBe('held');
     expect(endpoint.circuit).toBe('open');
     expect(transitions).toEqual(['closed->open']);
     expect(endpoint.room()).toBe(0);
     expect(endpoint.wakeAt()).toBe(clock.now() + 100);
+  });
+
+  it("a failure is the event's attempt once the endpoint answered normally, until its circuit opens again", () => {
+    const { clock, endpoint } = setup();
+    expect(roundTrip(endpoint, REFUSED)).toBe('endpoint');
+    roundTrip(endpoint, REJECTED); // a 400 shows the endpoint is up as well as a 2xx
+    expect(roundTrip(endpoint, REFUSED)).toBe('attempt');
+    expect(roundTrip(endpoint, UNAVAILABLE)).toBe('attempt');
+    expect(roundTrip(endpoint, REFUSED)).toBe('held'); // the third in a row opens the circuit
+    clock.advance(100);
+    expect(roundTrip(endpoint, THROTTLED)).toBe('held'); // a probe answered 429 closes it: up, but busy
+    expect(endpoint.circuit).toBe('closed');
+    expect(roundTrip(endpoint, REFUSED)).toBe('endpoint'); // not shown to be up since it was down
+    roundTrip(endpoint, OK);
+    expect(roundTrip(endpoint, REFUSED)).toBe('attempt');
+  });
+
+  it('a failure of a request sent before the circuit opened is not counted after it closed again', () => {
+    const { clock, endpoint } = setup();
+    roundTrip(endpoint, OK);
+    const late = endpoint.acquire();
+    for (let i = 0; i < 3; i++) roundTrip(endpoint, REFUSED);
+    expect(endpoint.circuit).toBe('open');
+    clock.advance(100);
+    expect(roundTrip(endpoint, OK)).toBe('held'); // the probe: closed again
+    expect(finish(endpoint, late, REFUSED)).toBe('held');
+    expect(endpoint.snapshot().consecutiveFailures).toBe(0);
+    expect(roundTrip(endpoint, REFUSED)).toBe('attempt');
+  });
+
+  it('probes answered 429 between reopenings do not start the probe delays over', () => {
+    const { clock, endpoint } = setup();
+    const delays: number[] = [];
+    for (let cycle = 0; cycle < 3; cycle++) {
+      for (let i = 0; i < 3; i++) roundTrip(endpoint, UNAVAILABLE);
+      expect(endpoint.circuit).toBe('open');
+      const wake = endpoint.wakeAt() as number;
+      delays.push(wake - clock.now());
+      clock.advance(wake - clock.now());
+      roundTrip(endpoint, THROTTLED);
+      expect(endpoint.circuit).toBe('closed');
+    }
+    expect(delays).toEqual([100, 200, 400]);
   });
 
   it('a success in between resets the failure count', () => {
@@ -91,7 +135,7 @@ describe('EndpointState circuit', () => {
     expect(probe.probe).toBe(true);
     expect(endpoint.room()).toBe(0);
     expect(transitions).toEqual(['closed->open', 'open->half-open']);
-    expect(finish(endpoint, probe, OK)).toBe(false);
+    expect(finish(endpoint, probe, OK)).toBe('held');
     expect(endpoint.circuit).toBe('closed');
     expect(transitions).toEqual(['closed->open', 'open->half-open', 'half-open->closed']);
   });
@@ -100,7 +144,7 @@ describe('EndpointState circuit', () => {
     const { clock, endpoint, transitions } = setup();
     for (let i = 0; i < 3; i++) roundTrip(endpoint, REFUSED);
     clock.advance(100);
-    expect(roundTrip(endpoint, REFUSED)).toBe(false);
+    expect(roundTrip(endpoint, REFUSED)).toBe('held');
     expect(endpoint.circuit).toBe('open');
     expect(endpoint.wakeAt()).toBe(clock.now() + 200);
     clock.advance(200);
@@ -147,9 +191,10 @@ describe('EndpointState circuit', () => {
 
   it('failures of requests sent before the circuit opened do not count against their events', () => {
     const { endpoint } = setup();
+    roundTrip(endpoint, OK);
     const inFlight = Array.from({ length: 5 }, () => endpoint.acquire());
     const counted = inFlight.map((ticket) => finish(endpoint, ticket, REFUSED));
-    expect(counted).toEqual([true, true, false, false, false]);
+    expect(counted).toEqual(['attempt', 'attempt', 'held', 'held', 'held']);
     expect(endpoint.circuit).toBe('open');
     expect(endpoint.inFlight).toBe(0);
   });
@@ -262,11 +307,11 @@ describe('EndpointState slow start (AIMD)', () => {
 
   it('429s at one request at a time pause the endpoint for a growing backoff, and are not the events\' attempts', () => {
     const { clock, endpoint } = setup({ maxConcurrency: 2 });
-    expect(roundTrip(endpoint, THROTTLED)).toBe(true);
+    expect(roundTrip(endpoint, THROTTLED)).toBe('endpoint');
     expect(endpoint.limit).toBe(1);
     const pauses: number[] = [];
     for (let i = 0; i < 4; i++) {
-      expect(roundTrip(endpoint, THROTTLED)).toBe(false);
+      expect(roundTrip(endpoint, THROTTLED)).toBe('held');
       expect(endpoint.room()).toBe(0);
       const wake = endpoint.wakeAt() as number;
       pauses.push(wake - clock.now());
@@ -278,13 +323,13 @@ describe('EndpointState slow start (AIMD)', () => {
     expect(pauses).toEqual([100, 200, 400, 800]);
     expect(endpoint.circuit).toBe('closed');
     // A Retry-After is the receiver's own pause: it replaces the backoff step.
-    expect(roundTrip(endpoint, { ...THROTTLED, retryAfterMs: 50 })).toBe(false);
+    expect(roundTrip(endpoint, { ...THROTTLED, retryAfterMs: 50 })).toBe('held');
     expect(endpoint.wakeAt()).toBe(clock.now() + 50);
     clock.advance(50);
     // A healthy answer grows the limit again and starts the schedule over.
     roundTrip(endpoint, OK);
     expect(endpoint.limit).toBe(2);
-    expect(roundTrip(endpoint, THROTTLED)).toBe(true);
+    expect(roundTrip(endpoint, THROTTLED)).toBe('attempt');
     expect(endpoint.wakeAt()).toBeUndefined();
     roundTrip(endpoint, THROTTLED);
     expect(endpoint.wakeAt()).toBe(clock.now() + 100);

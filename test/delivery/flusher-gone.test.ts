@@ -163,9 +163,11 @@ describe('A gone endpoint in the flusher', () => {
   });
 
   it('an endpoint-gone dead letter keeps the attempts and history it had (a retry waiting when the 410 came)', async () => {
-    const t = await setup({ concurrency: 2 });
-    await t.enqueue(2, A, 'n');
+    const t = await setup({ concurrency: 3 });
+    await t.enqueue(3, A, 'n');
     t.flusher.start();
+    await flush();
+    t.calls[2]?.answer('ok'); // the endpoint is up: n1's failure is its own attempt
     await flush();
     t.calls[1]?.answer(500); // n1: one attempt made, retry due later
     await flush();

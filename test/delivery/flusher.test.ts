@@ -6,14 +6,16 @@ import { A, B, flush, setup } from './flusher-harness.js';
 describe('Flusher', () => {
   it('persists attempts and the next due time, so a restarted flusher neither forgets nor retries early', async () => {
     const first = await setup();
-    await first.enqueue(1);
+    await first.enqueue(2);
     first.flusher.start();
     await flush();
-    expect(first.calls).toHaveLength(1);
-    first.calls[0]?.answer(500);
+    expect(first.calls).toHaveLength(2);
+    first.calls[0]?.answer('ok'); // the endpoint is up: a failure now is the event's own attempt
+    await flush();
+    first.calls[1]?.answer(500);
     await flush();
     // Full jitter with random 0.5 after the first failure: 0.5 * 1000 ms.
-    expect(first.retries).toEqual([expect.objectContaining({ id: 'e0', attempts: 1, counted: true, nextAttemptAt: 1_000_500 })]);
+    expect(first.retries).toEqual([expect.objectContaining({ id: 'e1', attempts: 1, counted: true, nextAttemptAt: 1_000_500 })]);
     await first.flusher.stop(0);
 
     // A new flusher over the same store (a restart): the event waits for its due time, attempts kept.
@@ -26,7 +28,13 @@ describe('Flusher', () => {
     expect(second.calls).toHaveLength(0);
     second.clock.advance(1);
     await flush();
-    expect(second.calls.map((c) => [c.event.id, c.event.attempts])).toEqual([['e0', 1]]);
+    expect(second.calls.map((c) => [c.event.id, c.event.attempts])).toEqual([['e1', 1]]);
+    // A restarted flusher knows nothing of the endpoint: a failure counts once it answered normally again.
+    await second.enqueue(1, undefined, 'x');
+    second.flusher.poke();
+    await flush();
+    second.calls[1]?.answer('ok');
+    await flush();
     second.calls[0]?.answer(500);
     await flush();
     // The second failure doubles the ceiling: 0.5 * 2000 ms.

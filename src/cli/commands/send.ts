@@ -56,6 +56,8 @@ export async function send(args: SendArgs, out: Writable, err: Writable): Promis
       return ExitCode.failure;
     }
     err.write(`enqueued ${id} (durable in ${args.dir})\n`);
+    // Attempts made by this run: the event's own count leaves out failures that were the endpoint's.
+    let failed = 0;
     const outcome = await new Promise<DeliveredEvent | DeadEvent | SupersededEvent | undefined>((resolve) => {
       // setTimeout's longest delay (about 24.8 days); a longer one would fire at once.
       const timer = setTimeout(() => finish(undefined), Math.min(args.timeoutMs, 2 ** 31 - 1));
@@ -68,7 +70,8 @@ export async function send(args: SendArgs, out: Writable, err: Writable): Promis
       const onRetry = (event: RetryEvent): void => {
         if (event.id !== id) return;
         const why = event.status === undefined ? event.error : `HTTP ${event.status}`;
-        err.write(`attempt ${event.attempts} failed (${why}); next try in ${formatDuration(event.nextAttemptAt - Date.now())}\n`);
+        failed += 1;
+        err.write(`attempt ${failed} failed (${why}); next try in ${formatDuration(event.nextAttemptAt - Date.now())}\n`);
       };
       // Earlier events of its key left in the directory, not sent because this one supersedes them.
       // This one too, when it was already waiting in the directory (the id is accepted once) behind a later one.
@@ -105,7 +108,7 @@ export async function send(args: SendArgs, out: Writable, err: Writable): Promis
       err.write(`dead letter ${id}: ${outcome.reason} after ${outcome.attempts} attempt(s)${last}; see \`webhook-outbox dead list\`\n`);
       return ExitCode.failure;
     }
-    out.write(`delivered ${id}: HTTP ${outcome.status} after ${outcome.attempts} attempt(s)\n`);
+    out.write(`delivered ${id}: HTTP ${outcome.status} after ${failed + 1} attempt(s)\n`);
     return ExitCode.ok;
   } finally {
     await outbox.close();
