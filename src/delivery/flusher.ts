@@ -243,6 +243,8 @@ export class Flusher {
   #buffered = 0;
   /** A lane with events and room of its own was held back by `globalConcurrency`: freed slots go round-robin. */
   #starved = false;
+  /** Most requests one lane may have in flight while lanes compete for the global slots (see `#dispatchBuffered`). */
+  #share = Infinity;
   readonly #active = new Map<string, Active>();
   readonly #idleWaiters = new Set<() => void>();
   #running = false;
@@ -643,6 +645,16 @@ export class Flusher {
     const lanes = this.#busy;
     const n = lanes.length;
     this.#starved = false;
+    // While lanes compete for the global slots, none takes more than its share: else the slots freed by
+    // an endpoint that answers go, turn by turn, to endpoints whose requests hang until their timeout.
+    // (Counted up to globalConcurrency: from there on the share is 1.)
+    const { globalConcurrency, concurrency } = this.#config;
+    let competing = 0;
+    for (let i = 0; i < n && competing < globalConcurrency; i++) {
+      const lane = lanes[i] as Lane;
+      if (lane.buffer.length > 0 || lane.state.inFlight > 0) competing++;
+    }
+    this.#share = competing > 1 && competing * concurrency > globalConcurrency ? Math.max(1, Math.floor(globalConcurrency / competing)) : Infinity;
     for (let turn = 0, idle = 0; idle < n && this.#active.size < this.#config.globalConcurrency; turn++) {
       const at = (this.#cursor + turn) % n;
       if (this.#dispatchOne(lanes[at] as Lane)) {
@@ -666,7 +678,7 @@ export class Flusher {
   /** Sends the lane's next buffered event (burying those past their max age); false when it sent none. */
   #dispatchOne(lane: Lane): boolean {
     const { globalConcurrency, retry, clock } = this.#config;
-    while (this.#running && lane.buffer.length > 0 && this.#active.size < globalConcurrency && lane.state.room() > 0) {
+    while (this.#running && lane.buffer.length > 0 && this.#active.size < globalConcurrency && lane.state.inFlight < this.#share && lane.state.room() > 0) {
       const event = lane.buffer.shift() as StoredEvent;
       this.#buffered -= 1;
       const now = clock.now();
