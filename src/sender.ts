@@ -102,13 +102,14 @@ export function createSender(options?: SenderOptions): Sender {
         const delay = nextDelay(attempt - 1, retry, o.random, result.retryAfterMs);
         const elapsed = clock.now() - start;
         giveUpUnless(elapsed + delay < retry.maxAgeMs, attempt, `retry.maxAgeMs (${retry.maxAgeMs} ms) would pass before the next attempt`, result);
+        const takenAt = clock.now();
         giveUpUnless(budget?.retry() ?? true, attempt, 'the retry budget is spent (retries of the last 10 s are at retryBudget)', result);
         const release = holdProcessOpen();
         try {
           await sleep(delay, clock, signal);
         } catch {
           // Not made: another send may have it.
-          budget?.refund();
+          budget?.refund(takenAt);
           throw stopped() ?? aborted(caller);
         } finally {
           release();

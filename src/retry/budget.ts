@@ -18,6 +18,11 @@ export interface RetryBudgetPolicy {
 /** The window the budget counts over, in whole seconds. */
 export const RETRY_BUDGET_WINDOW_SECONDS = 10;
 
+/** Where `second` (ms since epoch / 1000) is counted in a window's arrays. */
+function slotOf(second: number): number {
+  return ((second % RETRY_BUDGET_WINDOW_SECONDS) + RETRY_BUDGET_WINDOW_SECONDS) % RETRY_BUDGET_WINDOW_SECONDS;
+}
+
 /** First attempts and retries counted per second over the last {@link RETRY_BUDGET_WINDOW_SECONDS}. */
 export class RetryBudget {
   readonly #policy: RetryBudgetPolicy;
@@ -55,16 +60,20 @@ export class RetryBudget {
     return true;
   }
 
-  /** Gives back a retry taken but not made (the send was aborted or closed during its backoff). */
-  refund(): void {
-    const slot = this.#slot();
-    this.#retries[slot] = Math.max(0, (this.#retries[slot] as number) - 1);
+  /**
+   * Gives back a retry taken at `takenAt` (ms since epoch, the clock's time of its `retry()`) but not made:
+   * the send was aborted or closed during its backoff. Nothing once that second has left the window.
+   */
+  refund(takenAt: number): void {
+    const second = Math.floor(takenAt / 1000);
+    const slot = slotOf(second);
+    if (this.#second[slot] === second) this.#retries[slot] = Math.max(0, (this.#retries[slot] as number) - 1);
   }
 
   /** The slot of the current second, emptied when it last counted an older one. */
   #slot(): number {
     const second = Math.floor(this.#clock.now() / 1000);
-    const slot = ((second % RETRY_BUDGET_WINDOW_SECONDS) + RETRY_BUDGET_WINDOW_SECONDS) % RETRY_BUDGET_WINDOW_SECONDS;
+    const slot = slotOf(second);
     if (this.#second[slot] !== second) {
       this.#second[slot] = second;
       this.#firsts[slot] = 0;

@@ -40,6 +40,22 @@ describe('RetryBudget', () => {
     expect(budget.retry()).toBe(false);
   });
 
+  it('a refund gives the retry back to the second it was taken in, also from a later second', () => {
+    const clock = new FakeClock(1_000_900);
+    const budget = new RetryBudget({ ratio: 0, minPerSecond: 0.1 }, clock); // one retry per 10 s
+    const takenAt = clock.now();
+    expect(budget.retry()).toBe(true);
+    expect(budget.retry()).toBe(false);
+    clock.advance(800); // the caller aborts in the next second
+    budget.refund(takenAt);
+    expect(budget.retry()).toBe(true);
+    // Once the second it was taken in has left the window, there is nothing to give back.
+    const later = clock.now();
+    clock.advance(10_000);
+    budget.refund(later);
+    expect(drain(budget)).toBe(1);
+  });
+
   it('with ratio 0 and minPerSecond 0 refuses every retry; a clock stepped back does not break it', () => {
     const clock = new FakeClock(1_000_000);
     const none = new RetryBudget({ ratio: 0, minPerSecond: 0 }, clock);
