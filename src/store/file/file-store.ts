@@ -33,10 +33,12 @@ import {
   hashBytes,
   hashText,
   HEADER_BYTES,
+  isCutShortHeader,
   newSalt,
   readHeader,
   RECORD_EVENT,
   RECORD_STATE,
+  RECORD_TOMBSTONE,
   RecordView,
   sealFrame,
   TOMBSTONE_DELIVERED,
@@ -231,6 +233,10 @@ export class FileStore implements OutboxStore {
    */
   #moved = new SparseChunks(Uint8Array);
   #candidates = new Set<number>();
+  /** Tombstones being carried forward (see `#carrySoon`), while that runs. */
+  #carrying: Promise<void> | undefined;
+  /** Segments whose tombstones could not all be read back: they stay (see `#carry`). */
+  #uncarried = new Set<number>();
   /** Ids whose append is being written: a second append of one waits for that write. */
   #appending = new Map<string, Promise<void>>();
   /** Highest segment id ever seen in the directory (including ones moved aside): ids are never reused. */
@@ -306,6 +312,7 @@ export class FileStore implements OutboxStore {
       });
       await this.#recover(false);
       this.#state = 'open';
+      this.#carrySoon();
     } catch (error) {
       this.#state = 'closed';
       await this.#closeFiles().catch(() => undefined);
@@ -607,21 +614,27 @@ export class FileStore implements OutboxStore {
     const slots = this.#deadSlots(ids);
     const frames: Buffer[] = [];
     const chosen: { slot: number; id: string }[] = [];
-    for (const slot of slots) {
-      const id = this.#idOf(slot);
-      let history: AttemptRecord[];
-      try {
-        history = (await this.#read(slot)).event.history;
-      } catch (error) {
-        if (!(error instanceof CorruptRecordError)) throw ioError('reading dead letters', error);
-        await this.#dropCorruptDead(slot, id);
-        continue;
+    try {
+      for (const slot of slots) {
+        const id = this.#idOf(slot);
+        let history: AttemptRecord[];
+        try {
+          history = (await this.#read(slot)).event.history;
+        } catch (error) {
+          if (!(error instanceof CorruptRecordError)) throw ioError('reading dead letters', error);
+          await this.#dropCorruptDead(slot, id);
+          continue;
+        }
+        if (this.#index.status.get(slot) !== DEAD || this.#busy.has(slot) || this.#index.names.get(id) !== slot) continue;
+        this.#busy.add(slot);
+        chosen.push({ slot, id });
+        const to = url ?? this.#stateUrl(slot);
+        frames.push(encodeState({ id, event: this.#ref(slot), dead: undefined, attempts: 0, createdAt: now, nextAttemptAt: now, deadAt: 0, history, url: to }));
       }
-      if (this.#index.status.get(slot) !== DEAD || this.#busy.has(slot) || this.#index.names.get(id) !== slot) continue;
-      this.#busy.add(slot);
-      chosen.push({ slot, id });
-      const to = url ?? this.#stateUrl(slot);
-      frames.push(encodeState({ id, event: this.#ref(slot), dead: undefined, attempts: 0, createdAt: now, nextAttemptAt: now, deadAt: 0, history, url: to }));
+    } catch (error) {
+      // Nothing was written: the dead letters taken so far are free again for the next replay or purge.
+      for (const { slot } of chosen) this.#busy.delete(slot);
+      throw error;
     }
     if (frames.length === 0) return 0;
     await this.#write(
@@ -763,6 +776,7 @@ export class FileStore implements OutboxStore {
     if (!wasOpen) return;
     try {
       clearTimeout(this.#syncTimer);
+      await this.#carrying;
       if (this.#writeSoon !== undefined) this.#startWriter(true);
       await this.#writer;
       if (this.#dirty && this.#failed === undefined && this.#active !== undefined) await this.#fs.fsync(this.#active.fd);
@@ -922,10 +936,22 @@ export class FileStore implements OutboxStore {
     let state: RecordView | undefined;
     let history: AttemptRecord[] = [];
     if (index.stSeg.get(slot) !== 0) {
-      const [stateBytes, stateRecord] = await this.#readRecord(index.stSeg.get(slot), index.stOff.get(slot), index.stLen.get(slot), true);
+      const where = [index.stSeg.get(slot), index.stOff.get(slot), index.stLen.get(slot)] as const;
+      let stateBytes: Buffer;
+      let stateRecord: RecordView;
+      let historyIntact = true;
+      try {
+        [stateBytes, stateRecord] = await this.#readRecord(...where, true);
+      } catch (error) {
+        if (!(error instanceof CorruptRecordError)) throw error;
+        // Its payload is only the attempt history: with a head that checks out (attempts, due time, dead
+        // reason) the event goes on without it rather than being lost.
+        [stateBytes, stateRecord] = await this.#readRecord(...where, false);
+        historyIntact = false;
+      }
       if (stateRecord.type !== RECORD_STATE || stateRecord.eventSeg !== seg || stateRecord.eventOff !== off) throw new CorruptRecordError('not its state record');
       state = stateRecord;
-      history = decodeHistory(stateBytes, stateRecord);
+      if (historyIntact) history = decodeHistory(stateBytes, stateRecord);
     }
     const event: StoredEvent = {
       id: eventBytes.toString('utf8', record.idStart, record.idEnd),
@@ -1108,7 +1134,8 @@ export class FileStore implements OutboxStore {
         try {
           const header = readHeader(bytes.subarray(0, read), id);
           if (header === undefined) {
-            const cutShort = last && read < HEADER_BYTES;
+            // Creation cut short (it never held a record): the newest file, or one whose bytes start a header.
+            const cutShort = read < HEADER_BYTES && (last || isCutShortHeader(bytes.subarray(0, read), id));
             if (readOnly) {
               if (!cutShort) this.#corrupt++;
               continue;
@@ -1159,7 +1186,12 @@ export class FileStore implements OutboxStore {
       this.#active = newest;
     }
     for (const id of this.#segments.keys()) this.#candidates.add(id);
-    await this.#collect();
+    try {
+      await this.#collect();
+    } catch {
+      // A settled segment that cannot be deleted yet holds nothing live: the next commit tries again.
+      for (const id of this.#segments.keys()) this.#candidates.add(id);
+    }
   }
 
   /**
@@ -1384,7 +1416,18 @@ export class FileStore implements OutboxStore {
       // in the current segment, where a write that finds no room fails like any other. A format 2 segment
       // (no salt; kept at open only when no new one could be made) is left as soon as possible.
       const current = this.#active as Segment;
-      if (current.size >= this.#segmentBytes || current.salt === 0) await this.#roll();
+      start = current.size;
+      if (current.size >= this.#segmentBytes || current.salt === 0) {
+        // Records not synced yet stay in the segment being left: sync them now. If that fails, it is the
+        // fsync failure below: this batch is rejected, nothing cut, and the store goes on in a new segment.
+        if (this.#dirty) {
+          phase = 'fsync';
+          await this.#fs.fsync(current.fd);
+          this.#dirty = false;
+          phase = 'roll';
+        }
+        await this.#roll();
+      }
       const active = this.#active as Segment;
       start = active.size;
       let at = start;
@@ -1408,7 +1451,7 @@ export class FileStore implements OutboxStore {
       active.size = at;
       batch.forEach((op, i) => op.apply(locations[i] as Location[]));
     } catch (error) {
-      const failure = ioError(phase === 'fsync' ? 'syncing the journal' : 'writing the journal', error);
+      const failure = ioError(phase === 'fsync' ? 'syncing the journal' : phase === 'write' ? 'writing the journal' : 'starting a new segment', error);
       for (const op of batch) {
         op.fail?.();
         op.reject(failure);
@@ -1423,7 +1466,82 @@ export class FileStore implements OutboxStore {
       // Deleting a fully settled segment can wait for the next commit or the next open.
       for (const id of this.#segments.keys()) this.#candidates.add(id);
     }
+    this.#carrySoon();
     for (const op of batch) op.resolve();
+  }
+
+  /**
+   * A segment whose events are all settled is still kept while it holds tombstones of events of an older
+   * segment that exists, and the segments holding tombstones of its own events are kept for it, and so on:
+   * one dead letter (or an event retrying for days) would keep every segment written after it. So the
+   * tombstones such a segment holds for a segment that a live event pins are written again at the end of
+   * the journal; once they are durable the segment, and the chain behind it, can go. A reopen after a crash
+   * between the two finds each tombstone twice, which changes nothing.
+   */
+  #carrySoon(): void {
+    if (this.#carrying !== undefined || this.#failed !== undefined || this.#state !== 'open') return;
+    const plan: { segment: Segment; targets: Set<number> }[] = [];
+    for (const segment of this.#segments.values()) {
+      if (segment === this.#active || segment.live > 0 || segment.stateRefs > 0 || segment.tombsFor.size === 0 || this.#uncarried.has(segment.id)) continue;
+      const targets = new Set<number>();
+      for (const id of segment.tombsFor.keys()) {
+        const target = this.#segments.get(id);
+        if (target !== undefined && (target.live > 0 || target.stateRefs > 0)) targets.add(id);
+      }
+      if (targets.size > 0) plan.push({ segment, targets });
+    }
+    if (plan.length === 0) return;
+    this.#carrying = this.#carry(plan)
+      .catch(() => undefined)
+      .finally(() => {
+        this.#carrying = undefined;
+      });
+  }
+
+  async #carry(plan: readonly { segment: Segment; targets: Set<number> }[]): Promise<void> {
+    for (const { segment, targets } of plan) {
+      const bytes = Buffer.allocUnsafe(segment.size);
+      const read = await readFully(this.#fs, segment.fd, bytes, segment.size, 0);
+      const header = readHeader(bytes.subarray(0, read), segment.id);
+      if (header === undefined || this.#state !== 'open' || !this.#segments.has(segment.id)) continue;
+      const view = new RecordView();
+      const frames: Buffer[] = [];
+      const carried: number[] = [];
+      const { corrupt } = scanSegment(bytes, read, false, header, (offset) => {
+        if (!view.decode(bytes, offset)) return false;
+        if (view.type === RECORD_TOMBSTONE && targets.has(view.eventSeg)) {
+          frames.push(encodeTombstone({ seg: view.eventSeg, off: view.eventOff }, view.kind as typeof TOMBSTONE_DELIVERED));
+          carried.push(view.eventSeg);
+        }
+        return true;
+      });
+      // A record that does not read back may be one of those tombstones: then the segment stays.
+      if (corrupt > 0 || read !== segment.size || frames.length === 0) {
+        this.#uncarried.add(segment.id);
+        continue;
+      }
+      await this.#write(
+        frames,
+        (locations) => {
+          const holder = this.#segments.get((locations[0] as Location).seg);
+          if (holder === undefined) return;
+          for (const id of carried) {
+            const target = this.#segments.get(id);
+            if (target === undefined) continue;
+            holder.tombsFor.set(id, (holder.tombsFor.get(id) ?? 0) + 1);
+            target.tombedBy.add(holder.id);
+          }
+          for (const id of targets) {
+            segment.tombsFor.delete(id);
+            this.#segments.get(id)?.tombedBy.delete(segment.id);
+          }
+          this.#candidates.add(segment.id);
+        },
+        undefined,
+        0,
+        false,
+      );
+    }
   }
 
   /**

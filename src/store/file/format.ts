@@ -85,6 +85,16 @@ export function encodeHeader(id: number, salt: number): Buffer {
   return header;
 }
 
+/**
+ * Whether `bytes`, shorter than a header, are the start of one for segment `id` (as far as they go): what
+ * a segment whose creation was cut short (a full disk) leaves.
+ */
+export function isCutShortHeader(bytes: Buffer, id: number): boolean {
+  if (bytes.length >= HEADER_BYTES) return false;
+  const start = encodeHeader(id, 0).subarray(0, Math.min(bytes.length, 12));
+  return bytes.subarray(0, start.length).equals(start);
+}
+
 /** A segment's header, read. */
 export interface SegmentHeader {
   /** Where its first frame starts. */
