@@ -38,7 +38,6 @@ import {
   readHeader,
   RECORD_EVENT,
   RECORD_STATE,
-  RECORD_TOMBSTONE,
   RecordView,
   sealFrame,
   TOMBSTONE_DELIVERED,
@@ -233,10 +232,6 @@ export class FileStore implements OutboxStore {
    */
   #moved = new SparseChunks(Uint8Array);
   #candidates = new Set<number>();
-  /** Tombstones being carried forward (see `#carrySoon`), while that runs. */
-  #carrying: Promise<void> | undefined;
-  /** Segments whose tombstones could not all be read back: they stay (see `#carry`). */
-  #uncarried = new Set<number>();
   /** Ids whose append is being written: a second append of one waits for that write. */
   #appending = new Map<string, Promise<void>>();
   /** Highest segment id ever seen in the directory (including ones moved aside): ids are never reused. */
@@ -312,7 +307,6 @@ export class FileStore implements OutboxStore {
       });
       await this.#recover(false);
       this.#state = 'open';
-      this.#carrySoon();
     } catch (error) {
       this.#state = 'closed';
       await this.#closeFiles().catch(() => undefined);
@@ -776,7 +770,6 @@ export class FileStore implements OutboxStore {
     if (!wasOpen) return;
     try {
       clearTimeout(this.#syncTimer);
-      await this.#carrying;
       if (this.#writeSoon !== undefined) this.#startWriter(true);
       await this.#writer;
       if (this.#dirty && this.#failed === undefined && this.#active !== undefined) await this.#fs.fsync(this.#active.fd);
@@ -1466,82 +1459,7 @@ export class FileStore implements OutboxStore {
       // Deleting a fully settled segment can wait for the next commit or the next open.
       for (const id of this.#segments.keys()) this.#candidates.add(id);
     }
-    this.#carrySoon();
     for (const op of batch) op.resolve();
-  }
-
-  /**
-   * A segment whose events are all settled is still kept while it holds tombstones of events of an older
-   * segment that exists, and the segments holding tombstones of its own events are kept for it, and so on:
-   * one dead letter (or an event retrying for days) would keep every segment written after it. So the
-   * tombstones such a segment holds for a segment that a live event pins are written again at the end of
-   * the journal; once they are durable the segment, and the chain behind it, can go. A reopen after a crash
-   * between the two finds each tombstone twice, which changes nothing.
-   */
-  #carrySoon(): void {
-    if (this.#carrying !== undefined || this.#failed !== undefined || this.#state !== 'open') return;
-    const plan: { segment: Segment; targets: Set<number> }[] = [];
-    for (const segment of this.#segments.values()) {
-      if (segment === this.#active || segment.live > 0 || segment.stateRefs > 0 || segment.tombsFor.size === 0 || this.#uncarried.has(segment.id)) continue;
-      const targets = new Set<number>();
-      for (const id of segment.tombsFor.keys()) {
-        const target = this.#segments.get(id);
-        if (target !== undefined && (target.live > 0 || target.stateRefs > 0)) targets.add(id);
-      }
-      if (targets.size > 0) plan.push({ segment, targets });
-    }
-    if (plan.length === 0) return;
-    this.#carrying = this.#carry(plan)
-      .catch(() => undefined)
-      .finally(() => {
-        this.#carrying = undefined;
-      });
-  }
-
-  async #carry(plan: readonly { segment: Segment; targets: Set<number> }[]): Promise<void> {
-    for (const { segment, targets } of plan) {
-      const bytes = Buffer.allocUnsafe(segment.size);
-      const read = await readFully(this.#fs, segment.fd, bytes, segment.size, 0);
-      const header = readHeader(bytes.subarray(0, read), segment.id);
-      if (header === undefined || this.#state !== 'open' || !this.#segments.has(segment.id)) continue;
-      const view = new RecordView();
-      const frames: Buffer[] = [];
-      const carried: number[] = [];
-      const { corrupt } = scanSegment(bytes, read, false, header, (offset) => {
-        if (!view.decode(bytes, offset)) return false;
-        if (view.type === RECORD_TOMBSTONE && targets.has(view.eventSeg)) {
-          frames.push(encodeTombstone({ seg: view.eventSeg, off: view.eventOff }, view.kind as typeof TOMBSTONE_DELIVERED));
-          carried.push(view.eventSeg);
-        }
-        return true;
-      });
-      // A record that does not read back may be one of those tombstones: then the segment stays.
-      if (corrupt > 0 || read !== segment.size || frames.length === 0) {
-        this.#uncarried.add(segment.id);
-        continue;
-      }
-      await this.#write(
-        frames,
-        (locations) => {
-          const holder = this.#segments.get((locations[0] as Location).seg);
-          if (holder === undefined) return;
-          for (const id of carried) {
-            const target = this.#segments.get(id);
-            if (target === undefined) continue;
-            holder.tombsFor.set(id, (holder.tombsFor.get(id) ?? 0) + 1);
-            target.tombedBy.add(holder.id);
-          }
-          for (const id of targets) {
-            segment.tombsFor.delete(id);
-            this.#segments.get(id)?.tombedBy.delete(segment.id);
-          }
-          this.#candidates.add(segment.id);
-        },
-        undefined,
-        0,
-        false,
-      );
-    }
   }
 
   /**
