@@ -1,35 +1,11 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FileStore } from '../../src/store/file/file-store.js';
+import { bundledChild } from './bundled-child.js';
 import { tempDirs } from './temp-dir.js';
 
 const newDir = tempDirs('file-kill');
-let bundleDir: string;
-let child: string;
-
-beforeAll(async () => {
-  // The fixture imports the TypeScript sources; bundle it into one .mjs that plain `node` runs.
-  bundleDir = await mkdtemp(join(tmpdir(), 'file-kill-bundle-'));
-  child = join(bundleDir, 'append-child.mjs');
-  await build({
-    entryPoints: [fileURLToPath(new URL('./fixtures/append-child.ts', import.meta.url))],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile: child,
-    logLevel: 'silent',
-  });
-});
-
-afterAll(async () => {
-  await rm(bundleDir, { recursive: true, force: true });
-});
+const child = bundledChild('append-child');
 
 /** Runs the child until `killAfterMs` after it is ready, SIGKILLs it, and returns what it acknowledged. */
 function runAndKill(
@@ -39,7 +15,7 @@ function runAndKill(
   killAfterMs: number,
 ): Promise<{ acked: Set<string>; claimed: Set<string>; done: Set<string>; held: Set<string> }> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [child, dir, prefix, durability], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [child(), dir, prefix, durability], { stdio: ['ignore', 'pipe', 'pipe'] });
     const acked = new Set<string>();
     const done = new Set<string>();
     const claimed = new Set<string>();
@@ -63,7 +39,8 @@ function runAndKill(
     proc.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const safety = setTimeout(() => proc.kill('SIGKILL'), 10_000);
     proc.on('error', reject);
-    proc.on('exit', (_code, signal) => {
+    // 'close', not 'exit': the lines printed just before the kill may still be in the pipe at 'exit'.
+    proc.on('close', (_code, signal) => {
       clearTimeout(timer);
       clearTimeout(safety);
       if (signal !== 'SIGKILL') reject(new Error(`child exited on its own: ${stderr}`));
