@@ -33,15 +33,19 @@ function runAndKill(dir: string, prefix: string, durability: string, killAfterMs
     };
     // Three workers print after their awaits resume, so the lines of two of them about one event can come
     // out of causal order (another worker claims an appended event before its append's `ack` is printed,
-    // or replays a dead letter before the `settled` that made it dead): a line that settles an event's
-    // state keeps what replays and purges announced for it and not yet confirmed.
-    const announced = new Map<string, Set<Where>>();
+    // settles it again before the first settle's `settled` is printed, or replays a dead letter before
+    // the `settled` that made it dead). So every announced step (settling, replaying, purging) is kept
+    // until its own confirmation, and a confirmation allows its state and every step still announced.
+    const announced = new Map<string, Where[]>();
     const announce = (id: string, where: Where): void => {
       widen(id, where);
-      (announced.get(id) ?? announced.set(id, new Set()).get(id) as Set<Where>).add(where);
+      announced.set(id, [...(announced.get(id) ?? []), where]);
     };
-    const settle = (id: string, where: Where): void => {
-      model.set(id, new Set([where, ...(announced.get(id) ?? [])]));
+    const confirm = (id: string, where: Where): void => {
+      const open = announced.get(id) ?? [];
+      const at = open.indexOf(where);
+      if (at >= 0) open.splice(at, 1);
+      model.set(id, new Set([where, ...open]));
     };
     proc.stdout.setEncoding('utf8');
     proc.stdout.on('data', (chunk: string) => {
@@ -53,14 +57,12 @@ function runAndKill(dir: string, prefix: string, durability: string, killAfterMs
         const [verb, id, outcome] = line.split(' ') as [string, string, string | undefined];
         if (verb === 'ready') timer = setTimeout(() => proc.kill('SIGKILL'), killAfterMs);
         else if (verb === 'ack') widen(id, 'pending');
-        else if (verb === 'settling') widen(id, TARGET[outcome as string] as Where);
-        else if (verb === 'settled') settle(id, TARGET[outcome as string] as Where);
+        else if (verb === 'settling') announce(id, TARGET[outcome as string] as Where);
+        else if (verb === 'settled') confirm(id, TARGET[outcome as string] as Where);
         else if (verb === 'replaying') announce(id, 'pending');
+        else if (verb === 'replayed') confirm(id, 'pending');
         else if (verb === 'purging') announce(id, 'gone');
-        else if (verb === 'replayed' || verb === 'purged') {
-          announced.delete(id);
-          settle(id, verb === 'replayed' ? 'pending' : 'gone');
-        }
+        else if (verb === 'purged') confirm(id, 'gone');
       }
     });
     proc.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
